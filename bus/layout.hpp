@@ -1,0 +1,255 @@
+// Shared-memory layout of a shmbus topic region. Everything in this file lives in memory that
+// other processes map, so every struct is standard-layout, fixed-width, pointer-free (offsets
+// and chunk indices only) and pinned by static_asserts. Bump kLayoutVersion on ANY change to a
+// size, offset, field meaning or protocol rule below; a process meeting another version refuses
+// the region (DESIGN.md property 6).
+//
+//   offset 0         RegionHeader (one page): magic, ABI word, kind, size, bus identity, section
+//                    table; layout_version is written last (release) and read first (acquire).
+//   section control  TopicControl: immutable topic configuration, then hot words each on its
+//                    own cache line (tail, data futex, space futex).
+//   section classes  SizeClassEntry[class_count]: chunk size/count and the lock-free free list.
+//   section pubs     PublisherSlot[max_publishers]
+//   section subs     SubscriberSlot[max_subscribers]
+//   section loans    uint32 chunk index [max_publishers * max_loans_per_publisher]
+//   section holds    uint32 chunk index [max_subscribers * max_held_per_subscriber]
+//   section ring     RingSlot[ring_capacity]  (power of two; index = sequence & (capacity-1))
+//   section chunks   ChunkHeader[total_chunks]
+//   section payload  page-aligned; per size class a page-aligned run of chunk payloads.
+//
+// Protocol summary (details at each field):
+//   * A chunk's `refs` is 0 while free. Loan sets it to 1 (the loaner's reference). Publishing
+//     hands that reference to the ring slot. A subscriber takes its own reference with a CAS
+//     that never raises 0, then checks `sequence` to know it got the message it wanted.
+//   * Publishers claim a sequence from `tail`, write the chunk into ring slot seq & mask and
+//     store seq+1 into the slot's commit word last (release).
+//   * Subscribers read in order from their own cursor; a slot holding a newer sequence means
+//     they were overtaken (drop-oldest) and they count what they lost.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace shmbus::detail {
+
+// Fixed in the layout, never std::hardware_destructive_interference_size (it changes with
+// compiler flags, and both sides of a mapping must agree).
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr std::size_t kPageSize = 4096;
+
+inline constexpr std::uint64_t kRegionMagic = 0x31'53'55'42'4d'48'53'00ULL;  // "\0SHMBUS1"
+// Incompatible when: any struct below changes size/offset/meaning, a section is added or
+// reordered, or a protocol rule in the comments changes.
+inline constexpr std::uint32_t kLayoutVersion = 1;
+
+// ABI facts that must match for two builds to share a region: pointer width, cache line,
+// byte order, and the size of the structures whose layout depends on the compiler.
+inline constexpr std::uint32_t kAbiWord =
+    static_cast<std::uint32_t>(sizeof(void*)) | (static_cast<std::uint32_t>(kCacheLine) << 8) |
+    ((std::endian::native == std::endian::little ? 1u : 0u) << 16);
+
+inline constexpr std::uint32_t kNoChunk = 0xFFFF'FFFFu;
+inline constexpr std::uint64_t kNoSequence = ~0ULL;
+
+enum class RegionKind : std::uint32_t { kAnonymous = 1, kFile = 2 };
+
+enum SectionId : std::uint32_t {
+  kSectionControl = 0,
+  kSectionClasses,
+  kSectionPublishers,
+  kSectionSubscribers,
+  kSectionLoans,
+  kSectionHolds,
+  kSectionRing,
+  kSectionChunks,
+  kSectionPayload,
+  kSectionCount
+};
+
+struct Section {
+  std::uint64_t offset;  // from the region base
+  std::uint64_t size;    // bytes
+};
+static_assert(sizeof(Section) == 16);
+
+// Region header, at offset 0 of every shmbus region.
+struct RegionHeader {
+  std::uint64_t magic;         // kRegionMagic
+  std::uint32_t abi_word;      // kAbiWord of the creator
+  RegionKind kind;             // anonymous (memfd) or file
+  std::uint64_t region_size;   // bytes; must equal the mapping / file size
+  std::uint64_t bus_epoch;     // creator's epoch (daemon start time, or creation time)
+  char bus_name[64];           // NUL-terminated
+  std::uint32_t section_count; // kSectionCount
+  std::uint32_t reserved0;
+  Section sections[16];        // room for later sections (durable log, schema)
+  // Region health. 0 = ok; kRegionRevoked once the daemon learned the backing file is being
+  // truncated or rewritten (lease break). Clients check it on the slow paths.
+  std::atomic<std::uint32_t> health;
+  // Written last by the creator with release order; an opener reads it first with acquire so
+  // that everything above is visible once it reads a non-zero version.
+  std::atomic<std::uint32_t> layout_version;
+  std::uint8_t reserved[kPageSize - 368];
+};
+inline constexpr std::uint32_t kRegionHealthy = 0;
+inline constexpr std::uint32_t kRegionRevoked = 1;
+static_assert(std::is_standard_layout_v<RegionHeader>);
+static_assert(sizeof(RegionHeader) == kPageSize);
+static_assert(offsetof(RegionHeader, magic) == 0);
+static_assert(offsetof(RegionHeader, abi_word) == 8);
+static_assert(offsetof(RegionHeader, region_size) == 16);
+static_assert(offsetof(RegionHeader, bus_name) == 32);
+static_assert(offsetof(RegionHeader, section_count) == 96);
+static_assert(offsetof(RegionHeader, sections) == 104);
+static_assert(offsetof(RegionHeader, health) == 360);
+static_assert(offsetof(RegionHeader, layout_version) == 364);
+
+enum class SlowSubscriberPolicyWire : std::uint32_t { kBlock = 1, kDropOldest = 2, kFailPublish = 3 };
+
+inline constexpr std::size_t kTopicNameMax = 255;
+
+// The topic's control block. The first cache lines are written once by the creator before
+// layout_version is released and never change afterwards; the hot words follow, each on its
+// own cache line so that publishers and subscribers do not false-share.
+struct TopicControl {
+  char name[kTopicNameMax + 1];
+  std::uint64_t type_id;           // Cap'n Proto struct id of the message type, 0 = raw bytes
+  SlowSubscriberPolicyWire policy;
+  std::uint32_t ring_capacity;     // power of two
+  std::uint32_t history_depth;     // <= ring_capacity
+  std::uint32_t max_publishers;
+  std::uint32_t max_subscribers;
+  std::uint32_t max_loans_per_publisher;
+  std::uint32_t max_held_per_subscriber;
+  std::uint32_t max_segments;      // Cap'n Proto segments per message (chunks per message)
+  std::uint32_t class_count;
+  std::uint32_t total_chunks;
+  std::uint64_t max_message_size;  // bytes, over all segments of one message
+  std::uint64_t block_timeout_ns;  // default for the block policy
+  std::uint8_t reserved_config[192 - 64];
+
+  // Next sequence to claim. Publishers fetch_add/CAS it; subscribers read it to resynchronise.
+  alignas(kCacheLine) std::atomic<std::uint64_t> tail;
+  std::uint8_t pad_tail[kCacheLine - 8];
+  // Futex word bumped by a publisher when `sleepers` is non-zero; subscribers FUTEX_WAIT on it.
+  alignas(kCacheLine) std::atomic<std::uint32_t> data_futex;
+  std::atomic<std::uint32_t> sleepers;
+  std::uint8_t pad_data[kCacheLine - 8];
+  // Futex word bumped by a subscriber when `blocked_publishers` is non-zero (block policy).
+  alignas(kCacheLine) std::atomic<std::uint32_t> space_futex;
+  std::atomic<std::uint32_t> blocked_publishers;
+  std::uint8_t pad_space[kCacheLine - 8];
+};
+static_assert(std::is_standard_layout_v<TopicControl>);
+static_assert(offsetof(TopicControl, type_id) == 256);
+static_assert(offsetof(TopicControl, max_message_size) == 304);
+static_assert(offsetof(TopicControl, tail) == 448);
+static_assert(offsetof(TopicControl, data_futex) == 512);
+static_assert(offsetof(TopicControl, space_futex) == 576);
+static_assert(sizeof(TopicControl) == 640);
+static_assert(alignof(TopicControl) == kCacheLine);
+
+// One size class of the pool. `free_head` packs {ABA tag:32, chunk index:32}; the tag changes
+// on every successful push/pop so a stale CAS cannot succeed.
+struct SizeClassEntry {
+  std::uint64_t chunk_size;        // usable payload bytes per chunk
+  std::uint64_t payload_stride;    // distance between two chunks' payloads
+  std::uint64_t payload_offset;    // of the first chunk, from the region base (page-aligned)
+  std::uint32_t first_chunk;       // global index of the class's first chunk
+  std::uint32_t chunk_count;
+  std::uint8_t reserved[kCacheLine - 32];
+  alignas(kCacheLine) std::atomic<std::uint64_t> free_head;
+  std::uint8_t pad[kCacheLine - 8];
+};
+static_assert(std::is_standard_layout_v<SizeClassEntry>);
+static_assert(sizeof(SizeClassEntry) == 2 * kCacheLine);
+static_assert(offsetof(SizeClassEntry, free_head) == kCacheLine);
+
+enum : std::uint32_t { kSlotFree = 0, kSlotClaiming = 1, kSlotActive = 2, kSlotReclaiming = 3 };
+
+struct PublisherSlot {
+  std::atomic<std::uint32_t> state;   // kSlot*
+  std::atomic<std::int32_t> pid;      // informational: owner's pid at registration
+  // Sequence this publisher has claimed but not yet committed, plus one; 0 = none. Lets a
+  // recoverer fill the hole a publisher killed between claim and commit leaves in the ring.
+  std::atomic<std::uint64_t> claimed_plus1;
+  std::atomic<std::uint64_t> published;   // messages committed (statistics)
+  std::atomic<std::uint64_t> generation;  // bumped at each registration
+  // Head chunk of the message being committed under claimed_plus1 (its loan records are
+  // cleared before the ring slot is written; this keeps it reachable for a recoverer).
+  std::atomic<std::uint32_t> claim_chunk;
+  std::uint8_t pad[kCacheLine - 36];
+};
+static_assert(std::is_standard_layout_v<PublisherSlot>);
+static_assert(sizeof(PublisherSlot) == kCacheLine);
+static_assert(offsetof(PublisherSlot, claimed_plus1) == 8);
+static_assert(offsetof(PublisherSlot, claim_chunk) == 32);
+
+struct SubscriberSlot {
+  std::atomic<std::uint32_t> state;   // kSlot*
+  std::atomic<std::int32_t> pid;
+  std::atomic<std::uint64_t> generation;
+  std::atomic<std::uint64_t> lost;    // messages overwritten before this subscriber took them
+  std::atomic<std::uint64_t> taken;
+  std::uint8_t pad0[kCacheLine - 32];
+  // Next sequence this subscriber will take. Written by its owner on every take (release: the
+  // publisher that reads it may then reuse the ring slot), read by block-policy publishers.
+  alignas(kCacheLine) std::atomic<std::uint64_t> cursor;
+  std::uint8_t pad1[kCacheLine - 8];
+};
+static_assert(std::is_standard_layout_v<SubscriberSlot>);
+static_assert(sizeof(SubscriberSlot) == 2 * kCacheLine);
+static_assert(offsetof(SubscriberSlot, cursor) == kCacheLine);
+
+struct RingSlot {
+  // sequence+1 of the message in this slot, 0 = never written. Stored last with release.
+  std::atomic<std::uint64_t> commit;
+  std::atomic<std::uint32_t> chunk;   // head chunk of the message; kNoChunk = tombstone
+  std::uint32_t reserved;
+};
+static_assert(std::is_standard_layout_v<RingSlot>);
+static_assert(sizeof(RingSlot) == 16);
+
+enum : std::uint32_t { kChunkFlagTyped = 1 };
+
+// Chunk header, kept apart from payload so that payloads can be page-aligned (copy-on-write
+// views of a payload then copy only the payload's own pages).
+struct ChunkHeader {
+  // 0 = free. See the protocol summary above.
+  std::atomic<std::uint32_t> refs;
+  // Free-list link, meaningful only while the chunk is on its class's free list.
+  std::atomic<std::uint32_t> next_free;
+  // Message sequence while published; kNoSequence while loaned. A subscriber that raced a
+  // reuse detects it here after taking its reference.
+  std::atomic<std::uint64_t> sequence;
+  // Bytes of this chunk's payload the message uses (segment size for Cap'n Proto messages).
+  std::atomic<std::uint64_t> used_bytes;
+  // High-water mark of bytes ever written in this chunk since it was last zeroed. Publisher-
+  // private while loaned; lets a typed loan zero only what an earlier message dirtied.
+  std::atomic<std::uint64_t> dirty_bytes;
+  std::atomic<std::uint32_t> next_segment;   // next chunk of the same message, kNoChunk = last
+  std::atomic<std::uint32_t> segment_count;  // on the head chunk: chunks in the message
+  std::atomic<std::uint32_t> flags;          // kChunkFlag*
+  std::atomic<std::uint32_t> publisher;      // slot index of the publisher
+  std::uint32_t size_class;                  // immutable
+  std::uint32_t reserved0;
+  std::atomic<std::uint64_t> publish_ns;     // CLOCK_MONOTONIC at publish
+};
+static_assert(std::is_standard_layout_v<ChunkHeader>);
+static_assert(sizeof(ChunkHeader) == kCacheLine);
+static_assert(offsetof(ChunkHeader, sequence) == 8);
+static_assert(offsetof(ChunkHeader, next_segment) == 32);
+static_assert(offsetof(ChunkHeader, publish_ns) == 56);
+
+// Every atomic in shared memory must be lock-free, or another process could see a lock the
+// library keeps in this process only.
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::int32_t>::is_always_lock_free);
+
+constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+}  // namespace shmbus::detail

@@ -1,0 +1,213 @@
+#include "publisher_core.hpp"
+
+#include <unistd.h>
+
+#include "futex.hpp"
+
+namespace shmbus::detail {
+
+PublisherCore::PublisherCore(const Topic& topic)
+    : topic_(topic), map_(topic.map()), ctl_(map_.control()),
+      max_loans_(map_.config().max_loans_per_publisher) {
+  for (std::uint32_t i = 0; i < map_.config().max_publishers; ++i) {
+    PublisherSlot& s = map_.publisher(i);
+    std::uint32_t expected = kSlotFree;
+    // Acquire: a freed slot's rows were cleared by its previous owner or recoverer (release).
+    if (!s.state.compare_exchange_strong(expected, kSlotClaiming, std::memory_order_acquire)) continue;
+    slot_ = i;
+    loans_ = map_.loans_of(i);
+    for (std::uint32_t l = 0; l < max_loans_; ++l) loans_[l].store(kNoChunk, std::memory_order_relaxed);
+    s.pid.store(getpid(), std::memory_order_relaxed);
+    s.claimed_plus1.store(0, std::memory_order_relaxed);
+    s.published.store(0, std::memory_order_relaxed);
+    s.generation.fetch_add(1, std::memory_order_relaxed);
+    // Release: tools and recoverers that see kSlotActive (acquire) see the fields above.
+    s.state.store(kSlotActive, std::memory_order_release);
+    return;
+  }
+  throw Error(Errc::too_many_publishers, map_.describe() + ": all " +
+                                             std::to_string(map_.config().max_publishers) +
+                                             " publisher slots are taken");
+}
+
+PublisherCore::~PublisherCore() {
+  for (std::uint32_t l = 0; l < max_loans_; ++l) {
+    std::uint32_t c = loans_[l].load(std::memory_order_relaxed);
+    if (c != kNoChunk) {
+      loans_[l].store(kNoChunk, std::memory_order_relaxed);
+      map_.release(c);
+    }
+  }
+  // Release: the next owner of this slot (acquire CAS) sees the cleared loan row.
+  map_.publisher(slot_).state.store(kSlotFree, std::memory_order_release);
+}
+
+std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept {
+  int cls = map_.class_for(bytes);
+  if (cls < 0 || bytes > map_.config().max_message_size) {
+    err = Errc::message_too_large;
+    return kNoChunk;
+  }
+  if (loans_in_use_ >= max_loans_) {
+    err = Errc::too_many_loans;
+    return kNoChunk;
+  }
+  // Any larger class will do when the best fit is exhausted.
+  std::uint32_t chunk = kNoChunk;
+  for (int c = cls; c < static_cast<int>(map_.classes().size()) && chunk == kNoChunk; ++c) {
+    chunk = map_.allocate(c);
+  }
+  if (chunk == kNoChunk) {
+    err = Errc::pool_exhausted;
+    return kNoChunk;
+  }
+  for (std::uint32_t l = 0; l < max_loans_; ++l) {
+    if (loans_[l].load(std::memory_order_relaxed) == kNoChunk) {
+      // Relaxed: the loan row is read only by a recoverer after this process died, and the
+      // kernel's process teardown orders everything before that.
+      loans_[l].store(chunk, std::memory_order_relaxed);
+      break;
+    }
+  }
+  ++loans_in_use_;
+  map_.chunk(chunk).publisher.store(slot_, std::memory_order_relaxed);
+  err = Errc::ok;
+  return chunk;
+}
+
+void PublisherCore::forget_loan(std::uint32_t chunk) noexcept {
+  for (std::uint32_t l = 0; l < max_loans_; ++l) {
+    if (loans_[l].load(std::memory_order_relaxed) == chunk) {
+      loans_[l].store(kNoChunk, std::memory_order_relaxed);
+      --loans_in_use_;
+      return;
+    }
+  }
+}
+
+void PublisherCore::return_chunk(std::uint32_t chunk) noexcept {
+  forget_loan(chunk);
+  map_.release(chunk);
+}
+
+std::uint64_t PublisherCore::slowest_cursor() const noexcept {
+  std::uint64_t slowest = ~0ULL;
+  for (std::uint32_t i = 0; i < map_.config().max_subscribers; ++i) {
+    SubscriberSlot& s = map_.subscriber(i);
+    // Acquire: pairs with the subscriber's release of kSlotActive after it set its cursor.
+    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
+    slowest = std::min(slowest, s.cursor.load(std::memory_order_acquire));
+  }
+  return slowest;
+}
+
+Status PublisherCore::claim(std::uint64_t& seq) noexcept {
+  if (ctl_.policy == SlowSubscriberPolicyWire::kDropOldest) {
+    // Relaxed: tail only hands out numbers; the ring slot's commit word publishes the data.
+    seq = ctl_.tail.fetch_add(1, std::memory_order_relaxed);
+    return Errc::ok;
+  }
+  const std::uint64_t capacity = map_.ring_capacity();
+  std::uint64_t deadline = 0;
+  std::uint64_t t = ctl_.tail.load(std::memory_order_relaxed);
+  for (;;) {
+    std::uint64_t slowest = slowest_cursor();
+    if (slowest == ~0ULL || t - std::min(slowest, t) < capacity) {
+      if (ctl_.tail.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) {
+        seq = t;
+        return Errc::ok;
+      }
+      continue;  // another publisher claimed t; t now holds the new tail
+    }
+    if (ctl_.policy == SlowSubscriberPolicyWire::kFailPublish) return Errc::subscriber_queue_full;
+    // Block policy: sleep on space_futex until a subscriber takes, or the timeout passes.
+    std::uint64_t now = monotonic_ns();
+    if (deadline == 0) deadline = now + ctl_.block_timeout_ns;
+    if (now >= deadline) return Errc::timeout;
+    // Seq_cst: Dekker pairing with the subscriber's (cursor store; fence; load
+    // blocked_publishers) so that one of us sees the other.
+    ctl_.blocked_publishers.fetch_add(1, std::memory_order_seq_cst);
+    std::uint32_t v = ctl_.space_futex.load(std::memory_order_seq_cst);
+    std::uint64_t again = slowest_cursor();
+    t = ctl_.tail.load(std::memory_order_relaxed);
+    if (!(again != ~0ULL && t - std::min(again, t) >= capacity)) {
+      ctl_.blocked_publishers.fetch_sub(1, std::memory_order_relaxed);
+      continue;
+    }
+    futex_wait(&ctl_.space_futex, v, std::chrono::nanoseconds(std::min<std::uint64_t>(deadline - now, 10'000'000)));
+    ctl_.blocked_publishers.fetch_sub(1, std::memory_order_relaxed);
+    t = ctl_.tail.load(std::memory_order_relaxed);
+  }
+}
+
+Status PublisherCore::commit(std::uint32_t head) noexcept {
+  PublisherSlot& me = map_.publisher(slot_);
+  std::uint64_t seq = 0;
+  // Record that a claim is under way before taking it: a recoverer that finds this marker
+  // for a dead publisher knows to look for a hole in the ring.
+  me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
+  if (Status st = claim(seq); !st.ok()) {
+    me.claimed_plus1.store(0, std::memory_order_relaxed);
+    return st;
+  }
+  me.claim_chunk.store(head, std::memory_order_relaxed);
+  me.claimed_plus1.store(seq + 1, std::memory_order_relaxed);
+  ChunkHeader& h = map_.chunk(head);
+  h.publish_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  h.sequence.store(seq, std::memory_order_relaxed);
+  // The ring takes over our reference: forget the loans of the whole chain.
+  std::uint32_t idx = head;
+  for (std::uint32_t n = 0; n < map_.config().max_segments && map_.valid_chunk(idx); ++n) {
+    forget_loan(idx);
+    idx = map_.chunk(idx).next_segment.load(std::memory_order_relaxed);
+  }
+  RingSlot& rs = map_.ring_slot(seq);
+  // Acquire: pairs with another publisher's release of a newer commit in this slot.
+  std::uint64_t current = rs.commit.load(std::memory_order_acquire);
+  if (current > seq + 1) {
+    // A publisher a whole ring ahead already wrote here (only possible under drop-oldest
+    // while we were descheduled): our message is already overwritten for everyone.
+    map_.release(head);
+  } else {
+    // Acq_rel: we take over the previous occupant's ring reference (acquire its writes) and
+    // hand over ours (release our chunk header and payload writes).
+    std::uint32_t old = rs.chunk.exchange(head, std::memory_order_acq_rel);
+    // Release: a subscriber that reads commit == seq+1 (acquire) sees the chunk index, the
+    // chunk header and the payload written before. Only ever raise the commit word.
+    while (current < seq + 1 &&
+           !rs.commit.compare_exchange_weak(current, seq + 1, std::memory_order_release, std::memory_order_acquire)) {
+    }
+    if (old != kNoChunk && map_.valid_chunk(old)) map_.release(old);
+  }
+  me.claimed_plus1.store(0, std::memory_order_relaxed);
+  me.published.fetch_add(1, std::memory_order_relaxed);
+  // Seq_cst fence: Dekker pairing with a sleeping subscriber (sleepers++; fence; check data),
+  // so either it sees our commit or we see it sleeping. No syscall when nobody sleeps.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (ctl_.sleepers.load(std::memory_order_relaxed) != 0) {
+    ctl_.data_futex.fetch_add(1, std::memory_order_relaxed);
+    futex_wake_all(&ctl_.data_futex);
+  }
+  return Errc::ok;
+}
+
+RawLoan PublisherCore::make_loan(std::uint32_t chunk, std::size_t size) noexcept {
+  RawLoan loan;
+  loan.core_ = this;
+  loan.chunk_ = chunk;
+  loan.data_ = map_.payload(chunk);
+  loan.size_ = size;
+  return loan;
+}
+
+std::string PublisherCore::explain(Errc err, std::uint64_t bytes) const {
+  std::string s = map_.describe() + ": cannot loan " + std::to_string(bytes) + " bytes: " + errc_name(err);
+  if (err == Errc::pool_exhausted) s += "\n" + topic_.describe_pool();
+  if (err == Errc::message_too_large) {
+    s += " (largest chunk " + std::to_string(map_.classes().back().chunk_size) + " bytes, max message " +
+         std::to_string(map_.config().max_message_size) + " bytes)";
+  }
+  return s;
+}
+
+}  // namespace shmbus::detail

@@ -1,0 +1,46 @@
+// detail::PublisherCore: a registered publisher slot and the publish protocol.
+#pragma once
+
+#include <cstdint>
+
+#include "shmbus/raw.hpp"
+#include "topic_map.hpp"
+
+namespace shmbus::detail {
+
+class PublisherCore {
+ public:
+  explicit PublisherCore(const Topic& topic);
+  ~PublisherCore();
+
+  // Loans one chunk able to hold `bytes`; records it in this publisher's loan row.
+  // Returns kNoChunk and sets `err` on failure.
+  std::uint32_t loan_chunk(std::uint64_t bytes, Errc& err) noexcept;
+  // Gives back an unpublished loan.
+  void return_chunk(std::uint32_t chunk) noexcept;
+  // Publishes the message whose head is `head` (segments already linked and sized).
+  Status commit(std::uint32_t head) noexcept;
+  // A human-readable explanation of a loan failure: which pool, who holds it.
+  std::string explain(Errc err, std::uint64_t bytes) const;
+
+  RawLoan make_loan(std::uint32_t chunk, std::size_t size) noexcept;
+  const Topic& topic() const noexcept { return topic_; }
+  TopicMap& map() const noexcept { return map_; }
+  std::uint32_t slot() const noexcept { return slot_; }
+
+ private:
+  void forget_loan(std::uint32_t chunk) noexcept;
+  // Claims the next sequence under the topic's policy.
+  Status claim(std::uint64_t& seq) noexcept;
+  std::uint64_t slowest_cursor() const noexcept;
+
+  Topic topic_;
+  TopicMap& map_;
+  TopicControl& ctl_;
+  std::uint32_t slot_;
+  std::atomic<std::uint32_t>* loans_;
+  std::uint32_t max_loans_;
+  std::uint32_t loans_in_use_ = 0;
+};
+
+}  // namespace shmbus::detail

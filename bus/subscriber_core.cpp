@@ -1,0 +1,228 @@
+#include "subscriber_core.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "futex.hpp"
+#include "region.hpp"
+
+namespace shmbus::detail {
+
+SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
+    : topic_(topic), map_(topic.map()), ctl_(map_.control()), options_(options),
+      max_held_(map_.config().max_held_per_subscriber),
+      block_policy_(ctl_.policy != SlowSubscriberPolicyWire::kDropOldest) {
+  for (std::uint32_t i = 0; i < map_.config().max_subscribers; ++i) {
+    SubscriberSlot& s = map_.subscriber(i);
+    std::uint32_t expected = kSlotFree;
+    // Acquire: see the previous owner's or recoverer's cleared hold row.
+    if (!s.state.compare_exchange_strong(expected, kSlotClaiming, std::memory_order_acquire)) continue;
+    slot_ = i;
+    holds_ = map_.holds_of(i);
+    for (std::uint32_t h = 0; h < max_held_; ++h) holds_[h].store(kNoChunk, std::memory_order_relaxed);
+    s.pid.store(getpid(), std::memory_order_relaxed);
+    s.lost.store(0, std::memory_order_relaxed);
+    s.taken.store(0, std::memory_order_relaxed);
+    s.generation.fetch_add(1, std::memory_order_relaxed);
+    // Acquire: with the commit words we then read, we start from a consistent tail.
+    std::uint64_t tail = ctl_.tail.load(std::memory_order_acquire);
+    std::uint64_t history = options.with_history ? ctl_.history_depth : 0;
+    cursor_ = tail - std::min<std::uint64_t>(tail, history);
+    s.cursor.store(cursor_, std::memory_order_relaxed);
+    // Release: a block-policy publisher that sees kSlotActive (acquire) sees our cursor.
+    s.state.store(kSlotActive, std::memory_order_release);
+    return;
+  }
+  throw Error(Errc::too_many_subscribers, map_.describe() + ": all " +
+                                              std::to_string(map_.config().max_subscribers) +
+                                              " subscriber slots are taken");
+}
+
+SubscriberCore::~SubscriberCore() {
+  stop_event_thread();
+  for (std::uint32_t h = 0; h < max_held_; ++h) {
+    std::uint32_t c = holds_[h].load(std::memory_order_relaxed);
+    if (c != kNoChunk) {
+      holds_[h].store(kNoChunk, std::memory_order_relaxed);
+      map_.release(c);
+    }
+  }
+  // Release: the next owner sees the cleared row; block-policy publishers stop waiting on us.
+  map_.subscriber(slot_).state.store(kSlotFree, std::memory_order_release);
+  if (block_policy_) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (ctl_.blocked_publishers.load(std::memory_order_relaxed) != 0) {
+      ctl_.space_futex.fetch_add(1, std::memory_order_relaxed);
+      futex_wake_all(&ctl_.space_futex);
+    }
+  }
+}
+
+bool SubscriberCore::has_data() const noexcept {
+  // Acquire: pairs with the publisher's release of the commit word.
+  return map_.ring_slot(cursor_).commit.load(std::memory_order_acquire) > cursor_;
+}
+
+void SubscriberCore::resync(std::uint64_t seen_commit) noexcept {
+  // We were overtaken: the oldest message possibly still in the ring is tail - capacity.
+  const std::uint64_t capacity = map_.ring_capacity();
+  std::uint64_t tail = ctl_.tail.load(std::memory_order_relaxed);
+  tail = std::max(tail, seen_commit);
+  std::uint64_t next = std::max(cursor_ + 1, tail > capacity ? tail - capacity : 0);
+  pending_lost_ += next - cursor_;
+  lost_ += next - cursor_;
+  cursor_ = next;
+}
+
+Errc SubscriberCore::take_chunk(Taken& out) noexcept {
+  if (held_ >= max_held_) return Errc::too_many_held;
+  for (;;) {
+    RingSlot& rs = map_.ring_slot(cursor_);
+    // Acquire: pairs with the publisher's release CAS of commit; the chunk index, chunk
+    // header and payload it wrote before are visible after this load.
+    std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
+    if (commit <= cursor_) return Errc::no_data;
+    if (commit != cursor_ + 1) {  // slot already reused by a newer message
+      resync(commit);
+      continue;
+    }
+    std::uint32_t chunk = rs.chunk.load(std::memory_order_acquire);
+    if (chunk == kNoChunk) {  // tombstone left by a recoverer for a publisher that died
+      ++pending_lost_;
+      ++lost_;
+      ++cursor_;
+      continue;
+    }
+    if (!map_.valid_chunk(chunk) || !map_.try_acquire(chunk)) {
+      resync(cursor_ + 1);  // freed or bogus: the slot moved on under us
+      continue;
+    }
+    // Acquire: pairs with the release that made this sequence visible (commit / allocate).
+    if (map_.chunk(chunk).sequence.load(std::memory_order_acquire) != cursor_) {
+      map_.release(chunk);  // we raced a reuse of this chunk
+      resync(cursor_ + 1);
+      continue;
+    }
+    std::uint32_t hold = 0;
+    while (holds_[hold].load(std::memory_order_relaxed) != kNoChunk) ++hold;  // held_ < max_held_
+    // Relaxed: read only by a recoverer after we died (process teardown orders it).
+    holds_[hold].store(chunk, std::memory_order_relaxed);
+    ++held_;
+    out = {chunk, hold, cursor_, pending_lost_};
+    pending_lost_ = 0;
+    ++cursor_;
+    SubscriberSlot& me = map_.subscriber(slot_);
+    // Release: a block-policy publisher reading our cursor (acquire) may reuse the slot.
+    me.cursor.store(cursor_, std::memory_order_release);
+    me.taken.store(me.taken.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (out.lost_before != 0) me.lost.store(lost_, std::memory_order_relaxed);
+    if (block_policy_) {
+      // Seq_cst fence: Dekker pairing with a publisher going to sleep in claim().
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (ctl_.blocked_publishers.load(std::memory_order_relaxed) != 0) {
+        ctl_.space_futex.fetch_add(1, std::memory_order_relaxed);
+        futex_wake_all(&ctl_.space_futex);
+      }
+    }
+    return Errc::ok;
+  }
+}
+
+void SubscriberCore::release_hold(std::uint32_t chunk, std::uint32_t hold_index) noexcept {
+  holds_[hold_index].store(kNoChunk, std::memory_order_relaxed);
+  --held_;
+  map_.release(chunk);
+}
+
+Status SubscriberCore::sleep_until_data(std::uint64_t deadline_ns) noexcept {
+  for (;;) {
+    // Seq_cst: Dekker pairing with the publisher's (commit; fence; load sleepers).
+    ctl_.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    std::uint32_t v = ctl_.data_futex.load(std::memory_order_seq_cst);
+    if (has_data()) {
+      ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
+      return Errc::ok;
+    }
+    std::uint64_t now = monotonic_ns();
+    if (now >= deadline_ns) {
+      ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
+      return Errc::timeout;
+    }
+    futex_wait(&ctl_.data_futex, v, std::chrono::nanoseconds(deadline_ns - now));
+    ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
+    if (has_data()) return Errc::ok;
+  }
+}
+
+Status SubscriberCore::wait(std::chrono::nanoseconds timeout) noexcept {
+  if (has_data()) return Errc::ok;
+  const std::uint64_t start = monotonic_ns();
+  const std::uint64_t deadline =
+      timeout.count() < 0 ? ~0ULL : start + static_cast<std::uint64_t>(timeout.count());
+  if (options_.wait_mode != WaitMode::block) {
+    std::uint64_t spin_end = options_.wait_mode == WaitMode::busy_poll
+                                 ? deadline
+                                 : std::min(deadline, start + static_cast<std::uint64_t>(options_.spin_time.count()));
+    for (std::uint32_t i = 0;; ++i) {
+      if (has_data()) return Errc::ok;
+      cpu_relax();
+      if ((i & 63) == 0 && monotonic_ns() >= spin_end) break;
+    }
+    if (options_.wait_mode == WaitMode::busy_poll) return Errc::timeout;
+  }
+  return sleep_until_data(deadline);
+}
+
+int SubscriberCore::event_fd() {
+  if (event_fd_ >= 0) return event_fd_;
+  event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (event_fd_ < 0) throw_errno("eventfd for " + map_.describe());
+  // The helper thread sleeps on the topic's futex and turns "new data" into an eventfd
+  // signal, edge-style: it signals again only after another publish.
+  event_thread_ = std::thread([this] {
+    std::uint64_t signalled_tail = ~0ULL;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      ctl_.sleepers.fetch_add(1, std::memory_order_seq_cst);
+      std::uint32_t v = ctl_.data_futex.load(std::memory_order_seq_cst);
+      std::uint64_t tail = ctl_.tail.load(std::memory_order_relaxed);
+      // The owner's thread moves cursor_; read the shared copy it publishes instead.
+      std::uint64_t cursor = map_.subscriber(slot_).cursor.load(std::memory_order_acquire);
+      bool data = map_.ring_slot(cursor).commit.load(std::memory_order_acquire) > cursor;
+      if (data && tail != signalled_tail) {
+        ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
+        std::uint64_t one = 1;
+        (void)!write(event_fd_, &one, sizeof one);
+        signalled_tail = tail;
+        continue;
+      }
+      futex_wait(&ctl_.data_futex, v, std::chrono::milliseconds(100));
+      ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
+    }
+  });
+  return event_fd_;
+}
+
+void SubscriberCore::stop_event_thread() noexcept {
+  if (!event_thread_.joinable()) return;
+  stop_.store(true, std::memory_order_relaxed);
+  ctl_.data_futex.fetch_add(1, std::memory_order_relaxed);
+  futex_wake_all(&ctl_.data_futex);
+  event_thread_.join();
+  close(event_fd_);
+  event_fd_ = -1;
+}
+
+RawSample SubscriberCore::make_sample(const Taken& t) noexcept {
+  RawSample s;
+  s.core_ = shared_from_this();
+  s.chunk_ = t.chunk;
+  s.hold_index_ = t.hold_index;
+  s.sequence_ = t.sequence;
+  s.lost_before_ = t.lost_before;
+  s.data_ = map_.payload(t.chunk);
+  // A hostile publisher could claim more bytes than the chunk has: clamp to the chunk.
+  s.size_ = std::min(map_.chunk(t.chunk).used_bytes.load(std::memory_order_relaxed), map_.capacity(t.chunk));
+  return s;
+}
+
+}  // namespace shmbus::detail

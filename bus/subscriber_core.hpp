@@ -1,0 +1,63 @@
+// detail::SubscriberCore: a registered subscriber slot, the take protocol and waiting.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "shmbus/raw.hpp"
+#include "topic_map.hpp"
+
+namespace shmbus::detail {
+
+// What take_chunk() found.
+struct Taken {
+  std::uint32_t chunk = kNoChunk;
+  std::uint32_t hold_index = 0;
+  std::uint64_t sequence = 0;
+  std::uint64_t lost_before = 0;
+};
+
+class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
+ public:
+  SubscriberCore(const Topic& topic, SubscriberOptions options);
+  ~SubscriberCore();
+
+  // Takes a reference to the next message's head chunk and records it in the hold row.
+  Errc take_chunk(Taken& out) noexcept;
+  // Releases a chunk taken by take_chunk().
+  void release_hold(std::uint32_t chunk, std::uint32_t hold_index) noexcept;
+  bool has_data() const noexcept;
+  Status wait(std::chrono::nanoseconds timeout) noexcept;
+  int event_fd();
+  void stop_event_thread() noexcept;
+
+  RawSample make_sample(const Taken& t) noexcept;
+  const Topic& topic() const noexcept { return topic_; }
+  TopicMap& map() const noexcept { return map_; }
+  std::uint32_t slot() const noexcept { return slot_; }
+  std::uint64_t lost() const noexcept { return lost_; }
+
+ private:
+  Status sleep_until_data(std::uint64_t deadline_ns) noexcept;
+  void resync(std::uint64_t seen_commit) noexcept;
+
+  Topic topic_;
+  TopicMap& map_;
+  TopicControl& ctl_;
+  SubscriberOptions options_;
+  std::uint32_t slot_ = 0;
+  std::atomic<std::uint32_t>* holds_ = nullptr;
+  std::uint32_t max_held_ = 0;
+  std::uint32_t held_ = 0;
+  std::uint64_t cursor_ = 0;     // local copy of the slot's cursor (we are its only writer)
+  std::uint64_t lost_ = 0;
+  std::uint64_t pending_lost_ = 0;  // lost since the last successful take
+  bool block_policy_ = false;
+  // event_fd() support
+  int event_fd_ = -1;
+  std::thread event_thread_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace shmbus::detail

@@ -1,0 +1,194 @@
+// shmbus::Topic: creation, opening, statistics and clean-up after dead processes.
+#include "shmbus/topic.hpp"
+
+#include <algorithm>
+#include <fcntl.h>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+#include "futex.hpp"
+#include "region.hpp"
+#include "topic_map.hpp"
+
+namespace shmbus {
+
+using namespace detail;
+
+Topic Topic::create(const TopicConfig& config, const RegionOptions& options) {
+  return Topic(TopicMap::create(config, options));
+}
+
+Topic Topic::open_fd(int fd) {
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) throw_errno("dup of region fd " + std::to_string(fd));
+  return Topic(TopicMap::open(own, {}));
+}
+
+Topic Topic::open_file(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw_errno("opening region file " + path.string());
+  return Topic(TopicMap::open(fd, path));
+}
+
+const std::string& Topic::name() const noexcept { return map_->config().name; }
+const TopicConfig& Topic::config() const noexcept { return map_->config(); }
+int Topic::fd() const noexcept { return map_->fd(); }
+const std::filesystem::path& Topic::path() const noexcept { return map_->path(); }
+const void* Topic::mapping_base() const noexcept { return map_->base(); }
+std::size_t Topic::mapping_size() const noexcept { return map_->size(); }
+
+TopicStats Topic::stats() const {
+  TopicMap& m = *map_;
+  const TopicConfig& c = m.config();
+  TopicStats st;
+  // Relaxed throughout: statistics are a best-effort picture of a moving system.
+  std::uint64_t tail = m.control().tail.load(std::memory_order_relaxed);
+  st.published = tail;
+  std::vector<int> owner(m.total_chunks(), 0);  // 0 free/unknown, 1 ring, 2 loaned, 3 held
+  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
+    RingSlot& rs = m.ring_slot(i);
+    std::uint32_t ch = rs.chunk.load(std::memory_order_relaxed);
+    if (rs.commit.load(std::memory_order_relaxed) != 0 && m.valid_chunk(ch)) owner[ch] = 1;
+  }
+  for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
+    PublisherSlot& s = m.publisher(p);
+    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
+    ClientSlotInfo info{ClientSlotInfo::Role::publisher, p, s.pid.load(std::memory_order_relaxed),
+                        s.published.load(std::memory_order_relaxed), 0, 0, {}};
+    for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
+      std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
+      if (m.valid_chunk(ch)) {
+        owner[ch] = 2;
+        info.chunks.push_back(ch);
+      }
+    }
+    st.clients.push_back(std::move(info));
+  }
+  for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
+    SubscriberSlot& s = m.subscriber(i);
+    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
+    std::uint64_t cursor = s.cursor.load(std::memory_order_relaxed);
+    ClientSlotInfo info{ClientSlotInfo::Role::subscriber, i, s.pid.load(std::memory_order_relaxed),
+                        s.taken.load(std::memory_order_relaxed), s.lost.load(std::memory_order_relaxed),
+                        tail - std::min(tail, cursor), {}};
+    for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
+      std::uint32_t ch = m.holds_of(i)[h].load(std::memory_order_relaxed);
+      if (m.valid_chunk(ch)) {
+        owner[ch] = 3;
+        info.chunks.push_back(ch);
+      }
+    }
+    st.clients.push_back(std::move(info));
+  }
+  for (const LocalClass& lc : m.classes()) {
+    SizeClassUsage u{lc.chunk_size, lc.chunk_count, 0, 0, 0, 0};
+    for (std::uint32_t i = lc.first_chunk; i < lc.first_chunk + lc.chunk_count; ++i) {
+      if (m.chunk(i).refs.load(std::memory_order_relaxed) == 0) ++u.free;
+      else if (owner[i] == 1) ++u.in_ring;
+      else if (owner[i] == 2) ++u.loaned;
+      else if (owner[i] == 3) ++u.held;
+    }
+    st.classes.push_back(u);
+  }
+  return st;
+}
+
+std::string Topic::describe_pool() const {
+  TopicStats st = stats();
+  std::ostringstream o;
+  o << map_->describe() << " pool:";
+  for (const SizeClassUsage& u : st.classes) {
+    o << "\n  class " << u.chunk_size << " B: " << u.total << " chunks, " << u.free << " free, " << u.in_ring
+      << " in queue/history, " << u.loaned << " loaned by publishers, " << u.held << " held by subscribers";
+  }
+  for (const ClientSlotInfo& ci : st.clients) {
+    if (ci.chunks.empty()) continue;
+    o << "\n  " << (ci.role == ClientSlotInfo::Role::publisher ? "publisher" : "subscriber") << " slot " << ci.slot
+      << " (pid " << ci.pid << ") holds " << ci.chunks.size() << " chunks";
+  }
+  return o.str();
+}
+
+namespace {
+
+// Every chunk of the message chain starting at `head`.
+std::set<std::uint32_t> chain_of(TopicMap& m, std::uint32_t head) {
+  std::set<std::uint32_t> chain;
+  for (std::uint32_t n = 0; n < m.config().max_segments && m.valid_chunk(head); ++n) {
+    chain.insert(head);
+    head = m.chunk(head).next_segment.load(std::memory_order_relaxed);
+  }
+  return chain;
+}
+
+void reclaim_publisher(TopicMap& m, std::uint32_t p) {
+  PublisherSlot& s = m.publisher(p);
+  std::set<std::uint32_t> handled;
+  std::uint64_t claim = s.claimed_plus1.load(std::memory_order_acquire);
+  if (claim != 0 && claim != ~0ULL) {
+    std::uint64_t seq = claim - 1;
+    std::uint32_t head = s.claim_chunk.load(std::memory_order_relaxed);
+    handled = chain_of(m, head);
+    RingSlot& rs = m.ring_slot(seq);
+    std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
+    if (commit < seq + 1) {
+      if (rs.chunk.load(std::memory_order_acquire) != head) {
+        // Died before writing the slot: leave a tombstone so subscribers skip this sequence,
+        // and free the message it never published.
+        std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
+        if (old != kNoChunk && m.valid_chunk(old)) m.release(old);
+        if (m.valid_chunk(head)) m.release(head);
+      }
+      // Either way the slot now holds what it should for seq: make it visible.
+      while (commit < seq + 1 &&
+             !rs.commit.compare_exchange_weak(commit, seq + 1, std::memory_order_release, std::memory_order_acquire)) {
+      }
+    }
+  }
+  for (std::uint32_t l = 0; l < m.config().max_loans_per_publisher; ++l) {
+    std::uint32_t ch = m.loans_of(p)[l].exchange(kNoChunk, std::memory_order_relaxed);
+    if (m.valid_chunk(ch) && !handled.count(ch)) m.release(ch);
+  }
+  s.claimed_plus1.store(0, std::memory_order_relaxed);
+  // Release: the next owner of the slot sees the cleared rows.
+  s.state.store(kSlotFree, std::memory_order_release);
+}
+
+void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
+  SubscriberSlot& s = m.subscriber(i);
+  for (std::uint32_t h = 0; h < m.config().max_held_per_subscriber; ++h) {
+    std::uint32_t ch = m.holds_of(i)[h].exchange(kNoChunk, std::memory_order_relaxed);
+    if (m.valid_chunk(ch)) m.release(ch);
+  }
+  s.state.store(kSlotFree, std::memory_order_release);
+  TopicControl& ctl = m.control();
+  ctl.space_futex.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(&ctl.space_futex);  // a block-policy publisher may have waited for it
+}
+
+}  // namespace
+
+std::size_t Topic::reclaim_process(pid_t pid) {
+  TopicMap& m = *map_;
+  std::size_t n = 0;
+  for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
+    PublisherSlot& s = m.publisher(p);
+    std::uint32_t active = kSlotActive;
+    if (s.pid.load(std::memory_order_relaxed) != pid) continue;
+    if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) continue;
+    reclaim_publisher(m, p);
+    ++n;
+  }
+  for (std::uint32_t i = 0; i < m.config().max_subscribers; ++i) {
+    SubscriberSlot& s = m.subscriber(i);
+    std::uint32_t active = kSlotActive;
+    if (s.pid.load(std::memory_order_relaxed) != pid) continue;
+    if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) continue;
+    reclaim_subscriber(m, i);
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace shmbus

@@ -1,0 +1,415 @@
+#include "topic_map.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <ctime>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "region.hpp"
+
+namespace shmbus::detail {
+namespace {
+
+constexpr std::uint32_t kMaxSegmentsLimit = 32;  // inline segment table of typed samples
+
+std::uint64_t payload_stride(std::uint64_t chunk_size) {
+  // Page-aligned payloads from one page up: copy-on-write views then copy whole pages of one
+  // message only (mapping-safety issue); smaller chunks stay cache-line aligned.
+  return chunk_size >= kPageSize ? round_up(chunk_size, kPageSize) : round_up(chunk_size, kCacheLine);
+}
+
+struct Plan {
+  Section sections[kSectionCount]{};
+  std::vector<LocalClass> classes;
+  std::uint64_t total_size = 0;
+  std::uint32_t total_chunks = 0;
+  std::uint32_t ring_capacity = 0;
+};
+
+[[noreturn]] void bad_config(const std::string& topic, const std::string& why) {
+  throw Error(Errc::invalid_config, "topic '" + topic + "': " + why);
+}
+
+TopicConfig normalised(TopicConfig c) {
+  if (c.name.empty() || c.name.size() > kTopicNameMax) {
+    bad_config(c.name, "name must be 1.." + std::to_string(kTopicNameMax) + " bytes");
+  }
+  if (c.size_classes.empty()) bad_config(c.name, "at least one size class is needed");
+  std::uint64_t chunks = 0;
+  for (auto& sc : c.size_classes) {
+    if (sc.chunk_size == 0 || sc.count == 0) bad_config(c.name, "size classes need chunk_size > 0 and count > 0");
+    if (sc.chunk_size > (1ULL << 40)) bad_config(c.name, "chunk_size above 1 TiB");
+    sc.chunk_size = round_up(sc.chunk_size, 8);  // Cap'n Proto words
+    chunks += sc.count;
+  }
+  if (chunks >= kNoChunk) bad_config(c.name, "more than 2^32-2 chunks");
+  std::sort(c.size_classes.begin(), c.size_classes.end(),
+            [](const SizeClass& a, const SizeClass& b) { return a.chunk_size < b.chunk_size; });
+  if (c.queue_depth == 0 || c.queue_depth > (1u << 24)) bad_config(c.name, "queue_depth must be 1..2^24");
+  c.queue_depth = std::bit_ceil(c.queue_depth);
+  if (c.history_depth > c.queue_depth) bad_config(c.name, "history_depth exceeds queue_depth");
+  if (c.max_publishers == 0 || c.max_publishers > 65536) bad_config(c.name, "max_publishers must be 1..65536");
+  if (c.max_subscribers == 0 || c.max_subscribers > 65536) bad_config(c.name, "max_subscribers must be 1..65536");
+  if (c.max_loans_per_publisher == 0 || c.max_loans_per_publisher > 4096) bad_config(c.name, "max_loans_per_publisher must be 1..4096");
+  if (c.max_held_per_subscriber == 0 || c.max_held_per_subscriber > 4096) bad_config(c.name, "max_held_per_subscriber must be 1..4096");
+  if (c.max_segments == 0 || c.max_segments > kMaxSegmentsLimit) bad_config(c.name, "max_segments must be 1..32");
+  if (c.max_message_size == 0) c.max_message_size = c.size_classes.back().chunk_size;
+  if (c.block_timeout.count() < 0) bad_config(c.name, "block_timeout is negative");
+  return c;
+}
+
+Plan plan_for(const TopicConfig& c) {
+  Plan p;
+  std::uint64_t off = kPageSize;
+  auto place = [&](SectionId id, std::uint64_t size, std::uint64_t align) {
+    off = round_up(off, align);
+    p.sections[id] = {off, size};
+    off += size;
+  };
+  p.ring_capacity = c.queue_depth;
+  for (const auto& sc : c.size_classes) p.total_chunks += sc.count;
+  place(kSectionControl, sizeof(TopicControl), kCacheLine);
+  place(kSectionClasses, sizeof(SizeClassEntry) * c.size_classes.size(), kCacheLine);
+  place(kSectionPublishers, sizeof(PublisherSlot) * c.max_publishers, kCacheLine);
+  place(kSectionSubscribers, sizeof(SubscriberSlot) * c.max_subscribers, kCacheLine);
+  place(kSectionLoans, 4ULL * c.max_publishers * c.max_loans_per_publisher, kCacheLine);
+  place(kSectionHolds, 4ULL * c.max_subscribers * c.max_held_per_subscriber, kCacheLine);
+  place(kSectionRing, sizeof(RingSlot) * p.ring_capacity, kCacheLine);
+  place(kSectionChunks, sizeof(ChunkHeader) * p.total_chunks, kCacheLine);
+  off = round_up(off, kPageSize);
+  const std::uint64_t payload_start = off;
+  std::uint32_t first = 0;
+  for (const auto& sc : c.size_classes) {
+    off = round_up(off, kPageSize);
+    LocalClass lc{sc.chunk_size, payload_stride(sc.chunk_size), off, first, sc.count};
+    p.classes.push_back(lc);
+    off += lc.stride * sc.count;
+    first += sc.count;
+  }
+  off = round_up(off, kPageSize);
+  p.sections[kSectionPayload] = {payload_start, off - payload_start};
+  p.total_size = off;
+  return p;
+}
+
+}  // namespace
+
+std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const RegionOptions& options) {
+  TopicConfig config = normalised(config_in);
+  Plan plan = plan_for(config);
+  std::shared_ptr<TopicMap> m(new TopicMap());
+  if (options.backing == RegionOptions::Backing::anonymous) {
+    m->fd_ = create_sealed_memfd(config.name, plan.total_size);
+  } else {
+    if (options.directory.empty()) bad_config(config.name, "file backing needs a directory");
+    std::string file = config.name;
+    std::replace(file.begin(), file.end(), '/', '%');  // topic names may contain '/'
+    m->path_ = options.directory / (file + ".shmbus");
+    m->fd_ = create_reserved_file(m->path_, plan.total_size, options.file_mode);
+  }
+  m->size_ = plan.total_size;
+  try {
+    m->base_ = static_cast<std::byte*>(map_shared(m->fd_, m->size_, m->describe()));
+  } catch (...) {
+    if (!m->path_.empty()) unlink(m->path_.c_str());
+    throw;
+  }
+
+  RegionHeader& h = m->header();
+  h.magic = kRegionMagic;
+  h.abi_word = kAbiWord;
+  h.kind = options.backing == RegionOptions::Backing::anonymous ? RegionKind::kAnonymous : RegionKind::kFile;
+  h.region_size = plan.total_size;
+  h.bus_epoch = static_cast<std::uint64_t>(time(nullptr));
+  std::strncpy(h.bus_name, options.bus_name.c_str(), sizeof(h.bus_name) - 1);
+  h.section_count = kSectionCount;
+  std::copy(std::begin(plan.sections), std::end(plan.sections), h.sections);
+
+  auto* ctl = reinterpret_cast<TopicControl*>(m->base_ + plan.sections[kSectionControl].offset);
+  std::memset(ctl->name, 0, sizeof(ctl->name));
+  std::memcpy(ctl->name, config.name.data(), config.name.size());
+  ctl->type_id = config.type_id;
+  ctl->policy = config.policy == SlowSubscriberPolicy::block         ? SlowSubscriberPolicyWire::kBlock
+                : config.policy == SlowSubscriberPolicy::drop_oldest ? SlowSubscriberPolicyWire::kDropOldest
+                                                                     : SlowSubscriberPolicyWire::kFailPublish;
+  ctl->ring_capacity = plan.ring_capacity;
+  ctl->history_depth = config.history_depth;
+  ctl->max_publishers = config.max_publishers;
+  ctl->max_subscribers = config.max_subscribers;
+  ctl->max_loans_per_publisher = config.max_loans_per_publisher;
+  ctl->max_held_per_subscriber = config.max_held_per_subscriber;
+  ctl->max_segments = config.max_segments;
+  ctl->class_count = static_cast<std::uint32_t>(plan.classes.size());
+  ctl->total_chunks = plan.total_chunks;
+  ctl->max_message_size = config.max_message_size;
+  ctl->block_timeout_ns = static_cast<std::uint64_t>(config.block_timeout.count());
+
+  auto* classes = reinterpret_cast<SizeClassEntry*>(m->base_ + plan.sections[kSectionClasses].offset);
+  auto* chunks = reinterpret_cast<ChunkHeader*>(m->base_ + plan.sections[kSectionChunks].offset);
+  for (std::size_t ci = 0; ci < plan.classes.size(); ++ci) {
+    const LocalClass& lc = plan.classes[ci];
+    classes[ci].chunk_size = lc.chunk_size;
+    classes[ci].payload_stride = lc.stride;
+    classes[ci].payload_offset = lc.payload_offset;
+    classes[ci].first_chunk = lc.first_chunk;
+    classes[ci].chunk_count = lc.chunk_count;
+    for (std::uint32_t i = 0; i < lc.chunk_count; ++i) {
+      ChunkHeader& ch = chunks[lc.first_chunk + i];
+      ch.size_class = static_cast<std::uint32_t>(ci);
+      ch.sequence.store(kNoSequence, std::memory_order_relaxed);
+      ch.next_segment.store(kNoChunk, std::memory_order_relaxed);
+      ch.next_free.store(i + 1 < lc.chunk_count ? lc.first_chunk + i + 1 : kNoChunk, std::memory_order_relaxed);
+    }
+    // Relaxed: nothing else maps the region before layout_version is released below.
+    classes[ci].free_head.store(lc.first_chunk, std::memory_order_relaxed);
+  }
+  m->bind_sections();
+  for (std::uint64_t i = 0; i < plan.ring_capacity; ++i) {
+    m->ring_[i].chunk.store(kNoChunk, std::memory_order_relaxed);
+  }
+  std::size_t loan_words = std::size_t{config.max_publishers} * config.max_loans_per_publisher;
+  for (std::size_t i = 0; i < loan_words; ++i) m->loans_[i].store(kNoChunk, std::memory_order_relaxed);
+  std::size_t hold_words = std::size_t{config.max_subscribers} * config.max_held_per_subscriber;
+  for (std::size_t i = 0; i < hold_words; ++i) m->holds_[i].store(kNoChunk, std::memory_order_relaxed);
+  m->config_ = config;
+  // Release: an opener that reads this version (acquire) sees every field written above.
+  h.layout_version.store(kLayoutVersion, std::memory_order_release);
+  return m;
+}
+
+std::shared_ptr<TopicMap> TopicMap::open(int fd, std::filesystem::path path) {
+  std::shared_ptr<TopicMap> m(new TopicMap());
+  m->fd_ = fd;  // owned from here on, closed by the destructor whatever happens next
+  m->path_ = std::move(path);
+  std::string what = m->path_.empty() ? "region fd " + std::to_string(fd) : "region file " + m->path_.string();
+  std::size_t size = file_size(fd, what);
+  if (size < sizeof(RegionHeader)) {
+    throw Error(Errc::region_too_short, what + ": " + std::to_string(size) +
+                                            " bytes, shorter than the " + std::to_string(sizeof(RegionHeader)) +
+                                            "-byte region header");
+  }
+  m->size_ = size;
+  m->base_ = static_cast<std::byte*>(map_shared(fd, size, what));
+  m->validate(what);
+  return m;
+}
+
+void TopicMap::validate(const std::string& what) {
+  const RegionHeader& h = header();
+  if (h.magic != kRegionMagic) throw Error(Errc::not_a_region, what + ": not a shmbus region (bad magic)");
+  // Acquire: pairs with the creator's release store, so the rest of the header is complete.
+  std::uint32_t version = h.layout_version.load(std::memory_order_acquire);
+  if (version == 0) {
+    throw Error(Errc::region_corrupt, what + ": region was never completely initialised (its creator died or is still creating it)");
+  }
+  if (version != kLayoutVersion) {
+    throw Error(Errc::unknown_layout_version, what + ": layout version " + std::to_string(version) +
+                                                  ", this library only knows version " + std::to_string(kLayoutVersion));
+  }
+  if (h.abi_word != kAbiWord) {
+    throw Error(Errc::abi_mismatch, what + ": created by an incompatible build (ABI word " +
+                                        std::to_string(h.abi_word) + ", ours " + std::to_string(kAbiWord) + ")");
+  }
+  if (h.region_size > size_) {
+    throw Error(Errc::region_too_short, what + ": header says " + std::to_string(h.region_size) +
+                                            " bytes but the file has " + std::to_string(size_));
+  }
+  if (h.region_size != size_) {
+    throw Error(Errc::region_corrupt, what + ": file is " + std::to_string(size_) + " bytes, header says " +
+                                          std::to_string(h.region_size));
+  }
+  if (h.kind == RegionKind::kAnonymous) check_seals(fd_, what);
+  else if (h.kind != RegionKind::kFile) throw Error(Errc::region_corrupt, what + ": unknown region kind");
+  if (h.section_count != kSectionCount) throw Error(Errc::region_corrupt, what + ": unexpected section count");
+  for (std::uint32_t i = 0; i < kSectionCount; ++i) {
+    const Section& s = h.sections[i];
+    if (s.offset < kPageSize || s.offset > size_ || s.size > size_ - s.offset || s.offset % kCacheLine != 0) {
+      throw Error(Errc::region_corrupt, what + ": section " + std::to_string(i) + " lies outside the region");
+    }
+  }
+  if (h.sections[kSectionControl].size < sizeof(TopicControl)) throw Error(Errc::region_corrupt, what + ": control section too small");
+  const auto* ctl = reinterpret_cast<const TopicControl*>(base_ + h.sections[kSectionControl].offset);
+  auto corrupt = [&](const std::string& why) { throw Error(Errc::region_corrupt, what + ": " + why); };
+  if (std::memchr(ctl->name, 0, sizeof(ctl->name)) == nullptr || ctl->name[0] == 0) corrupt("bad topic name");
+  if (ctl->ring_capacity == 0 || !std::has_single_bit(ctl->ring_capacity)) corrupt("ring capacity is not a power of two");
+  if (ctl->history_depth > ctl->ring_capacity) corrupt("history deeper than the ring");
+  if (ctl->max_segments == 0 || ctl->max_segments > kMaxSegmentsLimit) corrupt("bad max_segments");
+  if (ctl->class_count == 0 || ctl->max_publishers == 0 || ctl->max_subscribers == 0 ||
+      ctl->max_loans_per_publisher == 0 || ctl->max_held_per_subscriber == 0) {
+    corrupt("zero count in the topic configuration");
+  }
+  auto need = [&](SectionId id, std::uint64_t bytes, const char* name) {
+    if (h.sections[id].size < bytes) corrupt(std::string(name) + " section smaller than the configuration needs");
+  };
+  need(kSectionClasses, std::uint64_t{ctl->class_count} * sizeof(SizeClassEntry), "size class");
+  need(kSectionPublishers, std::uint64_t{ctl->max_publishers} * sizeof(PublisherSlot), "publisher");
+  need(kSectionSubscribers, std::uint64_t{ctl->max_subscribers} * sizeof(SubscriberSlot), "subscriber");
+  need(kSectionLoans, 4ULL * ctl->max_publishers * ctl->max_loans_per_publisher, "loan");
+  need(kSectionHolds, 4ULL * ctl->max_subscribers * ctl->max_held_per_subscriber, "hold");
+  need(kSectionRing, std::uint64_t{ctl->ring_capacity} * sizeof(RingSlot), "ring");
+  need(kSectionChunks, std::uint64_t{ctl->total_chunks} * sizeof(ChunkHeader), "chunk");
+  bind_sections();
+  const Section& pay = h.sections[kSectionPayload];
+  std::uint64_t expect_first = 0;
+  TopicConfig c;
+  for (std::uint32_t i = 0; i < ctl->class_count; ++i) {
+    const SizeClassEntry& e = class_entries_[i];
+    if (e.chunk_size == 0 || e.chunk_size % 8 != 0 || e.payload_stride < e.chunk_size || e.chunk_count == 0 ||
+        e.first_chunk != expect_first || e.payload_offset < pay.offset || e.payload_offset % kPageSize != 0 ||
+        e.payload_stride * e.chunk_count / e.chunk_count != e.payload_stride ||
+        e.payload_stride * e.chunk_count > pay.offset + pay.size - e.payload_offset) {
+      corrupt("size class " + std::to_string(i) + " is inconsistent");
+    }
+    classes_.push_back({e.chunk_size, e.payload_stride, e.payload_offset, e.first_chunk, e.chunk_count});
+    c.size_classes.push_back({e.chunk_size, e.chunk_count});
+    expect_first += e.chunk_count;
+  }
+  if (expect_first != ctl->total_chunks) corrupt("size classes do not add up to the chunk count");
+  c.name = ctl->name;
+  c.type_id = ctl->type_id;
+  switch (ctl->policy) {
+    case SlowSubscriberPolicyWire::kBlock: c.policy = SlowSubscriberPolicy::block; break;
+    case SlowSubscriberPolicyWire::kDropOldest: c.policy = SlowSubscriberPolicy::drop_oldest; break;
+    case SlowSubscriberPolicyWire::kFailPublish: c.policy = SlowSubscriberPolicy::fail_publish; break;
+    default: corrupt("unknown slow-subscriber policy");
+  }
+  c.queue_depth = ctl->ring_capacity;
+  c.history_depth = ctl->history_depth;
+  c.max_publishers = ctl->max_publishers;
+  c.max_subscribers = ctl->max_subscribers;
+  c.max_loans_per_publisher = ctl->max_loans_per_publisher;
+  c.max_held_per_subscriber = ctl->max_held_per_subscriber;
+  c.max_segments = ctl->max_segments;
+  c.max_message_size = ctl->max_message_size;
+  c.block_timeout = std::chrono::nanoseconds(ctl->block_timeout_ns);
+  config_ = std::move(c);
+}
+
+void TopicMap::bind_sections() {
+  const RegionHeader& h = header();
+  auto at = [&](SectionId id) { return base_ + h.sections[id].offset; };
+  control_ = reinterpret_cast<TopicControl*>(at(kSectionControl));
+  class_entries_ = reinterpret_cast<SizeClassEntry*>(at(kSectionClasses));
+  publishers_ = reinterpret_cast<PublisherSlot*>(at(kSectionPublishers));
+  subscribers_ = reinterpret_cast<SubscriberSlot*>(at(kSectionSubscribers));
+  loans_ = reinterpret_cast<std::atomic<std::uint32_t>*>(at(kSectionLoans));
+  holds_ = reinterpret_cast<std::atomic<std::uint32_t>*>(at(kSectionHolds));
+  ring_ = reinterpret_cast<RingSlot*>(at(kSectionRing));
+  chunks_ = reinterpret_cast<ChunkHeader*>(at(kSectionChunks));
+  ring_mask_ = control_->ring_capacity - 1;
+  total_chunks_ = control_->total_chunks;
+  if (classes_.empty()) {  // creator: copy the plan it just wrote
+    for (std::uint32_t i = 0; i < control_->class_count; ++i) {
+      const SizeClassEntry& e = class_entries_[i];
+      classes_.push_back({e.chunk_size, e.payload_stride, e.payload_offset, e.first_chunk, e.chunk_count});
+    }
+  }
+}
+
+TopicMap::~TopicMap() {
+  if (base_ != nullptr) munmap(base_, size_);
+  if (fd_ >= 0) close(fd_);
+}
+
+std::string TopicMap::describe() const {
+  std::string s = "topic '" + (control_ ? std::string(control_->name) : config_.name) + "'";
+  if (!path_.empty()) s += " (file " + path_.string() + ")";
+  return s;
+}
+
+// ---------------------------------------------------------------- pool
+
+int TopicMap::class_for(std::uint64_t bytes) const noexcept {
+  for (std::size_t i = 0; i < classes_.size(); ++i) {
+    if (classes_[i].chunk_size >= bytes) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+const LocalClass& TopicMap::class_of(std::uint32_t chunk) const noexcept {
+  for (const LocalClass& c : classes_) {
+    if (chunk - c.first_chunk < c.chunk_count) return c;
+  }
+  return classes_.back();  // unreachable for a valid_chunk(); callers check first
+}
+
+std::byte* TopicMap::payload(std::uint32_t chunk) const noexcept {
+  const LocalClass& c = class_of(chunk);
+  return base_ + c.payload_offset + std::uint64_t{chunk - c.first_chunk} * c.stride;
+}
+
+std::uint32_t TopicMap::allocate(int cls) noexcept {
+  const LocalClass& lc = classes_[static_cast<std::size_t>(cls)];
+  std::atomic<std::uint64_t>& head = class_entries_[cls].free_head;
+  // Acquire: pairs with the release CAS in push_free, so the popped chunk's next_free link
+  // (written before it was pushed) is visible.
+  std::uint64_t h = head.load(std::memory_order_acquire);
+  std::uint32_t idx;
+  for (;;) {
+    idx = static_cast<std::uint32_t>(h);
+    if (idx == kNoChunk) return kNoChunk;
+    if (idx - lc.first_chunk >= lc.chunk_count) return kNoChunk;  // corrupt list: refuse, never stray
+    // Relaxed: if another process popped idx meanwhile this value may be stale, but then the
+    // tag in `head` has changed and the CAS below fails.
+    std::uint32_t next = chunks_[idx].next_free.load(std::memory_order_relaxed);
+    std::uint64_t desired = (((h >> 32) + 1) << 32) | next;
+    if (head.compare_exchange_weak(h, desired, std::memory_order_acquire, std::memory_order_acquire)) break;
+  }
+  ChunkHeader& c = chunks_[idx];
+  c.sequence.store(kNoSequence, std::memory_order_relaxed);
+  c.next_segment.store(kNoChunk, std::memory_order_relaxed);
+  c.segment_count.store(1, std::memory_order_relaxed);
+  c.used_bytes.store(0, std::memory_order_relaxed);
+  // Release: a stale subscriber whose try_acquire CAS reads this 1 must also see
+  // sequence == kNoSequence, so it cannot mistake this loan for the message it wanted.
+  c.refs.store(1, std::memory_order_release);
+  return idx;
+}
+
+bool TopicMap::try_acquire(std::uint32_t chunk) noexcept {
+  std::atomic<std::uint32_t>& refs = chunks_[chunk].refs;
+  std::uint32_t r = refs.load(std::memory_order_relaxed);
+  while (r != 0) {
+    // Acquire: pairs with allocate's release store of 1, see there.
+    if (refs.compare_exchange_weak(r, r + 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+namespace {
+void push_free(SizeClassEntry& entry, ChunkHeader& c, std::uint32_t idx) noexcept {
+  std::atomic<std::uint64_t>& head = entry.free_head;
+  std::uint64_t h = head.load(std::memory_order_relaxed);
+  std::uint64_t desired;
+  do {
+    c.next_free.store(static_cast<std::uint32_t>(h), std::memory_order_relaxed);
+    desired = (((h >> 32) + 1) << 32) | idx;
+    // Release: the next allocate (acquire) must see next_free written above.
+  } while (!head.compare_exchange_weak(h, desired, std::memory_order_release, std::memory_order_relaxed));
+}
+}  // namespace
+
+void TopicMap::release(std::uint32_t chunk) noexcept {
+  // Acq_rel: the releaser that drops the last reference must see every other holder's reads
+  // finished (their release) before the chunk is handed out again.
+  std::uint32_t prev = chunks_[chunk].refs.fetch_sub(1, std::memory_order_acq_rel);
+  if (prev != 1) {
+    if (prev == 0) chunks_[chunk].refs.store(0, std::memory_order_relaxed);  // double release: keep it free
+    return;
+  }
+  // Free the message's chain: head, then its further segments. Read each link before the
+  // chunk is pushed, because a pushed chunk may be reallocated at once.
+  std::uint32_t idx = chunk;
+  for (std::uint32_t n = 0; n < config_.max_segments && valid_chunk(idx); ++n) {
+    ChunkHeader& c = chunks_[idx];
+    std::uint32_t next = c.next_segment.load(std::memory_order_relaxed);
+    c.refs.store(0, std::memory_order_relaxed);  // segments carried refs = 1 for their head
+    const LocalClass& lc = class_of(idx);
+    push_free(class_entries_[&lc - classes_.data()], c, idx);
+    idx = next;
+  }
+}
+
+}  // namespace shmbus::detail

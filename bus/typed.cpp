@@ -1,0 +1,144 @@
+// Non-template half of the typed API: Cap'n Proto segments in loaned chunks, and validation
+// of messages read from shared memory.
+#include <capnp/any.h>
+#include <kj/debug.h>
+
+#include <cstring>
+
+#include "publisher_core.hpp"
+#include "shmbus/typed.hpp"
+
+namespace shmbus::detail {
+
+ChunkMessageBuilder::ChunkMessageBuilder(PublisherCore& core, std::size_t first_segment_bytes) noexcept
+    : core_(&core) {
+  std::uint64_t bytes = std::max<std::uint64_t>(first_segment_bytes, 8);
+  std::uint32_t head = loan_segment(bytes);
+  if (head == kNoChunk) return;  // status_ says why; allocateSegment will refuse
+}
+
+ChunkMessageBuilder::~ChunkMessageBuilder() noexcept(false) {
+  if (published_) return;
+  // Unpublished: give every chunk back. The head owns the chain only once linked at publish,
+  // so return each chunk on its own.
+  for (unsigned i = 0; i < count_; ++i) {
+    core_->map().chunk(chunks_[i]).next_segment.store(kNoChunk, std::memory_order_relaxed);
+    core_->return_chunk(chunks_[i]);
+  }
+}
+
+std::uint32_t ChunkMessageBuilder::loan_segment(std::uint64_t bytes) noexcept {
+  if (count_ == core_->map().config().max_segments || count_ == kMaxSegments) {
+    status_ = Errc::too_many_segments;
+    return kNoChunk;
+  }
+  if (bytes_ + bytes > core_->map().config().max_message_size) {
+    status_ = Errc::message_too_large;
+    return kNoChunk;
+  }
+  Errc err = Errc::ok;
+  std::uint32_t chunk = core_->loan_chunk(bytes, err);
+  if (chunk == kNoChunk) {
+    status_ = err;
+    return kNoChunk;
+  }
+  TopicMap& m = core_->map();
+  ChunkHeader& h = m.chunk(chunk);
+  // Cap'n Proto requires zeroed segments; only what an earlier message wrote can be dirty.
+  std::uint64_t dirty = std::min(h.dirty_bytes.load(std::memory_order_relaxed), m.capacity(chunk));
+  if (dirty != 0) std::memset(m.payload(chunk), 0, dirty);
+  h.dirty_bytes.store(0, std::memory_order_relaxed);
+  chunks_[count_++] = chunk;
+  return chunk;
+}
+
+kj::ArrayPtr<capnp::word> ChunkMessageBuilder::allocateSegment(unsigned minimum_words) {
+  std::uint64_t want = std::uint64_t{minimum_words} * sizeof(capnp::word);
+  std::uint32_t chunk;
+  if (handed_out_ == 0 && count_ == 1 && core_->map().capacity(chunks_[0]) >= want) {
+    chunk = chunks_[0];
+  } else {
+    if (handed_out_ == 0 && count_ == 1) {
+      // The first chunk is too small for Cap'n Proto's first allocation: swap it out.
+      core_->return_chunk(chunks_[0]);
+      count_ = 0;
+    }
+    KJ_REQUIRE(status_.ok() || handed_out_ == 0, "shmbus: message cannot grow", errc_name(status_.code()));
+    status_ = Errc::ok;
+    chunk = loan_segment(want);
+    KJ_REQUIRE(chunk != kNoChunk, "shmbus: cannot allocate a message segment", errc_name(status_.code()),
+               core_->map().describe(), want);
+  }
+  ++handed_out_;
+  std::uint64_t capacity = core_->map().capacity(chunk);
+  bytes_ += capacity;
+  return kj::arrayPtr(reinterpret_cast<capnp::word*>(core_->map().payload(chunk)), capacity / sizeof(capnp::word));
+}
+
+Status ChunkMessageBuilder::publish() noexcept {
+  if (published_) return Errc::invalid_config;
+  if (!status_.ok() && handed_out_ == 0) return status_;
+  TopicMap& m = core_->map();
+  try {
+    if (handed_out_ == 0) initRoot<capnp::AnyPointer>();  // an empty message is still a message
+    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments = getSegmentsForOutput();
+    if (segments.size() != handed_out_) return Errc::malformed_message;
+    for (unsigned i = 0; i < handed_out_; ++i) {
+      ChunkHeader& h = m.chunk(chunks_[i]);
+      std::uint64_t used = segments[i].size() * sizeof(capnp::word);
+      h.used_bytes.store(used, std::memory_order_relaxed);
+      h.dirty_bytes.store(used, std::memory_order_relaxed);
+      h.flags.store(kChunkFlagTyped, std::memory_order_relaxed);
+      h.next_segment.store(i + 1 < handed_out_ ? chunks_[i + 1] : kNoChunk, std::memory_order_relaxed);
+    }
+  } catch (...) {
+    return Errc::malformed_message;
+  }
+  // Chunks loaned but never handed to Cap'n Proto (a failed growth) go back now.
+  for (unsigned i = handed_out_; i < count_; ++i) core_->return_chunk(chunks_[i]);
+  m.chunk(chunks_[0]).segment_count.store(handed_out_, std::memory_order_relaxed);
+  published_ = true;
+  Status st = core_->commit(chunks_[0]);
+  if (!st.ok()) core_->return_chunk(chunks_[0]);  // frees the whole linked chain
+  return st;
+}
+
+bool read_segments(const RawSample& sample, SegmentTable& table) noexcept {
+  TopicMap& m = sample.topic().map();
+  std::uint32_t chunk = sample.chunk();
+  std::uint32_t declared = m.chunk(chunk).segment_count.load(std::memory_order_relaxed);
+  if (declared == 0 || declared > m.config().max_segments || declared > kMaxSegments) return false;
+  table.count = 0;
+  for (unsigned i = 0; i < declared; ++i) {
+    if (!m.valid_chunk(chunk)) return false;
+    std::uint64_t used = m.chunk(chunk).used_bytes.load(std::memory_order_relaxed);
+    if (used % sizeof(capnp::word) != 0 || used > m.capacity(chunk)) return false;
+    table.segments[table.count++] =
+        kj::arrayPtr(reinterpret_cast<const capnp::word*>(m.payload(chunk)), used / sizeof(capnp::word));
+    chunk = m.chunk(chunk).next_segment.load(std::memory_order_relaxed);
+  }
+  return chunk == kNoChunk;
+}
+
+capnp::ReaderOptions reader_options(const Topic& topic) noexcept {
+  capnp::ReaderOptions o;
+  // Room for validation plus many full reads of the largest message; the limit exists to stop
+  // amplification attacks (pointers aliasing the same data), not honest readers.
+  std::uint64_t words = topic.config().max_message_size / sizeof(capnp::word);
+  o.traversalLimitInWords = std::max<std::uint64_t>(64 * words, 8 * 1024 * 1024);
+  o.nestingLimit = 64;
+  return o;
+}
+
+bool validate_message(capnp::MessageReader& reader) noexcept {
+  try {
+    reader.getRoot<capnp::AnyPointer>().targetSize();
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+PublisherCore& core_of(RawPublisher& publisher) noexcept { return publisher.core(); }
+
+}  // namespace shmbus::detail

@@ -1,0 +1,96 @@
+// Errors of the shmbus API.
+//
+// Set-up calls (creating or opening a topic, registering a publisher or subscriber) throw
+// shmbus::Error. Hot-path calls (loan, publish, take) are noexcept and return a Result or a
+// Status carrying an Errc; formatting a message allocates only on the failure path.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <variant>
+
+namespace shmbus {
+
+enum class Errc {
+  ok = 0,
+  // Data path
+  pool_exhausted,        // no free chunk of a size class that fits; see Topic::describe_pool()
+  message_too_large,     // larger than the topic's largest chunk or max message size
+  too_many_segments,     // a typed message needed more chunks than the topic allows
+  too_many_loans,        // this publisher already holds max_loans_per_publisher chunks
+  too_many_held,         // this subscriber already holds max_held_per_subscriber samples
+  no_data,               // take(): nothing new
+  timeout,               // a wait ran out of time
+  subscriber_queue_full, // fail-publish policy: a subscriber has not taken the oldest message
+  malformed_message,     // a message in shared memory failed validation
+  type_mismatch,         // Publisher<T>/Subscriber<T> on a topic recorded with another type
+  // Set-up
+  invalid_config,
+  too_many_publishers,
+  too_many_subscribers,
+  not_a_region,          // foreign file: wrong magic
+  unknown_layout_version,
+  abi_mismatch,
+  region_too_short,      // shorter than its header or than the size the header claims
+  region_corrupt,        // header or section table inconsistent
+  region_unsealed,       // anonymous region without the seals that prevent truncation
+  region_lost,           // backing file truncated or revoked; the region is unusable
+  no_space,              // the filesystem cannot hold the region
+  system_error,
+};
+
+const char* errc_name(Errc code) noexcept;
+const std::error_category& shmbus_category() noexcept;
+inline std::error_code make_error_code(Errc e) noexcept {
+  return {static_cast<int>(e), shmbus_category()};
+}
+
+// Exception for set-up failures: a code plus a message naming what was wrong.
+class Error : public std::runtime_error {
+ public:
+  Error(Errc code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  Errc code() const noexcept { return code_; }
+
+ private:
+  Errc code_;
+};
+
+// Outcome of a hot-path call that returns nothing else.
+class [[nodiscard]] Status {
+ public:
+  Status() noexcept = default;
+  Status(Errc code) noexcept : code_(code) {}  // NOLINT: implicit by design
+  bool ok() const noexcept { return code_ == Errc::ok; }
+  explicit operator bool() const noexcept { return ok(); }
+  Errc code() const noexcept { return code_; }
+  const char* name() const noexcept { return errc_name(code_); }
+
+ private:
+  Errc code_ = Errc::ok;
+};
+
+// A value or an Errc; the hot-path replacement for exceptions (std::expected is C++23).
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
+  Result(Errc code) noexcept : v_(code) {}       // NOLINT: implicit by design
+  bool ok() const noexcept { return v_.index() == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+  Errc code() const noexcept { return ok() ? Errc::ok : std::get<1>(v_); }
+  const char* name() const noexcept { return errc_name(code()); }
+  T& value() & { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T* operator->() { return &std::get<0>(v_); }
+  T& operator*() & { return std::get<0>(v_); }
+
+ private:
+  std::variant<T, Errc> v_;
+};
+
+}  // namespace shmbus
+
+template <>
+struct std::is_error_code_enum<shmbus::Errc> : std::true_type {};

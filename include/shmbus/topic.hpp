@@ -1,0 +1,94 @@
+// shmbus::Topic: a process's handle to one topic's shared region.
+//
+// A topic lives in one shared region: a sealed memfd (anonymous) or a file in the bus
+// directory. Topic::create() makes and initialises it (the daemon does this for clients);
+// Topic::open_fd()/open_file() map an existing one after checking its header: magic, layout
+// version, ABI, size, section table and, for memfds, seals.
+//
+// Thread safety: a Topic is a cheap, copyable, shared handle; all methods are thread-safe.
+// The mapping stays valid while any Topic, publisher, subscriber, loan or sample refers to it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "shmbus/config.hpp"
+#include "shmbus/error.hpp"
+
+namespace shmbus {
+
+namespace detail {
+class TopicMap;
+}
+
+// A snapshot of one client slot, for tools and clean-up.
+struct ClientSlotInfo {
+  enum class Role { publisher, subscriber } role;
+  std::uint32_t slot;
+  pid_t pid;
+  std::uint64_t messages;   // published, or taken
+  std::uint64_t lost;       // subscriber only
+  std::uint64_t backlog;    // subscriber only: messages published but not yet taken
+  std::vector<std::uint32_t> chunks;  // chunks it holds (loaned or taken)
+};
+
+struct SizeClassUsage {
+  std::uint64_t chunk_size;
+  std::uint32_t total;
+  std::uint32_t free;
+  std::uint32_t in_ring;    // referenced by the queue/history
+  std::uint32_t loaned;     // held by publishers
+  std::uint32_t held;       // held by subscribers
+};
+
+struct TopicStats {
+  std::uint64_t published;  // sequence of the next message
+  std::vector<SizeClassUsage> classes;
+  std::vector<ClientSlotInfo> clients;
+};
+
+class Topic {
+ public:
+  // Creates and initialises a new topic region. Throws Error (invalid_config, no_space,
+  // system_error) naming what was wrong.
+  static Topic create(const TopicConfig& config, const RegionOptions& options = {});
+  // Maps the region behind `fd` (the fd is duplicated; the caller keeps its own).
+  static Topic open_fd(int fd);
+  // Maps a file-backed region. Throws not_a_region, unknown_layout_version, abi_mismatch,
+  // region_too_short or region_corrupt, with the path in the message.
+  static Topic open_file(const std::filesystem::path& path);
+
+  const std::string& name() const noexcept;
+  const TopicConfig& config() const noexcept;
+  // The region's file descriptor, to hand to another process (fork, SCM_RIGHTS).
+  int fd() const noexcept;
+  // The backing file, or empty for an anonymous region.
+  const std::filesystem::path& path() const noexcept;
+  // Base address and size of this process's mapping (zero-copy checks, diagnostics).
+  const void* mapping_base() const noexcept;
+  std::size_t mapping_size() const noexcept;
+
+  TopicStats stats() const;
+  // Human-readable account of who holds the pool's chunks, per size class and per client.
+  std::string describe_pool() const;
+
+  // Gives back everything held by the publisher/subscriber slots registered by `pid`: loaned
+  // chunks, held samples, claimed-but-uncommitted ring slots; frees the slots. Only for a
+  // process known to be dead (a reaped child, or a client whose connection the daemon saw
+  // close): calling it for a live process corrupts that process's view. Returns the number of
+  // slots reclaimed.
+  std::size_t reclaim_process(pid_t pid);
+
+  detail::TopicMap& map() const noexcept { return *map_; }
+  const std::shared_ptr<detail::TopicMap>& shared_map() const noexcept { return map_; }
+
+ private:
+  explicit Topic(std::shared_ptr<detail::TopicMap> map) : map_(std::move(map)) {}
+  std::shared_ptr<detail::TopicMap> map_;
+};
+
+}  // namespace shmbus
