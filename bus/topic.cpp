@@ -169,6 +169,38 @@ void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
 
 }  // namespace
 
+bool Topic::reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation) {
+  TopicMap& m = *map_;
+  if (slot >= m.config().max_publishers) return false;
+  PublisherSlot& s = m.publisher(slot);
+  std::uint32_t active = kSlotActive;
+  if (s.generation.load(std::memory_order_relaxed) != generation) return false;
+  if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return false;
+  reclaim_publisher(m, slot);
+  return true;
+}
+
+bool Topic::reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation) {
+  TopicMap& m = *map_;
+  if (slot >= m.config().max_subscribers) return false;
+  SubscriberSlot& s = m.subscriber(slot);
+  std::uint32_t active = kSlotActive;
+  if (s.generation.load(std::memory_order_relaxed) != generation) return false;
+  if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return false;
+  reclaim_subscriber(m, slot);
+  return true;
+}
+
+std::uint64_t Topic::publisher_generation(std::uint32_t slot) const {
+  if (slot >= map_->config().max_publishers) throw Error(Errc::invalid_config, "no publisher slot " + std::to_string(slot));
+  return map_->publisher(slot).generation.load(std::memory_order_relaxed);
+}
+
+std::uint64_t Topic::subscriber_generation(std::uint32_t slot) const {
+  if (slot >= map_->config().max_subscribers) throw Error(Errc::invalid_config, "no subscriber slot " + std::to_string(slot));
+  return map_->subscriber(slot).generation.load(std::memory_order_relaxed);
+}
+
 std::size_t Topic::reclaim_process(pid_t pid) {
   TopicMap& m = *map_;
   std::size_t n = 0;

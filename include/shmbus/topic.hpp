@@ -82,6 +82,15 @@ class Topic {
   // close): calling it for a live process corrupts that process's view. Returns the number of
   // slots reclaimed.
   std::size_t reclaim_process(pid_t pid);
+  // The same for one publisher or subscriber slot (as reported by RawPublisher::slot() /
+  // RawSubscriber::slot()), when the registration `generation` still matches (so a slot
+  // already freed and taken by someone else is left alone). Returns false when it did not
+  // match or the slot was not active. For the daemon, which knows each connection's slots.
+  bool reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation);
+  bool reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation);
+  // Registration generation of a slot (see above).
+  std::uint64_t publisher_generation(std::uint32_t slot) const;
+  std::uint64_t subscriber_generation(std::uint32_t slot) const;
 
   detail::TopicMap& map() const noexcept { return *map_; }
   const std::shared_ptr<detail::TopicMap>& shared_map() const noexcept { return map_; }
