@@ -43,6 +43,10 @@ PublisherCore::~PublisherCore() {
 }
 
 std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept {
+  if (map_.unusable()) {
+    err = Errc::region_lost;
+    return kNoChunk;
+  }
   int cls = map_.class_for(bytes);
   if (cls < 0 || bytes > map_.config().max_message_size) {
     err = Errc::message_too_large;
@@ -71,6 +75,11 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
   }
   ++loans_in_use_;
   map_.chunk(chunk).publisher.store(slot_, std::memory_order_relaxed);
+  if (map_.unusable()) {  // lost while we allocated: what we got is a zero page, not a chunk
+    return_chunk(chunk);
+    err = Errc::region_lost;
+    return kNoChunk;
+  }
   err = Errc::ok;
   return chunk;
 }
@@ -124,6 +133,7 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
     std::uint64_t now = monotonic_ns();
     if (deadline == 0) deadline = now + ctl_.block_timeout_ns;
     if (now >= deadline) return Errc::timeout;
+    if (map_.unusable()) return Errc::region_lost;
     // Seq_cst: Dekker pairing with the subscriber's (cursor store; fence; load
     // blocked_publishers) so that one of us sees the other.
     ctl_.blocked_publishers.fetch_add(1, std::memory_order_seq_cst);
@@ -141,6 +151,7 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
 }
 
 Status PublisherCore::commit(std::uint32_t head) noexcept {
+  if (map_.unusable()) return Errc::region_lost;
   PublisherSlot& me = map_.publisher(slot_);
   std::uint64_t seq = 0;
   // Record that a claim is under way before taking it: a recoverer that finds this marker
@@ -188,7 +199,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
     ctl_.data_futex.fetch_add(1, std::memory_order_relaxed);
     futex_wake_all(&ctl_.data_futex);
   }
-  return Errc::ok;
+  return map_.unusable() ? Errc::region_lost : Errc::ok;
 }
 
 RawLoan PublisherCore::make_loan(std::uint32_t chunk, std::size_t size) noexcept {

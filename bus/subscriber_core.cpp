@@ -81,7 +81,7 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
     // Acquire: pairs with the publisher's release CAS of commit; the chunk index, chunk
     // header and payload it wrote before are visible after this load.
     std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
-    if (commit <= cursor_) return Errc::no_data;
+    if (commit <= cursor_) return map_.unusable() ? Errc::region_lost : Errc::no_data;
     if (commit != cursor_ + 1) {  // slot already reused by a newer message
       resync(commit);
       continue;
@@ -102,6 +102,10 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
       map_.release(chunk);  // we raced a reuse of this chunk
       resync(cursor_ + 1);
       continue;
+    }
+    if (map_.unusable()) {  // the region went away while we looked: nothing here is real
+      map_.release(chunk);
+      return Errc::region_lost;
     }
     std::uint32_t hold = 0;
     while (holds_[hold].load(std::memory_order_relaxed) != kNoChunk) ++hold;  // held_ < max_held_
@@ -148,7 +152,12 @@ Status SubscriberCore::sleep_until_data(std::uint64_t deadline_ns) noexcept {
       ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
       return Errc::timeout;
     }
-    futex_wait(&ctl_.data_futex, v, std::chrono::nanoseconds(deadline_ns - now));
+    if (map_.unusable()) {
+      ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
+      return Errc::region_lost;
+    }
+    // Bounded slices: a lost region's futex word is no longer shared, so nobody would wake us.
+    futex_wait(&ctl_.data_futex, v, std::chrono::nanoseconds(std::min<std::uint64_t>(deadline_ns - now, 100'000'000)));
     ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
     if (has_data()) return Errc::ok;
   }
@@ -166,7 +175,10 @@ Status SubscriberCore::wait(std::chrono::nanoseconds timeout) noexcept {
     for (std::uint32_t i = 0;; ++i) {
       if (has_data()) return Errc::ok;
       cpu_relax();
-      if ((i & 63) == 0 && monotonic_ns() >= spin_end) break;
+      if ((i & 63) == 0) {
+        if (map_.unusable()) return Errc::region_lost;
+        if (monotonic_ns() >= spin_end) break;
+      }
     }
     if (options_.wait_mode == WaitMode::busy_poll) return Errc::timeout;
   }

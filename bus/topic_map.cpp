@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "region.hpp"
+#include "sigbus_guard.hpp"
 
 namespace shmbus::detail {
 namespace {
@@ -112,6 +113,8 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
   m->size_ = plan.total_size;
   try {
     m->base_ = static_cast<std::byte*>(map_shared(m->fd_, m->size_, m->describe()));
+    SigbusGuard::register_mapping(m->base_, m->size_, &m->lost_);
+    m->guarded_ = true;
   } catch (...) {
     if (!m->path_.empty()) unlink(m->path_.c_str());
     throw;
@@ -192,12 +195,19 @@ std::shared_ptr<TopicMap> TopicMap::open(int fd, std::filesystem::path path) {
   }
   m->size_ = size;
   m->base_ = static_cast<std::byte*>(map_shared(fd, size, what));
+  // Guard before the first read: the file may already be shorter than it claims.
+  SigbusGuard::register_mapping(m->base_, m->size_, &m->lost_);
+  m->guarded_ = true;
   m->validate(what);
+  if (m->unusable()) throw Error(Errc::region_lost, what + ": region truncated while opening it");
   return m;
 }
 
 void TopicMap::validate(const std::string& what) {
   const RegionHeader& h = header();
+  if (lost_.load(std::memory_order_acquire) != 0) {
+    throw Error(Errc::region_lost, what + ": region truncated (file shorter than its mapping)");
+  }
   if (h.magic != kRegionMagic) throw Error(Errc::not_a_region, what + ": not a shmbus region (bad magic)");
   // Acquire: pairs with the creator's release store, so the rest of the header is complete.
   std::uint32_t version = h.layout_version.load(std::memory_order_acquire);
@@ -309,6 +319,7 @@ void TopicMap::bind_sections() {
 }
 
 TopicMap::~TopicMap() {
+  if (guarded_) SigbusGuard::unregister_mapping(base_);
   if (base_ != nullptr) munmap(base_, size_);
   if (fd_ >= 0) close(fd_);
 }

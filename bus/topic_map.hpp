@@ -77,6 +77,14 @@ class TopicMap {
   // "topic 'x'" or "topic 'x' (file /path)", for error messages.
   std::string describe() const;
 
+  // True once the region is lost (its file was truncated under us: the SIGBUS guard fired) or
+  // revoked (the daemon marked it in the header after a lease break). Every API call checks it.
+  bool unusable() const noexcept {
+    // Acquire: pairs with the guard's release store; relaxed for health, a hint only.
+    return lost_.load(std::memory_order_acquire) != 0 ||
+           header().health.load(std::memory_order_relaxed) != kRegionHealthy;
+  }
+
  private:
   TopicMap() = default;
   void bind_sections();      // sets the typed pointers from the section table
@@ -99,6 +107,8 @@ class TopicMap {
   std::uint64_t ring_mask_ = 0;
   std::uint32_t total_chunks_ = 0;
   std::vector<LocalClass> classes_;
+  std::atomic<std::uint32_t> lost_{0};  // set by the SIGBUS guard
+  bool guarded_ = false;
 };
 
 }  // namespace shmbus::detail
