@@ -84,6 +84,18 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
   return chunk;
 }
 
+bool PublisherCore::hold_existing(std::uint32_t chunk) noexcept {
+  if (loans_in_use_ >= max_loans_ || !map_.valid_chunk(chunk) || !map_.try_acquire(chunk)) return false;
+  for (std::uint32_t l = 0; l < max_loans_; ++l) {
+    if (loans_[l].load(std::memory_order_relaxed) == kNoChunk) {
+      loans_[l].store(chunk, std::memory_order_relaxed);  // relaxed: see loan_chunk
+      break;
+    }
+  }
+  ++loans_in_use_;
+  return true;
+}
+
 void PublisherCore::forget_loan(std::uint32_t chunk) noexcept {
   for (std::uint32_t l = 0; l < max_loans_; ++l) {
     if (loans_[l].load(std::memory_order_relaxed) == chunk) {

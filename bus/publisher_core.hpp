@@ -16,7 +16,11 @@ class PublisherCore {
   // Loans one chunk able to hold `bytes`; records it in this publisher's loan row.
   // Returns kNoChunk and sets `err` on failure.
   std::uint32_t loan_chunk(std::uint64_t bytes, Errc& err) noexcept;
-  // Gives back an unpublished loan.
+  // Takes a further reference to a published chunk and records it in this slot's loan row,
+  // so a recoverer frees it if we die holding it (snapshots use this). False when the chunk is
+  // free or the row is full.
+  bool hold_existing(std::uint32_t chunk) noexcept;
+  // Gives back an unpublished loan, or a chunk held with hold_existing().
   void return_chunk(std::uint32_t chunk) noexcept;
   // Publishes the message whose head is `head` (segments already linked and sized).
   Status commit(std::uint32_t head) noexcept;

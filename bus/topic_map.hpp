@@ -76,6 +76,8 @@ class TopicMap {
   std::size_t size() const noexcept { return size_; }
   // "topic 'x'" or "topic 'x' (file /path)", for error messages.
   std::string describe() const;
+  // The flag the SIGBUS guard raises for this region (for further private mappings of it).
+  std::atomic<std::uint32_t>* lost_flag() noexcept { return &lost_; }
 
   // True once the region is lost (its file was truncated under us: the SIGBUS guard fired) or
   // revoked (the daemon marked it in the header after a lease break). Every API call checks it.

@@ -6,3 +6,5 @@
 #include "shmbus/raw.hpp"
 #include "shmbus/topic.hpp"
 #include "shmbus/typed.hpp"
+#include "shmbus/cow_view.hpp"
+#include "shmbus/snapshot.hpp"

@@ -1,0 +1,239 @@
+// Saving and reading snapshot files (see include/shmbus/snapshot.hpp).
+#include "shmbus/snapshot.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "publisher_core.hpp"
+#include "region.hpp"
+
+namespace shmbus {
+namespace {
+
+using detail::kNoChunk;
+
+constexpr std::uint64_t kSnapshotMagic = 0x31'50'4e'53'42'4d'48'53ULL;  // "SHMBSNP1"
+constexpr std::uint32_t kSnapshotVersion = 1;
+
+struct SnapshotFileHeader {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::uint32_t reserved;
+  std::uint64_t type_id;
+  std::uint64_t created_unix_ns;
+  std::uint64_t message_count;
+  char topic[256];
+};
+static_assert(sizeof(SnapshotFileHeader) == 296);
+static_assert(offsetof(SnapshotFileHeader, topic) == 40);
+
+struct SnapshotRecordHeader {
+  std::uint64_t sequence;
+  std::uint64_t publish_time_ns;
+  std::uint32_t flags;          // 1 = typed
+  std::uint32_t segment_count;
+};
+static_assert(sizeof(SnapshotRecordHeader) == 24);
+
+// Buffered writer that reports the first failure with the file's name.
+class FileWriter {
+ public:
+  FileWriter(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+  void put(const void* data, std::size_t n) {
+    const auto* p = static_cast<const char*>(data);
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) detail::throw_errno("writing snapshot " + path_.string());
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+  }
+  void pad_to_8(std::size_t written) {
+    static const char zeros[8]{};
+    if (written % 8 != 0) put(zeros, 8 - written % 8);
+  }
+
+ private:
+  int fd_;
+  std::filesystem::path path_;
+};
+
+struct Held {
+  std::uint64_t sequence;
+  std::uint32_t chunk;
+};
+
+// Takes references to up to the holder's loan capacity of retained messages with sequence
+// >= `from`, oldest first. Messages already overwritten are skipped, never half-read.
+std::vector<Held> hold_batch(detail::PublisherCore& holder, std::uint64_t from, std::uint64_t tail) {
+  detail::TopicMap& m = holder.map();
+  std::map<std::uint64_t, std::uint32_t> found;
+  auto take = [&](std::uint64_t seq, std::uint32_t chunk) {
+    if (found.count(seq) || !holder.hold_existing(chunk)) return false;
+    // Acquire: pairs with the release that published the sequence (see subscriber take).
+    if (m.chunk(chunk).sequence.load(std::memory_order_acquire) != seq) {
+      holder.return_chunk(chunk);  // reused meanwhile
+      return true;
+    }
+    found.emplace(seq, chunk);
+    return true;
+  };
+  // Messages subscribers still hold, older than the ring.
+  for (std::uint32_t s = 0; s < m.config().max_subscribers; ++s) {
+    if (m.subscriber(s).state.load(std::memory_order_acquire) != detail::kSlotActive) continue;
+    for (std::uint32_t h = 0; h < m.config().max_held_per_subscriber; ++h) {
+      std::uint32_t chunk = m.holds_of(s)[h].load(std::memory_order_relaxed);
+      if (!m.valid_chunk(chunk)) continue;
+      std::uint64_t seq = m.chunk(chunk).sequence.load(std::memory_order_relaxed);
+      if (seq >= from && seq < tail && seq < tail - std::min(tail, m.ring_capacity())) {
+        if (!take(seq, chunk)) break;
+      }
+    }
+  }
+  for (std::uint64_t seq = std::max(from, tail - std::min(tail, m.ring_capacity())); seq < tail; ++seq) {
+    detail::RingSlot& rs = m.ring_slot(seq);
+    if (rs.commit.load(std::memory_order_acquire) != seq + 1) continue;
+    std::uint32_t chunk = rs.chunk.load(std::memory_order_acquire);
+    if (!m.valid_chunk(chunk)) continue;
+    if (!take(seq, chunk)) break;
+  }
+  std::vector<Held> out;
+  for (auto [seq, chunk] : found) out.push_back({seq, chunk});
+  return out;
+}
+
+void write_message(FileWriter& w, detail::TopicMap& m, const Held& h) {
+  detail::ChunkHeader& head = m.chunk(h.chunk);
+  bool typed = (head.flags.load(std::memory_order_relaxed) & detail::kChunkFlagTyped) != 0;
+  std::vector<std::uint32_t> chain;
+  std::uint32_t c = h.chunk;
+  std::uint32_t count = typed ? head.segment_count.load(std::memory_order_relaxed) : 1;
+  for (std::uint32_t i = 0; i < count && i < m.config().max_segments && m.valid_chunk(c); ++i) {
+    chain.push_back(c);
+    c = m.chunk(c).next_segment.load(std::memory_order_relaxed);
+  }
+  SnapshotRecordHeader rec{h.sequence, head.publish_ns.load(std::memory_order_relaxed), typed ? 1u : 0u,
+                           static_cast<std::uint32_t>(chain.size())};
+  w.put(&rec, sizeof rec);
+  std::vector<std::uint64_t> sizes;
+  for (std::uint32_t chunk : chain) {
+    sizes.push_back(std::min(m.chunk(chunk).used_bytes.load(std::memory_order_relaxed), m.capacity(chunk)));
+  }
+  w.put(sizes.data(), sizes.size() * sizeof(std::uint64_t));
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    w.put(m.payload(chain[i]), sizes[i]);
+    w.pad_to_8(sizes[i]);
+  }
+}
+
+}  // namespace
+
+std::size_t save_snapshot(const Topic& topic, const std::filesystem::path& file) {
+  detail::TopicMap& m = topic.map();
+  std::filesystem::path tmp = file;
+  tmp += ".partial";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) detail::throw_errno("creating snapshot " + tmp.string());
+  std::size_t saved = 0;
+  try {
+    FileWriter w(fd, tmp);
+    SnapshotFileHeader hdr{};
+    hdr.magic = kSnapshotMagic;
+    hdr.version = kSnapshotVersion;
+    hdr.type_id = m.config().type_id;
+    hdr.created_unix_ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    std::strncpy(hdr.topic, m.config().name.c_str(), sizeof(hdr.topic) - 1);
+    w.put(&hdr, sizeof hdr);  // message_count is patched at the end
+    detail::PublisherCore holder(topic);
+    // Relaxed: the ring's commit words (acquire) are what make each message visible.
+    const std::uint64_t tail = m.control().tail.load(std::memory_order_relaxed);
+    std::uint64_t from = 0;
+    for (;;) {
+      std::vector<Held> batch = hold_batch(holder, from, tail);
+      if (batch.empty()) break;
+      for (const Held& h : batch) {
+        write_message(w, m, h);
+        holder.return_chunk(h.chunk);
+        ++saved;
+      }
+      from = batch.back().sequence + 1;
+    }
+    if (m.unusable()) throw Error(Errc::region_lost, m.describe() + ": region truncated during the snapshot");
+    hdr.message_count = saved;
+    if (pwrite(fd, &hdr, sizeof hdr, 0) != static_cast<ssize_t>(sizeof hdr) || fsync(fd) != 0) {
+      detail::throw_errno("finishing snapshot " + tmp.string());
+    }
+  } catch (...) {
+    close(fd);
+    unlink(tmp.c_str());
+    throw;
+  }
+  close(fd);
+  if (rename(tmp.c_str(), file.c_str()) != 0) {
+    unlink(tmp.c_str());
+    detail::throw_errno("renaming snapshot into " + file.string());
+  }
+  return saved;
+}
+
+Snapshot Snapshot::open(const std::filesystem::path& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) detail::throw_errno("opening snapshot " + file.string());
+  std::size_t size = detail::file_size(fd, file.string());
+  const std::string what = "snapshot " + file.string();
+  if (size < sizeof(SnapshotFileHeader)) {
+    close(fd);
+    throw Error(Errc::region_too_short, what + ": shorter than a snapshot header");
+  }
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) detail::throw_errno("mapping " + what);
+  Snapshot s;
+  s.mapping_ = std::shared_ptr<void>(p, [size](void* q) { munmap(q, size); });
+  const auto* base = static_cast<const std::byte*>(p);
+  SnapshotFileHeader hdr;
+  std::memcpy(&hdr, base, sizeof hdr);
+  if (hdr.magic != kSnapshotMagic) throw Error(Errc::not_a_region, what + ": not a shmbus snapshot (bad magic)");
+  if (hdr.version != kSnapshotVersion) {
+    throw Error(Errc::unknown_layout_version, what + ": snapshot format version " + std::to_string(hdr.version) +
+                                                  ", this library reads version " + std::to_string(kSnapshotVersion));
+  }
+  if (std::memchr(hdr.topic, 0, sizeof hdr.topic) == nullptr) throw Error(Errc::region_corrupt, what + ": bad topic name");
+  s.topic_name_ = hdr.topic;
+  s.type_id_ = hdr.type_id;
+  s.created_unix_ns_ = hdr.created_unix_ns;
+  std::size_t off = sizeof hdr;
+  auto need = [&](std::size_t n) {
+    if (n > size - off) throw Error(Errc::region_too_short, what + ": truncated at byte " + std::to_string(off));
+  };
+  for (std::uint64_t i = 0; i < hdr.message_count; ++i) {
+    need(sizeof(SnapshotRecordHeader));
+    SnapshotRecordHeader rec;
+    std::memcpy(&rec, base + off, sizeof rec);
+    off += sizeof rec;
+    if (rec.segment_count == 0 || rec.segment_count > 1024) throw Error(Errc::region_corrupt, what + ": bad segment count");
+    need(rec.segment_count * sizeof(std::uint64_t));
+    std::vector<std::uint64_t> sizes(rec.segment_count);
+    std::memcpy(sizes.data(), base + off, sizes.size() * sizeof(std::uint64_t));
+    off += sizes.size() * sizeof(std::uint64_t);
+    SnapshotMessage msg{rec.sequence, rec.publish_time_ns, rec.flags == 1, {}};
+    for (std::uint64_t seg : sizes) {
+      if (seg > size) throw Error(Errc::region_corrupt, what + ": segment larger than the file");
+      need(detail::round_up(seg, 8));
+      msg.segments.emplace_back(base + off, seg);
+      off += detail::round_up(seg, 8);
+    }
+    s.messages_.push_back(std::move(msg));
+  }
+  return s;
+}
+
+}  // namespace shmbus
