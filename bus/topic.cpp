@@ -122,10 +122,44 @@ std::set<std::uint32_t> chain_of(TopicMap& m, std::uint32_t head) {
   return chain;
 }
 
+// A publisher that died between taking a sequence from `tail` and recording it leaves a ring
+// slot that nobody will ever commit, and subscribers would wait at it forever. Fill every such
+// hole in the retained window with a tombstone, except sequences a live publisher has
+// recorded as its claim. Tombstoning a live publisher's unrecorded claim by mistake is safe:
+// its later commit finds the slot's commit word already at seq+1, swaps its chunk in (the
+// tombstone held none), and the references still add up; only that one message may be
+// reported lost to subscribers that passed the tombstone.
+void fill_holes(TopicMap& m, std::uint32_t dead_slot) {
+  const std::uint64_t tail = m.control().tail.load(std::memory_order_acquire);
+  const std::uint64_t from = tail - std::min(tail, m.ring_capacity());
+  std::set<std::uint64_t> claimed_by_live;
+  for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
+    if (p == dead_slot || m.publisher(p).state.load(std::memory_order_acquire) != kSlotActive) continue;
+    std::uint64_t c = m.publisher(p).claimed_plus1.load(std::memory_order_acquire);
+    if (c != 0 && c != ~0ULL) claimed_by_live.insert(c - 1);
+  }
+  for (std::uint64_t seq = from; seq < tail; ++seq) {
+    RingSlot& rs = m.ring_slot(seq);
+    std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
+    if (commit >= seq + 1 || claimed_by_live.count(seq)) continue;
+    while (commit < seq + 1 &&
+           !rs.commit.compare_exchange_weak(commit, seq + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+    }
+    // The slot's chunk (if any) belongs to an older sequence whose ring reference we now own.
+    std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
+    if (old != kNoChunk && m.valid_chunk(old) && m.chunk(old).sequence.load(std::memory_order_relaxed) != seq) {
+      m.release(old);
+    } else if (old != kNoChunk) {
+      rs.chunk.store(old, std::memory_order_release);  // a live publisher committed meanwhile: keep it
+    }
+  }
+}
+
 void reclaim_publisher(TopicMap& m, std::uint32_t p) {
   PublisherSlot& s = m.publisher(p);
   std::set<std::uint32_t> handled;
   std::uint64_t claim = s.claimed_plus1.load(std::memory_order_acquire);
+  if (claim == ~0ULL) fill_holes(m, p);
   if (claim != 0 && claim != ~0ULL) {
     std::uint64_t seq = claim - 1;
     std::uint32_t head = s.claim_chunk.load(std::memory_order_relaxed);
