@@ -129,7 +129,8 @@ struct TopicControl {
   std::uint32_t total_chunks;
   std::uint64_t max_message_size;  // bytes, over all segments of one message
   std::uint64_t block_timeout_ns;  // default for the block policy
-  std::uint8_t reserved_config[192 - 64];
+  std::uint32_t flags;             // kTopicFlag*
+  std::uint8_t reserved_config[192 - 68];
 
   // Next sequence to claim. Publishers fetch_add/CAS it; subscribers read it to resynchronise.
   alignas(kCacheLine) std::atomic<std::uint64_t> tail;
@@ -143,7 +144,9 @@ struct TopicControl {
   std::atomic<std::uint32_t> blocked_publishers;
   std::uint8_t pad_space[kCacheLine - 8];
 };
+inline constexpr std::uint32_t kTopicFlagStampTime = 1;
 static_assert(std::is_standard_layout_v<TopicControl>);
+static_assert(offsetof(TopicControl, flags) == 320);
 static_assert(offsetof(TopicControl, type_id) == 256);
 static_assert(offsetof(TopicControl, max_message_size) == 304);
 static_assert(offsetof(TopicControl, tail) == 448);

@@ -8,7 +8,7 @@ namespace shmbus::detail {
 
 PublisherCore::PublisherCore(const Topic& topic)
     : topic_(topic), map_(topic.map()), ctl_(map_.control()),
-      max_loans_(map_.config().max_loans_per_publisher) {
+      max_loans_(map_.config().max_loans_per_publisher), stamp_time_(map_.config().stamp_publish_time) {
   for (std::uint32_t i = 0; i < map_.config().max_publishers; ++i) {
     PublisherSlot& s = map_.publisher(i);
     std::uint32_t expected = kSlotFree;
@@ -176,7 +176,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   me.claim_chunk.store(head, std::memory_order_relaxed);
   me.claimed_plus1.store(seq + 1, std::memory_order_relaxed);
   ChunkHeader& h = map_.chunk(head);
-  h.publish_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  h.publish_ns.store(stamp_time_ ? monotonic_ns() : 0, std::memory_order_relaxed);
   h.sequence.store(seq, std::memory_order_relaxed);
   // The ring takes over our reference: forget the loans of the whole chain.
   std::uint32_t idx = head;
@@ -203,7 +203,8 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
     if (old != kNoChunk && map_.valid_chunk(old)) map_.release(old);
   }
   me.claimed_plus1.store(0, std::memory_order_relaxed);
-  me.published.fetch_add(1, std::memory_order_relaxed);
+  // We are the slot's only writer: a plain increment, no locked instruction.
+  me.published.store(me.published.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   // Seq_cst fence: Dekker pairing with a sleeping subscriber (sleepers++; fence; check data),
   // so either it sees our commit or we see it sleeping. No syscall when nobody sleeps.
   std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -45,6 +45,7 @@ class PublisherCore {
   std::atomic<std::uint32_t>* loans_;
   std::uint32_t max_loans_;
   std::uint32_t loans_in_use_ = 0;
+  bool stamp_time_;
 };
 
 }  // namespace shmbus::detail

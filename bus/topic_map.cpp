@@ -148,6 +148,7 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
   ctl->total_chunks = plan.total_chunks;
   ctl->max_message_size = config.max_message_size;
   ctl->block_timeout_ns = static_cast<std::uint64_t>(config.block_timeout.count());
+  ctl->flags = config.stamp_publish_time ? kTopicFlagStampTime : 0;
 
   auto* classes = reinterpret_cast<SizeClassEntry*>(m->base_ + plan.sections[kSectionClasses].offset);
   auto* chunks = reinterpret_cast<ChunkHeader*>(m->base_ + plan.sections[kSectionChunks].offset);
@@ -294,6 +295,7 @@ void TopicMap::validate(const std::string& what) {
   c.max_segments = ctl->max_segments;
   c.max_message_size = ctl->max_message_size;
   c.block_timeout = std::chrono::nanoseconds(ctl->block_timeout_ns);
+  c.stamp_publish_time = (ctl->flags & kTopicFlagStampTime) != 0;
   config_ = std::move(c);
 }
 

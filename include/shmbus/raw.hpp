@@ -61,7 +61,8 @@ class RawSample {
   std::uint64_t sequence() const noexcept { return sequence_; }
   // Messages this subscriber lost (drop-oldest policy) between its previous take and this one.
   std::uint64_t lost_before() const noexcept { return lost_before_; }
-  std::uint64_t publish_time_ns() const noexcept;  // CLOCK_MONOTONIC at publish
+  // CLOCK_MONOTONIC at publish, or 0 unless the topic has TopicConfig::stamp_publish_time.
+  std::uint64_t publish_time_ns() const noexcept;
   std::uint32_t chunk() const noexcept { return chunk_; }
   bool valid() const noexcept { return core_ != nullptr; }
   // The topic the sample came from (valid while valid()).
