@@ -16,6 +16,9 @@
 //   section ring     RingSlot[ring_capacity]  (power of two; index = sequence & (capacity-1))
 //   section chunks   ChunkHeader[total_chunks]
 //   section payload  page-aligned; per size class a page-aligned run of chunk payloads.
+//   section schema   the message type's Cap'n Proto schema (a serialized
+//                    schema.capnp CodeGeneratorRequest holding the type's node and every node
+//                    it depends on); empty for raw topics. Written once at creation.
 //
 // Protocol summary (details at each field):
 //   * A chunk's `refs` is 0 while free. Loan sets it to 1 (the loaner's reference). Publishing
@@ -66,6 +69,7 @@ enum SectionId : std::uint32_t {
   kSectionRing,
   kSectionChunks,
   kSectionPayload,
+  kSectionSchema,
   kSectionCount
 };
 

@@ -9,6 +9,7 @@ namespace shmbus::detail {
 PublisherCore::PublisherCore(const Topic& topic)
     : topic_(topic), map_(topic.map()), ctl_(map_.control()),
       max_loans_(map_.config().max_loans_per_publisher), stamp_time_(map_.config().stamp_publish_time) {
+  if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
   for (std::uint32_t i = 0; i < map_.config().max_publishers; ++i) {
     PublisherSlot& s = map_.publisher(i);
     std::uint32_t expected = kSlotFree;

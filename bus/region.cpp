@@ -76,8 +76,8 @@ void check_seals(int fd, const std::string& what) {
   }
 }
 
-void* map_shared(int fd, std::size_t size, const std::string& what) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+void* map_shared(int fd, std::size_t size, const std::string& what, bool writable) {
+  void* p = mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) throw_errno("mmap of " + what);
   madvise(p, size, MADV_HUGEPAGE);  // harmless where THP for shmem is off (LINUX-NOTES §8)
   return p;

@@ -22,8 +22,9 @@ int create_reserved_file(const std::filesystem::path& path, std::size_t size, un
 // protected by the daemon's lease and the SIGBUS guard instead.
 void check_seals(int fd, const std::string& what);
 
-// MAP_SHARED read-write mapping of the whole fd, with MADV_HUGEPAGE advice.
-void* map_shared(int fd, std::size_t size, const std::string& what);
+// MAP_SHARED mapping of the whole fd (read-write, or read-only for inspection), with
+// MADV_HUGEPAGE advice.
+void* map_shared(int fd, std::size_t size, const std::string& what, bool writable = true);
 
 std::size_t file_size(int fd, const std::string& what);
 

@@ -28,10 +28,12 @@ struct SnapshotFileHeader {
   std::uint64_t type_id;
   std::uint64_t created_unix_ns;
   std::uint64_t message_count;
+  std::uint64_t schema_bytes;  // the topic's recorded schema follows the header, padded to 8
   char topic[256];
 };
-static_assert(sizeof(SnapshotFileHeader) == 296);
-static_assert(offsetof(SnapshotFileHeader, topic) == 40);
+static_assert(sizeof(SnapshotFileHeader) == 304);
+static_assert(offsetof(SnapshotFileHeader, schema_bytes) == 40);
+static_assert(offsetof(SnapshotFileHeader, topic) == 48);
 
 struct SnapshotRecordHeader {
   std::uint64_t sequence;
@@ -151,7 +153,10 @@ std::size_t save_snapshot(const Topic& topic, const std::filesystem::path& file)
     hdr.created_unix_ns = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
     std::strncpy(hdr.topic, m.config().name.c_str(), sizeof(hdr.topic) - 1);
+    hdr.schema_bytes = m.config().schema.size();
     w.put(&hdr, sizeof hdr);  // message_count is patched at the end
+    w.put(m.config().schema.data(), m.config().schema.size());
+    w.pad_to_8(m.config().schema.size());
     detail::PublisherCore holder(topic);
     // Relaxed: the ring's commit words (acquire) are what make each message visible.
     const std::uint64_t tail = m.control().tail.load(std::memory_order_relaxed);
@@ -214,6 +219,10 @@ Snapshot Snapshot::open(const std::filesystem::path& file) {
   auto need = [&](std::size_t n) {
     if (n > size - off) throw Error(Errc::region_too_short, what + ": truncated at byte " + std::to_string(off));
   };
+  if (hdr.schema_bytes > size) throw Error(Errc::region_corrupt, what + ": schema larger than the file");
+  need(detail::round_up(hdr.schema_bytes, 8));
+  s.schema_.assign(reinterpret_cast<const char*>(base + off), hdr.schema_bytes);
+  off += detail::round_up(hdr.schema_bytes, 8);
   for (std::uint64_t i = 0; i < hdr.message_count; ++i) {
     need(sizeof(SnapshotRecordHeader));
     SnapshotRecordHeader rec;

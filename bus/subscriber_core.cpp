@@ -12,6 +12,7 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     : topic_(topic), map_(topic.map()), ctl_(map_.control()), options_(options),
       max_held_(map_.config().max_held_per_subscriber),
       block_policy_(ctl_.policy != SlowSubscriberPolicyWire::kDropOldest) {
+  if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
   for (std::uint32_t i = 0; i < map_.config().max_subscribers; ++i) {
     SubscriberSlot& s = map_.subscriber(i);
     std::uint32_t expected = kSlotFree;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <fcntl.h>
+#include <cstring>
 #include <set>
 #include <sstream>
 #include <unistd.h>
@@ -29,6 +30,66 @@ Topic Topic::open_file(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) throw_errno("opening region file " + path.string());
   return Topic(TopicMap::open(fd, path));
+}
+
+Topic Topic::inspect_file(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_errno("opening region file " + path.string());
+  return Topic(TopicMap::open(fd, path, /*writable=*/false));
+}
+
+Topic::RegionInfo Topic::region_info() const {
+  static const char* kNames[kSectionCount] = {"control", "classes", "publishers", "subscribers", "loans",
+                                              "holds",   "ring",    "chunks",     "payload",     "schema"};
+  const RegionHeader& h = map_->header();
+  RegionInfo info;
+  info.layout_version = h.layout_version.load(std::memory_order_acquire);
+  info.anonymous = h.kind == RegionKind::kAnonymous;
+  info.size = h.region_size;
+  info.bus_name = std::string(h.bus_name, strnlen(h.bus_name, sizeof h.bus_name));
+  info.bus_epoch = h.bus_epoch;
+  info.healthy = !map_->unusable();
+  info.seals = fcntl(map_->fd(), F_GET_SEALS);
+  for (std::uint32_t i = 0; i < kSectionCount; ++i) info.sections.push_back({kNames[i], h.sections[i].offset, h.sections[i].size});
+  return info;
+}
+
+std::vector<Topic::ChunkInfo> Topic::busy_chunks() const {
+  TopicMap& m = *map_;
+  const TopicConfig& c = m.config();
+  std::vector<std::string> where(m.total_chunks());
+  // Relaxed throughout: a best-effort picture of a moving system, never a lock.
+  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
+    RingSlot& rs = m.ring_slot(i);
+    std::uint32_t ch = rs.chunk.load(std::memory_order_relaxed);
+    std::uint64_t commit = rs.commit.load(std::memory_order_relaxed);
+    if (commit != 0 && m.valid_chunk(ch)) where[ch] = "in queue/history as seq " + std::to_string(commit - 1);
+  }
+  for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
+    if (m.publisher(p).state.load(std::memory_order_acquire) != kSlotActive) continue;
+    for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
+      std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
+      if (m.valid_chunk(ch)) where[ch] = "loaned by publisher slot " + std::to_string(p) + " (pid " + std::to_string(m.publisher(p).pid.load(std::memory_order_relaxed)) + ")";
+    }
+  }
+  for (std::uint32_t s = 0; s < c.max_subscribers; ++s) {
+    if (m.subscriber(s).state.load(std::memory_order_acquire) != kSlotActive) continue;
+    for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
+      std::uint32_t ch = m.holds_of(s)[h].load(std::memory_order_relaxed);
+      if (m.valid_chunk(ch)) {
+        std::string holder = "held by subscriber slot " + std::to_string(s) + " (pid " + std::to_string(m.subscriber(s).pid.load(std::memory_order_relaxed)) + ")";
+        where[ch] = where[ch].empty() ? holder : where[ch] + ", " + holder;
+      }
+    }
+  }
+  std::vector<ChunkInfo> out;
+  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
+    std::uint32_t refs = m.chunk(i).refs.load(std::memory_order_relaxed);
+    if (refs == 0) continue;
+    std::uint64_t seq = m.chunk(i).sequence.load(std::memory_order_relaxed);
+    out.push_back({i, m.class_of(i).chunk_size, refs, seq, where[i].empty() ? "referenced (segment of a message, or in flight)" : where[i]});
+  }
+  return out;
 }
 
 const std::string& Topic::name() const noexcept { return map_->config().name; }

@@ -91,6 +91,8 @@ Plan plan_for(const TopicConfig& c) {
   }
   off = round_up(off, kPageSize);
   p.sections[kSectionPayload] = {payload_start, off - payload_start};
+  p.sections[kSectionSchema] = {off, c.schema.size()};
+  off = round_up(off + c.schema.size(), kPageSize);
   p.total_size = off;
   return p;
 }
@@ -150,6 +152,9 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
   ctl->block_timeout_ns = static_cast<std::uint64_t>(config.block_timeout.count());
   ctl->flags = config.stamp_publish_time ? kTopicFlagStampTime : 0;
 
+  if (!config.schema.empty()) {
+    std::memcpy(m->base_ + plan.sections[kSectionSchema].offset, config.schema.data(), config.schema.size());
+  }
   auto* classes = reinterpret_cast<SizeClassEntry*>(m->base_ + plan.sections[kSectionClasses].offset);
   auto* chunks = reinterpret_cast<ChunkHeader*>(m->base_ + plan.sections[kSectionChunks].offset);
   for (std::size_t ci = 0; ci < plan.classes.size(); ++ci) {
@@ -183,7 +188,7 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
   return m;
 }
 
-std::shared_ptr<TopicMap> TopicMap::open(int fd, std::filesystem::path path) {
+std::shared_ptr<TopicMap> TopicMap::open(int fd, std::filesystem::path path, bool writable) {
   std::shared_ptr<TopicMap> m(new TopicMap());
   m->fd_ = fd;  // owned from here on, closed by the destructor whatever happens next
   m->path_ = std::move(path);
@@ -195,7 +200,8 @@ std::shared_ptr<TopicMap> TopicMap::open(int fd, std::filesystem::path path) {
                                             "-byte region header");
   }
   m->size_ = size;
-  m->base_ = static_cast<std::byte*>(map_shared(fd, size, what));
+  m->writable_ = writable;
+  m->base_ = static_cast<std::byte*>(map_shared(fd, size, what, writable));
   // Guard before the first read: the file may already be shorter than it claims.
   SigbusGuard::register_mapping(m->base_, m->size_, &m->lost_);
   m->guarded_ = true;
@@ -296,6 +302,8 @@ void TopicMap::validate(const std::string& what) {
   c.max_message_size = ctl->max_message_size;
   c.block_timeout = std::chrono::nanoseconds(ctl->block_timeout_ns);
   c.stamp_publish_time = (ctl->flags & kTopicFlagStampTime) != 0;
+  const Section& schema = h.sections[kSectionSchema];
+  c.schema.assign(reinterpret_cast<const char*>(base_ + schema.offset), schema.size);
   config_ = std::move(c);
 }
 

@@ -31,7 +31,9 @@ class TopicMap {
   // Creates the region (memfd or file), lays out and initialises the topic, maps it.
   static std::shared_ptr<TopicMap> create(const TopicConfig& config, const RegionOptions& options);
   // Maps and validates an existing region. `fd` is owned by the new map.
-  static std::shared_ptr<TopicMap> open(int fd, std::filesystem::path path);
+  // A read-only map (writable = false) serves inspection only; publishers and subscribers
+  // refuse it.
+  static std::shared_ptr<TopicMap> open(int fd, std::filesystem::path path, bool writable = true);
   ~TopicMap();
   TopicMap(const TopicMap&) = delete;
   TopicMap& operator=(const TopicMap&) = delete;
@@ -71,6 +73,7 @@ class TopicMap {
   std::uint64_t ring_capacity() const noexcept { return ring_mask_ + 1; }
   std::uint32_t total_chunks() const noexcept { return total_chunks_; }
   int fd() const noexcept { return fd_; }
+  bool writable() const noexcept { return writable_; }
   const std::filesystem::path& path() const noexcept { return path_; }
   std::byte* base() const noexcept { return base_; }
   std::size_t size() const noexcept { return size_; }
@@ -111,6 +114,7 @@ class TopicMap {
   std::vector<LocalClass> classes_;
   std::atomic<std::uint32_t> lost_{0};  // set by the SIGBUS guard
   bool guarded_ = false;
+  bool writable_ = true;
 };
 
 }  // namespace shmbus::detail

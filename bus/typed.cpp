@@ -1,9 +1,12 @@
 // Non-template half of the typed API: Cap'n Proto segments in loaned chunks, and validation
 // of messages read from shared memory.
 #include <capnp/any.h>
+#include <capnp/schema.capnp.h>
+#include <capnp/serialize.h>
 #include <kj/debug.h>
 
 #include <cstring>
+#include <map>
 
 #include "publisher_core.hpp"
 #include "shmbus/typed.hpp"
@@ -140,5 +143,42 @@ bool validate_message(capnp::MessageReader& reader) noexcept {
 }
 
 PublisherCore& core_of(RawPublisher& publisher) noexcept { return publisher.core(); }
+
+namespace {
+void collect_type(capnp::Type type, std::map<std::uint64_t, capnp::schema::Node::Reader>& nodes);
+
+void collect(capnp::Schema schema, std::map<std::uint64_t, capnp::schema::Node::Reader>& nodes) {
+  capnp::schema::Node::Reader node = schema.getProto();
+  if (!nodes.emplace(node.getId(), node).second) return;
+  if (node.isStruct()) {
+    for (capnp::StructSchema::Field field : schema.asStruct().getFields()) collect_type(field.getType(), nodes);
+  } else if (node.isInterface()) {
+    for (capnp::InterfaceSchema::Method method : schema.asInterface().getMethods()) {
+      collect(method.getParamType(), nodes);
+      collect(method.getResultType(), nodes);
+    }
+  }
+}
+
+void collect_type(capnp::Type type, std::map<std::uint64_t, capnp::schema::Node::Reader>& nodes) {
+  if (type.isStruct()) collect(type.asStruct(), nodes);
+  else if (type.isEnum()) collect(type.asEnum(), nodes);
+  else if (type.isInterface()) collect(type.asInterface(), nodes);
+  else if (type.isList()) collect_type(type.asList().getElementType(), nodes);
+}
+}  // namespace
+
+std::string serialize_schema(capnp::Schema root) {
+  std::map<std::uint64_t, capnp::schema::Node::Reader> nodes;
+  collect(root, nodes);
+  capnp::MallocMessageBuilder message;
+  auto request = message.initRoot<capnp::schema::CodeGeneratorRequest>();
+  auto list = request.initNodes(static_cast<unsigned>(nodes.size()));
+  unsigned i = 0;
+  for (const auto& [id, node] : nodes) list.setWithCaveats(i++, node);
+  kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
+  kj::ArrayPtr<const char> bytes = flat.asChars();
+  return std::string(bytes.begin(), bytes.size());
+}
 
 }  // namespace shmbus::detail

@@ -42,6 +42,10 @@ struct TopicConfig {
   std::uint32_t max_segments = 16;             // chunks one Cap'n Proto message may span (<= 32)
   std::uint64_t max_message_size = 0;          // bytes over all segments; 0 = largest chunk
   std::uint64_t type_id = 0;                   // Cap'n Proto struct id; 0 = raw bytes
+  // The type's schema, recorded in the region so that tools decode messages without the
+  // user's headers: a serialized schema.capnp CodeGeneratorRequest. shmbus::typed_topic<T>()
+  // fills type_id and schema.
+  std::string schema;
   // Stamp each message with CLOCK_MONOTONIC at publish (RawSample::publish_time_ns()). Off by
   // default: reading the clock costs ~40 ns on a VM's kvm-clock, as much as the rest of
   // publish.

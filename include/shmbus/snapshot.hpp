@@ -43,6 +43,8 @@ class Snapshot {
 
   const std::string& topic_name() const noexcept { return topic_name_; }
   std::uint64_t type_id() const noexcept { return type_id_; }
+  // The topic's recorded Cap'n Proto schema (see TopicConfig::schema), empty for raw topics.
+  const std::string& schema() const noexcept { return schema_; }
   std::uint64_t created_unix_ns() const noexcept { return created_unix_ns_; }
   const std::vector<SnapshotMessage>& messages() const noexcept { return messages_; }
 
@@ -50,6 +52,7 @@ class Snapshot {
   std::shared_ptr<void> mapping_;
   std::string topic_name_;
   std::uint64_t type_id_ = 0;
+  std::string schema_;
   std::uint64_t created_unix_ns_ = 0;
   std::vector<SnapshotMessage> messages_;
 };

@@ -61,6 +61,26 @@ class Topic {
   // Maps a file-backed region. Throws not_a_region, unknown_layout_version, abi_mismatch,
   // region_too_short or region_corrupt, with the path in the message.
   static Topic open_file(const std::filesystem::path& path);
+  // Maps a region file read-only, for inspection (stats(), describe_pool()): it never writes
+  // to the bus. Publishers, subscribers and snapshots refuse such a Topic.
+  static Topic inspect_file(const std::filesystem::path& path);
+  // Header facts of the region, for tools.
+  struct RegionInfo {
+    std::uint32_t layout_version;
+    bool anonymous;
+    std::uint64_t size;
+    std::string bus_name;
+    std::uint64_t bus_epoch;
+    bool healthy;      // not revoked or lost
+    int seals;         // F_GET_SEALS, or -1 for a file
+    struct SectionInfo { std::string name; std::uint64_t offset, size; };
+    std::vector<SectionInfo> sections;
+  };
+  RegionInfo region_info() const;
+  // Where one chunk is, for tools: "free", "ring seq N", "loaned by publisher slot S (pid P)",
+  // "held by subscriber slot S (pid P)".
+  struct ChunkInfo { std::uint32_t index; std::uint64_t size_class; std::uint32_t refs; std::uint64_t sequence; std::string state; };
+  std::vector<ChunkInfo> busy_chunks() const;
 
   const std::string& name() const noexcept;
   const TopicConfig& config() const noexcept;

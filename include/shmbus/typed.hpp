@@ -54,6 +54,17 @@ class MessageLoan {
   detail::ChunkMessageBuilder builder_;
 };
 
+// A topic configuration for messages of type T: records T's type id and schema in the region
+// (see TopicConfig::schema), so tools can decode it. Adjust pools and policies afterwards.
+template <typename T>
+TopicConfig typed_topic(std::string name) {
+  TopicConfig c;
+  c.name = std::move(name);
+  c.type_id = capnp::typeId<T>();
+  c.schema = detail::serialize_schema(capnp::Schema::from<T>());
+  return c;
+}
+
 template <typename T>
 class Publisher {
  public:

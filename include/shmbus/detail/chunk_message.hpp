@@ -3,6 +3,7 @@
 #pragma once
 
 #include <capnp/message.h>
+#include <capnp/schema.h>
 
 #include <cstdint>
 
@@ -59,5 +60,7 @@ capnp::ReaderOptions reader_options(const Topic& topic) noexcept;
 // Walks the whole message once within the reader's limits. False when malformed.
 bool validate_message(capnp::MessageReader& reader) noexcept;
 PublisherCore& core_of(RawPublisher& publisher) noexcept;
+// `root` and every node it depends on, as a serialized schema.capnp CodeGeneratorRequest.
+std::string serialize_schema(capnp::Schema root);
 
 }  // namespace shmbus::detail

@@ -1,0 +1,420 @@
+// shmbus::Client: the control connection to shmbusd, run on a background KJ event loop.
+//
+// Why a thread of its own: Cap'n Proto RPC objects belong to the thread whose event loop made
+// them, the user's threads may already run an event loop (or none), and noticing that the
+// daemon went away (to reconnect and re-register) needs a loop that is always running. User
+// calls hop onto that thread with kj::Executor::executeSync() and block until answered.
+#include "shmbus/client.hpp"
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/timer.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <thread>
+#include <tuple>
+#include <unistd.h>
+
+#include "control.capnp.h"
+#include "control/wire.hpp"
+
+namespace shmbus {
+
+namespace {
+
+struct Registration {
+  std::string topic;
+  control::Role role;
+  std::uint32_t slot;
+  std::uint64_t generation;
+  bool operator<(const Registration& o) const {
+    return std::tie(topic, role, slot, generation) < std::tie(o.topic, o.role, o.slot, o.generation);
+  }
+};
+
+// A connected, non-blocking, close-on-exec Unix stream socket, or -1 with errno set.
+int connect_unix(const std::filesystem::path& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.native().size() >= sizeof(addr.sun_path)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.native().size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+std::string process_name() {
+  std::ifstream comm("/proc/self/comm");
+  std::string s;
+  std::getline(comm, s);
+  return s;
+}
+
+// Hands a region this process already maps back to a restarted daemon (Bus.adoptRegion): its
+// fd travels with the capability.
+class LocalRegion final : public control::Region::Server {
+ public:
+  explicit LocalRegion(Topic topic) : topic_(std::move(topic)) {}
+  kj::Maybe<int> getFd() override { return topic_.fd(); }
+
+ protected:
+  kj::Promise<void> describe(DescribeContext context) override {
+    auto r = context.getResults();
+    r.setTopic(topic_.name());
+    r.setSize(topic_.mapping_size());
+    r.setBacking(topic_.path().empty() ? control::Backing::ANONYMOUS : control::Backing::FILE);
+    r.setPath(topic_.path().string());
+    return kj::READY_NOW;
+  }
+
+ private:
+  Topic topic_;
+};
+
+control::Role to_wire(Role r) {
+  return r == Role::publisher ? control::Role::PUBLISHER : control::Role::SUBSCRIBER;
+}
+
+}  // namespace
+
+std::filesystem::path default_runtime_dir() {
+  if (geteuid() == 0) return "/run/shmbus";
+  if (const char* xdg = getenv("XDG_RUNTIME_DIR"); xdg && *xdg) return std::filesystem::path(xdg) / "shmbus";
+  return "/tmp/shmbus-" + std::to_string(geteuid());
+}
+
+std::filesystem::path bus_socket_path(const std::string& bus, const std::filesystem::path& runtime_dir) {
+  return (runtime_dir.empty() ? default_runtime_dir() : runtime_dir) / (bus + ".sock");
+}
+
+struct Client::Impl {
+  ClientOptions opts;
+  std::filesystem::path socket;
+  std::string name;
+
+  // Shared between user threads and the loop thread.
+  std::mutex mu;
+  std::map<std::string, Topic> topics;  // opened through this client, by name
+  std::set<Registration> regs;
+  std::atomic<bool> up{false};
+  std::atomic<std::uint64_t> connections{0};
+
+  // Loop thread only (after start).
+  std::thread thread;
+  const kj::Executor* executor = nullptr;
+  kj::AsyncIoContext* io = nullptr;
+  kj::Own<kj::AsyncCapabilityStream> stream;
+  kj::Own<capnp::TwoPartyClient> rpc;
+  kj::Maybe<control::Bus::Client> bus;
+  kj::Own<kj::PromiseFulfiller<void>> stop;
+  struct LogErrors : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&&) override {}  // a failed resync is retried on reconnect
+  } log_errors;
+  kj::Maybe<kj::TaskSet> tasks;
+
+  void run(std::promise<std::string>& started);
+  kj::Promise<void> connect_now();
+  kj::Promise<void> resync();
+  kj::Promise<void> reconnect(kj::Duration backoff);
+  void drop_connection() {
+    up = false;
+    bus = nullptr;
+    rpc = nullptr;  // before the stream it reads from
+    stream = nullptr;
+  }
+
+  // Runs `f(bus)` (returning a kj::Promise) on the loop thread and waits for its result.
+  template <typename F>
+  auto call(const char* what, F&& f) {
+    try {
+      return executor->executeSync([&]() {
+        KJ_IF_MAYBE (b, bus) {
+          if (up) return io->provider->getTimer().timeoutAfter(opts.timeout * kj::MILLISECONDS, f(*b));
+        }
+        kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "not connected"));
+      });
+    } catch (const kj::Exception& e) {
+      std::string why(e.getDescription().cStr());
+      if (e.getType() == kj::Exception::Type::DISCONNECTED || e.getType() == kj::Exception::Type::OVERLOADED) {
+        throw Error(Errc::system_error, std::string(what) + ": shmbus daemon at " + socket.string() +
+                                            " is unreachable (" + why + ")");
+      }
+      // A refusal by the daemon arrives as "remote exception: <reason>"; keep the reason.
+      const std::string prefix = "remote exception: ";
+      if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
+      throw Error(Errc::invalid_config, std::string(what) + ": " + why);
+    }
+  }
+
+  void add_registration(const Registration& r) {
+    call("registering a slot", [&](control::Bus::Client& b) {
+      auto req = b.registerSlotRequest();
+      auto s = req.initSlot();
+      s.setTopic(r.topic);
+      s.setRole(r.role);
+      s.setSlot(r.slot);
+      s.setGeneration(r.generation);
+      return req.send().ignoreResult();
+    });
+    std::lock_guard lock(mu);
+    regs.insert(r);
+  }
+
+  void remove_registration(const Registration& r) {
+    {
+      std::lock_guard lock(mu);
+      regs.erase(r);
+    }
+    call("unregistering a slot", [&](control::Bus::Client& b) {
+      auto req = b.unregisterSlotRequest();
+      auto s = req.initSlot();
+      s.setTopic(r.topic);
+      s.setRole(r.role);
+      s.setSlot(r.slot);
+      s.setGeneration(r.generation);
+      return req.send().ignoreResult();
+    });
+  }
+};
+
+void Client::Impl::run(std::promise<std::string>& started) {
+  kj::AsyncIoContext ctx = kj::setupAsyncIo();
+  io = &ctx;
+  executor = &kj::getCurrentThreadExecutor();
+  tasks.emplace(log_errors);
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  stop = kj::mv(paf.fulfiller);
+  std::string error;
+  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() { connect_now().wait(ctx.waitScope); })) {
+    error = e->getDescription().cStr();
+  }
+  started.set_value(error);
+  if (error.empty()) paf.promise.wait(ctx.waitScope);
+  tasks = nullptr;
+  drop_connection();
+  io = nullptr;
+}
+
+kj::Promise<void> Client::Impl::connect_now() {
+  int fd = connect_unix(socket);
+  if (fd < 0) {
+    return KJ_EXCEPTION(DISCONNECTED, "connecting to shmbus daemon", socket.string(), strerror(errno));
+  }
+  stream = io->lowLevelProvider->wrapUnixSocketFd(
+      fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
+              kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
+  // One fd per incoming message: the region fd of an openTopic/adoptRegion reply.
+  rpc = kj::heap<capnp::TwoPartyClient>(*stream, 1);
+  control::Bus::Client b = rpc->bootstrap().castAs<control::Bus>();
+  bus = b;
+  auto req = b.helloRequest();
+  req.setClientName(name);
+  req.setProtocolVersion(control::PROTOCOL_VERSION);
+  return req.send()
+      .then([this](auto&&) {
+        up = true;
+        return resync();
+      })
+      .then([this]() {
+        ++connections;
+        if (!opts.reconnect) return;
+        auto& t = KJ_ASSERT_NONNULL(tasks);
+        t.add(rpc->onDisconnect().then([this]() { return reconnect(100 * kj::MILLISECONDS); }));
+      });
+}
+
+kj::Promise<void> Client::Impl::reconnect(kj::Duration backoff) {
+  drop_connection();
+  return kj::evalNow([this]() { return connect_now(); })
+      .catch_([this, backoff](kj::Exception&&) {
+        drop_connection();
+        kj::Duration next = kj::min(backoff * 2, 1 * kj::SECONDS);
+        return io->provider->getTimer().afterDelay(backoff).then([this, next]() { return reconnect(next); });
+      });
+}
+
+// Tells a (possibly new) daemon about every topic and registration this client holds. A topic
+// the daemon does not know (an anonymous region of a previous daemon) is handed back with its
+// fd; one it knows is matched by region identity. Registrations of slots since released are
+// refused by the daemon (generation mismatch) and forgotten here.
+kj::Promise<void> Client::Impl::resync() {
+  std::map<std::string, Topic> snapshot;
+  std::map<std::string, std::vector<Registration>> by_topic;
+  {
+    std::lock_guard lock(mu);
+    snapshot = topics;
+    for (const Registration& r : regs) by_topic[r.topic].push_back(r);
+  }
+  if (snapshot.empty()) return kj::READY_NOW;
+  control::Bus::Client b = KJ_ASSERT_NONNULL(bus);
+  kj::Vector<kj::Promise<void>> all;
+  for (auto& [topic_name, topic] : snapshot) {
+    auto req = b.adoptRegionRequest();
+    req.setRegion(kj::heap<LocalRegion>(topic));
+    const auto& rs = by_topic[topic_name];
+    auto slots = req.initSlots(static_cast<unsigned>(rs.size()));
+    for (unsigned i = 0; i < rs.size(); ++i) {
+      slots[i].setTopic(rs[i].topic);
+      slots[i].setRole(rs[i].role);
+      slots[i].setSlot(rs[i].slot);
+      slots[i].setGeneration(rs[i].generation);
+    }
+    all.add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
+  }
+  return kj::joinPromises(all.releaseAsArray());
+}
+
+Client::Client() : Client(ClientOptions{}) {}
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& im = *impl_;
+  im.opts = std::move(options);
+  im.socket = im.opts.socket.empty() ? bus_socket_path(im.opts.bus) : im.opts.socket;
+  im.name = im.opts.name.empty() ? process_name() : im.opts.name;
+  std::promise<std::string> started;
+  std::future<std::string> result = started.get_future();
+  im.thread = std::thread([&im, &started]() { im.run(started); });
+  std::string error = result.get();
+  if (!error.empty()) {
+    im.thread.join();
+    throw Error(Errc::system_error, "shmbus daemon at " + im.socket.string() + " is unreachable: " + error);
+  }
+}
+
+Client::~Client() {
+  Impl& im = *impl_;
+  // Forget registrations first, so the daemon does not reclaim slots still in use.
+  std::set<Registration> regs;
+  {
+    std::lock_guard lock(im.mu);
+    regs.swap(im.regs);
+  }
+  for (const Registration& r : regs) {
+    try {
+      im.remove_registration(r);
+    } catch (const Error&) {
+      break;  // daemon gone: nothing will reclaim them either
+    }
+  }
+  try {
+    im.executor->executeSync([&im]() { im.stop->fulfill(); });
+  } catch (const kj::Exception&) {
+  }
+  im.thread.join();
+}
+
+Topic Client::open_topic(const TopicConfig& config, Role role, std::span<const std::byte> type_schema) {
+  Impl& im = *impl_;
+  Topic topic = im.call(("opening topic '" + config.name + "'").c_str(), [&](control::Bus::Client& b) {
+    auto req = b.openTopicRequest();
+    wire::to_wire(config, req.initConfig());
+    req.setRole(to_wire(role));
+    req.setTypeSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(type_schema.data()), type_schema.size()));
+    return req.send().then([](capnp::Response<control::Bus::OpenTopicResults>&& resp) {
+      control::Region::Client region = resp.getRegion();
+      return region.getFd().then([region](kj::Maybe<int> fd) mutable -> Topic {
+        KJ_IF_MAYBE (f, fd) { return Topic::open_fd(*f); }  // dups the fd; ours closes with `region`
+        KJ_FAIL_REQUIRE("the daemon's reply carried no region fd (fd passing unavailable?)");
+      });
+    });
+  });
+  std::lock_guard lock(im.mu);
+  im.topics.insert_or_assign(topic.name(), topic);
+  return topic;
+}
+
+Topic Client::open_topic(const std::string& name, Role role) {
+  Impl& im = *impl_;
+  Topic topic = im.call(("opening topic '" + name + "'").c_str(), [&](control::Bus::Client& b) {
+    auto req = b.openTopicRequest();
+    req.initConfig().setName(name);  // everything else 0/unset: the daemon's defaults
+    req.setRole(to_wire(role));
+    return req.send().then([](capnp::Response<control::Bus::OpenTopicResults>&& resp) {
+      control::Region::Client region = resp.getRegion();
+      return region.getFd().then([region](kj::Maybe<int> fd) mutable -> Topic {
+        KJ_IF_MAYBE (f, fd) { return Topic::open_fd(*f); }
+        KJ_FAIL_REQUIRE("the daemon's reply carried no region fd (fd passing unavailable?)");
+      });
+    });
+  });
+  std::lock_guard lock(im.mu);
+  im.topics.insert_or_assign(topic.name(), topic);
+  return topic;
+}
+
+Topic Client::open_topic_typed(const TopicConfig& config, Role role, capnp::Schema schema) {
+  std::string bytes = serialize_schema_nodes(schema);
+  return open_topic(config, role, std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
+}
+
+RawPublisher Client::publisher(const Topic& topic) {
+  RawPublisher pub(topic);
+  register_publisher(pub);
+  return pub;
+}
+
+RawSubscriber Client::subscriber(const Topic& topic, SubscriberOptions options) {
+  RawSubscriber sub(topic, options);
+  register_subscriber(sub);
+  return sub;
+}
+
+void Client::register_publisher(const RawPublisher& pub) {
+  const Topic& t = pub.topic();
+  impl_->add_registration({t.name(), control::Role::PUBLISHER, pub.slot(), t.publisher_generation(pub.slot())});
+}
+
+void Client::register_subscriber(const RawSubscriber& sub) {
+  const Topic& t = sub.topic();
+  impl_->add_registration({t.name(), control::Role::SUBSCRIBER, sub.slot(), t.subscriber_generation(sub.slot())});
+}
+
+void Client::unregister_publisher(const RawPublisher& pub) {
+  const Topic& t = pub.topic();
+  impl_->remove_registration({t.name(), control::Role::PUBLISHER, pub.slot(), t.publisher_generation(pub.slot())});
+}
+
+void Client::unregister_subscriber(const RawSubscriber& sub) {
+  const Topic& t = sub.topic();
+  impl_->remove_registration({t.name(), control::Role::SUBSCRIBER, sub.slot(), t.subscriber_generation(sub.slot())});
+}
+
+BusStatusInfo Client::status() {
+  return impl_->call("reading bus status", [](control::Bus::Client& b) {
+    return b.statusRequest().send().then([](capnp::Response<control::Bus::StatusResults>&& resp) {
+      auto s = resp.getStatus();
+      BusStatusInfo info;
+      info.bus_name = s.getBusName();
+      info.daemon_pid = s.getDaemonPid();
+      info.epoch = s.getEpoch();
+      info.topics = s.getTopics();
+      info.clients = s.getClients();
+      info.socket_path = s.getSocketPath();
+      return info;
+    });
+  });
+}
+
+bool Client::connected() const { return impl_->up; }
+std::uint64_t Client::connection_count() const { return impl_->connections; }
+
+}  // namespace shmbus

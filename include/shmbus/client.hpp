@@ -1,0 +1,131 @@
+// shmbus::Client: a process's connection to the bus daemon (shmbusd).
+//
+//   shmbus::Client client;                                   // the bus "default"
+//   shmbus::Topic topic = client.open_topic(config, shmbus::Role::publisher);
+//   shmbus::RawPublisher pub = client.publisher(topic);      // registered with the daemon
+//   ... pub.loan() / pub.publish() exactly as without a daemon ...
+//
+//   shmbus::Topic t2 = client.open_topic("camera/front", shmbus::Role::subscriber);
+//   shmbus::Subscriber<Frame> sub(t2);
+//   client.register_subscriber(sub.raw());                   // typed: register the raw part
+//
+// What the daemon does for you: creates the topic's region (or hands you the existing one) if
+// the bus's access rules let your uid/gid take that role; records the topic's message schema;
+// and, when your process dies (its connection closes), gives back every loan, held sample and
+// slot it had registered, within milliseconds, so nobody else waits for it.
+//
+// The daemon is never on the data path: loan/publish/take touch only shared memory. When the
+// daemon stops, publishers and subscribers go on working; the client reconnects in the
+// background (every 100 ms..1 s) and re-registers its topics and slots with the new daemon,
+// handing back regions the new daemon does not know. While disconnected, set-up calls
+// (open_topic, registration) throw Error(system_error) saying the daemon is unreachable.
+//
+// Lifetime: destroy publishers/subscribers before the Client, or accept that they are no
+// longer looked after: ~Client() first tells the daemon to forget this client's
+// registrations (so they are not reclaimed while still in use), then disconnects.
+//
+// Threads: all methods are thread-safe. The Client runs one background thread with its own
+// event loop (Cap'n Proto/KJ); calls block the caller until the daemon answers or
+// `ClientOptions::timeout` passes.
+#pragma once
+
+#include <capnp/schema.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "shmbus/config.hpp"
+#include "shmbus/raw.hpp"
+#include "shmbus/topic.hpp"
+
+namespace shmbus {
+
+// Which side of a topic a process wants: checked against the daemon's access rules.
+enum class Role { publisher, subscriber };
+
+// The directory holding bus sockets and regions: /run/shmbus as root, else
+// $XDG_RUNTIME_DIR/shmbus, else /tmp/shmbus-<uid>.
+std::filesystem::path default_runtime_dir();
+// The control socket of bus `bus` under `runtime_dir` (default_runtime_dir() when empty).
+std::filesystem::path bus_socket_path(const std::string& bus = "default",
+                                      const std::filesystem::path& runtime_dir = {});
+
+struct ClientOptions {
+  std::string bus = "default";
+  std::filesystem::path socket;   // explicit socket path; overrides `bus`
+  std::string name;               // shown by `shmbus clients`; default: /proc/self/comm
+  std::chrono::milliseconds timeout{5000};  // per control request
+  bool reconnect = true;          // reconnect and re-register after the daemon restarts
+};
+
+// The bus daemon's view of itself (Client::status()).
+struct BusStatusInfo {
+  std::string bus_name;
+  pid_t daemon_pid = 0;
+  std::uint64_t epoch = 0;
+  std::uint32_t topics = 0;
+  std::uint32_t clients = 0;
+  std::string socket_path;
+};
+
+class Client {
+ public:
+  // Connects to the default bus. Throws Error(system_error) naming the socket when no daemon
+  // answers there.
+  Client();
+  explicit Client(ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Opens (creating if needed) the topic `config.name`. Fields of `config` are what the
+  // client asks for; the daemon's per-topic settings may override them (read the result's
+  // config()). `type_schema`: optional serialized schema nodes (see open_topic<T>).
+  // Throws Error(invalid_config) when refused, with the daemon's reason (naming the access
+  // rule), Error(system_error) when the daemon is unreachable.
+  Topic open_topic(const TopicConfig& config, Role role, std::span<const std::byte> type_schema = {});
+  // Opens a topic with the daemon's default configuration for that name.
+  Topic open_topic(const std::string& name, Role role);
+  // Typed: records T's type id and schema (T and its dependencies) with the topic.
+  template <typename T>
+  Topic open_topic(TopicConfig config, Role role) {
+    config.type_id = capnp::typeId<T>();
+    return open_topic_typed(config, role, capnp::Schema::from<T>());
+  }
+
+  // A publisher/subscriber on `topic`, registered with the daemon.
+  RawPublisher publisher(const Topic& topic);
+  RawSubscriber subscriber(const Topic& topic, SubscriberOptions options = {});
+  // Registers one made by hand (typed ones: pass pub.raw() / sub.raw()). The topic must have
+  // been opened through this client with the matching role.
+  void register_publisher(const RawPublisher& pub);
+  void register_subscriber(const RawSubscriber& sub);
+  // Tells the daemon to forget a registration; call before handing the slot's clean-up to
+  // someone else. Destroying a publisher/subscriber needs no call: a stale registration is
+  // never acted on (it is matched by generation).
+  void unregister_publisher(const RawPublisher& pub);
+  void unregister_subscriber(const RawSubscriber& sub);
+
+  BusStatusInfo status();
+  // True while the control connection is up (false between a daemon crash and reconnection).
+  bool connected() const;
+  // Connections made so far (1 + reconnections); for tests and diagnostics.
+  std::uint64_t connection_count() const;
+
+  struct Impl;
+
+ private:
+  Topic open_topic_typed(const TopicConfig& config, Role role, capnp::Schema schema);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Serializes `schema` and every struct/enum/interface it refers to, as the `typeSchema` bytes
+// of the control protocol: a Cap'n Proto message whose root is a CodeGeneratorRequest with
+// only `nodes` filled.
+std::string serialize_schema_nodes(capnp::Schema schema);
+
+}  // namespace shmbus
