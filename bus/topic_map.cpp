@@ -271,6 +271,7 @@ void TopicMap::validate(const std::string& what) {
   const Section& pay = h.sections[kSectionPayload];
   std::uint64_t expect_first = 0;
   TopicConfig c;
+  classes_.clear();  // bind_sections() copied them unvalidated; rebuild from the checked entries
   for (std::uint32_t i = 0; i < ctl->class_count; ++i) {
     const SizeClassEntry& e = class_entries_[i];
     if (e.chunk_size == 0 || e.chunk_size % 8 != 0 || e.payload_stride < e.chunk_size || e.chunk_count == 0 ||

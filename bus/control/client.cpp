@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "control.capnp.h"
+#include "control/region_cap.hpp"
 #include "control/wire.hpp"
 
 namespace shmbus {
@@ -68,27 +69,6 @@ std::string process_name() {
   std::getline(comm, s);
   return s;
 }
-
-// Hands a region this process already maps back to a restarted daemon (Bus.adoptRegion): its
-// fd travels with the capability.
-class LocalRegion final : public control::Region::Server {
- public:
-  explicit LocalRegion(Topic topic) : topic_(std::move(topic)) {}
-  kj::Maybe<int> getFd() override { return topic_.fd(); }
-
- protected:
-  kj::Promise<void> describe(DescribeContext context) override {
-    auto r = context.getResults();
-    r.setTopic(topic_.name());
-    r.setSize(topic_.mapping_size());
-    r.setBacking(topic_.path().empty() ? control::Backing::ANONYMOUS : control::Backing::FILE);
-    r.setPath(topic_.path().string());
-    return kj::READY_NOW;
-  }
-
- private:
-  Topic topic_;
-};
 
 control::Role to_wire(Role r) {
   return r == Role::publisher ? control::Role::PUBLISHER : control::Role::SUBSCRIBER;
@@ -148,7 +128,7 @@ struct Client::Impl {
     try {
       return executor->executeSync([&]() {
         KJ_IF_MAYBE (b, bus) {
-          if (up) return io->provider->getTimer().timeoutAfter(opts.timeout * kj::MILLISECONDS, f(*b));
+          if (up) return io->provider->getTimer().timeoutAfter(opts.timeout.count() * kj::MILLISECONDS, f(*b));
         }
         kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "not connected"));
       });
@@ -269,7 +249,7 @@ kj::Promise<void> Client::Impl::resync() {
   kj::Vector<kj::Promise<void>> all;
   for (auto& [topic_name, topic] : snapshot) {
     auto req = b.adoptRegionRequest();
-    req.setRegion(kj::heap<LocalRegion>(topic));
+    req.setRegion(kj::heap<wire::RegionServer>(topic));
     const auto& rs = by_topic[topic_name];
     auto slots = req.initSlots(static_cast<unsigned>(rs.size()));
     for (unsigned i = 0; i < rs.size(); ++i) {

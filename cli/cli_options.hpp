@@ -1,0 +1,13 @@
+// Options every shmbus subcommand shares.
+#pragma once
+
+#include <string>
+
+namespace shmbus::cli {
+
+struct GlobalOptions {
+  std::string bus = "default";  // --bus NAME
+  bool json = false;            // --json: machine-readable output
+};
+
+}  // namespace shmbus::cli

@@ -1,0 +1,14 @@
+// Registration of the subcommands, one function per file of related commands.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "cli_options.hpp"
+
+namespace shmbus::cli {
+
+void add_region_commands(CLI::App& app, const GlobalOptions& global);    // region inspect
+void add_snapshot_commands(CLI::App& app, const GlobalOptions& global);  // snapshot, dump
+void add_stream_commands(CLI::App& app, const GlobalOptions& global);    // echo, hz, pub
+
+}  // namespace shmbus::cli

@@ -1,0 +1,37 @@
+// Decodes and encodes a topic's messages through the Cap'n Proto schema recorded in its region
+// (or snapshot), without the user's generated headers.
+#pragma once
+
+#include <capnp/dynamic.h>
+#include <capnp/message.h>
+#include <capnp/schema-loader.h>
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace shmbus::cli {
+
+class MessageCodec {
+ public:
+  // `schema` is TopicConfig::schema / Snapshot::schema(); empty for raw topics.
+  MessageCodec(const std::string& schema, std::uint64_t type_id);
+
+  bool typed() const noexcept { return type_.has_value(); }
+  std::string type_name() const;
+  // Text (Cap'n Proto text format) or JSON of one message given as its segments. Throws
+  // kj::Exception for a malformed message.
+  std::string decode(const std::vector<std::span<const std::byte>>& segments, bool json) const;
+  // Fills `builder`'s root from Cap'n Proto text or JSON. Throws kj::Exception naming what
+  // did not parse.
+  void encode(const std::string& text, bool json, capnp::MessageBuilder& builder) const;
+  capnp::StructSchema schema() const { return *type_; }
+
+ private:
+  capnp::SchemaLoader loader_;
+  std::optional<capnp::StructSchema> type_;
+};
+
+}  // namespace shmbus::cli
