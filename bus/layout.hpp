@@ -146,7 +146,10 @@ struct TopicControl {
   // Futex word bumped by a subscriber when `blocked_publishers` is non-zero (block policy).
   alignas(kCacheLine) std::atomic<std::uint32_t> space_futex;
   std::atomic<std::uint32_t> blocked_publishers;
-  std::uint8_t pad_space[kCacheLine - 8];
+  // One past the highest subscriber slot ever registered: block-policy publishers scan only
+  // that far. Only grows (a freed slot below it is simply skipped).
+  std::atomic<std::uint32_t> subscriber_high_water;
+  std::uint8_t pad_space[kCacheLine - 12];
 };
 inline constexpr std::uint32_t kTopicFlagStampTime = 1;
 static_assert(std::is_standard_layout_v<TopicControl>);
@@ -195,21 +198,25 @@ static_assert(sizeof(PublisherSlot) == kCacheLine);
 static_assert(offsetof(PublisherSlot, claimed_plus1) == 8);
 static_assert(offsetof(PublisherSlot, claim_chunk) == 32);
 
+// Line 0 changes only at registration, so block-policy publishers that read `state` on every
+// publish keep it cached; line 1 holds everything the owner writes on every take.
 struct SubscriberSlot {
   std::atomic<std::uint32_t> state;   // kSlot*
   std::atomic<std::int32_t> pid;
   std::atomic<std::uint64_t> generation;
-  std::atomic<std::uint64_t> lost;    // messages overwritten before this subscriber took them
-  std::atomic<std::uint64_t> taken;
-  std::uint8_t pad0[kCacheLine - 32];
+  std::uint8_t pad0[kCacheLine - 16];
   // Next sequence this subscriber will take. Written by its owner on every take (release: the
   // publisher that reads it may then reuse the ring slot), read by block-policy publishers.
   alignas(kCacheLine) std::atomic<std::uint64_t> cursor;
-  std::uint8_t pad1[kCacheLine - 8];
+  std::atomic<std::uint64_t> taken;
+  std::atomic<std::uint64_t> lost;    // messages overwritten before this subscriber took them
+  std::uint8_t pad1[kCacheLine - 24];
 };
 static_assert(std::is_standard_layout_v<SubscriberSlot>);
 static_assert(sizeof(SubscriberSlot) == 2 * kCacheLine);
+static_assert(offsetof(SubscriberSlot, generation) == 8);
 static_assert(offsetof(SubscriberSlot, cursor) == kCacheLine);
+static_assert(offsetof(SubscriberSlot, lost) == kCacheLine + 16);
 
 struct RingSlot {
   // sequence+1 of the message in this slot, 0 = never written. Stored last with release.

@@ -114,7 +114,11 @@ void PublisherCore::return_chunk(std::uint32_t chunk) noexcept {
 
 std::uint64_t PublisherCore::slowest_cursor() const noexcept {
   std::uint64_t slowest = ~0ULL;
-  for (std::uint32_t i = 0; i < map_.config().max_subscribers; ++i) {
+  // Acquire: pairs with the release in the subscriber's registration, so a slot below the
+  // high-water mark that we must consider is visible.
+  const std::uint32_t scan = std::min(ctl_.subscriber_high_water.load(std::memory_order_acquire),
+                                      map_.config().max_subscribers);
+  for (std::uint32_t i = 0; i < scan; ++i) {
     SubscriberSlot& s = map_.subscriber(i);
     // Acquire: pairs with the subscriber's release of kSlotActive after it set its cursor.
     if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;

@@ -32,6 +32,10 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     s.cursor.store(cursor_, std::memory_order_relaxed);
     // Release: a block-policy publisher that sees kSlotActive (acquire) sees our cursor.
     s.state.store(kSlotActive, std::memory_order_release);
+    std::uint32_t hw = ctl_.subscriber_high_water.load(std::memory_order_relaxed);
+    while (hw < i + 1 && !ctl_.subscriber_high_water.compare_exchange_weak(hw, i + 1, std::memory_order_release,
+                                                                            std::memory_order_relaxed)) {
+    }
     return;
   }
   throw Error(Errc::too_many_subscribers, map_.describe() + ": all " +
