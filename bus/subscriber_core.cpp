@@ -98,6 +98,9 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
       ++cursor_;
       continue;
     }
+    // Start pulling the payload's first line across cores now, in parallel with the
+    // reference CAS on the chunk header below: the reader almost always touches it next.
+    if (map_.valid_chunk(chunk)) __builtin_prefetch(map_.payload(chunk));
     if (!map_.valid_chunk(chunk) || !map_.try_acquire(chunk)) {
       resync(cursor_ + 1);  // freed or bogus: the slot moved on under us
       continue;
