@@ -1,0 +1,81 @@
+#include "access.hpp"
+
+#include <fnmatch.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdexcept>
+
+namespace shmbusd {
+
+Principal parse_principal(const std::string& text) {
+  Principal p;
+  p.text = text;
+  if (text == "*") return p;
+  auto colon = text.find(':');
+  std::string kind = colon == std::string::npos ? "user" : text.substr(0, colon);
+  std::string value = colon == std::string::npos ? text : text.substr(colon + 1);
+  auto number = [&]() -> unsigned {
+    try {
+      std::size_t used = 0;
+      unsigned long v = std::stoul(value, &used);
+      if (used == value.size()) return static_cast<unsigned>(v);
+    } catch (const std::exception&) {
+    }
+    throw std::runtime_error("'" + text + "': not a number");
+  };
+  if (kind == "uid") {
+    p.kind = Principal::Kind::uid;
+    p.id = number();
+  } else if (kind == "gid") {
+    p.kind = Principal::Kind::gid;
+    p.id = number();
+  } else if (kind == "user") {
+    passwd* pw = getpwnam(value.c_str());
+    if (!pw) throw std::runtime_error("'" + text + "': no such user");
+    p.kind = Principal::Kind::uid;
+    p.id = pw->pw_uid;
+  } else if (kind == "group") {
+    group* gr = getgrnam(value.c_str());
+    if (!gr) throw std::runtime_error("'" + text + "': no such group");
+    p.kind = Principal::Kind::gid;
+    p.id = gr->gr_gid;
+  } else {
+    throw std::runtime_error("'" + text + "': expected *, uid:N, user:NAME, gid:N or group:NAME");
+  }
+  return p;
+}
+
+namespace {
+
+bool matches(const Principal& p, const PeerIdentity& peer) {
+  switch (p.kind) {
+    case Principal::Kind::anyone: return true;
+    case Principal::Kind::uid: return peer.uid == p.id;
+    case Principal::Kind::gid:
+      if (peer.gid == p.id) return true;
+      for (gid_t g : peer.groups) {
+        if (g == p.id) return true;
+      }
+      return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string AccessRules::check(const std::string& topic, bool publish, const PeerIdentity& peer) const {
+  const char* verb = publish ? "publish" : "subscribe";
+  std::string who = "uid " + std::to_string(peer.uid) + " gid " + std::to_string(peer.gid);
+  for (const AccessRule& r : rules) {
+    if (fnmatch(r.topic_pattern.c_str(), topic.c_str(), 0) != 0) continue;
+    for (const Principal& p : publish ? r.publishers : r.subscribers) {
+      if (matches(p, peer)) return {};
+    }
+    return who + " may not " + verb + " on topic '" + topic + "': refused by " + r.origin;
+  }
+  if (peer.uid == 0 || peer.uid == daemon_uid) return {};
+  return who + " may not " + verb + " on topic '" + topic + "': refused by the default rule (no [[access]] rule in " +
+         source + " matches the topic; only root and the daemon's uid " + std::to_string(daemon_uid) + " may)";
+}
+
+}  // namespace shmbusd

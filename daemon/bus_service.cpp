@@ -1,0 +1,273 @@
+// The Bus capability one connection talks to: every request is checked against that
+// connection's kernel-given identity, never against anything the client claims.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include "control/region_cap.hpp"
+#include "control/wire.hpp"
+#include "state.hpp"
+
+namespace shmbusd {
+
+namespace {
+
+PeerIdentity identity(const ClientState& c) { return {c.peer.uid, c.peer.gid, c.peer.groups}; }
+
+class BusService final : public control::Bus::Server {
+ public:
+  BusService(Daemon::State& d, std::shared_ptr<ClientState> c) : d_(d), c_(std::move(c)) {}
+
+ protected:
+  kj::Promise<void> hello(HelloContext context) override {
+    c_->spoke = true;
+    auto p = context.getParams();
+    c_->name = std::string(p.getClientName()).substr(0, 64);
+    if (p.getProtocolVersion() != control::PROTOCOL_VERSION) {
+      refuse(*c_, "protocol version " + std::to_string(p.getProtocolVersion()) + " is not spoken here (daemon speaks " +
+                      std::to_string(control::PROTOCOL_VERSION) + ")");
+    }
+    spdlog::debug("{}: hello from '{}'", c_->tag(), c_->name);
+    auto r = context.getResults();
+    r.setBusName(d_.opts.bus);
+    r.setProtocolVersion(control::PROTOCOL_VERSION);
+    r.setEpoch(d_.epoch);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> openTopic(OpenTopicContext context) override {
+    c_->spoke = true;
+    auto p = context.getParams();
+    std::string name = p.getConfig().getName();
+    bool publish = p.getRole() == control::Role::PUBLISHER;
+    if (std::string why = d_.opts.rules.check(name, publish, identity(*c_)); !why.empty()) refuse(*c_, why);
+    TopicEntry* entry = nullptr;
+    try {
+      entry = &d_.open_or_create(p.getConfig(), c_->peer.uid);
+    } catch (const std::exception& e) {
+      refuse(*c_, "cannot open topic '" + name + "': " + e.what());
+    }
+    if (entry->schema.empty() && p.getTypeSchema().size() != 0) {
+      auto bytes = p.getTypeSchema();
+      entry->schema.assign(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+    }
+    c_->granted.insert({name, publish});
+    spdlog::info("{}: opened topic '{}' to {}", c_->tag(), name, publish ? "publish" : "subscribe");
+    auto r = context.getResults();
+    r.setRegion(kj::heap<shmbus::wire::RegionServer>(entry->topic));
+    shmbus::wire::to_wire(entry->topic.config(), r.initConfig());
+    r.getConfig().setBacking(entry->topic.path().empty() ? control::Backing::ANONYMOUS : control::Backing::FILE);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> registerSlot(RegisterSlotContext context) override {
+    c_->spoke = true;
+    register_one(context.getParams().getSlot());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> unregisterSlot(UnregisterSlotContext context) override {
+    c_->spoke = true;
+    auto s = context.getParams().getSlot();
+    c_->regs.erase({s.getTopic(), s.getRole() == control::Role::PUBLISHER, s.getSlot(), s.getGeneration()});
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> listTopics(ListTopicsContext context) override {
+    c_->spoke = true;
+    std::vector<const TopicEntry*> visible;
+    for (auto& [name, e] : d_.topics) {
+      // Only topics this peer may use at all: the names themselves can be sensitive.
+      if (d_.opts.rules.check(name, false, identity(*c_)).empty() || d_.opts.rules.check(name, true, identity(*c_)).empty()) {
+        visible.push_back(&e);
+      }
+    }
+    auto list = context.getResults().initTopics(static_cast<unsigned>(visible.size()));
+    for (unsigned i = 0; i < visible.size(); ++i) fill(*visible[i], list[i]);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> status(StatusContext context) override {
+    c_->spoke = true;
+    auto s = context.getResults().initStatus();
+    s.setBusName(d_.opts.bus);
+    s.setDaemonPid(getpid());
+    s.setDaemonUid(geteuid());
+    s.setProtocolVersion(control::PROTOCOL_VERSION);
+    s.setEpoch(d_.epoch);
+    s.setUptimeMs(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::steady_clock::now() - d_.started)
+                                                 .count()));
+    s.setSocketPath(d_.opts.socket_path().string());
+    s.setRegionDir(d_.opts.resolved_region_dir().string());
+    s.setTopics(static_cast<std::uint32_t>(d_.topics.size()));
+    s.setClients(static_cast<std::uint32_t>(d_.clients.size()));
+    s.setRulesSource(d_.opts.rules.source);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> clients(ClientsContext context) override {
+    c_->spoke = true;
+    // Root and the daemon's uid see everyone; others see their own uid's connections.
+    bool all = c_->peer.uid == 0 || c_->peer.uid == geteuid();
+    std::vector<const ClientState*> shown;
+    for (auto& [id, c] : d_.clients) {
+      if (all || c->peer.uid == c_->peer.uid) shown.push_back(c.get());
+    }
+    auto list = context.getResults().initClients(static_cast<unsigned>(shown.size()));
+    auto now = std::chrono::steady_clock::now();
+    for (unsigned i = 0; i < shown.size(); ++i) {
+      const ClientState& c = *shown[i];
+      auto o = list[i];
+      o.setId(c.id);
+      o.setPid(c.peer.pid);
+      o.setUid(c.peer.uid);
+      o.setGid(c.peer.gid);
+      o.setName(c.name);
+      o.setConnectedForMs(static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - c.connected_at).count()));
+      auto regs = o.initRegistrations(static_cast<unsigned>(c.regs.size()));
+      unsigned j = 0;
+      for (const SlotRegistration& r : c.regs) {
+        regs[j].setTopic(r.topic);
+        regs[j].setRole(r.publisher ? control::Role::PUBLISHER : control::Role::SUBSCRIBER);
+        regs[j].setSlot(r.slot);
+        regs[j].setGeneration(r.generation);
+        ++j;
+      }
+    }
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> adoptRegion(AdoptRegionContext context) override {
+    c_->spoke = true;
+    auto p = context.getParams();
+    control::Region::Client region = p.getRegion();
+    return region.getFd().then([this, context, region](kj::Maybe<int> maybe_fd) mutable {
+      int fd = -1;
+      KJ_IF_MAYBE (f, maybe_fd) { fd = *f; }
+      if (fd < 0) refuse(*c_, "adoptRegion: no region fd came with the request");
+      // Only sealed memfds: a file the client could truncate would SIGBUS the daemon, and
+      // file-backed regions are re-adopted from the region directory anyway.
+      int seals = fcntl(fd, F_GET_SEALS);
+      if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+        // A file-backed region we already know is fine: match it below by identity.
+        seals = -1;
+      }
+      shmbus::Topic handed = [&]() {
+        try {
+          return shmbus::Topic::open_fd(fd);
+        } catch (const std::exception& e) {
+          refuse(*c_, std::string("adoptRegion: not a usable region: ") + e.what());
+        }
+      }();
+      std::string name = handed.name();
+      if (std::string why = d_.opts.rules.check(name, true, identity(*c_)); !why.empty()) {
+        // A pure subscriber may still re-register its slots on a region the daemon knows.
+        if (!d_.topics.count(name) || d_.opts.rules.check(name, false, identity(*c_)).size()) refuse(*c_, why);
+      }
+      auto it = d_.topics.find(name);
+      if (it == d_.topics.end()) {
+        if (seals < 0) refuse(*c_, "adoptRegion: topic '" + name + "' is not a sealed anonymous region");
+        it = d_.topics.emplace(name, TopicEntry{handed, {}, true, c_->peer.uid}).first;
+        spdlog::info("{}: handed back anonymous region of topic '{}'", c_->tag(), name);
+      } else {
+        struct stat a {}, b {};
+        if (fstat(fd, &a) != 0 || fstat(it->second.topic.fd(), &b) != 0 || a.st_dev != b.st_dev ||
+            a.st_ino != b.st_ino) {
+          refuse(*c_, "adoptRegion: this bus already has another region for topic '" + name + "'");
+        }
+      }
+      for (auto s : context.getParams().getSlots()) {
+        bool publish = s.getRole() == control::Role::PUBLISHER;
+        if (s.getTopic() != name) continue;
+        if (d_.opts.rules.check(name, publish, identity(*c_)).empty()) c_->granted.insert({name, publish});
+        try {
+          register_one(s);
+        } catch (const kj::Exception&) {
+          // A slot released meanwhile: nothing to look after.
+        }
+      }
+      context.getResults().setRegion(kj::heap<shmbus::wire::RegionServer>(it->second.topic));
+    });
+  }
+
+ private:
+  void register_one(control::SlotRef::Reader s) {
+    std::string topic = s.getTopic();
+    bool publish = s.getRole() == control::Role::PUBLISHER;
+    if (!c_->granted.count({topic, publish})) {
+      refuse(*c_, std::string("register: topic '") + topic + "' was not opened to " +
+                      shmbus::wire::role_name(s.getRole()) + " on this connection");
+    }
+    auto it = d_.topics.find(topic);
+    if (it == d_.topics.end()) refuse(*c_, "register: no topic '" + topic + "'");
+    const shmbus::Topic& t = it->second.topic;
+    std::uint32_t max = publish ? t.config().max_publishers : t.config().max_subscribers;
+    if (s.getSlot() >= max) refuse(*c_, "register: topic '" + topic + "' has no slot " + std::to_string(s.getSlot()));
+    std::uint64_t gen = publish ? t.publisher_generation(s.getSlot()) : t.subscriber_generation(s.getSlot());
+    bool active = false;
+    for (const shmbus::ClientSlotInfo& ci : t.stats().clients) {
+      active |= ci.slot == s.getSlot() && (ci.role == shmbus::ClientSlotInfo::Role::publisher) == publish;
+    }
+    // The pid the slot records is not compared with SO_PEERCRED: in another pid namespace they
+    // differ legitimately, and a client with rights on the topic can write the region anyway.
+    if (!active || gen != s.getGeneration()) {
+      refuse(*c_, "register: slot " + std::to_string(s.getSlot()) + " of topic '" + topic +
+                      "' is not active with generation " + std::to_string(s.getGeneration()));
+    }
+    c_->regs.insert({topic, publish, s.getSlot(), s.getGeneration()});
+  }
+
+  void fill(const TopicEntry& e, control::TopicInfo::Builder o) {
+    const shmbus::Topic& t = e.topic;
+    shmbus::wire::to_wire(t.config(), o.initConfig());
+    auto backing = t.path().empty() ? control::Backing::ANONYMOUS : control::Backing::FILE;
+    o.getConfig().setBacking(backing);
+    o.setTypeSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(e.schema.data()), e.schema.size()));
+    o.setBacking(backing);
+    o.setPath(t.path().string());
+    o.setRegionSize(t.mapping_size());
+    o.setCreatorUid(e.creator_uid);
+    o.setAdopted(e.adopted);
+    shmbus::TopicStats st = t.stats();
+    o.setPublished(st.published);
+    auto classes = o.initClasses(static_cast<unsigned>(st.classes.size()));
+    for (unsigned i = 0; i < st.classes.size(); ++i) {
+      classes[i].setChunkSize(st.classes[i].chunk_size);
+      classes[i].setTotal(st.classes[i].total);
+      classes[i].setFree(st.classes[i].free);
+      classes[i].setInRing(st.classes[i].in_ring);
+      classes[i].setLoaned(st.classes[i].loaned);
+      classes[i].setHeld(st.classes[i].held);
+    }
+    auto slots = o.initSlots(static_cast<unsigned>(st.clients.size()));
+    for (unsigned i = 0; i < st.clients.size(); ++i) {
+      const shmbus::ClientSlotInfo& ci = st.clients[i];
+      bool pub = ci.role == shmbus::ClientSlotInfo::Role::publisher;
+      slots[i].setRole(pub ? control::Role::PUBLISHER : control::Role::SUBSCRIBER);
+      slots[i].setSlot(ci.slot);
+      slots[i].setPid(ci.pid);
+      slots[i].setMessages(ci.messages);
+      slots[i].setLost(ci.lost);
+      slots[i].setBacklog(ci.backlog);
+      slots[i].setChunksHeld(static_cast<std::uint32_t>(ci.chunks.size()));
+      for (auto& [id, c] : d_.clients) {
+        for (const SlotRegistration& r : c->regs) {
+          if (r.topic == t.name() && r.publisher == pub && r.slot == ci.slot) slots[i].setClientId(id);
+        }
+      }
+    }
+  }
+
+  Daemon::State& d_;
+  std::shared_ptr<ClientState> c_;
+};
+
+}  // namespace
+
+kj::Own<control::Bus::Server> make_bus_service(Daemon::State& daemon, std::shared_ptr<ClientState> client) {
+  return kj::heap<BusService>(daemon, std::move(client));
+}
+
+}  // namespace shmbusd

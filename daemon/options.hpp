@@ -1,0 +1,63 @@
+// shmbusd's configuration: built-in defaults, then the TOML config file, then command-line
+// flags (main.cpp). See shmbusd.example.toml for every key.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "access.hpp"
+#include "shmbus/config.hpp"
+
+namespace shmbusd {
+
+// Operator settings for topics whose name matches `pattern` (glob). Unset fields leave what
+// the client asked for (or the daemon's defaults); set fields win over the client.
+struct TopicSettings {
+  std::string pattern;
+  std::optional<std::vector<shmbus::SizeClass>> size_classes;
+  std::optional<std::uint32_t> queue_depth, history_depth, max_publishers, max_subscribers,
+      max_loans_per_publisher, max_held_per_subscriber, max_segments;
+  std::optional<std::uint64_t> max_message_size;
+  std::optional<shmbus::SlowSubscriberPolicy> policy;
+  std::optional<std::chrono::nanoseconds> block_timeout;
+  std::optional<shmbus::RegionOptions::Backing> backing;
+};
+
+struct Options {
+  std::string bus = "default";
+  std::filesystem::path runtime_dir;  // empty: shmbus::default_runtime_dir()
+  std::filesystem::path region_dir;   // empty: <runtime_dir>/<bus>.regions
+  // Group allowed to reach the socket: the runtime directory becomes 0750 with this group
+  // (else 0700, owner only). `socket_dir_mode` overrides the mode.
+  std::optional<gid_t> socket_group;
+  std::optional<unsigned> socket_dir_mode;
+  shmbus::TopicConfig defaults;  // topic defaults (name unused)
+  shmbus::RegionOptions::Backing default_backing = shmbus::RegionOptions::Backing::anonymous;
+  std::vector<TopicSettings> topics;
+  AccessRules rules;
+  std::filesystem::path config_file;  // re-read for access rules on SIGHUP
+  // A connection that makes no request within this time is closed (it holds a daemon fd).
+  std::chrono::milliseconds handshake_timeout{5000};
+  bool notify_systemd = true;  // sd_notify READY/STOPPING/WATCHDOG (no-op without NOTIFY_SOCKET)
+
+  // Resolved paths.
+  std::filesystem::path resolved_runtime_dir() const;
+  std::filesystem::path resolved_region_dir() const;
+  std::filesystem::path socket_path() const;
+  std::filesystem::path lock_path() const;
+};
+
+// Reads `path` into `options` (keys absent from the file keep their value). Throws
+// std::runtime_error naming the file, line and key on any error.
+void load_config_file(const std::filesystem::path& path, Options& options);
+
+// The settings for topic `name` (first matching [[topic]] wins), or nullptr.
+const TopicSettings* settings_for(const Options& options, const std::string& name);
+void apply(const TopicSettings& settings, shmbus::TopicConfig& config);
+
+}  // namespace shmbusd

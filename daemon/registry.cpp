@@ -1,0 +1,156 @@
+// The daemon's registry: creating and re-adopting topic regions, and giving back what dead
+// clients held.
+#include <spdlog/spdlog.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "control/wire.hpp"
+#include "state.hpp"
+
+namespace shmbusd {
+
+ClientState::~ClientState() {
+  if (peer.pidfd >= 0) close(peer.pidfd);
+}
+
+void refuse(const ClientState& client, const std::string& reason) {
+  spdlog::warn("{}: refused: {}", client.tag(), reason);
+  kj::throwFatalException(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(reason)));
+}
+
+namespace {
+
+void check_name(const std::string& name) {
+  if (name.empty() || name.size() > 255) throw std::invalid_argument("topic names are 1..255 bytes");
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20) throw std::invalid_argument("topic names have no control characters");
+  }
+  if (name.find('%') != std::string::npos) throw std::invalid_argument("'%' is reserved in topic names");
+}
+
+// The client's request over the daemon's defaults: fields left 0/unset keep the defaults.
+shmbus::TopicConfig merge_request(shmbus::TopicConfig c, control::TopicConfig::Reader r) {
+  if (r.getSizeClasses().size() != 0) {
+    c.size_classes.clear();
+    for (auto sc : r.getSizeClasses()) c.size_classes.push_back({sc.getChunkSize(), sc.getCount()});
+  }
+  if (r.getQueueDepth()) c.queue_depth = r.getQueueDepth();
+  if (r.getHistoryDepth()) c.history_depth = r.getHistoryDepth();
+  c.policy = shmbus::wire::from_wire(r.getPolicy(), c.policy);
+  if (r.getBlockTimeoutNs()) c.block_timeout = std::chrono::nanoseconds(r.getBlockTimeoutNs());
+  if (r.getMaxPublishers()) c.max_publishers = r.getMaxPublishers();
+  if (r.getMaxSubscribers()) c.max_subscribers = r.getMaxSubscribers();
+  if (r.getMaxLoansPerPublisher()) c.max_loans_per_publisher = r.getMaxLoansPerPublisher();
+  if (r.getMaxHeldPerSubscriber()) c.max_held_per_subscriber = r.getMaxHeldPerSubscriber();
+  if (r.getMaxSegments()) c.max_segments = r.getMaxSegments();
+  if (r.getMaxMessageSize()) c.max_message_size = r.getMaxMessageSize();
+  if (r.getTypeId()) c.type_id = r.getTypeId();
+  if (r.getStampPublishTime()) c.stamp_publish_time = true;
+  return c;
+}
+
+}  // namespace
+
+TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, uid_t creator) {
+  std::string name = request.getName();
+  if (auto it = topics.find(name); it != topics.end()) {
+    std::uint64_t have = it->second.topic.config().type_id;
+    if (request.getTypeId() != 0 && have != 0 && request.getTypeId() != have) {
+      throw std::invalid_argument("topic '" + name + "' carries type id " + std::to_string(have) + ", not " +
+                                  std::to_string(request.getTypeId()));
+    }
+    return it->second;
+  }
+  check_name(name);
+  shmbus::TopicConfig config = merge_request(opts.defaults, request);
+  config.name = name;
+  shmbus::RegionOptions region;
+  region.bus_name = opts.bus;
+  region.directory = opts.resolved_region_dir();
+  region.file_mode = 0600;  // clients get the fd over the socket, never open the file
+  region.backing = opts.default_backing;
+  if (request.getBacking() == control::Backing::ANONYMOUS) region.backing = shmbus::RegionOptions::Backing::anonymous;
+  if (request.getBacking() == control::Backing::FILE) region.backing = shmbus::RegionOptions::Backing::file;
+  if (const TopicSettings* s = settings_for(opts, name)) {
+    apply(*s, config);
+    if (s->backing) region.backing = *s->backing;
+  }
+  TopicEntry entry{shmbus::Topic::create(config, region), {}, false, creator};
+  spdlog::info("topic '{}' created ({} region, {} bytes{}{})", name,
+               entry.topic.path().empty() ? "anonymous" : "file", entry.topic.mapping_size(),
+               entry.topic.path().empty() ? "" : " at ", entry.topic.path().string());
+  return topics.emplace(name, std::move(entry)).first->second;
+}
+
+std::size_t Daemon::State::reclaim(ClientState& client, pid_t dead_pid) {
+  std::size_t n = 0;
+  for (auto it = client.regs.begin(); it != client.regs.end();) {
+    auto t = topics.find(it->topic);
+    if (t == topics.end()) {
+      it = client.regs.erase(it);
+      continue;
+    }
+    shmbus::Topic& topic = t->second.topic;
+    if (dead_pid != 0) {
+      // Only slots the dead process itself owns: the connection may live on in a child.
+      bool owned = false;
+      for (const shmbus::ClientSlotInfo& ci : topic.stats().clients) {
+        owned |= ci.slot == it->slot && ci.pid == dead_pid &&
+                 (ci.role == shmbus::ClientSlotInfo::Role::publisher) == it->publisher;
+      }
+      if (!owned) {
+        ++it;
+        continue;
+      }
+    }
+    bool done = it->publisher ? topic.reclaim_publisher_slot(it->slot, it->generation)
+                              : topic.reclaim_subscriber_slot(it->slot, it->generation);
+    if (done) {
+      ++n;
+      spdlog::info("{}: reclaimed {} slot {} (generation {}) of topic '{}'", client.tag(),
+                   it->publisher ? "publisher" : "subscriber", it->slot, it->generation, it->topic);
+    }
+    it = client.regs.erase(it);
+  }
+  return n;
+}
+
+void Daemon::State::reload_rules() {
+  if (opts.config_file.empty()) {
+    spdlog::info("SIGHUP: no config file, access rules stay the built-in default");
+    return;
+  }
+  try {
+    Options fresh = opts;
+    load_config_file(opts.config_file, fresh);
+    opts.rules = std::move(fresh.rules);
+    spdlog::info("reloaded {} access rule(s) from {}", opts.rules.rules.size(), opts.config_file.string());
+  } catch (const std::exception& e) {
+    spdlog::error("reload failed, keeping the previous access rules: {}", e.what());
+  }
+}
+
+void Daemon::State::adopt_region_files() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(opts.resolved_region_dir(), ec)) {
+    if (entry.path().extension() != ".shmbus") continue;
+    try {
+      shmbus::Topic topic = shmbus::Topic::open_file(entry.path());
+      std::string name = topic.name();
+      if (topics.count(name)) {
+        spdlog::warn("region {} repeats topic '{}'; ignored", entry.path().string(), name);
+        continue;
+      }
+      struct stat st {};
+      uid_t owner = stat(entry.path().c_str(), &st) == 0 ? st.st_uid : 0;
+      spdlog::info("re-adopted topic '{}' from {}", name, entry.path().string());
+      topics.emplace(name, TopicEntry{std::move(topic), {}, true, owner});
+    } catch (const std::exception& e) {
+      // Never delete it: it may be someone's data. The operator decides.
+      spdlog::error("cannot re-adopt {}: {}", entry.path().string(), e.what());
+    }
+  }
+}
+
+}  // namespace shmbusd

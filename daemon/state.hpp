@@ -1,0 +1,83 @@
+// The daemon's registry and per-client records. Internal to shmbusd_lib; touched only by the
+// thread running Daemon::run() (after construction).
+#pragma once
+
+#include <kj/async-io.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "control.capnp.h"
+#include "daemon.hpp"
+#include "instance_lock.hpp"
+#include "peer.hpp"
+#include "shmbus/topic.hpp"
+
+namespace shmbusd {
+
+namespace control = shmbus::control;
+
+struct TopicEntry {
+  shmbus::Topic topic;
+  std::string schema;        // typeSchema bytes, as the first opener that had one gave them
+  bool adopted = false;      // from a previous daemon's region directory, or handed back
+  uid_t creator_uid = 0;
+};
+
+struct SlotRegistration {
+  std::string topic;
+  bool publisher;
+  std::uint32_t slot;
+  std::uint64_t generation;
+  bool operator<(const SlotRegistration& o) const {
+    return std::tie(topic, publisher, slot, generation) < std::tie(o.topic, o.publisher, o.slot, o.generation);
+  }
+};
+
+struct ClientState {
+  std::uint64_t id = 0;
+  Peer peer;
+  std::string name;
+  std::chrono::steady_clock::time_point connected_at;
+  bool spoke = false;  // made at least one request
+  std::set<std::pair<std::string, bool>> granted;  // (topic, publisher?) allowed on this connection
+  std::set<SlotRegistration> regs;
+  std::string tag() const { return "client #" + std::to_string(id) + " (" + peer.describe() + ")"; }
+  ~ClientState();  // closes the pidfd
+};
+
+struct Daemon::State {
+  Options opts;
+  std::unique_ptr<InstanceLock> lock;
+  int listen_fd = -1;
+  int stop_fd = -1;    // eventfd
+  int reload_fd = -1;  // eventfd
+  std::uint64_t epoch = 0;
+  std::chrono::steady_clock::time_point started;
+  std::map<std::string, TopicEntry> topics;
+  std::map<std::uint64_t, std::shared_ptr<ClientState>> clients;
+  std::uint64_t next_client_id = 1;
+
+  // Valid during run().
+  kj::AsyncIoContext* io = nullptr;
+
+  // Creates the topic region (config resolved from the request, the defaults and the operator's
+  // settings) or returns the existing one. Throws a kj::Exception for the client on error.
+  TopicEntry& open_or_create(control::TopicConfig::Reader request, uid_t creator);
+  // Gives back what `client` registered: all of it (its connection closed), or only slots whose
+  // owner pid in the region is `dead_pid` (its pidfd fired). Returns slots reclaimed.
+  std::size_t reclaim(ClientState& client, pid_t dead_pid = 0);
+  void reload_rules();
+  void adopt_region_files();
+};
+
+// For the client, with the reason: the RPC layer delivers it as "remote exception: <reason>".
+[[noreturn]] void refuse(const ClientState& client, const std::string& reason);
+
+// The Bus capability served to one connection.
+kj::Own<control::Bus::Server> make_bus_service(Daemon::State& daemon, std::shared_ptr<ClientState> client);
+
+}  // namespace shmbusd

@@ -1,0 +1,170 @@
+# shmbus control protocol: Cap'n Proto RPC between a client process and shmbusd over the bus's
+# Unix stream socket. Slow path only: the daemon never sees a message payload.
+#
+# Transport: capnp::TwoPartyVatNetwork over the socket, with fd passing enabled
+# (maxFdsPerMessage). The daemon accepts at most one fd per incoming message, and only
+# Bus.adoptRegion has a use for it; any other fd a client sends is closed unread.
+#
+# Identity: the daemon authorises per connection with SO_PEERCRED (uid, gid, pid, frozen at
+# connect) and SO_PEERGROUPS; nothing in these messages claims an identity.
+#
+# Compatibility: add fields and methods only at the end, never renumber. A change in meaning
+# bumps `protocolVersion`; hello() reports both sides' versions and a daemon refuses a client
+# whose major version it does not speak.
+@0xb9cf8acc184115e1;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("shmbus::control");
+
+const protocolVersion :UInt32 = 1;
+
+enum Role {
+  publisher @0;
+  subscriber @1;
+}
+
+enum Policy {
+  unset @0;          # the daemon's default
+  block @1;
+  dropOldest @2;
+  failPublish @3;
+}
+
+enum Backing {
+  unset @0;          # the daemon's default
+  anonymous @1;      # sealed memfd, shared by fd passing only
+  file @2;           # file in the bus's region directory; re-adopted by a restarted daemon
+}
+
+struct SizeClass {
+  chunkSize @0 :UInt64;
+  count @1 :UInt32;
+}
+
+# A topic's configuration, mirroring shmbus::TopicConfig (include/shmbus/config.hpp). In a
+# request every field set to 0 / empty / unset means "the daemon's default"; the operator's
+# per-topic settings in the daemon's config file win over what the client asks for. In a
+# reply it is the configuration the region was actually created with.
+struct TopicConfig {
+  name @0 :Text;
+  sizeClasses @1 :List(SizeClass);
+  queueDepth @2 :UInt32;
+  historyDepth @3 :UInt32;
+  policy @4 :Policy;
+  blockTimeoutNs @5 :UInt64;
+  maxPublishers @6 :UInt32;
+  maxSubscribers @7 :UInt32;
+  maxLoansPerPublisher @8 :UInt32;
+  maxHeldPerSubscriber @9 :UInt32;
+  maxSegments @10 :UInt32;
+  maxMessageSize @11 :UInt64;
+  typeId @12 :UInt64;          # Cap'n Proto struct id of the message type; 0 = raw bytes
+  backing @13 :Backing;
+  stampPublishTime @14 :Bool;
+}
+
+# One publisher or subscriber slot of a topic region, as RawPublisher::slot() /
+# RawSubscriber::slot() report it, with the slot's registration generation read from the
+# region right after registering. The daemon reclaims exactly this (slot, generation) when
+# the registering connection closes, so a slot freed and reused meanwhile is left alone.
+struct SlotRef {
+  topic @0 :Text;
+  role @1 :Role;
+  slot @2 :UInt32;
+  generation @3 :UInt64;
+}
+
+# A topic's shared region. The region's file descriptor travels with this capability
+# (Capability::Server::getFd() on the serving side, Capability::Client::getFd() on the
+# receiving side); map it with shmbus::Topic::open_fd().
+interface Region {
+  describe @0 () -> (topic :Text, size :UInt64, backing :Backing, path :Text);
+}
+
+struct ClassUsage {
+  chunkSize @0 :UInt64;
+  total @1 :UInt32;
+  free @2 :UInt32;
+  inRing @3 :UInt32;
+  loaned @4 :UInt32;
+  held @5 :UInt32;
+}
+
+struct SlotInfo {
+  role @0 :Role;
+  slot @1 :UInt32;
+  pid @2 :Int32;            # as the slot's owner recorded it in the region
+  messages @3 :UInt64;      # published, or taken
+  lost @4 :UInt64;
+  backlog @5 :UInt64;
+  chunksHeld @6 :UInt32;
+  clientId @7 :UInt64;      # connection that registered it; 0 = not registered with this daemon
+}
+
+struct TopicInfo {
+  config @0 :TopicConfig;
+  typeSchema @1 :Data;      # as given to openTopic (see Bus.openTopic), empty if none
+  backing @2 :Backing;
+  path @3 :Text;            # region file, empty for anonymous regions
+  regionSize @4 :UInt64;
+  published @5 :UInt64;     # sequence of the next message
+  classes @6 :List(ClassUsage);
+  slots @7 :List(SlotInfo);
+  creatorUid @8 :UInt32;
+  adopted @9 :Bool;         # taken over from a previous daemon (file) or handed back by a client
+}
+
+struct ClientInfo {
+  id @0 :UInt64;
+  pid @1 :Int32;            # from SO_PEERCRED at connect; 0 if in another pid namespace
+  uid @2 :UInt32;
+  gid @3 :UInt32;
+  name @4 :Text;            # as the client said in hello(); informational only
+  connectedForMs @5 :UInt64;
+  registrations @6 :List(SlotRef);
+}
+
+struct BusStatus {
+  busName @0 :Text;
+  daemonPid @1 :Int32;
+  daemonUid @2 :UInt32;
+  protocolVersion @3 :UInt32;
+  epoch @4 :UInt64;         # daemon start, seconds since the Unix epoch
+  uptimeMs @5 :UInt64;
+  socketPath @6 :Text;
+  regionDir @7 :Text;
+  topics @8 :UInt32;
+  clients @9 :UInt32;
+  rulesSource @10 :Text;    # config file the access rules came from, or "built-in default"
+}
+
+interface Bus {
+  # First call of every connection. A connection that makes no call within the daemon's
+  # handshake timeout is closed.
+  hello @0 (clientName :Text, protocolVersion :UInt32)
+        -> (busName :Text, protocolVersion :UInt32, epoch :UInt64);
+
+  # Opens topic `config.name`, creating its region if the bus has none yet. `role` is checked
+  # against the access rules (an error names the rule that refused). `typeSchema`: optional
+  # serialized Cap'n Proto message whose root is a schema.capnp CodeGeneratorRequest holding
+  # the nodes of the message type and its dependencies (only `nodes` is used); recorded in the
+  # registry by the first opener that gives one, for tools that decode messages.
+  openTopic @1 (config :TopicConfig, role :Role, typeSchema :Data)
+            -> (region :Region, config :TopicConfig);
+
+  # Records that this connection owns a publisher/subscriber slot. The role must have been
+  # granted by openTopic on this connection, and the slot must be active with that generation.
+  registerSlot @2 (slot :SlotRef);
+  # Forgets a registration (the slot was released normally, or the client takes over its
+  # clean-up); never touches the region.
+  unregisterSlot @3 (slot :SlotRef);
+
+  listTopics @4 () -> (topics :List(TopicInfo));
+  status @5 () -> (status :BusStatus);
+  clients @6 () -> (clients :List(ClientInfo));
+
+  # After a daemon restart: a client hands back an anonymous region the new daemon does not
+  # know (the fd travels with `region`), with its registrations. Requires publish rights on
+  # the topic named in the region's header. A topic the daemon already has is not replaced.
+  adoptRegion @7 (region :Region, slots :List(SlotRef)) -> (region :Region);
+}
