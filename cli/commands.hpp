@@ -10,5 +10,6 @@ namespace shmbus::cli {
 void add_region_commands(CLI::App& app, const GlobalOptions& global);    // region inspect
 void add_snapshot_commands(CLI::App& app, const GlobalOptions& global);  // snapshot, dump
 void add_stream_commands(CLI::App& app, const GlobalOptions& global);    // echo, hz, pub
+void add_daemon_commands(CLI::App& app, const GlobalOptions& global);    // status, topics, topic info, regions, clients
 
 }  // namespace shmbus::cli

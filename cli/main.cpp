@@ -13,9 +13,11 @@ int main(int argc, char** argv) {
   shmbus::cli::GlobalOptions global;
   app.add_option("--bus", global.bus, "Bus name")->capture_default_str();
   app.add_flag("--json", global.json, "Print JSON instead of tables/text");
+  app.add_option("--socket", global.socket, "Daemon socket path (default: from --bus)");
   shmbus::cli::add_region_commands(app, global);
   shmbus::cli::add_snapshot_commands(app, global);
   shmbus::cli::add_stream_commands(app, global);
+  shmbus::cli::add_daemon_commands(app, global);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

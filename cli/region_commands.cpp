@@ -37,7 +37,8 @@ const char* policy_name(SlowSubscriberPolicy p) {
 }
 
 void inspect(const std::string& target, const GlobalOptions& global) {
-  Topic topic = inspect_topic(target, global);
+  OpenedTopic opened = inspect_topic(target, global);
+  Topic& topic = opened.topic;
   Topic::RegionInfo info = topic.region_info();
   TopicStats stats = topic.stats();
   std::vector<Topic::ChunkInfo> chunks = topic.busy_chunks();

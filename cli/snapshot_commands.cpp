@@ -68,7 +68,8 @@ void add_snapshot_commands(CLI::App& app, const GlobalOptions& global) {
   s->add_option("TOPIC", snap->topic, "Topic name or region file")->required();
   s->add_option("-o,--output", snap->output, "Snapshot file to write")->required();
   s->callback([snap, &global] {
-    Topic topic = open_topic(snap->topic, global);
+    OpenedTopic opened = open_topic(snap->topic, global, Role::subscriber);
+    Topic& topic = opened.topic;
     std::size_t n = save_snapshot(topic, snap->output);
     if (global.json) {
       std::cout << nlohmann::json{{"topic", topic.name()}, {"file", snap->output}, {"messages", n}}.dump() << "\n";

@@ -47,9 +47,11 @@ std::vector<std::span<const std::byte>> segments_of(const RawSample& sample, boo
 }
 
 void echo(const EchoArgs& args, const GlobalOptions& global) {
-  Topic topic = open_topic(args.topic, global);
+  OpenedTopic opened = open_topic(args.topic, global, Role::subscriber);
+  Topic& topic = opened.topic;
   MessageCodec codec(topic.config().schema, topic.config().type_id);
   RawSubscriber sub(topic, {.wait_mode = WaitMode::block});
+  opened.register_subscriber(sub);
   stop_on_ctrl_c();
   const auto deadline = args.timeout_s < 0 ? std::chrono::steady_clock::time_point::max()
                                            : std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(args.timeout_s));
@@ -99,8 +101,9 @@ struct HzArgs {
 };
 
 void hz(const HzArgs& args, const GlobalOptions& global) {
-  Topic topic = open_topic(args.topic, global);
-  RawSubscriber sub(topic, {.wait_mode = WaitMode::adaptive, .with_history = false});
+  OpenedTopic opened = open_topic(args.topic, global, Role::subscriber);
+  RawSubscriber sub(opened.topic, {.wait_mode = WaitMode::adaptive, .with_history = false});
+  opened.register_subscriber(sub);
   stop_on_ctrl_c();
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
@@ -139,9 +142,11 @@ struct PubArgs {
 };
 
 void pub(const PubArgs& args, const GlobalOptions& global) {
-  Topic topic = open_topic(args.topic, global);
+  OpenedTopic opened = open_topic(args.topic, global, Role::publisher);
+  Topic& topic = opened.topic;
   MessageCodec codec(topic.config().schema, topic.config().type_id);
   RawPublisher publisher(topic);
+  opened.register_publisher(publisher);
   stop_on_ctrl_c();
   const auto period = args.rate > 0 ? std::chrono::duration<double>(1.0 / args.rate) : std::chrono::duration<double>(0);
   long count = args.rate > 0 && args.count == 1 ? -1 : args.count;  // --rate alone: until Ctrl-C

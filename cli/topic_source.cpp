@@ -1,8 +1,6 @@
 #include "topic_source.hpp"
 
-#include <cstdlib>
 #include <filesystem>
-#include <unistd.h>
 
 #include "shmbus/error.hpp"
 
@@ -13,28 +11,40 @@ bool looks_like_path(const std::string& arg) {
   return arg.find('/') != std::string::npos || arg.ends_with(".shmbus") || std::filesystem::exists(arg);
 }
 
-[[noreturn]] void need_daemon(const std::string& arg, const GlobalOptions& global) {
-  throw Error(Errc::system_error, "topic '" + arg + "' is not a region file, and naming topics needs the bus daemon: no shmbusd answers at " +
-                                      default_socket_path(global.bus) + " (start it with: shmbusd --bus " + global.bus +
-                                      "), or pass the region file's path");
+OpenedTopic through_daemon(const std::string& name, const GlobalOptions& global, Role role) {
+  std::unique_ptr<Client> client = connect(global);
+  bool known = false;
+  for (const TopicListing& t : client->list_topics()) known |= t.config.name == name;
+  if (!known) throw Error(Errc::invalid_config, "no topic '" + name + "' on bus '" + global.bus + "' (see: shmbus topics)");
+  Topic topic = client->open_topic(name, role);
+  return {std::move(client), std::move(topic)};
 }
 
 }  // namespace
 
-std::string default_socket_path(const std::string& bus) {
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  std::string dir = geteuid() == 0 || runtime == nullptr ? "/run/shmbus" : std::string(runtime) + "/shmbus";
-  return dir + "/" + bus + ".sock";
+std::unique_ptr<Client> connect(const GlobalOptions& global) {
+  ClientOptions o;
+  o.bus = global.bus;
+  o.socket = global.socket;
+  o.name = "shmbus-cli";
+  o.reconnect = false;
+  try {
+    return std::make_unique<Client>(o);
+  } catch (const Error& e) {
+    std::string socket = global.socket.empty() ? bus_socket_path(global.bus).string() : global.socket;
+    throw Error(e.code(), "no shmbusd answers for bus '" + global.bus + "' at " + socket +
+                              " (start it with: shmbusd --bus " + global.bus + ")");
+  }
 }
 
-Topic open_topic(const std::string& arg, const GlobalOptions& global) {
-  if (looks_like_path(arg)) return Topic::open_file(arg);
-  need_daemon(arg, global);
+OpenedTopic open_topic(const std::string& arg, const GlobalOptions& global, Role role) {
+  if (looks_like_path(arg)) return {nullptr, Topic::open_file(arg)};
+  return through_daemon(arg, global, role);
 }
 
-Topic inspect_topic(const std::string& arg, const GlobalOptions& global) {
-  if (looks_like_path(arg)) return Topic::inspect_file(arg);
-  need_daemon(arg, global);
+OpenedTopic inspect_topic(const std::string& arg, const GlobalOptions& global) {
+  if (looks_like_path(arg)) return {nullptr, Topic::inspect_file(arg)};
+  return through_daemon(arg, global, Role::subscriber);
 }
 
 }  // namespace shmbus::cli

@@ -43,7 +43,9 @@ class BusService final : public control::Bus::Server {
     if (std::string why = d_.opts.rules.check(name, publish, identity(*c_)); !why.empty()) refuse(*c_, why);
     TopicEntry* entry = nullptr;
     try {
-      entry = &d_.open_or_create(p.getConfig(), c_->peer.uid);
+      auto schema = p.getTypeSchema();
+      entry = &d_.open_or_create(p.getConfig(), std::string(reinterpret_cast<const char*>(schema.begin()), schema.size()),
+                                 c_->peer.uid);
     } catch (const std::exception& e) {
       refuse(*c_, "cannot open topic '" + name + "': " + e.what());
     }
@@ -169,7 +171,7 @@ class BusService final : public control::Bus::Server {
       auto it = d_.topics.find(name);
       if (it == d_.topics.end()) {
         if (seals < 0) refuse(*c_, "adoptRegion: topic '" + name + "' is not a sealed anonymous region");
-        it = d_.topics.emplace(name, TopicEntry{handed, {}, true, c_->peer.uid}).first;
+        it = d_.topics.emplace(name, TopicEntry{handed, handed.config().schema, true, c_->peer.uid}).first;
         spdlog::info("{}: handed back anonymous region of topic '{}'", c_->tag(), name);
       } else {
         struct stat a {}, b {};

@@ -52,7 +52,8 @@ shmbus::TopicConfig merge_request(shmbus::TopicConfig c, control::TopicConfig::R
 
 }  // namespace
 
-TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, uid_t creator) {
+TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, std::string type_schema,
+                                          uid_t creator) {
   std::string name = request.getName();
   if (auto it = topics.find(name); it != topics.end()) {
     std::uint64_t have = it->second.topic.config().type_id;
@@ -65,6 +66,7 @@ TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, 
   check_name(name);
   shmbus::TopicConfig config = merge_request(opts.defaults, request);
   config.name = name;
+  config.schema = std::move(type_schema);  // recorded in the region, so tools need no daemon to decode
   shmbus::RegionOptions region;
   region.bus_name = opts.bus;
   region.directory = opts.resolved_region_dir();
@@ -76,7 +78,8 @@ TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, 
     apply(*s, config);
     if (s->backing) region.backing = *s->backing;
   }
-  TopicEntry entry{shmbus::Topic::create(config, region), {}, false, creator};
+  shmbus::Topic created = shmbus::Topic::create(config, region);
+  TopicEntry entry{created, created.config().schema, false, creator};
   spdlog::info("topic '{}' created ({} region, {} bytes{}{})", name,
                entry.topic.path().empty() ? "anonymous" : "file", entry.topic.mapping_size(),
                entry.topic.path().empty() ? "" : " at ", entry.topic.path().string());
@@ -145,7 +148,8 @@ void Daemon::State::adopt_region_files() {
       struct stat st {};
       uid_t owner = stat(entry.path().c_str(), &st) == 0 ? st.st_uid : 0;
       spdlog::info("re-adopted topic '{}' from {}", name, entry.path().string());
-      topics.emplace(name, TopicEntry{std::move(topic), {}, true, owner});
+      std::string schema = topic.config().schema;
+      topics.emplace(name, TopicEntry{std::move(topic), std::move(schema), true, owner});
     } catch (const std::exception& e) {
       // Never delete it: it may be someone's data. The operator decides.
       spdlog::error("cannot re-adopt {}: {}", entry.path().string(), e.what());

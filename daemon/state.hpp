@@ -22,7 +22,9 @@ namespace control = shmbus::control;
 
 struct TopicEntry {
   shmbus::Topic topic;
-  std::string schema;        // typeSchema bytes, as the first opener that had one gave them
+  // typeSchema bytes: recorded in the region at creation (TopicConfig::schema), else as the
+  // first opener that had one gave them.
+  std::string schema;
   bool adopted = false;      // from a previous daemon's region directory, or handed back
   uid_t creator_uid = 0;
 };
@@ -66,7 +68,7 @@ struct Daemon::State {
 
   // Creates the topic region (config resolved from the request, the defaults and the operator's
   // settings) or returns the existing one. Throws a kj::Exception for the client on error.
-  TopicEntry& open_or_create(control::TopicConfig::Reader request, uid_t creator);
+  TopicEntry& open_or_create(control::TopicConfig::Reader request, std::string type_schema, uid_t creator);
   // Gives back what `client` registered: all of it (its connection closed), or only slots whose
   // owner pid in the region is `dead_pid` (its pidfd fired). Returns slots reclaimed.
   std::size_t reclaim(ClientState& client, pid_t dead_pid = 0);

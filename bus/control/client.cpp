@@ -304,6 +304,8 @@ Client::~Client() {
 
 Topic Client::open_topic(const TopicConfig& config, Role role, std::span<const std::byte> type_schema) {
   Impl& im = *impl_;
+  // A config from typed_topic<T>() already carries the schema: record that one.
+  if (type_schema.empty() && !config.schema.empty()) type_schema = std::as_bytes(std::span(config.schema));
   Topic topic = im.call(("opening topic '" + config.name + "'").c_str(), [&](control::Bus::Client& b) {
     auto req = b.openTopicRequest();
     wire::to_wire(config, req.initConfig());
@@ -385,11 +387,61 @@ BusStatusInfo Client::status() {
       BusStatusInfo info;
       info.bus_name = s.getBusName();
       info.daemon_pid = s.getDaemonPid();
+      info.daemon_uid = s.getDaemonUid();
+      info.protocol_version = s.getProtocolVersion();
       info.epoch = s.getEpoch();
+      info.uptime_ms = s.getUptimeMs();
       info.topics = s.getTopics();
       info.clients = s.getClients();
       info.socket_path = s.getSocketPath();
+      info.region_dir = s.getRegionDir();
+      info.rules_source = s.getRulesSource();
       return info;
+    });
+  });
+}
+
+std::vector<TopicListing> Client::list_topics() {
+  return impl_->call("listing topics", [](control::Bus::Client& b) {
+    return b.listTopicsRequest().send().then([](capnp::Response<control::Bus::ListTopicsResults>&& resp) {
+      std::vector<TopicListing> out;
+      for (control::TopicInfo::Reader t : resp.getTopics()) {
+        TopicListing l;
+        l.config = wire::from_wire(t.getConfig());
+        l.config.schema.assign(reinterpret_cast<const char*>(t.getTypeSchema().begin()), t.getTypeSchema().size());
+        l.anonymous = t.getBacking() != control::Backing::FILE;
+        l.path = std::string(t.getPath());
+        l.region_size = t.getRegionSize();
+        l.published = t.getPublished();
+        for (auto c : t.getClasses()) {
+          l.classes.push_back({c.getChunkSize(), c.getTotal(), c.getFree(), c.getInRing(), c.getLoaned(), c.getHeld()});
+        }
+        for (auto s : t.getSlots()) {
+          l.slots.push_back({s.getRole() == control::Role::PUBLISHER ? Role::publisher : Role::subscriber, s.getSlot(),
+                             s.getPid(), s.getMessages(), s.getLost(), s.getBacklog(), s.getChunksHeld(), s.getClientId()});
+        }
+        l.creator_uid = t.getCreatorUid();
+        l.adopted = t.getAdopted();
+        out.push_back(std::move(l));
+      }
+      return out;
+    });
+  });
+}
+
+std::vector<ClientListing> Client::clients() {
+  return impl_->call("listing clients", [](control::Bus::Client& b) {
+    return b.clientsRequest().send().then([](capnp::Response<control::Bus::ClientsResults>&& resp) {
+      std::vector<ClientListing> out;
+      for (control::ClientInfo::Reader c : resp.getClients()) {
+        ClientListing l{c.getId(), c.getPid(), c.getUid(), c.getGid(), c.getName(), c.getConnectedForMs(), {}};
+        for (auto r : c.getRegistrations()) {
+          l.registrations.push_back({r.getTopic(), r.getRole() == control::Role::PUBLISHER ? Role::publisher : Role::subscriber,
+                                     r.getSlot()});
+        }
+        out.push_back(std::move(l));
+      }
+      return out;
     });
   });
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "shmbus/shmbus.hpp"
+#include "cli_run.hpp"
 #include "test_messages.capnp.h"
 
 namespace shmbus {
@@ -21,28 +22,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int status;
-  std::string out;
-  std::string err;
-};
+using test::CliRun;
+using test::shmbus_cli;
 
-// Runs the CLI with `args` (already shell-quoted), capturing stdout and stderr.
-CliRun shmbus_cli(const std::string& args) {
-  fs::path err_file = fs::temp_directory_path() / ("shmbus-cli-err-" + std::to_string(getpid()));
-  std::string cmd = std::string(SHMBUS_CLI_PATH) + " " + args + " 2>" + err_file.string();
-  FILE* p = popen(cmd.c_str(), "r");
-  CliRun r{};
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) r.out.append(buf, n);
-  r.status = pclose(p);
-  std::ifstream e(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  fs::remove(err_file);
-  return r;
-}
-
-int exit_code(const CliRun& r) { return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1; }
+int exit_code(const CliRun& r) { return r.exit_code(); }
 
 class CliTest : public ::testing::Test {
  protected:

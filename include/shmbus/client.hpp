@@ -37,6 +37,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "shmbus/config.hpp"
 #include "shmbus/raw.hpp"
@@ -66,10 +67,51 @@ struct ClientOptions {
 struct BusStatusInfo {
   std::string bus_name;
   pid_t daemon_pid = 0;
-  std::uint64_t epoch = 0;
+  std::uint32_t daemon_uid = 0;
+  std::uint32_t protocol_version = 0;
+  std::uint64_t epoch = 0;        // daemon start, seconds since the Unix epoch
+  std::uint64_t uptime_ms = 0;
   std::uint32_t topics = 0;
   std::uint32_t clients = 0;
   std::string socket_path;
+  std::string region_dir;
+  std::string rules_source;       // config file of the access rules, or "built-in default"
+};
+
+// One publisher/subscriber slot of a topic, as the daemon sees it (Client::list_topics()).
+struct SlotListing {
+  Role role;
+  std::uint32_t slot;
+  pid_t pid;                      // as the slot's owner recorded it in the region
+  std::uint64_t messages;         // published, or taken
+  std::uint64_t lost;
+  std::uint64_t backlog;
+  std::uint32_t chunks_held;
+  std::uint64_t client_id;        // connection that registered it; 0 = not registered
+};
+
+// The registry's record of a topic (Client::list_topics()).
+struct TopicListing {
+  TopicConfig config;             // config.schema holds the recorded type schema, if any
+  bool anonymous = true;
+  std::filesystem::path path;     // region file; empty for anonymous regions
+  std::uint64_t region_size = 0;
+  std::uint64_t published = 0;
+  std::vector<SizeClassUsage> classes;
+  std::vector<SlotListing> slots;
+  std::uint32_t creator_uid = 0;
+  bool adopted = false;
+};
+
+// A connected process (Client::clients()).
+struct ClientListing {
+  std::uint64_t id;
+  pid_t pid;                      // from SO_PEERCRED; 0 if in another pid namespace
+  std::uint32_t uid, gid;
+  std::string name;
+  std::uint64_t connected_ms;
+  struct Registration { std::string topic; Role role; std::uint32_t slot; };
+  std::vector<Registration> registrations;
 };
 
 class Client {
@@ -111,6 +153,10 @@ class Client {
   void unregister_subscriber(const RawSubscriber& sub);
 
   BusStatusInfo status();
+  // The registry: every topic with its configuration, pool use and slots.
+  std::vector<TopicListing> list_topics();
+  // Every connected process and what it registered.
+  std::vector<ClientListing> clients();
   // True while the control connection is up (false between a daemon crash and reconnection).
   bool connected() const;
   // Connections made so far (1 + reconnections); for tests and diagnostics.
