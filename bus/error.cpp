@@ -18,6 +18,7 @@ const char* errc_name(Errc code) noexcept {
     case Errc::invalid_config: return "invalid config";
     case Errc::too_many_publishers: return "too many publishers";
     case Errc::too_many_subscribers: return "too many subscribers";
+    case Errc::access_denied: return "access denied";
     case Errc::not_a_region: return "not a shmbus region";
     case Errc::unknown_layout_version: return "unknown layout version";
     case Errc::abi_mismatch: return "ABI mismatch";

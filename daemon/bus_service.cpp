@@ -40,7 +40,9 @@ class BusService final : public control::Bus::Server {
     auto p = context.getParams();
     std::string name = p.getConfig().getName();
     bool publish = p.getRole() == control::Role::PUBLISHER;
-    if (std::string why = d_.opts.rules.check(name, publish, identity(*c_)); !why.empty()) refuse(*c_, why);
+    if (std::string why = d_.opts.rules.check(name, publish, identity(*c_)); !why.empty()) {
+      refuse(*c_, shmbus::wire::kAccessDenied + why);
+    }
     TopicEntry* entry = nullptr;
     try {
       auto schema = p.getTypeSchema();

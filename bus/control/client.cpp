@@ -141,7 +141,8 @@ struct Client::Impl {
       // A refusal by the daemon arrives as "remote exception: <reason>"; keep the reason.
       const std::string prefix = "remote exception: ";
       if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
-      throw Error(Errc::invalid_config, std::string(what) + ": " + why);
+      const bool denied = why.rfind(wire::kAccessDenied, 0) == 0;
+      throw Error(denied ? Errc::access_denied : Errc::invalid_config, std::string(what) + ": " + why);
     }
   }
 

@@ -20,4 +20,8 @@ SlowSubscriberPolicy from_wire(control::Policy p, SlowSubscriberPolicy fallback)
 
 const char* role_name(control::Role role);
 
+// A refusal by the access rules starts with this; the client turns it into
+// Errc::access_denied (Cap'n Proto exceptions carry no error codes of their own).
+inline constexpr const char* kAccessDenied = "access denied: ";
+
 }  // namespace shmbus::wire

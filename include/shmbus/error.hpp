@@ -30,6 +30,7 @@ enum class Errc {
   invalid_config,
   too_many_publishers,
   too_many_subscribers,
+  access_denied,         // the bus daemon's access rules refused (the message names the rule)
   not_a_region,          // foreign file: wrong magic
   unknown_layout_version,
   abi_mismatch,
