@@ -180,6 +180,14 @@ static_assert(offsetof(SizeClassEntry, free_head) == kCacheLine);
 
 enum : std::uint32_t { kSlotFree = 0, kSlotClaiming = 1, kSlotActive = 2, kSlotReclaiming = 3 };
 
+// Who owns a slot, in a form anyone can check against /proc without trusting the owner's
+// pid alone (pids are reused): its start time, and the pid namespace the pid belongs to.
+struct OwnerIdentity {
+  std::atomic<std::uint64_t> start_time;  // /proc/<pid>/stat field 22, clock ticks since boot
+  std::atomic<std::uint64_t> pid_ns;      // inode of /proc/<pid>/ns/pid; 0 = unknown
+};
+static_assert(sizeof(OwnerIdentity) == 16);
+
 struct PublisherSlot {
   std::atomic<std::uint32_t> state;   // kSlot*
   std::atomic<std::int32_t> pid;      // informational: owner's pid at registration
@@ -191,12 +199,15 @@ struct PublisherSlot {
   // Head chunk of the message being committed under claimed_plus1 (its loan records are
   // cleared before the ring slot is written; this keeps it reachable for a recoverer).
   std::atomic<std::uint32_t> claim_chunk;
-  std::uint8_t pad[kCacheLine - 36];
+  std::uint32_t reserved0;
+  OwnerIdentity owner;
+  std::uint8_t pad[kCacheLine - 56];
 };
 static_assert(std::is_standard_layout_v<PublisherSlot>);
 static_assert(sizeof(PublisherSlot) == kCacheLine);
 static_assert(offsetof(PublisherSlot, claimed_plus1) == 8);
 static_assert(offsetof(PublisherSlot, claim_chunk) == 32);
+static_assert(offsetof(PublisherSlot, owner) == 40);
 
 // Line 0 changes only at registration, so block-policy publishers that read `state` on every
 // publish keep it cached; line 1 holds everything the owner writes on every take.
@@ -204,7 +215,8 @@ struct SubscriberSlot {
   std::atomic<std::uint32_t> state;   // kSlot*
   std::atomic<std::int32_t> pid;
   std::atomic<std::uint64_t> generation;
-  std::uint8_t pad0[kCacheLine - 16];
+  OwnerIdentity owner;
+  std::uint8_t pad0[kCacheLine - 32];
   // Next sequence this subscriber will take. Written by its owner on every take (release: the
   // publisher that reads it may then reuse the ring slot), read by block-policy publishers.
   alignas(kCacheLine) std::atomic<std::uint64_t> cursor;
@@ -215,6 +227,7 @@ struct SubscriberSlot {
 static_assert(std::is_standard_layout_v<SubscriberSlot>);
 static_assert(sizeof(SubscriberSlot) == 2 * kCacheLine);
 static_assert(offsetof(SubscriberSlot, generation) == 8);
+static_assert(offsetof(SubscriberSlot, owner) == 16);
 static_assert(offsetof(SubscriberSlot, cursor) == kCacheLine);
 static_assert(offsetof(SubscriberSlot, lost) == kCacheLine + 16);
 

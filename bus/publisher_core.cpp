@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "futex.hpp"
+#include "process_identity.hpp"
 
 namespace shmbus::detail {
 
@@ -19,6 +20,7 @@ PublisherCore::PublisherCore(const Topic& topic)
     loans_ = map_.loans_of(i);
     for (std::uint32_t l = 0; l < max_loans_; ++l) loans_[l].store(kNoChunk, std::memory_order_relaxed);
     s.pid.store(getpid(), std::memory_order_relaxed);
+    record_owner(s.owner);
     s.claimed_plus1.store(0, std::memory_order_relaxed);
     s.published.store(0, std::memory_order_relaxed);
     s.generation.fetch_add(1, std::memory_order_relaxed);

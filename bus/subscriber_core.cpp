@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "futex.hpp"
+#include "process_identity.hpp"
 #include "region.hpp"
 
 namespace shmbus::detail {
@@ -22,6 +23,7 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     holds_ = map_.holds_of(i);
     for (std::uint32_t h = 0; h < max_held_; ++h) holds_[h].store(kNoChunk, std::memory_order_relaxed);
     s.pid.store(getpid(), std::memory_order_relaxed);
+    record_owner(s.owner);
     s.lost.store(0, std::memory_order_relaxed);
     s.taken.store(0, std::memory_order_relaxed);
     s.generation.fetch_add(1, std::memory_order_relaxed);

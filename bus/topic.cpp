@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "futex.hpp"
+#include "process_identity.hpp"
 #include "region.hpp"
 #include "topic_map.hpp"
 
@@ -294,6 +295,30 @@ std::uint64_t Topic::publisher_generation(std::uint32_t slot) const {
 std::uint64_t Topic::subscriber_generation(std::uint32_t slot) const {
   if (slot >= map_->config().max_subscribers) throw Error(Errc::invalid_config, "no subscriber slot " + std::to_string(slot));
   return map_->subscriber(slot).generation.load(std::memory_order_relaxed);
+}
+
+std::size_t Topic::reclaim_dead_owners() {
+  TopicMap& m = *map_;
+  std::size_t n = 0;
+  for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
+    PublisherSlot& s = m.publisher(p);
+    // Generation first: if the slot is re-registered after this read, the reclaim below
+    // finds another generation and leaves the new owner alone.
+    std::uint64_t generation = s.generation.load(std::memory_order_acquire);
+    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
+    if (owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) != Liveness::dead) continue;
+    n += reclaim_publisher_slot(p, generation) ? 1 : 0;
+  }
+  for (std::uint32_t i = 0; i < m.config().max_subscribers; ++i) {
+    SubscriberSlot& s = m.subscriber(i);
+    // Generation first: if the slot is re-registered after this read, the reclaim below
+    // finds another generation and leaves the new owner alone.
+    std::uint64_t generation = s.generation.load(std::memory_order_acquire);
+    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
+    if (owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) != Liveness::dead) continue;
+    n += reclaim_subscriber_slot(i, generation) ? 1 : 0;
+  }
+  return n;
 }
 
 std::size_t Topic::reclaim_process(pid_t pid) {

@@ -102,6 +102,11 @@ class Topic {
   // close): calling it for a live process corrupts that process's view. Returns the number of
   // slots reclaimed.
   std::size_t reclaim_process(pid_t pid);
+  // Reclaims every slot whose owner is provably dead: its pid (in this process's pid
+  // namespace) no longer exists, or now belongs to a process with another start time. Slots
+  // of live processes, and of processes in other pid namespaces, are left alone. Safe to call
+  // at any time, from any process; the daemon sweeps with it. Returns slots reclaimed.
+  std::size_t reclaim_dead_owners();
   // The same for one publisher or subscriber slot (as reported by RawPublisher::slot() /
   // RawSubscriber::slot()), when the registration `generation` still matches (so a slot
   // already freed and taken by someone else is left alone). Returns false when it did not
