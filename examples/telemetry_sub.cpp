@@ -1,0 +1,64 @@
+// Typed subscriber: opens the file-backed topic "telemetry" (retrying until the publisher has
+// created it), reads each Telemetry message in place and measures its latency from the send
+// time stamped by the publisher.
+//
+//   telemetry_sub [--dir /dev/shm/shmbus-examples] [--count 0] [--idle 3] [--print-every 100]
+//                 [--busy-poll]
+//
+// Stops after --count messages (0: no limit) or when nothing arrives for --idle seconds.
+#include <cstdio>
+
+#include "example_util.hpp"
+#include "shmbus/shmbus.hpp"
+#include "telemetry.capnp.h"
+
+using shmbus::examples::Telemetry;
+
+int main(int argc, char** argv) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, even into a pipe or a log
+  const std::filesystem::path dir = examples::bus_directory(argc, argv);
+  const std::uint64_t count = examples::flag_u64(argc, argv, "--count", 0);
+  const std::uint64_t idle_s = examples::flag_u64(argc, argv, "--idle", 3);
+  const std::uint64_t print_every = examples::flag_u64(argc, argv, "--print-every", 100);
+
+  shmbus::SubscriberOptions options;
+  // adaptive (default): spin 50 us, then sleep on a futex; busy_poll: spin, burn a core.
+  options.wait_mode = examples::has_flag(argc, argv, "--busy-poll") ? shmbus::WaitMode::busy_poll
+                                                                   : shmbus::WaitMode::adaptive;
+  try {
+    shmbus::Topic topic = examples::open_topic_file(dir / "telemetry.shmbus", std::chrono::seconds(10));
+    shmbus::Subscriber<Telemetry> sub(topic, options);
+    std::printf("subscriber: joined '%s' at %s\n", topic.name().c_str(), topic.path().c_str());
+
+    examples::LatencyStats stats;
+    std::uint64_t received = 0;
+    while (count == 0 || received < count) {
+      auto sample = sub.take_wait(std::chrono::seconds(idle_s));
+      if (sample.code() == shmbus::Errc::timeout) break;  // the publisher went quiet
+      if (!sample) {  // e.g. malformed_message: that message is skipped, the next one is fine
+        std::fprintf(stderr, "subscriber: %s\n", sample.name());
+        continue;
+      }
+      const std::uint64_t now = examples::monotonic_ns();
+      Telemetry::Reader msg = sample->root();  // reads shared memory in place
+      const std::uint64_t latency = now - msg.getSendTimeNs();
+      stats.add(latency);
+      if (sample->lost_before() != 0) {
+        std::printf("subscriber: lost %llu messages (too slow)\n",
+                    static_cast<unsigned long long>(sample->lost_before()));
+      }
+      if (print_every != 0 && received % print_every == 0) {
+        std::printf("subscriber: #%llu sensor=%s temp=%.2f C pos.x=%.2f latency=%.1f us\n",
+                    static_cast<unsigned long long>(msg.getSequence()), msg.getSensor().cStr(),
+                    msg.getTemperatureC(), msg.getPosition().getX(), static_cast<double>(latency) / 1000.0);
+      }
+      ++received;
+    }
+    stats.print("subscriber");
+    if (sub.lost() != 0) std::printf("subscriber: %llu lost in all\n", static_cast<unsigned long long>(sub.lost()));
+    return received > 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "subscriber: %s\n", e.what());
+    return 1;
+  }
+}

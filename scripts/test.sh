@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian 12), then checks everything CI checks:
+#   1. a RelWithDebInfo build of everything, and the whole ctest suite;
+#   2. `cmake --install` into a temporary prefix, and an out-of-tree project
+#      (examples/install_consumer) built against it with find_package and with pkg-config;
+#   3. an ASan+UBSan build (no benchmarks), and the whole ctest suite again.
+# Exits non-zero on any failure. Build trees: build/ and build-asan/.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
+shmbus_install_deps
+cd "$SHMBUS_ROOT"
+
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+# The library installs its own SIGBUS guard (a truncated bus file becomes Errc::region_lost)
+# and chains other faults to the previous handler; ASan's SIGBUS handler would turn those into
+# a report and exit(1) instead of the default death by SIGBUS that tests expect.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-handle_sigbus=0}
+passed=0
+failed=0
+start=$SECONDS
+
+step() { printf '\n=== %s (%ds) ===\n' "$*" $((SECONDS - start)); }
+
+# Runs the ctest suite of build tree $1, adds its counts to the totals.
+run_ctest() {
+  local log rc=0
+  log=$(mktemp)
+  (cd "$1" && ctest --output-on-failure -j2) 2>&1 | tee "$log" || rc=$?
+  local line
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -1 || true)
+  rm -f "$log"
+  if [[ $line =~ ([0-9]+)\ tests?\ failed\ out\ of\ ([0-9]+) ]]; then
+    failed=$((failed + BASH_REMATCH[1]))
+    passed=$((passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  fi
+  if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+    echo "test.sh: ctest failed in $1 (exit $rc)" >&2
+    [ -z "$line" ] && failed=$((failed + 1))
+    return 1
+  fi
+}
+
+status=0
+
+step "1/3 RelWithDebInfo build"
+shmbus_configure build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_SANITIZE= \
+  -DSHMBUS_BUILD_TESTS=ON -DSHMBUS_BUILD_EXAMPLES=ON -DSHMBUS_BUILD_BENCH=ON -DSHMBUS_BUILD_DAEMON=ON
+cmake --build build
+step "1/3 tests"
+run_ctest build || status=1
+
+step "2/3 install and out-of-tree consumer"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install build --prefix "$tmp/prefix"
+cmake -S examples/install_consumer -B "$tmp/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix"
+cmake --build "$tmp/consumer"
+"$tmp/consumer/consumer"
+# shellcheck disable=SC2046  # word splitting of pkg-config's flags is wanted
+c++ -O1 examples/install_consumer/main.cpp -o "$tmp/consumer_pc" \
+  $(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs shmbus)
+"$tmp/consumer_pc"
+passed=$((passed + 2))
+
+step "3/3 ASan+UBSan build"
+shmbus_configure build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_SANITIZE=address \
+  -DSHMBUS_BUILD_TESTS=ON -DSHMBUS_BUILD_EXAMPLES=ON -DSHMBUS_BUILD_BENCH=OFF -DSHMBUS_BUILD_DAEMON=ON
+cmake --build build-asan
+step "3/3 tests under ASan+UBSan"
+run_ctest build-asan || status=1
+
+step "done"
+echo "total: $passed passed, $failed failed"
+exit "$status"
