@@ -180,6 +180,20 @@ struct Loop final : kj::TaskSet::ErrorHandler {
     });
   }
 
+  // Slots whose owner died without a connection to tell us (it died while no daemon ran, or
+  // it opened a region file directly) are found from /proc: start time and pid namespace make
+  // "dead" certain (Topic::reclaim_dead_owners). Connection close stays the fast path.
+  kj::Promise<void> sweep_dead_owners(kj::Duration interval) {
+    return d.io->provider->getTimer().afterDelay(interval).then([this, interval]() {
+      for (auto& [name, entry] : d.topics) {
+        if (std::size_t n = entry.topic.reclaim_dead_owners(); n != 0) {
+          spdlog::info("topic '{}': reclaimed {} slot(s) of dead processes", name, n);
+        }
+      }
+      return sweep_dead_owners(interval);
+    });
+  }
+
   kj::Promise<void> watchdog(kj::Duration interval) {
     return d.io->provider->getTimer().afterDelay(interval).then([this, interval]() {
       notify(d.opts, "WATCHDOG=1");
@@ -239,6 +253,7 @@ void Daemon::run() {
       s.reload_rules();
       return true;
     }));
+    loop.tasks.add(loop.sweep_dead_owners(500 * kj::MILLISECONDS));
     std::uint64_t usec = 0;
     if (s.opts.notify_systemd && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
       loop.tasks.add(loop.watchdog(static_cast<std::int64_t>(usec / 2) * kj::MICROSECONDS));
