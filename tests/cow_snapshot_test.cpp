@@ -129,7 +129,9 @@ TEST(Snapshot, NeverTornUnderAFullSpeedPublisherInAnotherProcess) {
     for (const SnapshotMessage& m : snap.messages()) {
       ASSERT_EQ(m.segments.size(), 1u);
       ASSERT_TRUE(intact(m.segments[0], m.sequence)) << "torn or misnumbered message " << m.sequence;
-      if (&m != &snap.messages().front()) EXPECT_GT(m.sequence, previous);
+      if (&m != &snap.messages().front()) {
+        EXPECT_GT(m.sequence, previous);
+      }
       previous = m.sequence;
       ++checked;
     }
