@@ -1,47 +1,40 @@
-// Typed publisher: creates the file-backed topic "telemetry" and publishes Telemetry messages,
-// each built in place in shared memory and stamped with a sequence and a send time.
+// Typed publisher: asks the bus daemon for the topic "telemetry" and publishes Telemetry
+// messages, each built in place in shared memory and stamped with a sequence and a send time.
 //
-//   telemetry_pub [--dir /dev/shm/shmbus-examples] [--count 1000] [--rate 1000] [--wait 10]
+//   shmbusd &                      # the bus daemon, once per machine (or a systemd service)
+//   telemetry_pub [--bus default | --socket PATH] [--count 1000] [--rate 1000] [--wait 10]
 //
 // Start telemetry_sub (in any order); the publisher waits up to --wait seconds for it.
 #include <capnp/message.h>
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <thread>
 
 #include "example_util.hpp"
+#include "shmbus/client.hpp"
 #include "shmbus/shmbus.hpp"
 #include "telemetry.capnp.h"
+#include "telemetry_topic.hpp"
 
 using shmbus::examples::Telemetry;
 
 int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, even into a pipe or a log
-  const std::filesystem::path dir = examples::bus_directory(argc, argv);
   const std::uint64_t count = examples::flag_u64(argc, argv, "--count", 1000);
   const std::uint64_t rate_hz = examples::flag_u64(argc, argv, "--rate", 1000);
   const std::uint64_t wait_s = examples::flag_u64(argc, argv, "--wait", 10);
 
-  shmbus::TopicConfig config;
-  config.name = "telemetry";
-  config.size_classes = {{256, 128}};  // a Telemetry message needs ~100 bytes
-  config.queue_depth = 64;             // a subscriber may fall 64 messages behind...
-  config.policy = shmbus::SlowSubscriberPolicy::drop_oldest;  // ...then loses the oldest
-  config.type_id = capnp::typeId<Telemetry>();  // Subscriber<OtherType> is refused
-
   try {
-    std::filesystem::create_directories(dir);
-    std::filesystem::remove(dir / "telemetry.shmbus");  // a stale file from an earlier run
-    shmbus::Topic topic = shmbus::Topic::create(
-        config, shmbus::RegionOptions{.backing = shmbus::RegionOptions::Backing::file, .directory = dir});
+    // The daemon creates the topic's shared region (or hands over the existing one), checks
+    // that we may publish, and cleans up after us if we die. It is never on the data path.
+    shmbus::Client client(examples::client_options(argc, argv, "telemetry_pub"));
+    shmbus::Topic topic = client.open_topic(examples::telemetry_topic(), shmbus::Role::publisher);
     shmbus::Publisher<Telemetry> pub(topic);
-    std::printf("publisher: topic '%s' at %s, waiting for a subscriber\n", topic.name().c_str(),
-                topic.path().c_str());
+    client.register_publisher(pub.raw());
+    std::printf("publisher: topic '%s', waiting for a subscriber\n", topic.name().c_str());
     if (!examples::wait_for_subscribers(topic, 1, std::chrono::seconds(wait_s))) {
       std::printf("publisher: no subscriber after %llu s, giving up\n", static_cast<unsigned long long>(wait_s));
-      std::filesystem::remove(topic.path());
       return 1;
     }
 
@@ -73,8 +66,6 @@ int main(int argc, char** argv) {
     }
     std::printf("publisher: published %llu messages (%llu failed)\n",
                 static_cast<unsigned long long>(count - failed), static_cast<unsigned long long>(failed));
-    // Subscribers keep their mapping; the name is no longer needed.
-    std::filesystem::remove(topic.path());
     return failed == 0 ? 0 : 1;
   } catch (const std::exception& e) {  // shmbus::Error from set-up, filesystem errors
     std::fprintf(stderr, "publisher: %s\n", e.what());

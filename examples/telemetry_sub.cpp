@@ -1,22 +1,22 @@
-// Typed subscriber: opens the file-backed topic "telemetry" (retrying until the publisher has
-// created it), reads each Telemetry message in place and measures its latency from the send
-// time stamped by the publisher.
+// Typed subscriber: asks the bus daemon for the topic "telemetry", reads each Telemetry
+// message in place and measures its latency from the send time stamped by the publisher.
 //
-//   telemetry_sub [--dir /dev/shm/shmbus-examples] [--count 0] [--idle 3] [--print-every 100]
+//   telemetry_sub [--bus default | --socket PATH] [--count 0] [--idle 3] [--print-every 100]
 //                 [--busy-poll]
 //
 // Stops after --count messages (0: no limit) or when nothing arrives for --idle seconds.
 #include <cstdio>
 
 #include "example_util.hpp"
+#include "shmbus/client.hpp"
 #include "shmbus/shmbus.hpp"
 #include "telemetry.capnp.h"
+#include "telemetry_topic.hpp"
 
 using shmbus::examples::Telemetry;
 
 int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, even into a pipe or a log
-  const std::filesystem::path dir = examples::bus_directory(argc, argv);
   const std::uint64_t count = examples::flag_u64(argc, argv, "--count", 0);
   const std::uint64_t idle_s = examples::flag_u64(argc, argv, "--idle", 3);
   const std::uint64_t print_every = examples::flag_u64(argc, argv, "--print-every", 100);
@@ -26,9 +26,11 @@ int main(int argc, char** argv) {
   options.wait_mode = examples::has_flag(argc, argv, "--busy-poll") ? shmbus::WaitMode::busy_poll
                                                                    : shmbus::WaitMode::adaptive;
   try {
-    shmbus::Topic topic = examples::open_topic_file(dir / "telemetry.shmbus", std::chrono::seconds(10));
+    shmbus::Client client(examples::client_options(argc, argv, "telemetry_sub"));
+    shmbus::Topic topic = client.open_topic(examples::telemetry_topic(), shmbus::Role::subscriber);
     shmbus::Subscriber<Telemetry> sub(topic, options);
-    std::printf("subscriber: joined '%s' at %s\n", topic.name().c_str(), topic.path().c_str());
+    client.register_subscriber(sub.raw());  // the daemon gives back what we hold if we die
+    std::printf("subscriber: joined '%s'\n", topic.name().c_str());
 
     examples::LatencyStats stats;
     std::uint64_t received = 0;
