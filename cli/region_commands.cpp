@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "message_codec.hpp"
 #include "output.hpp"
 #include "topic_source.hpp"
 
@@ -36,6 +37,15 @@ const char* policy_name(SlowSubscriberPolicy p) {
   return "?";
 }
 
+std::string type_name(const TopicConfig& c) {
+  if (c.type_id == 0) return "raw bytes";
+  try {
+    return MessageCodec(c.schema, c.type_id).type_name();
+  } catch (...) {  // no usable schema recorded: the id is all we know
+    return "id " + std::to_string(c.type_id);
+  }
+}
+
 void inspect(const std::string& target, const GlobalOptions& global) {
   OpenedTopic opened = inspect_topic(target, global);
   Topic& topic = opened.topic;
@@ -51,7 +61,7 @@ void inspect(const std::string& target, const GlobalOptions& global) {
                    {"bus", info.bus_name}, {"epoch", info.bus_epoch}, {"healthy", info.healthy},
                    {"seals", seal_names(info.seals)}};
     for (const auto& s : info.sections) j["sections"].push_back({{"name", s.name}, {"offset", s.offset}, {"size", s.size}});
-    j["topic"] = {{"name", c.name}, {"type_id", c.type_id}, {"policy", policy_name(c.policy)},
+    j["topic"] = {{"name", c.name}, {"type", type_name(c)}, {"type_id", c.type_id}, {"policy", policy_name(c.policy)},
                   {"queue_depth", c.queue_depth}, {"history_depth", c.history_depth},
                   {"max_publishers", c.max_publishers}, {"max_subscribers", c.max_subscribers},
                   {"max_message_size", c.max_message_size}, {"published", stats.published}};
@@ -81,7 +91,7 @@ void inspect(const std::string& target, const GlobalOptions& global) {
             << ", seals: " << seal_names(info.seals) << "\n"
             << "topic '" << c.name << "': policy " << policy_name(c.policy) << ", queue " << c.queue_depth
             << ", history " << c.history_depth << ", " << stats.published << " published, type "
-            << (c.type_id == 0 ? std::string("raw bytes") : "id " + std::to_string(c.type_id))
+            << type_name(c)
             << "\n\n";
   Table sections({"SECTION", "OFFSET", "SIZE"});
   for (const auto& s : info.sections) sections.add({s.name, std::to_string(s.offset), std::to_string(s.size)});
