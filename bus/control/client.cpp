@@ -74,6 +74,8 @@ control::Role to_wire(Role r) {
   return r == Role::publisher ? control::Role::PUBLISHER : control::Role::SUBSCRIBER;
 }
 
+Role from_wire(control::Role r) { return r == control::Role::PUBLISHER ? Role::publisher : Role::subscriber; }
+
 }  // namespace
 
 std::filesystem::path default_runtime_dir() {
@@ -418,7 +420,7 @@ std::vector<TopicListing> Client::list_topics() {
           l.classes.push_back({c.getChunkSize(), c.getTotal(), c.getFree(), c.getInRing(), c.getLoaned(), c.getHeld()});
         }
         for (auto s : t.getSlots()) {
-          l.slots.push_back({s.getRole() == control::Role::PUBLISHER ? Role::publisher : Role::subscriber, s.getSlot(),
+          l.slots.push_back({from_wire(s.getRole()), s.getSlot(),
                              s.getPid(), s.getMessages(), s.getLost(), s.getBacklog(), s.getChunksHeld(), s.getClientId()});
         }
         l.creator_uid = t.getCreatorUid();
@@ -437,8 +439,7 @@ std::vector<ClientListing> Client::clients() {
       for (control::ClientInfo::Reader c : resp.getClients()) {
         ClientListing l{c.getId(), c.getPid(), c.getUid(), c.getGid(), c.getName(), c.getConnectedForMs(), {}};
         for (auto r : c.getRegistrations()) {
-          l.registrations.push_back({r.getTopic(), r.getRole() == control::Role::PUBLISHER ? Role::publisher : Role::subscriber,
-                                     r.getSlot()});
+          l.registrations.push_back({r.getTopic(), from_wire(r.getRole()), r.getSlot()});
         }
         out.push_back(std::move(l));
       }
