@@ -21,9 +21,13 @@
 //                    it depends on); empty for raw topics. Written once at creation.
 //
 // Protocol summary (details at each field):
-//   * A chunk's `refs` is 0 while free. Loan sets it to 1 (the loaner's reference). Publishing
-//     hands that reference to the ring slot. A subscriber takes its own reference with a CAS
-//     that never raises 0, then checks `sequence` to know it got the message it wanted.
+//   * A chunk's `refs` word is 0 while free. Its top bit (kRingRef) is the ring slot's
+//     reference, the rest counts every other reference (a loan, subscriber samples, snapshots).
+//     Loan sets it to 1. Publishing converts the loan into the ring bit. A subscriber takes a
+//     counted reference with a CAS that never raises 0, then checks `sequence` to know it got
+//     the message it wanted. The ring's reference is a bit, not a count, so that dropping it is
+//     idempotent: a recoverer may drop the reference of a chunk no ring slot holds any more
+//     even while a live publisher is about to do the same, and exactly one of them frees it.
 //   * Publishers claim a sequence from `tail`, write the chunk into ring slot seq & mask and
 //     store seq+1 into the slot's commit word last (release).
 //   * Subscribers read in order from their own cursor; a slot holding a newer sequence means
@@ -55,6 +59,7 @@ inline constexpr std::uint32_t kAbiWord =
     ((std::endian::native == std::endian::little ? 1u : 0u) << 16);
 
 inline constexpr std::uint32_t kNoChunk = 0xFFFF'FFFFu;
+inline constexpr std::uint32_t kRingRef = 0x8000'0000u;  // ChunkHeader::refs: the ring's reference
 inline constexpr std::uint64_t kNoSequence = ~0ULL;
 
 enum class RegionKind : std::uint32_t { kAnonymous = 1, kFile = 2 };
@@ -149,7 +154,10 @@ struct TopicControl {
   // One past the highest subscriber slot ever registered: block-policy publishers scan only
   // that far. Only grows (a freed slot below it is simply skipped).
   std::atomic<std::uint32_t> subscriber_high_water;
-  std::uint8_t pad_space[kCacheLine - 12];
+  // Bumped whenever a subscriber joins or leaves: publishers that cache the slowest cursor
+  // rescan when it changes. Read-mostly, so it stays cached in publishers.
+  std::atomic<std::uint32_t> subscriber_epoch;
+  std::uint8_t pad_space[kCacheLine - 16];
 };
 inline constexpr std::uint32_t kTopicFlagStampTime = 1;
 static_assert(std::is_standard_layout_v<TopicControl>);
@@ -245,7 +253,7 @@ enum : std::uint32_t { kChunkFlagTyped = 1 };
 // Chunk header, kept apart from payload so that payloads can be page-aligned (copy-on-write
 // views of a payload then copy only the payload's own pages).
 struct ChunkHeader {
-  // 0 = free. See the protocol summary above.
+  // 0 = free; kRingRef | count of other references. See the protocol summary above.
   std::atomic<std::uint32_t> refs;
   // Free-list link, meaningful only while the chunk is on its class's free list.
   std::atomic<std::uint32_t> next_free;

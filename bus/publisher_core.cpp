@@ -129,6 +129,17 @@ std::uint64_t PublisherCore::slowest_cursor() const noexcept {
   return slowest;
 }
 
+std::uint64_t PublisherCore::slowest_cursor_cached(std::uint64_t tail) noexcept {
+  // Acquire: pairs with the release bump in subscriber registration/departure.
+  std::uint32_t epoch = ctl_.subscriber_epoch.load(std::memory_order_acquire);
+  const bool full = cached_slowest_ != ~0ULL && tail - std::min(cached_slowest_, tail) >= map_.ring_capacity();
+  if (epoch != cached_epoch_ || full || cached_slowest_ == ~0ULL) {
+    cached_epoch_ = epoch;
+    cached_slowest_ = slowest_cursor();
+  }
+  return cached_slowest_;
+}
+
 Status PublisherCore::claim(std::uint64_t& seq) noexcept {
   if (ctl_.policy == SlowSubscriberPolicyWire::kDropOldest) {
     // Relaxed: tail only hands out numbers; the ring slot's commit word publishes the data.
@@ -139,7 +150,7 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
   std::uint64_t deadline = 0;
   std::uint64_t t = ctl_.tail.load(std::memory_order_relaxed);
   for (;;) {
-    std::uint64_t slowest = slowest_cursor();
+    std::uint64_t slowest = slowest_cursor_cached(t);
     if (slowest == ~0ULL || t - std::min(slowest, t) < capacity) {
       if (ctl_.tail.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) {
         seq = t;
@@ -157,7 +168,7 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
     // blocked_publishers) so that one of us sees the other.
     ctl_.blocked_publishers.fetch_add(1, std::memory_order_seq_cst);
     std::uint32_t v = ctl_.space_futex.load(std::memory_order_seq_cst);
-    std::uint64_t again = slowest_cursor();
+    std::uint64_t again = cached_slowest_ = slowest_cursor();
     t = ctl_.tail.load(std::memory_order_relaxed);
     if (!(again != ~0ULL && t - std::min(again, t) >= capacity)) {
       ctl_.blocked_publishers.fetch_sub(1, std::memory_order_relaxed);
@@ -199,6 +210,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
     // while we were descheduled): our message is already overwritten for everyone.
     map_.release(head);
   } else {
+    map_.loan_to_ring(head);  // our loan becomes the ring's reference (claim_chunk covers it)
     // Acq_rel: we take over the previous occupant's ring reference (acquire its writes) and
     // hand over ours (release our chunk header and payload writes).
     std::uint32_t old = rs.chunk.exchange(head, std::memory_order_acq_rel);
@@ -207,9 +219,10 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
     while (current < seq + 1 &&
            !rs.commit.compare_exchange_weak(current, seq + 1, std::memory_order_release, std::memory_order_acquire)) {
     }
-    if (old != kNoChunk && map_.valid_chunk(old)) map_.release(old);
+    if (old != kNoChunk && map_.valid_chunk(old)) map_.drop_ring_ref(old);
   }
-  me.claimed_plus1.store(0, std::memory_order_relaxed);
+  // Release: a recoverer that reads "no claim" (acquire) then finds our chunk in the slot.
+  me.claimed_plus1.store(0, std::memory_order_release);
   // We are the slot's only writer: a plain increment, no locked instruction.
   me.published.store(me.published.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   // Seq_cst fence: Dekker pairing with a sleeping subscriber (sleepers++; fence; check data),

@@ -37,6 +37,9 @@ class PublisherCore {
   // Claims the next sequence under the topic's policy.
   Status claim(std::uint64_t& seq) noexcept;
   std::uint64_t slowest_cursor() const noexcept;
+  // slowest_cursor(), rescanned only when the cached value says "full" or the set of
+  // subscribers changed: cursors only grow, so a cached minimum is a safe lower bound.
+  std::uint64_t slowest_cursor_cached(std::uint64_t tail) noexcept;
 
   Topic topic_;
   TopicMap& map_;
@@ -46,6 +49,8 @@ class PublisherCore {
   std::uint32_t max_loans_;
   std::uint32_t loans_in_use_ = 0;
   bool stamp_time_;
+  std::uint64_t cached_slowest_ = ~0ULL;
+  std::uint32_t cached_epoch_ = ~0u;
 };
 
 }  // namespace shmbus::detail

@@ -38,6 +38,8 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     while (hw < i + 1 && !ctl_.subscriber_high_water.compare_exchange_weak(hw, i + 1, std::memory_order_release,
                                                                             std::memory_order_relaxed)) {
     }
+    // Release: a publisher that sees the new epoch (acquire) rescans and finds this slot.
+    ctl_.subscriber_epoch.fetch_add(1, std::memory_order_release);
     return;
   }
   throw Error(Errc::too_many_subscribers, map_.describe() + ": all " +
@@ -56,6 +58,7 @@ SubscriberCore::~SubscriberCore() {
   }
   // Release: the next owner sees the cleared row; block-policy publishers stop waiting on us.
   map_.subscriber(slot_).state.store(kSlotFree, std::memory_order_release);
+  ctl_.subscriber_epoch.fetch_add(1, std::memory_order_release);  // publishers rescan
   if (block_policy_) {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (ctl_.blocked_publishers.load(std::memory_order_relaxed) != 0) {

@@ -85,8 +85,9 @@ std::vector<Topic::ChunkInfo> Topic::busy_chunks() const {
   }
   std::vector<ChunkInfo> out;
   for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
-    std::uint32_t refs = m.chunk(i).refs.load(std::memory_order_relaxed);
-    if (refs == 0) continue;
+    std::uint32_t word = m.chunk(i).refs.load(std::memory_order_relaxed);
+    if (word == 0) continue;
+    std::uint32_t refs = (word & ~kRingRef) + ((word & kRingRef) ? 1 : 0);  // the ring's counts as one
     std::uint64_t seq = m.chunk(i).sequence.load(std::memory_order_relaxed);
     out.push_back({i, m.class_of(i).chunk_size, refs, seq, where[i].empty() ? "referenced (segment of a message, or in flight)" : where[i]});
   }
@@ -210,11 +211,44 @@ void fill_holes(TopicMap& m, std::uint32_t dead_slot) {
     // The slot's chunk (if any) belongs to an older sequence whose ring reference we now own.
     std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
     if (old != kNoChunk && m.valid_chunk(old) && m.chunk(old).sequence.load(std::memory_order_relaxed) != seq) {
-      m.release(old);
+      m.drop_ring_ref(old);
     } else if (old != kNoChunk) {
       rs.chunk.store(old, std::memory_order_release);  // a live publisher committed meanwhile: keep it
     }
   }
+}
+
+// A publisher killed after swapping its message into a ring slot, but before dropping the
+// ring reference of the message it displaced, leaves that chunk with the ring bit and no ring
+// slot holding it. Drop the bit of every chunk that no slot and no live claim holds. Reading
+// the words, then the live claims, then the slots, in that order, is what makes this safe
+// against a live publisher: a chunk whose bit it has set is either still its recorded claim
+// or already in a slot (it stores the slot before clearing the claim, with release). Dropping
+// a bit the publisher is about to drop too is harmless: the bit clears once.
+void drop_orphaned_ring_refs(TopicMap& m) {
+  std::vector<std::uint32_t> candidates;
+  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
+    if (m.chunk(i).refs.load(std::memory_order_acquire) & kRingRef) candidates.push_back(i);
+  }
+  if (candidates.empty()) return;
+  std::set<std::uint32_t> held;
+  for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
+    PublisherSlot& s = m.publisher(p);
+    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
+    std::uint64_t claim = s.claimed_plus1.load(std::memory_order_acquire);
+    if (claim != 0 && claim != ~0ULL) held.insert(s.claim_chunk.load(std::memory_order_relaxed));
+  }
+  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) held.insert(m.ring_slot(i).chunk.load(std::memory_order_acquire));
+  for (std::uint32_t c : candidates) {
+    if (!held.count(c)) m.drop_ring_ref(c);
+  }
+}
+
+// Drops whichever reference the head of an unpublished message carries: still the loan, or
+// already the ring bit (killed between converting it and writing the slot).
+void drop_unpublished(TopicMap& m, std::uint32_t head) {
+  if (m.chunk(head).refs.load(std::memory_order_acquire) & kRingRef) m.drop_ring_ref(head);
+  else m.release(head);
 }
 
 void reclaim_publisher(TopicMap& m, std::uint32_t p) {
@@ -233,8 +267,8 @@ void reclaim_publisher(TopicMap& m, std::uint32_t p) {
         // Died before writing the slot: leave a tombstone so subscribers skip this sequence,
         // and free the message it never published.
         std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
-        if (old != kNoChunk && m.valid_chunk(old)) m.release(old);
-        if (m.valid_chunk(head)) m.release(head);
+        if (old != kNoChunk && m.valid_chunk(old)) m.drop_ring_ref(old);
+        if (m.valid_chunk(head)) drop_unpublished(m, head);
       }
       // Either way the slot now holds what it should for seq: make it visible.
       while (commit < seq + 1 &&
@@ -247,6 +281,7 @@ void reclaim_publisher(TopicMap& m, std::uint32_t p) {
     if (m.valid_chunk(ch) && !handled.count(ch)) m.release(ch);
   }
   s.claimed_plus1.store(0, std::memory_order_relaxed);
+  drop_orphaned_ring_refs(m);  // while our slot is still "reclaiming", its claim is not live
   // Release: the next owner of the slot sees the cleared rows.
   s.state.store(kSlotFree, std::memory_order_release);
 }
@@ -259,6 +294,7 @@ void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
   }
   s.state.store(kSlotFree, std::memory_order_release);
   TopicControl& ctl = m.control();
+  ctl.subscriber_epoch.fetch_add(1, std::memory_order_release);  // publishers rescan
   ctl.space_futex.fetch_add(1, std::memory_order_seq_cst);
   futex_wake_all(&ctl.space_futex);  // a block-policy publisher may have waited for it
 }

@@ -418,9 +418,25 @@ void TopicMap::release(std::uint32_t chunk) noexcept {
   // finished (their release) before the chunk is handed out again.
   std::uint32_t prev = chunks_[chunk].refs.fetch_sub(1, std::memory_order_acq_rel);
   if (prev != 1) {
-    if (prev == 0) chunks_[chunk].refs.store(0, std::memory_order_relaxed);  // double release: keep it free
+    if ((prev & ~kRingRef) == 0) chunks_[chunk].refs.fetch_add(1, std::memory_order_relaxed);  // no count: undo
     return;
   }
+  free_chain(chunk);
+}
+
+void TopicMap::loan_to_ring(std::uint32_t chunk) noexcept {
+  // Release: whoever later drops the ring reference (acquire) sees the message complete.
+  chunks_[chunk].refs.fetch_add(kRingRef - 1, std::memory_order_acq_rel);
+}
+
+void TopicMap::drop_ring_ref(std::uint32_t chunk) noexcept {
+  // Acq_rel as in release(). Clearing a bit twice clears it once: safe against a racing
+  // recoverer, and only the caller that saw exactly kRingRef frees the chunk.
+  std::uint32_t prev = chunks_[chunk].refs.fetch_and(~kRingRef, std::memory_order_acq_rel);
+  if (prev == kRingRef) free_chain(chunk);
+}
+
+void TopicMap::free_chain(std::uint32_t chunk) noexcept {
   // Free the message's chain: head, then its further segments. Read each link before the
   // chunk is pushed, because a pushed chunk may be reallocated at once.
   std::uint32_t idx = chunk;

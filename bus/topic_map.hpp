@@ -45,8 +45,14 @@ class TopicMap {
   std::uint32_t allocate(int cls) noexcept;
   // Takes one more reference to a chunk that is not free; false if it is free (refs == 0).
   bool try_acquire(std::uint32_t chunk) noexcept;
-  // Drops one reference; the last one frees the chunk and the rest of its message's chain.
+  // Drops one counted reference; the last reference frees the chunk and the rest of its
+  // message's chain.
   void release(std::uint32_t chunk) noexcept;
+  // Turns the loaner's counted reference into the ring's reference (publish).
+  void loan_to_ring(std::uint32_t chunk) noexcept;
+  // Drops the ring's reference, idempotently: a second call (a recoverer racing the
+  // publisher that overwrote the slot) does nothing. Frees the chunk if nothing else holds it.
+  void drop_ring_ref(std::uint32_t chunk) noexcept;
 
   bool valid_chunk(std::uint32_t chunk) const noexcept { return chunk < total_chunks_; }
   const LocalClass& class_of(std::uint32_t chunk) const noexcept;
@@ -92,6 +98,7 @@ class TopicMap {
 
  private:
   TopicMap() = default;
+  void free_chain(std::uint32_t head) noexcept;
   void bind_sections();      // sets the typed pointers from the section table
   void validate(const std::string& what);  // throws Error; called on open
   void initialise(const TopicConfig& config, const RegionOptions& options);
