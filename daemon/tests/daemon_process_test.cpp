@@ -225,12 +225,15 @@ void restart_under_traffic(const std::string& backing) {
   }
   char c;
   ASSERT_EQ(read(sub_ready[0], &c, 1), 1);
+  int pub_ready[2];
+  ASSERT_EQ(pipe(pub_ready), 0);
   pid_t pub_pid = fork();
   if (pub_pid == 0) {
     try {
       shmbus::Client client(client_at(d));
       shmbus::Topic t = client.open_topic(cfg, shmbus::Role::publisher);
       shmbus::RawPublisher pub = client.publisher(t);
+      if (write(pub_ready[1], "r", 1) != 1) _exit(3);
       for (int i = 0; i < count; ++i) {
         std::string s = std::to_string(i);
         while (!pub.publish_copy(std::as_bytes(std::span<const char>(s.data(), s.size()))).ok()) {
@@ -244,6 +247,8 @@ void restart_under_traffic(const std::string& backing) {
       _exit(2);
     }
   }
+  // Both clients are set up (set-up calls need the daemon; the data plane does not).
+  ASSERT_EQ(read(pub_ready[0], &c, 1), 1);
   std::this_thread::sleep_for(30ms);
   EXPECT_EQ(d.kill_now(SIGKILL), 128 + SIGKILL);
   std::this_thread::sleep_for(50ms);  // traffic goes on with no daemon at all
