@@ -12,7 +12,8 @@ namespace shmbus::detail {
 SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     : topic_(topic), map_(topic.map()), ctl_(map_.control()), options_(options),
       max_held_(map_.config().max_held_per_subscriber),
-      block_policy_(ctl_.policy != SlowSubscriberPolicyWire::kDropOldest) {
+      block_policy_(ctl_.policy != SlowSubscriberPolicyWire::kDropOldest),
+      file_backed_(map_.header().kind == RegionKind::kFile) {
   if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
   for (std::uint32_t i = 0; i < map_.config().max_subscribers; ++i) {
     SubscriberSlot& s = map_.subscriber(i);
@@ -169,8 +170,13 @@ Status SubscriberCore::sleep_until_data(std::uint64_t deadline_ns) noexcept {
       ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
       return Errc::region_lost;
     }
-    // Bounded slices: a lost region's futex word is no longer shared, so nobody would wake us.
-    futex_wait(&ctl_.data_futex, v, std::chrono::nanoseconds(std::min<std::uint64_t>(deadline_ns - now, 100'000'000)));
+    // A file-backed region can be lost under us, and then its futex word is no longer shared
+    // and nobody would wake us: sleep in 1 s slices there. A sealed memfd cannot be lost, so
+    // an idle subscriber of one sleeps for good (no wake-ups, no CPU).
+    std::chrono::nanoseconds sleep = deadline_ns == ~0ULL ? std::chrono::nanoseconds(-1)  // forever
+                                                          : std::chrono::nanoseconds(deadline_ns - now);
+    if (file_backed_ && (sleep.count() < 0 || sleep > std::chrono::seconds(1))) sleep = std::chrono::seconds(1);
+    futex_wait(&ctl_.data_futex, v, sleep);
     ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
     if (has_data()) return Errc::ok;
   }

@@ -54,6 +54,7 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   std::uint64_t lost_ = 0;
   std::uint64_t pending_lost_ = 0;  // lost since the last successful take
   bool block_policy_ = false;
+  bool file_backed_ = false;
   // event_fd() support
   int event_fd_ = -1;
   std::thread event_thread_;
