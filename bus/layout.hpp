@@ -157,7 +157,11 @@ struct TopicControl {
   // Bumped whenever a subscriber joins or leaves: publishers that cache the slowest cursor
   // rescan when it changes. Read-mostly, so it stays cached in publishers.
   std::atomic<std::uint32_t> subscriber_epoch;
-  std::uint8_t pad_space[kCacheLine - 16];
+  // Held (CLOCK_MONOTONIC ns of taking it, 0 = free) by whoever reclaims slots or audits
+  // reference counts, so that two recoverers never release the same reference. A holder that
+  // died is taken over after a second. Never touched by the data path.
+  std::atomic<std::uint64_t> recovery_lock;
+  std::uint8_t pad_space[kCacheLine - 24];
 };
 inline constexpr std::uint32_t kTopicFlagStampTime = 1;
 static_assert(std::is_standard_layout_v<TopicControl>);
@@ -209,13 +213,16 @@ struct PublisherSlot {
   std::atomic<std::uint32_t> claim_chunk;
   std::uint32_t reserved0;
   OwnerIdentity owner;
-  std::uint8_t pad[kCacheLine - 56];
+  // Odd while the owner holds a counted chunk reference it has not recorded yet (between a
+  // pop and its loan-row store, a loan-row clear and the release). See audit_references().
+  std::atomic<std::uint64_t> op_seq;
 };
 static_assert(std::is_standard_layout_v<PublisherSlot>);
 static_assert(sizeof(PublisherSlot) == kCacheLine);
 static_assert(offsetof(PublisherSlot, claimed_plus1) == 8);
 static_assert(offsetof(PublisherSlot, claim_chunk) == 32);
 static_assert(offsetof(PublisherSlot, owner) == 40);
+static_assert(offsetof(PublisherSlot, op_seq) == 56);
 
 // Line 0 changes only at registration, so block-policy publishers that read `state` on every
 // publish keep it cached; line 1 holds everything the owner writes on every take.
@@ -230,7 +237,9 @@ struct SubscriberSlot {
   alignas(kCacheLine) std::atomic<std::uint64_t> cursor;
   std::atomic<std::uint64_t> taken;
   std::atomic<std::uint64_t> lost;    // messages overwritten before this subscriber took them
-  std::uint8_t pad1[kCacheLine - 24];
+  // Odd while the owner holds a chunk reference it has not recorded in its hold row yet.
+  std::atomic<std::uint64_t> op_seq;
+  std::uint8_t pad1[kCacheLine - 32];
 };
 static_assert(std::is_standard_layout_v<SubscriberSlot>);
 static_assert(sizeof(SubscriberSlot) == 2 * kCacheLine);
@@ -238,6 +247,7 @@ static_assert(offsetof(SubscriberSlot, generation) == 8);
 static_assert(offsetof(SubscriberSlot, owner) == 16);
 static_assert(offsetof(SubscriberSlot, cursor) == kCacheLine);
 static_assert(offsetof(SubscriberSlot, lost) == kCacheLine + 16);
+static_assert(offsetof(SubscriberSlot, op_seq) == kCacheLine + 24);
 
 struct RingSlot {
   // sequence+1 of the message in this slot, 0 = never written. Stored last with release.

@@ -4,6 +4,7 @@
 
 #include "futex.hpp"
 #include "process_identity.hpp"
+#include "unrecorded_window.hpp"
 
 namespace shmbus::detail {
 
@@ -37,6 +38,7 @@ PublisherCore::~PublisherCore() {
   for (std::uint32_t l = 0; l < max_loans_; ++l) {
     std::uint32_t c = loans_[l].load(std::memory_order_relaxed);
     if (c != kNoChunk) {
+      UnrecordedWindow window(map_.publisher(slot_).op_seq);
       loans_[l].store(kNoChunk, std::memory_order_relaxed);
       map_.release(c);
     }
@@ -59,6 +61,8 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
     err = Errc::too_many_loans;
     return kNoChunk;
   }
+  // From the pop to the loan-row store we hold a reference no row records.
+  UnrecordedWindow window(map_.publisher(slot_).op_seq);
   // Any larger class will do when the best fit is exhausted.
   std::uint32_t chunk = kNoChunk;
   for (int c = cls; c < static_cast<int>(map_.classes().size()) && chunk == kNoChunk; ++c) {
@@ -88,7 +92,9 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
 }
 
 bool PublisherCore::hold_existing(std::uint32_t chunk) noexcept {
-  if (loans_in_use_ >= max_loans_ || !map_.valid_chunk(chunk) || !map_.try_acquire(chunk)) return false;
+  if (loans_in_use_ >= max_loans_ || !map_.valid_chunk(chunk)) return false;
+  UnrecordedWindow window(map_.publisher(slot_).op_seq);
+  if (!map_.try_acquire(chunk)) return false;
   for (std::uint32_t l = 0; l < max_loans_; ++l) {
     if (loans_[l].load(std::memory_order_relaxed) == kNoChunk) {
       loans_[l].store(chunk, std::memory_order_relaxed);  // relaxed: see loan_chunk
@@ -110,6 +116,7 @@ void PublisherCore::forget_loan(std::uint32_t chunk) noexcept {
 }
 
 void PublisherCore::return_chunk(std::uint32_t chunk) noexcept {
+  UnrecordedWindow window(map_.publisher(slot_).op_seq);
   forget_loan(chunk);
   map_.release(chunk);
 }

@@ -5,6 +5,7 @@
 
 #include "futex.hpp"
 #include "process_identity.hpp"
+#include "unrecorded_window.hpp"
 #include "region.hpp"
 
 namespace shmbus::detail {
@@ -53,6 +54,7 @@ SubscriberCore::~SubscriberCore() {
   for (std::uint32_t h = 0; h < max_held_; ++h) {
     std::uint32_t c = holds_[h].load(std::memory_order_relaxed);
     if (c != kNoChunk) {
+      UnrecordedWindow window(map_.subscriber(slot_).op_seq);
       holds_[h].store(kNoChunk, std::memory_order_relaxed);
       map_.release(c);
     }
@@ -107,6 +109,9 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
     // Start pulling the payload's first line across cores now, in parallel with the
     // reference CAS on the chunk header below: the reader almost always touches it next.
     if (map_.valid_chunk(chunk)) __builtin_prefetch(map_.payload(chunk));
+    // From the reference CAS to the hold-row store (or the release) the reference is ours
+    // but unrecorded.
+    UnrecordedWindow window(map_.subscriber(slot_).op_seq);
     if (!map_.valid_chunk(chunk) || !map_.try_acquire(chunk)) {
       resync(cursor_ + 1);  // freed or bogus: the slot moved on under us
       continue;
@@ -147,6 +152,7 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
 }
 
 void SubscriberCore::release_hold(std::uint32_t chunk, std::uint32_t hold_index) noexcept {
+  UnrecordedWindow window(map_.subscriber(slot_).op_seq);
   holds_[hold_index].store(kNoChunk, std::memory_order_relaxed);
   --held_;
   map_.release(chunk);

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <cstring>
 #include <set>
+#include <thread>
+#include <vector>
 #include <sstream>
 #include <unistd.h>
 
@@ -244,6 +246,100 @@ void drop_orphaned_ring_refs(TopicMap& m) {
   }
 }
 
+// A process killed while it held a counted reference it had not recorded (a chunk just
+// popped from the free list, a sample reference just taken, a loan just forgotten) leaves a
+// count no row explains. Compare every chunk's count with what the rows record and release
+// the excess, but only from a quiet, consistent view: no live slot may be inside such a
+// window, or enter one, while we look (each slot's op_seq is odd inside one and changes with
+// every one). Returns false when the view was not quiet; the leak then waits for a later
+// audit (the daemon's sweep retries every 500 ms).
+bool audit_references_locked(TopicMap& m) {
+  const TopicConfig& c = m.config();
+  std::vector<std::uint64_t> before, after;
+  auto read_ops = [&](std::vector<std::uint64_t>& out) {
+    out.clear();
+    for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
+      PublisherSlot& s = m.publisher(p);
+      bool active = s.state.load(std::memory_order_acquire) != kSlotFree;
+      // A claim in flight moves references between the loan row and the ring.
+      std::uint64_t claim = active ? s.claimed_plus1.load(std::memory_order_acquire) : 0;
+      out.push_back(active ? s.op_seq.load(std::memory_order_acquire) | (claim != 0 ? 1 : 0) : 0);
+    }
+    for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
+      SubscriberSlot& s = m.subscriber(i);
+      bool active = s.state.load(std::memory_order_acquire) != kSlotFree;
+      out.push_back(active ? s.op_seq.load(std::memory_order_acquire) : 0);
+    }
+    for (std::uint64_t v : out) if (v & 1) return false;
+    return true;
+  };
+  if (!read_ops(before)) return false;
+  std::vector<std::uint32_t> count(m.total_chunks());
+  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
+    count[i] = m.chunk(i).refs.load(std::memory_order_acquire) & ~kRingRef;
+  }
+  std::vector<std::uint32_t> recorded(m.total_chunks(), 0);
+  for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
+    if (m.publisher(p).state.load(std::memory_order_acquire) == kSlotFree) continue;
+    for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
+      std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
+      if (m.valid_chunk(ch)) ++recorded[ch];
+    }
+  }
+  for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
+    if (m.subscriber(i).state.load(std::memory_order_acquire) == kSlotFree) continue;
+    for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
+      std::uint32_t ch = m.holds_of(i)[h].load(std::memory_order_relaxed);
+      if (m.valid_chunk(ch)) ++recorded[ch];
+    }
+  }
+  // Further segments of a live message carry one reference, owned by their head.
+  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
+    if (count[i] == 0 && (m.chunk(i).refs.load(std::memory_order_relaxed) & kRingRef) == 0) continue;
+    std::uint32_t seg = m.chunk(i).next_segment.load(std::memory_order_relaxed);
+    for (std::uint32_t n = 1; n < c.max_segments && m.valid_chunk(seg); ++n) {
+      ++recorded[seg];
+      seg = m.chunk(seg).next_segment.load(std::memory_order_relaxed);
+    }
+  }
+  if (!read_ops(after) || before != after) return false;
+  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
+    for (std::uint32_t n = recorded[i]; n < count[i]; ++n) m.release(i);
+  }
+  return true;
+}
+
+// Mutual exclusion of recoverers (see TopicControl::recovery_lock).
+class RecoveryLock {
+ public:
+  // With `wait`, tries for up to two seconds; otherwise once.
+  RecoveryLock(TopicMap& m, bool wait) : word_(m.control().recovery_lock) {
+    const std::uint64_t give_up = monotonic_ns() + (wait ? 2'000'000'000ULL : 0);
+    for (;;) {
+      std::uint64_t now = monotonic_ns();
+      std::uint64_t held = word_.load(std::memory_order_relaxed);
+      bool stale = held != 0 && now - std::min(held, now) > 1'000'000'000ULL;
+      // Acquire: see everything the previous recoverer did before it let go.
+      if ((held == 0 || stale) && word_.compare_exchange_strong(held, now, std::memory_order_acquire)) {
+        mine_ = now;
+        return;
+      }
+      if (now >= give_up) return;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  ~RecoveryLock() {
+    std::uint64_t mine = mine_;
+    // Release: our releases happen before the next recoverer's audit.
+    if (mine != 0) word_.compare_exchange_strong(mine, 0, std::memory_order_release);
+  }
+  bool held() const noexcept { return mine_ != 0; }
+
+ private:
+  std::atomic<std::uint64_t>& word_;
+  std::uint64_t mine_ = 0;
+};
+
 // Drops whichever reference the head of an unpublished message carries: still the loan, or
 // already the ring bit (killed between converting it and writing the slot).
 void drop_unpublished(TopicMap& m, std::uint32_t head) {
@@ -284,6 +380,7 @@ void reclaim_publisher(TopicMap& m, std::uint32_t p) {
   drop_orphaned_ring_refs(m);  // while our slot is still "reclaiming", its claim is not live
   // Release: the next owner of the slot sees the cleared rows.
   s.state.store(kSlotFree, std::memory_order_release);
+  audit_references_locked(m);
 }
 
 void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
@@ -293,6 +390,7 @@ void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
     if (m.valid_chunk(ch)) m.release(ch);
   }
   s.state.store(kSlotFree, std::memory_order_release);
+  audit_references_locked(m);
   TopicControl& ctl = m.control();
   ctl.subscriber_epoch.fetch_add(1, std::memory_order_release);  // publishers rescan
   ctl.space_futex.fetch_add(1, std::memory_order_seq_cst);
@@ -301,9 +399,16 @@ void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
 
 }  // namespace
 
+bool Topic::audit_references() {
+  RecoveryLock lock(*map_, /*wait=*/false);
+  return lock.held() && audit_references_locked(*map_);
+}
+
 bool Topic::reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation) {
   TopicMap& m = *map_;
   if (slot >= m.config().max_publishers) return false;
+  RecoveryLock lock(m, /*wait=*/true);
+  if (!lock.held()) return false;
   PublisherSlot& s = m.publisher(slot);
   std::uint32_t active = kSlotActive;
   if (s.generation.load(std::memory_order_relaxed) != generation) return false;
@@ -315,6 +420,8 @@ bool Topic::reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation)
 bool Topic::reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation) {
   TopicMap& m = *map_;
   if (slot >= m.config().max_subscribers) return false;
+  RecoveryLock lock(m, /*wait=*/true);
+  if (!lock.held()) return false;
   SubscriberSlot& s = m.subscriber(slot);
   std::uint32_t active = kSlotActive;
   if (s.generation.load(std::memory_order_relaxed) != generation) return false;
@@ -359,6 +466,8 @@ std::size_t Topic::reclaim_dead_owners() {
 
 std::size_t Topic::reclaim_process(pid_t pid) {
   TopicMap& m = *map_;
+  RecoveryLock lock(m, /*wait=*/true);
+  if (!lock.held()) return 0;
   std::size_t n = 0;
   for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
     PublisherSlot& s = m.publisher(p);

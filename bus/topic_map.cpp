@@ -394,8 +394,9 @@ bool TopicMap::try_acquire(std::uint32_t chunk) noexcept {
   std::atomic<std::uint32_t>& refs = chunks_[chunk].refs;
   std::uint32_t r = refs.load(std::memory_order_relaxed);
   while (r != 0) {
-    // Acquire: pairs with allocate's release store of 1, see there.
-    if (refs.compare_exchange_weak(r, r + 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+    // Acquire: pairs with allocate's release store of 1, see there. Release: a reference
+    // auditor that sees our increment also sees our slot's open unrecorded window.
+    if (refs.compare_exchange_weak(r, r + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) return true;
   }
   return false;
 }

@@ -189,6 +189,7 @@ struct Loop final : kj::TaskSet::ErrorHandler {
         if (std::size_t n = entry.topic.reclaim_dead_owners(); n != 0) {
           spdlog::info("topic '{}': reclaimed {} slot(s) of dead processes", name, n);
         }
+        entry.topic.audit_references();  // references a crash left unrecorded, when quiet
       }
       return sweep_dead_owners(interval);
     });

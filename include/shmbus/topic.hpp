@@ -107,6 +107,11 @@ class Topic {
   // of live processes, and of processes in other pid namespaces, are left alone. Safe to call
   // at any time, from any process; the daemon sweeps with it. Returns slots reclaimed.
   std::size_t reclaim_dead_owners();
+  // After a crash inside a loan or take, a chunk reference may be held that no row records.
+  // The reclaim calls above audit the counts and release such references, but only when no
+  // live process is mid-operation; this retries that audit (the daemon's sweep calls it).
+  // Returns false when the topic was too busy to audit now.
+  bool audit_references();
   // The same for one publisher or subscriber slot (as reported by RawPublisher::slot() /
   // RawSubscriber::slot()), when the registration `generation` still matches (so a slot
   // already freed and taken by someone else is left alone). Returns false when it did not
