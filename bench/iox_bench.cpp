@@ -1,0 +1,248 @@
+// shmbus_bench_iox: iceoryx 2.x (Debian's iceoryx packages) under the same harness as
+// shmbus_bench. Needs RouDi running (`iox-roudi -c bench/roudi.toml`; the driver starts it).
+//
+//   shmbus_bench_iox lat iceoryx --wait busy|waitset --size N
+//   shmbus_bench_iox tput iceoryx --size N
+//   shmbus_bench_iox wake|stream|fanout iceoryx --wait busy|waitset [--subs N]
+//
+// Untyped publisher/subscriber: loan(size) -> write -> publish; take() -> read -> release().
+// busy: spin on take(); waitset: WaitSet::wait() on SubscriberState::HAS_DATA, then take().
+#include <stdexcept>
+
+#include "common.hpp"
+#include "iceoryx_hoofs/log/logmanager.hpp"
+#include "iceoryx_posh/mepoo/chunk_header.hpp"
+#include "iceoryx_posh/popo/untyped_publisher.hpp"
+#include "iceoryx_posh/popo/untyped_subscriber.hpp"
+#include "iceoryx_posh/popo/wait_set.hpp"
+#include "iceoryx_posh/runtime/posh_runtime.hpp"
+
+using namespace bench;
+
+namespace {
+
+std::string g_tag;  // unique per run: the parent's pid
+
+void init_runtime(const std::string& role) {
+  iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn,
+                                                          iox::log::LogLevelOutput::kHideLogLevel);
+  std::string name = "shmbus_bench_" + g_tag + "_" + role + "_" + std::to_string(getpid());
+  iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
+}
+
+iox::capro::ServiceDescription service(const std::string& event) {
+  return {iox::capro::IdString_t(iox::cxx::TruncateToCapacity, "shmbus_bench"),
+          iox::capro::IdString_t(iox::cxx::TruncateToCapacity, g_tag.c_str()),
+          iox::capro::IdString_t(iox::cxx::TruncateToCapacity, event.c_str())};
+}
+
+iox::popo::PublisherOptions pub_options(bool lossless) {
+  iox::popo::PublisherOptions o;
+  o.historyCapacity = 0;
+  if (lossless) o.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
+  return o;
+}
+iox::popo::SubscriberOptions sub_options(std::uint64_t queue, bool lossless) {
+  iox::popo::SubscriberOptions o;
+  o.queueCapacity = queue;
+  o.historyRequest = 0;
+  if (lossless) o.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
+  return o;
+}
+
+void* loan(iox::popo::UntypedPublisher& pub, std::size_t size) {
+  for (int tries = 0;; ++tries) {
+    auto r = pub.loan(static_cast<std::uint32_t>(size));
+    if (!r.has_error()) return r.value();
+    if (tries > 1'000'000) throw std::runtime_error("iceoryx loan failed (mempool exhausted or too small for " + std::to_string(size) + " bytes)");
+    _mm_pause();
+  }
+}
+
+// One end of a connection with a subscriber: takes in the requested waiting style.
+class IoxIn {
+ public:
+  IoxIn(const std::string& event, std::uint64_t queue, bool lossless, bool waitset)
+      : sub_(service(event), sub_options(queue, lossless)) {
+    if (waitset) {
+      ws_.emplace();
+      if (ws_->attachState(sub_, iox::popo::SubscriberState::HAS_DATA).has_error())
+        throw std::runtime_error("WaitSet::attachState failed");
+    }
+  }
+  bool subscribed() const { return sub_.getSubscriptionState() == iox::SubscribeState::SUBSCRIBED; }
+  // Returns the payload (release it with release()), waiting as configured.
+  const void* take_blocking() {
+    for (;;) {
+      auto r = sub_.take();
+      if (!r.has_error()) return r.value();
+      if (ws_) (void)ws_->wait();
+      else _mm_pause();
+    }
+  }
+  const void* try_take() {
+    auto r = sub_.take();
+    return r.has_error() ? nullptr : r.value();
+  }
+  void release(const void* p) { sub_.release(p); }
+  static std::size_t size_of(const void* p) { return iox::mepoo::ChunkHeader::fromUserPayload(p)->userPayloadSize(); }
+
+ private:
+  iox::popo::UntypedSubscriber sub_;
+  iox::cxx::optional<iox::popo::WaitSet<>> ws_;
+};
+
+void wait_connected(const std::function<bool()>& ok) {
+  std::uint64_t deadline = mono_ns() + 10'000'000'000ULL;
+  while (!ok()) {
+    if (mono_ns() > deadline) throw std::runtime_error("iceoryx: publisher/subscriber did not connect within 10 s (RouDi running?)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+class IoxPingPong : public PingPong {
+ public:
+  IoxPingPong(int role, const Args& a)
+      : pub_(service(role == 0 ? "ping" : "pong"), pub_options(false)),
+        in_(role == 0 ? "pong" : "ping", a.size >= (1u << 20) ? 4 : 16, false, a.wait == "waitset"), size_(a.size) {}
+  void connect() override {
+    wait_connected([&] { return in_.subscribed() && pub_.hasSubscribers(); });
+  }
+  void send(std::uint64_t seq) override {
+    void* p = loan(pub_, size_);
+    put_seq(p, size_, seq);
+    pub_.publish(p);
+  }
+  std::uint64_t recv() override {
+    const void* p = in_.take_blocking();
+    std::uint64_t s = get_seq(p, IoxIn::size_of(p));
+    in_.release(p);
+    return s;
+  }
+
+ private:
+  iox::popo::UntypedPublisher pub_;
+  IoxIn in_;
+  std::size_t size_;
+};
+
+class IoxProducer : public Producer {
+ public:
+  explicit IoxProducer(const Args& a) : pub_(service("tput"), pub_options(true)), size_(a.size) {}
+  void connect() override {
+    wait_connected([&] { return pub_.hasSubscribers(); });
+  }
+  void send(std::uint64_t seq) override {
+    void* p = loan(pub_, size_);
+    fill_bytes(p, size_, seq);
+    pub_.publish(p);
+  }
+
+ private:
+  iox::popo::UntypedPublisher pub_;
+  std::size_t size_;
+};
+class IoxConsumer : public Consumer {
+ public:
+  explicit IoxConsumer(const Args& a) : in_("tput", a.size >= (1u << 20) ? 16 : 64, true, false) {}
+  void connect() override {
+    wait_connected([&] { return in_.subscribed(); });
+  }
+  bool try_recv(std::uint64_t& sum) override {
+    const void* p = in_.try_take();
+    if (!p) return false;
+    sum += sum_bytes(p, IoxIn::size_of(p));
+    in_.release(p);
+    return true;
+  }
+
+ private:
+  IoxIn in_;
+};
+
+class IoxSender : public Sender {
+ public:
+  explicit IoxSender(int subs) : pub_(service("oneway"), pub_options(false)), subs_(subs) {}
+  void connect() override {
+    // hasSubscribers() turns true with the first; give the others time to match too.
+    wait_connected([&] { return pub_.hasSubscribers(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 + 50 * subs_));
+  }
+  void send(std::uint64_t v) override {
+    void* p = loan(pub_, 64);
+    put_seq(p, 64, v);
+    pub_.publish(p);
+  }
+
+ private:
+  iox::popo::UntypedPublisher pub_;
+  int subs_;
+};
+class IoxReceiver : public Receiver {
+ public:
+  explicit IoxReceiver(const Args& a) : in_("oneway", 16, false, a.wait == "waitset") {}
+  void connect() override {
+    wait_connected([&] { return in_.subscribed(); });
+  }
+  std::uint64_t recv() override {
+    const void* p = in_.take_blocking();
+    std::uint64_t s = get_seq(p, IoxIn::size_of(p));
+    in_.release(p);
+    return s;
+  }
+
+ private:
+  IoxIn in_;
+};
+
+int run(const Args& a) {
+  if (a.transport != "iceoryx") {
+    head(a).str("error", "shmbus_bench_iox only knows transport 'iceoryx'").print();
+    return 1;
+  }
+  g_tag = std::to_string(getpid());
+  if (a.mode == "lat") {
+    return case_latency(a, [&](int role) -> std::unique_ptr<PingPong> {
+      init_runtime(role == 0 ? "pinger" : "ponger");
+      return std::make_unique<IoxPingPong>(role, a);
+    });
+  }
+  if (a.mode == "tput") {
+    return case_throughput(
+        a,
+        [&] {
+          init_runtime("producer");
+          return std::make_unique<IoxProducer>(a);
+        },
+        [&] {
+          init_runtime("consumer");
+          return std::make_unique<IoxConsumer>(a);
+        });
+  }
+  if (a.mode == "wake" || a.mode == "stream" || a.mode == "fanout") {
+    return case_oneway(
+        a,
+        [&] {
+          init_runtime("sender");
+          return std::make_unique<IoxSender>(a.mode == "fanout" ? a.subs : 1);
+        },
+        [&](int role) {
+          init_runtime("receiver" + std::to_string(role));
+          return std::make_unique<IoxReceiver>(a);
+        });
+  }
+  head(a).str("error", "unsupported mode").print();
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a = parse_args(argc, argv);
+  try {
+    return run(a);
+  } catch (const std::exception& e) {
+    head(a).str("error", e.what()).print();
+    return 1;
+  }
+}
