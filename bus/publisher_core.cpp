@@ -24,7 +24,7 @@ PublisherCore::PublisherCore(const Topic& topic)
     record_owner(s.owner);
     s.claimed_plus1.store(0, std::memory_order_relaxed);
     s.published.store(0, std::memory_order_relaxed);
-    s.generation.fetch_add(1, std::memory_order_relaxed);
+    s.generation.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the state release below
     // Release: tools and recoverers that see kSlotActive (acquire) see the fields above.
     s.state.store(kSlotActive, std::memory_order_release);
     return;
@@ -159,6 +159,7 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
   for (;;) {
     std::uint64_t slowest = slowest_cursor_cached(t);
     if (slowest == ~0ULL || t - std::min(slowest, t) < capacity) {
+      // Relaxed, as fetch_add above: the commit word publishes the data.
       if (ctl_.tail.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) {
         seq = t;
         return Errc::ok;
@@ -182,6 +183,7 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
       continue;
     }
     futex_wait(&ctl_.space_futex, v, std::chrono::nanoseconds(std::min<std::uint64_t>(deadline - now, 10'000'000)));
+    // Relaxed: seeing us as blocked a little longer costs a subscriber one needless wake.
     ctl_.blocked_publishers.fetch_sub(1, std::memory_order_relaxed);
     t = ctl_.tail.load(std::memory_order_relaxed);
   }
@@ -236,6 +238,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   // so either it sees our commit or we see it sleeping. No syscall when nobody sleeps.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (ctl_.sleepers.load(std::memory_order_relaxed) != 0) {
+    // Relaxed: the futex word only has to change; sleepers re-check the ring after waking.
     ctl_.data_futex.fetch_add(1, std::memory_order_relaxed);
     futex_wake_all(&ctl_.data_futex);
   }

@@ -28,7 +28,7 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     record_owner(s.owner);
     s.lost.store(0, std::memory_order_relaxed);
     s.taken.store(0, std::memory_order_relaxed);
-    s.generation.fetch_add(1, std::memory_order_relaxed);
+    s.generation.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the state release below
     // Acquire: with the commit words we then read, we start from a consistent tail.
     std::uint64_t tail = ctl_.tail.load(std::memory_order_acquire);
     std::uint64_t history = options.with_history ? ctl_.history_depth : 0;
@@ -65,6 +65,7 @@ SubscriberCore::~SubscriberCore() {
   if (block_policy_) {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (ctl_.blocked_publishers.load(std::memory_order_relaxed) != 0) {
+      // Relaxed: the futex word only has to change; publishers re-check cursors after waking.
       ctl_.space_futex.fetch_add(1, std::memory_order_relaxed);
       futex_wake_all(&ctl_.space_futex);
     }
@@ -162,6 +163,8 @@ Status SubscriberCore::sleep_until_data(std::uint64_t deadline_ns) noexcept {
   for (;;) {
     // Seq_cst: Dekker pairing with the publisher's (commit; fence; load sleepers).
     ctl_.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    // The decrements below are relaxed: a publisher that still sees us as a sleeper only makes
+    // one needless wake.
     std::uint32_t v = ctl_.data_futex.load(std::memory_order_seq_cst);
     if (has_data()) {
       ctl_.sleepers.fetch_sub(1, std::memory_order_relaxed);
