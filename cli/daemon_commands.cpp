@@ -20,14 +20,6 @@ using nlohmann::json;
 
 const char* role_name(Role r) { return r == Role::publisher ? "publisher" : "subscriber"; }
 
-const char* policy_name(SlowSubscriberPolicy p) {
-  switch (p) {
-    case SlowSubscriberPolicy::block: return "block";
-    case SlowSubscriberPolicy::drop_oldest: return "drop_oldest";
-    case SlowSubscriberPolicy::fail_publish: return "fail_publish";
-  }
-  return "?";
-}
 
 std::string program_of(pid_t pid, const std::string& fallback) {
   std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
@@ -36,14 +28,6 @@ std::string program_of(pid_t pid, const std::string& fallback) {
   return fallback;
 }
 
-std::string type_name(const TopicConfig& c) {
-  if (c.type_id == 0) return "raw bytes";
-  try {
-    return MessageCodec(c.schema, c.type_id).type_name();
-  } catch (...) {
-    return "type id " + std::to_string(c.type_id);
-  }
-}
 
 void status(const GlobalOptions& global) {
   std::unique_ptr<Client> client = connect(global);
@@ -63,7 +47,7 @@ void status(const GlobalOptions& global) {
 }
 
 json topic_json(const TopicListing& t, const std::map<std::uint64_t, ClientListing>& clients, double rate) {
-  json j = {{"name", t.config.name}, {"type", type_name(t.config)}, {"type_id", t.config.type_id},
+  json j = {{"name", t.config.name}, {"type", type_name_of(t.config)}, {"type_id", t.config.type_id},
             {"policy", policy_name(t.config.policy)}, {"queue_depth", t.config.queue_depth},
             {"history_depth", t.config.history_depth}, {"backing", t.anonymous ? "anonymous" : "file"},
             {"path", t.path.string()}, {"region_size", t.region_size}, {"published", t.published},
@@ -108,7 +92,7 @@ void topics(const GlobalOptions& global) {
   for (const auto& t : list) {
     std::size_t pubs = 0, subs = 0;
     for (const auto& s : t.slots) (s.role == Role::publisher ? pubs : subs)++;
-    table.add({t.config.name, type_name(t.config), policy_name(t.config.policy), std::to_string(pubs), std::to_string(subs),
+    table.add({t.config.name, type_name_of(t.config), policy_name(t.config.policy), std::to_string(pubs), std::to_string(subs),
                std::to_string(t.published), t.anonymous ? "anonymous " + human_bytes(t.region_size) : t.path.string()});
   }
   std::cout << table.render();

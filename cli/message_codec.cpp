@@ -21,6 +21,24 @@ MessageCodec::MessageCodec(const std::string& schema, std::uint64_t type_id) {
   type_ = loader_.get(type_id).asStruct();
 }
 
+std::string type_name_of(const TopicConfig& c) {
+  if (c.type_id == 0) return "raw bytes";
+  try {
+    return MessageCodec(c.schema, c.type_id).type_name();
+  } catch (...) {  // no usable schema recorded: the id is all we know
+    return "id " + std::to_string(c.type_id);
+  }
+}
+
+const char* policy_name(SlowSubscriberPolicy p) {
+  switch (p) {
+    case SlowSubscriberPolicy::block: return "block";
+    case SlowSubscriberPolicy::drop_oldest: return "drop_oldest";
+    case SlowSubscriberPolicy::fail_publish: return "fail_publish";
+  }
+  return "?";
+}
+
 std::string MessageCodec::type_name() const {
   return type_ ? std::string(type_->getProto().getDisplayName().cStr()) : std::string("raw bytes");
 }

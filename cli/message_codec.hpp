@@ -12,7 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "shmbus/config.hpp"
+
 namespace shmbus::cli {
+
+// "raw bytes", the type's display name from the recorded schema, or "id N" without one.
+std::string type_name_of(const TopicConfig& config);
+const char* policy_name(SlowSubscriberPolicy policy);
 
 class MessageCodec {
  public:

@@ -28,23 +28,7 @@ std::string seal_names(int seals) {
   return s.empty() ? "none" : s;
 }
 
-const char* policy_name(SlowSubscriberPolicy p) {
-  switch (p) {
-    case SlowSubscriberPolicy::block: return "block";
-    case SlowSubscriberPolicy::drop_oldest: return "drop_oldest";
-    case SlowSubscriberPolicy::fail_publish: return "fail_publish";
-  }
-  return "?";
-}
 
-std::string type_name(const TopicConfig& c) {
-  if (c.type_id == 0) return "raw bytes";
-  try {
-    return MessageCodec(c.schema, c.type_id).type_name();
-  } catch (...) {  // no usable schema recorded: the id is all we know
-    return "id " + std::to_string(c.type_id);
-  }
-}
 
 void inspect(const std::string& target, const GlobalOptions& global) {
   OpenedTopic opened = inspect_topic(target, global);
@@ -61,7 +45,7 @@ void inspect(const std::string& target, const GlobalOptions& global) {
                    {"bus", info.bus_name}, {"epoch", info.bus_epoch}, {"healthy", info.healthy},
                    {"seals", seal_names(info.seals)}};
     for (const auto& s : info.sections) j["sections"].push_back({{"name", s.name}, {"offset", s.offset}, {"size", s.size}});
-    j["topic"] = {{"name", c.name}, {"type", type_name(c)}, {"type_id", c.type_id}, {"policy", policy_name(c.policy)},
+    j["topic"] = {{"name", c.name}, {"type", type_name_of(c)}, {"type_id", c.type_id}, {"policy", policy_name(c.policy)},
                   {"queue_depth", c.queue_depth}, {"history_depth", c.history_depth},
                   {"max_publishers", c.max_publishers}, {"max_subscribers", c.max_subscribers},
                   {"max_message_size", c.max_message_size}, {"published", stats.published}};
@@ -91,7 +75,7 @@ void inspect(const std::string& target, const GlobalOptions& global) {
             << ", seals: " << seal_names(info.seals) << "\n"
             << "topic '" << c.name << "': policy " << policy_name(c.policy) << ", queue " << c.queue_depth
             << ", history " << c.history_depth << ", " << stats.published << " published, type "
-            << type_name(c)
+            << type_name_of(c)
             << "\n\n";
   Table sections({"SECTION", "OFFSET", "SIZE"});
   for (const auto& s : info.sections) sections.add({s.name, std::to_string(s.offset), std::to_string(s.size)});
