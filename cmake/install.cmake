@@ -49,3 +49,6 @@ else()
 endif()
 configure_file(cmake/shmbus.pc.in ${CMAKE_CURRENT_BINARY_DIR}/shmbus.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/shmbus.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The guides, where the systemd unit's Documentation= points.
+install(FILES README.md docs/usage.md docs/cli.md docs/internals.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
