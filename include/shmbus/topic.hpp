@@ -77,8 +77,9 @@ class Topic {
     std::vector<SectionInfo> sections;
   };
   RegionInfo region_info() const;
-  // Where one chunk is, for tools: "free", "ring seq N", "loaned by publisher slot S (pid P)",
-  // "held by subscriber slot S (pid P)".
+  // Every chunk that is not free, with where it is, for tools: "in queue/history as seq N",
+  // "loaned by publisher slot S (pid P)", "held by subscriber slot S (pid P)" (several may
+  // apply, comma-separated), or "referenced (segment of a message, or in flight)".
   struct ChunkInfo { std::uint32_t index; std::uint64_t size_class; std::uint32_t refs; std::uint64_t sequence; std::string state; };
   std::vector<ChunkInfo> busy_chunks() const;
 
@@ -102,6 +103,12 @@ class Topic {
   // close): calling it for a live process corrupts that process's view. Returns the number of
   // slots reclaimed.
   std::size_t reclaim_process(pid_t pid);
+  // The same for one publisher or subscriber slot (as reported by RawPublisher::slot() /
+  // RawSubscriber::slot()), when the registration `generation` still matches (so a slot
+  // already freed and taken by someone else is left alone). Returns false when it did not
+  // match or the slot was not active. For the daemon, which knows each connection's slots.
+  bool reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation);
+  bool reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation);
   // Reclaims every slot whose owner is provably dead: its pid (in this process's pid
   // namespace) no longer exists, or now belongs to a process with another start time. Slots
   // of live processes, and of processes in other pid namespaces, are left alone. Safe to call
@@ -112,12 +119,6 @@ class Topic {
   // live process is mid-operation; this retries that audit (the daemon's sweep calls it).
   // Returns false when the topic was too busy to audit now.
   bool audit_references();
-  // The same for one publisher or subscriber slot (as reported by RawPublisher::slot() /
-  // RawSubscriber::slot()), when the registration `generation` still matches (so a slot
-  // already freed and taken by someone else is left alone). Returns false when it did not
-  // match or the slot was not active. For the daemon, which knows each connection's slots.
-  bool reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation);
-  bool reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation);
   // Registration generation of a slot (see above).
   std::uint64_t publisher_generation(std::uint32_t slot) const;
   std::uint64_t subscriber_generation(std::uint32_t slot) const;
