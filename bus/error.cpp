@@ -28,6 +28,7 @@ const char* errc_name(Errc code) noexcept {
     case Errc::region_lost: return "region truncated";
     case Errc::no_space: return "no space";
     case Errc::system_error: return "system error";
+    case Errc::rate_limited: return "rate limited";
   }
   return "unknown error";
 }

@@ -20,7 +20,7 @@ class BusService final : public control::Bus::Server {
 
  protected:
   kj::Promise<void> hello(HelloContext context) override {
-    c_->spoke = true;
+    admit();
     auto p = context.getParams();
     c_->name = std::string(p.getClientName()).substr(0, 64);
     if (p.getProtocolVersion() != control::PROTOCOL_VERSION) {
@@ -36,7 +36,7 @@ class BusService final : public control::Bus::Server {
   }
 
   kj::Promise<void> openTopic(OpenTopicContext context) override {
-    c_->spoke = true;
+    admit();
     auto p = context.getParams();
     std::string name = p.getConfig().getName();
     bool publish = p.getRole() == control::Role::PUBLISHER;
@@ -65,20 +65,20 @@ class BusService final : public control::Bus::Server {
   }
 
   kj::Promise<void> registerSlot(RegisterSlotContext context) override {
-    c_->spoke = true;
+    admit();
     register_one(context.getParams().getSlot());
     return kj::READY_NOW;
   }
 
   kj::Promise<void> unregisterSlot(UnregisterSlotContext context) override {
-    c_->spoke = true;
+    admit();
     auto s = context.getParams().getSlot();
     c_->regs.erase({s.getTopic(), s.getRole() == control::Role::PUBLISHER, s.getSlot(), s.getGeneration()});
     return kj::READY_NOW;
   }
 
   kj::Promise<void> listTopics(ListTopicsContext context) override {
-    c_->spoke = true;
+    admit();
     std::vector<const TopicEntry*> visible;
     for (auto& [name, e] : d_.topics) {
       // Only topics this peer may use at all: the names themselves can be sensitive.
@@ -92,7 +92,7 @@ class BusService final : public control::Bus::Server {
   }
 
   kj::Promise<void> status(StatusContext context) override {
-    c_->spoke = true;
+    admit();
     auto s = context.getResults().initStatus();
     s.setBusName(d_.opts.bus);
     s.setDaemonPid(getpid());
@@ -111,7 +111,7 @@ class BusService final : public control::Bus::Server {
   }
 
   kj::Promise<void> clients(ClientsContext context) override {
-    c_->spoke = true;
+    admit();
     // Root and the daemon's uid see everyone; others see their own uid's connections.
     bool all = c_->peer.uid == 0 || c_->peer.uid == geteuid();
     std::vector<const ClientState*> shown;
@@ -144,7 +144,7 @@ class BusService final : public control::Bus::Server {
   }
 
   kj::Promise<void> adoptRegion(AdoptRegionContext context) override {
-    c_->spoke = true;
+    admit();
     auto p = context.getParams();
     control::Region::Client region = p.getRegion();
     return region.getFd().then([this, context, region](kj::Maybe<int> maybe_fd) mutable {
@@ -197,6 +197,25 @@ class BusService final : public control::Bus::Server {
   }
 
  private:
+  // Every request starts here: the connection has spoken (the handshake timer leaves it
+  // alone now) and spends one request of its budget. Over budget, the request is refused
+  // with a reason the client can read; a connection that goes on regardless is closed.
+  void admit() {
+    c_->spoke = true;
+    if (c_->budget.admit()) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - c_->last_refusal_log >= std::chrono::seconds(1)) {  // a line a second, not one a request
+      c_->last_refusal_log = now;
+      spdlog::warn("{}: over its request budget ({} requests/s, burst {}); {} refused so far", c_->tag(),
+                   c_->budget.limits().per_second, c_->budget.limits().burst, c_->budget.refused());
+    }
+    if (c_->budget.should_close() && c_->cut_off) c_->cut_off->fulfill();
+    kj::throwFatalException(kj::Exception(
+        kj::Exception::Type::FAILED, __FILE__, __LINE__,
+        kj::str(shmbus::wire::kRateLimited, "this connection sent more than ", c_->budget.limits().per_second,
+                " requests per second (burst ", c_->budget.limits().burst, "); slow down")));
+  }
+
   void register_one(control::SlotRef::Reader s) {
     std::string topic = s.getTopic();
     bool publish = s.getRole() == control::Role::PUBLISHER;

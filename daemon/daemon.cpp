@@ -125,6 +125,7 @@ struct Loop final : kj::TaskSet::ErrorHandler {
     }
     client->id = d.next_client_id++;
     client->connected_at = std::chrono::steady_clock::now();
+    client->budget = RequestBudget(d.opts.request_limits, client->connected_at);
     d.clients.emplace(client->id, client);
     spdlog::info("{}: connected", client->tag());
     auto stream = d.io->lowLevelProvider->wrapUnixSocketFd(
@@ -151,6 +152,12 @@ struct Loop final : kj::TaskSet::ErrorHandler {
           return kj::Promise<void>(kj::READY_NOW);
         });
     ended = ended.exclusiveJoin(kj::mv(silent));
+    auto cut = kj::newPromiseAndFulfiller<void>();
+    st->cut_off = kj::mv(cut.fulfiller);
+    ended = ended.exclusiveJoin(cut.promise.then([st]() {
+      st->was_cut_off = true;
+      spdlog::warn("{}: closing: it kept sending after {} refused requests", st->tag(), st->budget.refused());
+    }));
     if (st->peer.pidfd >= 0) {
       auto obs = kj::heap<kj::UnixEventPort::FdObserver>(d.io->unixEventPort, st->peer.pidfd,
                                                          kj::UnixEventPort::FdObserver::OBSERVE_READ);
@@ -165,6 +172,10 @@ struct Loop final : kj::TaskSet::ErrorHandler {
       ended = ended.exclusiveJoin(kj::mv(died));
     }
     return ended.then([this, st]() {
+      if (st->was_cut_off && !st->regs.empty()) {
+        spdlog::warn("{}: {} registration(s) left to the dead-owner sweep", st->tag(), st->regs.size());
+        st->regs.clear();
+      }
       std::size_t n = d.reclaim(*st);
       if (n) spdlog::info("{}: reclaimed {} slot(s) after disconnect", st->tag(), n);
       d.clients.erase(st->id);

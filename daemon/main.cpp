@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   CLI::App app{"shmbusd: the shmbus shared-memory bus daemon"};
   std::string config, bus, runtime_dir, region_dir, socket_group, backing, log_level = "info";
   long handshake_ms = -1;
+  long max_rps = -1;
   bool check_only = false;
   app.add_option("-c,--config", config, "TOML config file (see shmbusd.example.toml)")->check(CLI::ExistingFile);
   app.add_option("-b,--bus", bus, "bus name (default: \"default\")");
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   app.add_option("--socket-group", socket_group, "group allowed to reach the socket (directory becomes 0750)");
   app.add_option("--default-backing", backing, "anonymous (memfd) or file")->check(CLI::IsMember({"anonymous", "file"}));
   app.add_option("--handshake-timeout-ms", handshake_ms, "close connections silent for this long");
+  app.add_option("--max-requests-per-second", max_rps, "control requests per connection (0 = no limit)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("--check-config", check_only, "parse the configuration, print the result and exit");
@@ -61,6 +63,7 @@ int main(int argc, char** argv) {
     if (backing == "file") options.default_backing = shmbus::RegionOptions::Backing::file;
     if (backing == "anonymous") options.default_backing = shmbus::RegionOptions::Backing::anonymous;
     if (handshake_ms >= 0) options.handshake_timeout = std::chrono::milliseconds(handshake_ms);
+    if (max_rps >= 0) options.request_limits.per_second = static_cast<std::uint32_t>(max_rps);
   } catch (const std::exception& e) {
     spdlog::critical("configuration: {}", e.what());
     return 2;

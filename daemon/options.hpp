@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "access.hpp"
+#include "request_budget.hpp"
 #include "shmbus/config.hpp"
 
 namespace shmbusd {
@@ -43,6 +44,9 @@ struct Options {
   std::filesystem::path config_file;  // re-read for access rules on SIGHUP
   // A connection that makes no request within this time is closed (it holds a daemon fd).
   std::chrono::milliseconds handshake_timeout{5000};
+  // Control requests per connection (request_budget.hpp): over the rate a request is refused,
+  // and a connection that goes on regardless is closed.
+  RequestLimits request_limits;
   bool notify_systemd = true;  // sd_notify READY/STOPPING/WATCHDOG (no-op without NOTIFY_SOCKET)
 
   // Resolved paths.

@@ -14,6 +14,7 @@
 #include "daemon.hpp"
 #include "instance_lock.hpp"
 #include "peer.hpp"
+#include "request_budget.hpp"
 #include "shmbus/topic.hpp"
 
 namespace shmbusd {
@@ -45,6 +46,13 @@ struct ClientState {
   std::string name;
   std::chrono::steady_clock::time_point connected_at;
   bool spoke = false;  // made at least one request
+  RequestBudget budget;
+  std::chrono::steady_clock::time_point last_refusal_log;
+  // Fulfilled to close the connection from inside a request (a client that floods). Its
+  // registrations are then forgotten, not reclaimed: the process is alive and still using
+  // its slots; the dead-owner sweep frees them once it exits.
+  kj::Own<kj::PromiseFulfiller<void>> cut_off;
+  bool was_cut_off = false;
   std::set<std::pair<std::string, bool>> granted;  // (topic, publisher?) allowed on this connection
   std::set<SlotRegistration> regs;
   std::string tag() const { return "client #" + std::to_string(id) + " (" + peer.describe() + ")"; }

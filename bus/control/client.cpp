@@ -143,8 +143,10 @@ struct Client::Impl {
       // A refusal by the daemon arrives as "remote exception: <reason>"; keep the reason.
       const std::string prefix = "remote exception: ";
       if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
-      const bool denied = why.rfind(wire::kAccessDenied, 0) == 0;
-      throw Error(denied ? Errc::access_denied : Errc::invalid_config, std::string(what) + ": " + why);
+      Errc code = Errc::invalid_config;
+      if (why.rfind(wire::kAccessDenied, 0) == 0) code = Errc::access_denied;
+      if (why.rfind(wire::kRateLimited, 0) == 0) code = Errc::rate_limited;
+      throw Error(code, std::string(what) + ": " + why);
     }
   }
 

@@ -23,5 +23,7 @@ const char* role_name(control::Role role);
 // A refusal by the access rules starts with this; the client turns it into
 // Errc::access_denied (Cap'n Proto exceptions carry no error codes of their own).
 inline constexpr const char* kAccessDenied = "access denied: ";
+// Prefix of the daemon's refusal of a request over the connection's request budget.
+inline constexpr const char* kRateLimited = "rate limit: ";
 
 }  // namespace shmbus::wire

@@ -8,6 +8,7 @@
 
 #include "control.capnp.h"
 #include "daemon_harness.hpp"
+#include "request_budget.hpp"
 #include "shmbus/client.hpp"
 
 namespace shmbusd::test {
@@ -157,6 +158,118 @@ TEST(HostileInput, BitFlippedRequestsNeverHurtTheDaemon) {
     int st;
     ASSERT_EQ(waitpid(d.pid(), &st, WNOHANG), 0) << "shmbusd died at round " << round;
   }
+  expect_still_serving(d);
+}
+
+
+// The token bucket itself, on a clock the test moves.
+TEST(RequestBudget, AllowsTheBurstThenTheRateThenAsksToClose) {
+  using namespace std::chrono;
+  RequestLimits limits;
+  limits.per_second = 100;
+  limits.burst = 10;
+  auto t = steady_clock::time_point{} + hours(1);
+  RequestBudget budget(limits, t);
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(budget.admit(t)) << i;
+  EXPECT_FALSE(budget.admit(t));
+  t += milliseconds(50);  // 5 requests' worth at 100/s
+  int admitted = 0;
+  for (int i = 0; i < 20; ++i) admitted += budget.admit(t) ? 1 : 0;
+  EXPECT_EQ(admitted, 5);
+  EXPECT_EQ(budget.refused(), 16u);
+  EXPECT_TRUE(budget.should_close());
+  limits.per_second = 0;  // unlimited
+  RequestBudget open(limits, t);
+  for (int i = 0; i < 100000; ++i) ASSERT_TRUE(open.admit(t));
+}
+
+// One connection pipelines thousands of requests: it gets "rate limit" refusals beyond its
+// budget, is then cut off, and a polite client in another process is served throughout.
+TEST(HostileInput, AFloodingConnectionIsRefusedThenClosedWhileOthersAreServed) {
+  auto dir = make_temp_dir("flood");
+  auto conf = dir / "flood.toml";
+  std::ofstream(conf) << "max_requests_per_second = 100\nrequest_burst = 50\n";
+  DaemonProcess d(dir, {"--config", conf.string()});
+  d.start();
+
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t polite = fork();
+  ASSERT_GE(polite, 0);
+  if (polite == 0) {
+    close(ready[0]);
+    int code = 0;
+    try {
+      shmbus::ClientOptions o;
+      o.socket = d.socket();
+      o.reconnect = false;
+      shmbus::Client client(o);
+      (void)!write(ready[1], "r", 1);
+      auto worst = std::chrono::steady_clock::duration::zero();
+      for (int i = 0; i < 40; ++i) {  // 40 requests over ~0.4 s: within its own budget
+        auto t0 = std::chrono::steady_clock::now();
+        client.status();
+        worst = std::max(worst, std::chrono::steady_clock::now() - t0);
+        std::this_thread::sleep_for(10ms);
+      }
+      if (worst > 500ms) code = 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "polite client: %s\n", e.what());
+      code = 1;
+    }
+    _exit(code);
+  }
+  close(ready[1]);
+  char byte;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  close(ready[0]);
+
+  auto io = kj::setupAsyncIo();
+  int rounds = 0;
+  int child_status = -1;
+  while (waitpid(polite, &child_status, WNOHANG) == 0 || rounds < 2) {
+    int fd = raw_connect(d.socket());
+    ASSERT_GE(fd, 0);
+    auto stream = io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+    capnp::TwoPartyClient rpc(*stream);
+    auto bus = rpc.bootstrap().castAs<shmbus::control::Bus>();
+    int ok = 0, limited = 0, dropped = 0;
+    // Sends `n` requests at once and waits for every answer.
+    auto burst_of = [&](int n) {
+      kj::Vector<kj::Promise<void>> calls;
+      for (int i = 0; i < n; ++i) {
+        calls.add(bus.statusRequest().send().then([&ok](auto&&) { ++ok; }, [&](kj::Exception&& e) {
+          std::string why = e.getDescription().cStr();
+          if (why.find("rate limit: ") != std::string::npos) {
+            ++limited;
+          } else {
+            ++dropped;  // the daemon closed the connection
+          }
+        }));
+      }
+      kj::joinPromises(calls.releaseAsArray()).wait(io.waitScope);
+    };
+    SCOPED_TRACE("round " + std::to_string(rounds));
+    // A little over the burst: the excess is refused with a reason, the connection stays.
+    auto t0 = std::chrono::steady_clock::now();
+    burst_of(70);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_GE(ok, 50);
+    EXPECT_LE(ok, 50 + static_cast<int>(100 * seconds) + 2);  // burst + rate, nothing more
+    EXPECT_EQ(ok + limited, 70);
+    EXPECT_EQ(dropped, 0);
+    // A flood: cut off once it has been refused as often as its burst.
+    burst_of(2000);
+    EXPECT_GT(dropped, 0) << "the flooding connection was never closed";
+    ++rounds;
+    if (rounds > 200) break;
+  }
+  if (waitpid(polite, &child_status, WNOHANG) == 0) {
+    kill(polite, SIGKILL);
+    waitpid(polite, &child_status, 0);
+  }
+  ASSERT_TRUE(WIFEXITED(child_status));
+  EXPECT_EQ(WEXITSTATUS(child_status), 0) << "1: a polite request failed; 2: one took over 500 ms";
   expect_still_serving(d);
 }
 

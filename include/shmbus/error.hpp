@@ -40,6 +40,7 @@ enum class Errc {
   region_lost,           // backing file truncated or revoked; the region is unusable
   no_space,              // the filesystem cannot hold the region
   system_error,
+  rate_limited,          // the bus daemon refused a control request: too many from this connection
 };
 
 const char* errc_name(Errc code) noexcept;
