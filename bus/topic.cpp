@@ -2,6 +2,8 @@
 #include "shmbus/topic.hpp"
 
 #include <algorithm>
+#include <climits>
+#include <string_view>
 #include <fcntl.h>
 #include <cstring>
 #include <set>
@@ -141,7 +143,15 @@ void Topic::revoke() noexcept {
 
 bool Topic::revoked() const noexcept {
   // Acquire: pairs with the release store in revoke().
-  return map_->header().health.load(std::memory_order_acquire) == kRegionRevoked;
+  if (map_->header().health.load(std::memory_order_acquire) == kRegionRevoked) return true;
+  // Once the file has been truncated, the header reads as zeros here (the SIGBUS guard maps
+  // zero pages over what was cut off). The daemon renamed the file to "<file>.revoked-<time>"
+  // before it let the truncating process through, so the name of our descriptor still tells.
+  char link[PATH_MAX];
+  std::string proc = "/proc/self/fd/" + std::to_string(map_->fd());
+  ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
+  if (n <= 0) return false;
+  return std::string_view(link, static_cast<std::size_t>(n)).find(".shmbus.revoked-") != std::string_view::npos;
 }
 
 TopicStats Topic::stats() const {
