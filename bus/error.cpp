@@ -25,10 +25,13 @@ const char* errc_name(Errc code) noexcept {
     case Errc::region_too_short: return "region too short";
     case Errc::region_corrupt: return "region corrupt";
     case Errc::region_unsealed: return "region unsealed";
-    case Errc::region_lost: return "region truncated";
+    case Errc::region_lost:
+      return "region lost: its file was truncated, or the bus daemon revoked it because another process opened "
+             "it for writing or truncated it";
     case Errc::no_space: return "no space";
     case Errc::system_error: return "system error";
     case Errc::rate_limited: return "rate limited";
+    case Errc::lease_held: return "file lease not released";
   }
   return "unknown error";
 }

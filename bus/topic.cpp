@@ -2,6 +2,8 @@
 #include "shmbus/topic.hpp"
 
 #include <algorithm>
+#include <climits>
+#include <string_view>
 #include <fcntl.h>
 #include <cstring>
 #include <set>
@@ -29,15 +31,43 @@ Topic Topic::open_fd(int fd) {
   return Topic(TopicMap::open(own, {}));
 }
 
-Topic Topic::open_file(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) throw_errno("opening region file " + path.string());
+namespace {
+
+// Opens a region file by path without ever blocking on a file lease. The bus daemon holds a
+// write lease on the files it serves (daemon/lease_watch.cpp); a blocking open would wait for
+// it, and for a holder that died (its lease stays on the file description its clients still
+// share) up to /proc/sys/fs/lease-break-time, 45 s by default. O_NONBLOCK makes the open fail
+// with EWOULDBLOCK instead, after the holder has been told; a live daemon releases in
+// milliseconds, so we retry every 10 ms for up to `wait`.
+int open_region_path(const std::filesystem::path& path, int access, std::chrono::milliseconds wait) {
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    int fd = ::open(path.c_str(), access | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      // O_NONBLOCK was for the lease only; leave the description as a plain blocking one.
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+      return fd;
+    }
+    if (errno != EWOULDBLOCK) throw_errno("opening region file " + path.string());
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw Error(Errc::lease_held,
+                  "opening region file " + path.string() + ": a process holds a file lease on it and does not release it "
+                  "(waited " + std::to_string(wait.count()) + " ms); a bus daemon that was killed leaves its lease "
+                  "until /proc/sys/fs/lease-break-time runs out");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+
+Topic Topic::open_file(const std::filesystem::path& path, std::chrono::milliseconds lease_wait) {
+  int fd = open_region_path(path, O_RDWR, lease_wait);
   return Topic(TopicMap::open(fd, path));
 }
 
-Topic Topic::inspect_file(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_errno("opening region file " + path.string());
+Topic Topic::inspect_file(const std::filesystem::path& path, std::chrono::milliseconds lease_wait) {
+  int fd = open_region_path(path, O_RDONLY, lease_wait);
   return Topic(TopicMap::open(fd, path, /*writable=*/false));
 }
 
@@ -52,6 +82,7 @@ Topic::RegionInfo Topic::region_info() const {
   info.bus_name = std::string(h.bus_name, strnlen(h.bus_name, sizeof h.bus_name));
   info.bus_epoch = h.bus_epoch;
   info.healthy = !map_->unusable();
+  info.revoked = revoked();
   info.seals = fcntl(map_->fd(), F_GET_SEALS);
   for (std::uint32_t i = 0; i < kSectionCount; ++i) info.sections.push_back({kNames[i], h.sections[i].offset, h.sections[i].size});
   return info;
@@ -102,6 +133,26 @@ int Topic::fd() const noexcept { return map_->fd(); }
 const std::filesystem::path& Topic::path() const noexcept { return map_->path(); }
 const void* Topic::mapping_base() const noexcept { return map_->base(); }
 std::size_t Topic::mapping_size() const noexcept { return map_->size(); }
+
+void Topic::revoke() noexcept {
+  // Release: pairs with the relaxed load in TopicMap::unusable() only as far as it goes (a
+  // hint, checked on every call); release keeps this store after the daemon's earlier writes
+  // to the header and slots (reclaims), so a client that sees "revoked" sees those too.
+  map_->header().health.store(kRegionRevoked, std::memory_order_release);
+}
+
+bool Topic::revoked() const noexcept {
+  // Acquire: pairs with the release store in revoke().
+  if (map_->header().health.load(std::memory_order_acquire) == kRegionRevoked) return true;
+  // Once the file has been truncated, the header reads as zeros here (the SIGBUS guard maps
+  // zero pages over what was cut off). The daemon renamed the file to "<file>.revoked-<time>"
+  // before it let the truncating process through, so the name of our descriptor still tells.
+  char link[PATH_MAX];
+  std::string proc = "/proc/self/fd/" + std::to_string(map_->fd());
+  ssize_t n = readlink(proc.c_str(), link, sizeof link - 1);
+  if (n <= 0) return false;
+  return std::string_view(link, static_cast<std::size_t>(n)).find(".shmbus.revoked-") != std::string_view::npos;
+}
 
 TopicStats Topic::stats() const {
   TopicMap& m = *map_;

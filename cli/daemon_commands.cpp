@@ -51,7 +51,7 @@ json topic_json(const TopicListing& t, const std::map<std::uint64_t, ClientListi
             {"policy", policy_name(t.config.policy)}, {"queue_depth", t.config.queue_depth},
             {"history_depth", t.config.history_depth}, {"backing", t.anonymous ? "anonymous" : "file"},
             {"path", t.path.string()}, {"region_size", t.region_size}, {"published", t.published},
-            {"adopted", t.adopted}, {"pool", json::array()}, {"publishers", json::array()},
+            {"adopted", t.adopted}, {"revoked", t.revoked}, {"leased", t.leased}, {"pool", json::array()}, {"publishers", json::array()},
             {"subscribers", json::array()}};
   if (rate >= 0) j["rate_hz"] = rate;
   for (const auto& c : t.classes) {
@@ -148,15 +148,17 @@ void regions(const GlobalOptions& global) {
     json j = json::array();
     for (const auto& t : list) {
       j.push_back({{"topic", t.config.name}, {"backing", t.anonymous ? "anonymous" : "file"}, {"path", t.path.string()},
-                   {"size", t.region_size}, {"adopted", t.adopted}});
+                   {"size", t.region_size}, {"adopted", t.adopted}, {"revoked", t.revoked}, {"leased", t.leased}});
     }
     std::cout << j.dump(2) << "\n";
     return;
   }
-  Table table({"TOPIC", "KIND", "SIZE", "FILE", "ADOPTED"});
+  Table table({"TOPIC", "KIND", "SIZE", "FILE", "ADOPTED", "LEASE"});
   for (const auto& t : list) {
+    // LEASE: the daemon's write lease on the file; REVOKED once someone rewrote or truncated it.
+    const char* lease = t.revoked ? "REVOKED" : t.anonymous ? "-" : t.leased ? "held" : "down";
     table.add({t.config.name, t.anonymous ? "anonymous" : "file", human_bytes(t.region_size),
-               t.anonymous ? "-" : t.path.string(), t.adopted ? "yes" : "no"});
+               t.anonymous ? "-" : t.path.string(), t.adopted ? "yes" : "no", lease});
   }
   std::cout << table.render();
 }

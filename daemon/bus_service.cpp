@@ -86,8 +86,15 @@ class BusService final : public control::Bus::Server {
         visible.push_back(&e);
       }
     }
-    auto list = context.getResults().initTopics(static_cast<unsigned>(visible.size()));
+    std::vector<const RevokedTopic*> revoked;
+    for (const RevokedTopic& r : d_.revoked) {
+      if (d_.opts.rules.check(r.name, false, identity(*c_)).empty() || d_.opts.rules.check(r.name, true, identity(*c_)).empty()) {
+        revoked.push_back(&r);
+      }
+    }
+    auto list = context.getResults().initTopics(static_cast<unsigned>(visible.size() + revoked.size()));
     for (unsigned i = 0; i < visible.size(); ++i) fill(*visible[i], list[i]);
+    for (unsigned i = 0; i < revoked.size(); ++i) fill_revoked(*revoked[i], list[static_cast<unsigned>(visible.size()) + i]);
     return kj::READY_NOW;
   }
 
@@ -253,6 +260,7 @@ class BusService final : public control::Bus::Server {
     o.setRegionSize(t.mapping_size());
     o.setCreatorUid(e.creator_uid);
     o.setAdopted(e.adopted);
+    o.setLeased(e.leased);
     shmbus::TopicStats st = t.stats();
     o.setPublished(st.published);
     auto classes = o.initClasses(static_cast<unsigned>(st.classes.size()));
@@ -281,6 +289,19 @@ class BusService final : public control::Bus::Server {
         }
       }
     }
+  }
+
+  // A revoked topic: what it was and where its file went. No statistics: the daemon no longer
+  // maps it (the file may have been truncated).
+  void fill_revoked(const RevokedTopic& r, control::TopicInfo::Builder o) {
+    shmbus::wire::to_wire(r.config, o.initConfig());
+    o.getConfig().setBacking(control::Backing::FILE);
+    o.setTypeSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(r.config.schema.data()), r.config.schema.size()));
+    o.setBacking(control::Backing::FILE);
+    o.setPath(r.file.string());
+    o.setRegionSize(r.region_size);
+    o.setCreatorUid(r.creator_uid);
+    o.setRevoked(true);
   }
 
   Daemon::State& d_;

@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lease_watch.hpp"
 #include "state.hpp"
 
 namespace shmbusd {
@@ -196,6 +197,9 @@ struct Loop final : kj::TaskSet::ErrorHandler {
   // "dead" certain (Topic::reclaim_dead_owners). Connection close stays the fast path.
   kj::Promise<void> sweep_dead_owners(kj::Duration interval) {
     return d.io->provider->getTimer().afterDelay(interval).then([this, interval]() {
+      // Leases first: a region whose file shrank is revoked and dropped before we read it.
+      if (d.leases) d.leases->sweep();
+      d.retry_pending_adoptions();
       for (auto& [name, entry] : d.topics) {
         if (std::size_t n = entry.topic.reclaim_dead_owners(); n != 0) {
           spdlog::info("topic '{}': reclaimed {} slot(s) of dead processes", name, n);
@@ -256,6 +260,9 @@ void Daemon::run() {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   s.io = &io;
   {
+    LeaseWatch leases(s, io);  // released (F_UNLCK) when run() returns: a clean stop leaves none
+    s.leases = &leases;
+    for (auto& [name, entry] : s.topics) leases.arm(name, entry);  // re-adopted ones
     Loop loop(s);
     kj::UnixEventPort::FdObserver listener(io.unixEventPort, s.listen_fd, kj::UnixEventPort::FdObserver::OBSERVE_READ);
     kj::UnixEventPort::FdObserver stop_obs(io.unixEventPort, s.stop_fd, kj::UnixEventPort::FdObserver::OBSERVE_READ);
@@ -276,6 +283,7 @@ void Daemon::run() {
     notify(s.opts, "STOPPING=1");
     spdlog::info("stopping; {} client(s) keep running without the daemon", s.clients.size());
     // Dropping the tasks closes every connection without reclaiming: the clients are alive.
+    s.leases = nullptr;
   }
   s.clients.clear();
   s.io = nullptr;

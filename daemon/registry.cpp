@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "control/wire.hpp"
+#include "lease_watch.hpp"
 #include "state.hpp"
 
 namespace shmbusd {
@@ -83,7 +84,9 @@ TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, 
   spdlog::info("topic '{}' created ({} region, {} bytes{}{})", name,
                entry.topic.path().empty() ? "anonymous" : "file", entry.topic.mapping_size(),
                entry.topic.path().empty() ? "" : " at ", entry.topic.path().string());
-  return topics.emplace(name, std::move(entry)).first->second;
+  TopicEntry& added = topics.emplace(name, std::move(entry)).first->second;
+  if (leases) leases->arm(name, added);
+  return added;
 }
 
 std::size_t Daemon::State::reclaim(ClientState& client, pid_t dead_pid) {
@@ -138,23 +141,51 @@ void Daemon::State::adopt_region_files() {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(opts.resolved_region_dir(), ec)) {
     if (entry.path().extension() != ".shmbus") continue;
-    try {
-      shmbus::Topic topic = shmbus::Topic::open_file(entry.path());
-      std::string name = topic.name();
-      if (topics.count(name)) {
-        spdlog::warn("region {} repeats topic '{}'; ignored", entry.path().string(), name);
-        continue;
-      }
-      struct stat st {};
-      uid_t owner = stat(entry.path().c_str(), &st) == 0 ? st.st_uid : 0;
-      spdlog::info("re-adopted topic '{}' from {}", name, entry.path().string());
-      std::string schema = topic.config().schema;
-      topics.emplace(name, TopicEntry{std::move(topic), std::move(schema), true, owner});
-    } catch (const std::exception& e) {
-      // Never delete it: it may be someone's data. The operator decides.
-      spdlog::error("cannot re-adopt {}: {}", entry.path().string(), e.what());
-    }
+    // Without waiting long: a previous daemon killed while its clients ran left its lease on
+    // the description they share; the kernel drops it after /proc/sys/fs/lease-break-time
+    // (counted from our first attempt), and the sweep tries again until then.
+    if (!adopt_region_file(entry.path(), std::chrono::milliseconds(200))) pending_adopt.insert(entry.path());
   }
+}
+
+void Daemon::State::retry_pending_adoptions() {
+  for (auto it = pending_adopt.begin(); it != pending_adopt.end();) {
+    if (!std::filesystem::exists(it->native())) {
+      it = pending_adopt.erase(it);
+      continue;
+    }
+    it = adopt_region_file(*it, std::chrono::milliseconds(0)) ? pending_adopt.erase(it) : std::next(it);
+  }
+}
+
+bool Daemon::State::adopt_region_file(const std::filesystem::path& file, std::chrono::milliseconds lease_wait) {
+  try {
+    shmbus::Topic topic = shmbus::Topic::open_file(file, lease_wait);
+    std::string name = topic.name();
+    if (topics.count(name)) {
+      spdlog::warn("region {} repeats topic '{}'; ignored", file.string(), name);
+      return true;
+    }
+    struct stat st {};
+    uid_t owner = stat(file.c_str(), &st) == 0 ? st.st_uid : 0;
+    spdlog::info("re-adopted topic '{}' from {}", name, file.string());
+    std::string schema = topic.config().schema;
+    TopicEntry& added = topics.emplace(name, TopicEntry{std::move(topic), std::move(schema), true, owner}).first->second;
+    if (leases) leases->arm(name, added);
+    return true;
+  } catch (const shmbus::Error& e) {
+    if (e.code() == shmbus::Errc::lease_held) {
+      if (!pending_adopt.count(file)) {
+        spdlog::info("cannot re-adopt {} yet: {}; retrying every sweep", file.string(), e.what());
+      }
+      return false;
+    }
+    spdlog::error("cannot re-adopt {}: {}", file.string(), e.what());
+  } catch (const std::exception& e) {
+    // Never delete it: it may be someone's data. The operator decides.
+    spdlog::error("cannot re-adopt {}: {}", file.string(), e.what());
+  }
+  return true;
 }
 
 }  // namespace shmbusd

@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "control.capnp.h"
 #include "daemon.hpp"
@@ -28,7 +29,24 @@ struct TopicEntry {
   std::string schema;
   bool adopted = false;      // from a previous daemon's region directory, or handed back
   uid_t creator_uid = 0;
+  // File-backed only (lease_watch.cpp): the daemon holds the write lease on topic.fd() now;
+  // "cannot take it" was logged already (logged once per outage, not every sweep).
+  bool leased = false;
+  bool lease_wait_logged = false;
 };
+
+// A topic whose file was opened for writing or truncated by another process: the daemon
+// stopped serving it, renamed the file aside and keeps this record (not the mapping: the file
+// may be truncated under it) so listTopics can show what happened.
+struct RevokedTopic {
+  std::string name;
+  shmbus::TopicConfig config;
+  std::filesystem::path file;  // the renamed file, or the original path if the rename failed
+  std::uint64_t region_size = 0;
+  uid_t creator_uid = 0;
+};
+
+class LeaseWatch;
 
 struct SlotRegistration {
   std::string topic;
@@ -68,11 +86,17 @@ struct Daemon::State {
   std::uint64_t epoch = 0;
   std::chrono::steady_clock::time_point started;
   std::map<std::string, TopicEntry> topics;
+  std::vector<RevokedTopic> revoked;  // most recent last, at most kMaxRevokedListed
+  static constexpr std::size_t kMaxRevokedListed = 32;
+  // Region files a previous daemon left that could not be adopted at start because its lease
+  // has not run out yet (see adopt_region_files); retried by the sweep.
+  std::set<std::filesystem::path> pending_adopt;
   std::map<std::uint64_t, std::shared_ptr<ClientState>> clients;
   std::uint64_t next_client_id = 1;
 
   // Valid during run().
   kj::AsyncIoContext* io = nullptr;
+  LeaseWatch* leases = nullptr;
 
   // Creates the topic region (config resolved from the request, the defaults and the operator's
   // settings) or returns the existing one. Throws a kj::Exception for the client on error.
@@ -82,6 +106,9 @@ struct Daemon::State {
   std::size_t reclaim(ClientState& client, pid_t dead_pid = 0);
   void reload_rules();
   void adopt_region_files();
+  // One region file; false if a file lease on it is still held by somebody who does not answer.
+  bool adopt_region_file(const std::filesystem::path& file, std::chrono::milliseconds lease_wait);
+  void retry_pending_adoptions();
 };
 
 // For the client, with the reason: the RPC layer delivers it as "remote exception: <reason>".

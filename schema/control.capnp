@@ -112,6 +112,12 @@ struct TopicInfo {
   slots @7 :List(SlotInfo);
   creatorUid @8 :UInt32;
   adopted @9 :Bool;         # taken over from a previous daemon (file) or handed back by a client
+  revoked @10 :Bool;        # the region's file was opened for writing or truncated by another
+                            # process: clients get region_lost, the file was renamed aside, and a
+                            # new openTopic creates a fresh region (path is the renamed file)
+  leased @11 :Bool;         # file-backed: the daemon holds its write lease now (off for a while
+                            # after a read-only opener, or while a previous daemon's clients share
+                            # the file; re-armed by the daemon's sweep)
 }
 
 struct ClientInfo {

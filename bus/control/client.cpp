@@ -427,6 +427,8 @@ std::vector<TopicListing> Client::list_topics() {
         }
         l.creator_uid = t.getCreatorUid();
         l.adopted = t.getAdopted();
+        l.revoked = t.getRevoked();
+        l.leased = t.getLeased();
         out.push_back(std::move(l));
       }
       return out;

@@ -101,6 +101,8 @@ struct TopicListing {
   std::vector<SlotListing> slots;
   std::uint32_t creator_uid = 0;
   bool adopted = false;
+  bool revoked = false;           // revoked after a lease break: listed until its clients are gone
+  bool leased = false;            // file-backed: the daemon holds the file's write lease now
 };
 
 // A connected process (Client::clients()).

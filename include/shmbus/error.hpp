@@ -37,10 +37,12 @@ enum class Errc {
   region_too_short,      // shorter than its header or than the size the header claims
   region_corrupt,        // header or section table inconsistent
   region_unsealed,       // anonymous region without the seals that prevent truncation
-  region_lost,           // backing file truncated or revoked; the region is unusable
+  region_lost,           // backing file truncated, or revoked by the daemon (Topic::region_info().revoked);
+                         // the region is unusable
   no_space,              // the filesystem cannot hold the region
   system_error,
   rate_limited,          // the bus daemon refused a control request: too many from this connection
+  lease_held,            // opening a region file: a file lease holder (a killed bus daemon) does not let go
 };
 
 const char* errc_name(Errc code) noexcept;

@@ -9,6 +9,7 @@
 // The mapping stays valid while any Topic, publisher, subscriber, loan or sample refers to it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -60,10 +61,19 @@ class Topic {
   static Topic open_fd(int fd);
   // Maps a file-backed region. Throws not_a_region, unknown_layout_version, abi_mismatch,
   // region_too_short or region_corrupt, with the path in the message.
-  static Topic open_file(const std::filesystem::path& path);
+  // The bus daemon holds a write lease on the files it serves; opening one breaks that lease.
+  // The open never blocks on it: it is non-blocking and retried every 10 ms for up to
+  // `lease_wait` (a live daemon answers in milliseconds). When the holder does not answer (a
+  // daemon killed while clients still map the file: its lease stays on their shared file
+  // description until /proc/sys/fs/lease-break-time runs out) it throws lease_held saying so.
+  static Topic open_file(const std::filesystem::path& path,
+                         std::chrono::milliseconds lease_wait = std::chrono::milliseconds(2000));
   // Maps a region file read-only, for inspection (stats(), describe_pool()): it never writes
-  // to the bus. Publishers, subscribers and snapshots refuse such a Topic.
-  static Topic inspect_file(const std::filesystem::path& path);
+  // to the bus. Publishers, subscribers and snapshots refuse such a Topic. Lease waiting as for
+  // open_file(); a read-only open does not revoke the region, the daemon re-arms its lease
+  // once this mapping is gone.
+  static Topic inspect_file(const std::filesystem::path& path,
+                            std::chrono::milliseconds lease_wait = std::chrono::milliseconds(2000));
   // Header facts of the region, for tools.
   struct RegionInfo {
     std::uint32_t layout_version;
@@ -72,6 +82,7 @@ class Topic {
     std::string bus_name;
     std::uint64_t bus_epoch;
     bool healthy;      // not revoked or lost
+    bool revoked;      // the bus daemon revoked it: its file is being rewritten or truncated
     int seals;         // F_GET_SEALS, or -1 for a file
     struct SectionInfo { std::string name; std::uint64_t offset, size; };
     std::vector<SectionInfo> sections;
@@ -92,6 +103,12 @@ class Topic {
   // Base address and size of this process's mapping (zero-copy checks, diagnostics).
   const void* mapping_base() const noexcept;
   std::size_t mapping_size() const noexcept;
+
+  // Bus daemon only: marks the region revoked in its header, for every process that maps it.
+  // From then on every call on it fails with Errc::region_lost (region_info().revoked says
+  // why). Called when another process opens the backing file for writing or truncates it.
+  void revoke() noexcept;
+  bool revoked() const noexcept;
 
   TopicStats stats() const;
   // Human-readable account of who holds the pool's chunks, per size class and per client.
