@@ -25,10 +25,10 @@ Topic Topic::create(const TopicConfig& config, const RegionOptions& options) {
   return Topic(TopicMap::create(config, options));
 }
 
-Topic Topic::open_fd(int fd) {
+Topic Topic::open_fd(int fd, const std::filesystem::path& file) {
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) throw_errno("dup of region fd " + std::to_string(fd));
-  return Topic(TopicMap::open(own, {}));
+  return Topic(TopicMap::open(own, file));
 }
 
 namespace {

@@ -178,8 +178,17 @@ class BusService final : public control::Bus::Server {
         if (!d_.topics.count(name) || d_.opts.rules.check(name, false, identity(*c_)).size()) refuse(*c_, why);
       }
       auto it = d_.topics.find(name);
-      if (it == d_.topics.end()) {
-        if (seals < 0) refuse(*c_, "adoptRegion: topic '" + name + "' is not a sealed anonymous region");
+      if (it == d_.topics.end() && seals < 0) {
+        // A file of our region directory that the killed daemon's lease keeps us from opening:
+        // the client's fd is that very file description, so adopting it takes the lease over
+        // at once instead of after lease-break-time.
+        std::optional<std::filesystem::path> file = d_.pending_file_of(fd);
+        if (!file) refuse(*c_, "adoptRegion: topic '" + name + "' is neither a sealed anonymous region nor a file of this bus");
+        shmbus::Topic from_file = shmbus::Topic::open_fd(fd, *file);
+        it = d_.adopt_handed_file(name, std::move(from_file), *file, c_->peer.uid);
+        spdlog::info("{}: handed back the file description of {} (topic '{}'); lease taken over", c_->tag(),
+                     file->string(), name);
+      } else if (it == d_.topics.end()) {
         it = d_.topics.emplace(name, TopicEntry{handed, handed.config().schema, true, c_->peer.uid}).first;
         spdlog::info("{}: handed back anonymous region of topic '{}'", c_->tag(), name);
       } else {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "control/wire.hpp"
+#include "file_lease_probe.hpp"
 #include "lease_watch.hpp"
 #include "state.hpp"
 
@@ -141,21 +142,59 @@ void Daemon::State::adopt_region_files() {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(opts.resolved_region_dir(), ec)) {
     if (entry.path().extension() != ".shmbus") continue;
-    // Without waiting long: a previous daemon killed while its clients ran left its lease on
-    // the description they share; the kernel drops it after /proc/sys/fs/lease-break-time
-    // (counted from our first attempt), and the sweep tries again until then.
-    if (!adopt_region_file(entry.path(), std::chrono::milliseconds(200))) pending_adopt.insert(entry.path());
+    // A previous daemon killed while its clients ran left its lease on the description they
+    // share. Opening the path would break it and wait for lease-break-time; the clients hand
+    // that description back when they reconnect (adopt_handed_file), so wait for them.
+    if (file_has_lease(entry.path())) {
+      spdlog::info("{} still carries the previous daemon's file lease; waiting for its clients to hand it back",
+                   entry.path().string());
+      pending_adopt.emplace(entry.path(), std::chrono::steady_clock::now());
+      continue;
+    }
+    if (!adopt_region_file(entry.path(), std::chrono::milliseconds(200))) {
+      pending_adopt.emplace(entry.path(), std::chrono::steady_clock::now());
+    }
   }
 }
 
 void Daemon::State::retry_pending_adoptions() {
   for (auto it = pending_adopt.begin(); it != pending_adopt.end();) {
-    if (!std::filesystem::exists(it->native())) {
+    if (!std::filesystem::exists(it->first)) {
       it = pending_adopt.erase(it);
       continue;
     }
-    it = adopt_region_file(*it, std::chrono::milliseconds(0)) ? pending_adopt.erase(it) : std::next(it);
+    // Nobody handed it back in time (its clients do not reconnect through shmbus::Client):
+    // open the path, starting the kernel's lease-break-time countdown, and retry until then.
+    const bool leased = file_has_lease(it->first);
+    if (leased && std::chrono::steady_clock::now() - it->second < kHandBackWait) {
+      ++it;
+      continue;
+    }
+    it = adopt_region_file(it->first, std::chrono::milliseconds(0)) ? pending_adopt.erase(it) : std::next(it);
   }
+}
+
+std::optional<std::filesystem::path> Daemon::State::pending_file_of(int fd) const {
+  struct stat handed {};
+  if (fstat(fd, &handed) != 0 || !S_ISREG(handed.st_mode)) return std::nullopt;
+  for (const auto& [file, since] : pending_adopt) {
+    struct stat st {};
+    if (stat(file.c_str(), &st) == 0 && st.st_dev == handed.st_dev && st.st_ino == handed.st_ino) return file;
+  }
+  return std::nullopt;
+}
+
+std::map<std::string, TopicEntry>::iterator Daemon::State::adopt_handed_file(const std::string& name,
+                                                                             shmbus::Topic topic,
+                                                                             const std::filesystem::path& file,
+                                                                             uid_t by) {
+  pending_adopt.erase(file);
+  struct stat st {};
+  uid_t owner = stat(file.c_str(), &st) == 0 ? st.st_uid : by;
+  std::string schema = topic.config().schema;
+  auto it = topics.emplace(name, TopicEntry{std::move(topic), std::move(schema), true, owner}).first;
+  if (leases) leases->arm(name, it->second);
+  return it;
 }
 
 bool Daemon::State::adopt_region_file(const std::filesystem::path& file, std::chrono::milliseconds lease_wait) {

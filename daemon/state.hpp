@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -88,9 +89,13 @@ struct Daemon::State {
   std::map<std::string, TopicEntry> topics;
   std::vector<RevokedTopic> revoked;  // most recent last, at most kMaxRevokedListed
   static constexpr std::size_t kMaxRevokedListed = 32;
-  // Region files a previous daemon left that could not be adopted at start because its lease
-  // has not run out yet (see adopt_region_files); retried by the sweep.
-  std::set<std::filesystem::path> pending_adopt;
+  // Region files a previous daemon left that still carry its lease, with when we first saw
+  // them (see adopt_region_files): adopted when a client hands back its descriptor, else
+  // retried by the sweep.
+  std::map<std::filesystem::path, std::chrono::steady_clock::time_point> pending_adopt;
+  // How long the sweep leaves a leased file to a client's hand-back before it opens the path
+  // itself (which starts the kernel's lease-break-time countdown).
+  static constexpr std::chrono::seconds kHandBackWait{5};
   std::map<std::uint64_t, std::shared_ptr<ClientState>> clients;
   std::uint64_t next_client_id = 1;
 
@@ -109,6 +114,12 @@ struct Daemon::State {
   // One region file; false if a file lease on it is still held by somebody who does not answer.
   bool adopt_region_file(const std::filesystem::path& file, std::chrono::milliseconds lease_wait);
   void retry_pending_adoptions();
+  // The pending file (see pending_adopt) that `fd` is open on, matched by device and inode.
+  std::optional<std::filesystem::path> pending_file_of(int fd) const;
+  // Adopts a pending file through a file description a client handed back (the one the
+  // previous daemon shared, which carries its lease) and takes the lease over.
+  std::map<std::string, TopicEntry>::iterator adopt_handed_file(const std::string& name, shmbus::Topic topic,
+                                                               const std::filesystem::path& file, uid_t by);
 };
 
 // For the client, with the reason: the RPC layer delivers it as "remote exception: <reason>".

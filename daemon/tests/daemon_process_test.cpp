@@ -265,6 +265,16 @@ void restart_under_traffic(const std::string& backing) {
     t = client.open_topic("restart", shmbus::Role::subscriber);
   }
   ASSERT_TRUE(t) << "the restarted daemon never learned the topic";
+  if (backing == "file") {
+    // The killed daemon's lease stays on the file description its clients share; the new one
+    // takes it over when they hand that description back, not lease-break-time (45 s) later.
+    bool leased = false;
+    for (int i = 0; i < 150 && !leased; ++i) {
+      for (const shmbus::TopicListing& l : client.list_topics()) leased |= l.config.name == "restart" && l.leased;
+      if (!leased) std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(leased) << "the restarted daemon holds no lease on the file region within 3 s";
+  }
   {
     // Joins, then leaves at once: a block-policy subscriber that never takes would stall the
     // publisher (by design).

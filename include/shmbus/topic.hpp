@@ -57,8 +57,9 @@ class Topic {
   // Creates and initialises a new topic region. Throws Error (invalid_config, no_space,
   // system_error) naming what was wrong.
   static Topic create(const TopicConfig& config, const RegionOptions& options = {});
-  // Maps the region behind `fd` (the fd is duplicated; the caller keeps its own).
-  static Topic open_fd(int fd);
+  // Maps the region behind `fd` (the fd is duplicated; the caller keeps its own). `file`:
+  // the path of a file-backed region's file, when known (for messages and Topic::path()).
+  static Topic open_fd(int fd, const std::filesystem::path& file = {});
   // Maps a file-backed region. Throws not_a_region, unknown_layout_version, abi_mismatch,
   // region_too_short or region_corrupt, with the path in the message.
   // The bus daemon holds a write lease on the files it serves; opening one breaks that lease.
