@@ -12,6 +12,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "file_lease_probe.hpp"
 #include "futex.hpp"
 #include "process_identity.hpp"
 #include "region.hpp"
@@ -24,6 +25,8 @@ using namespace detail;
 Topic Topic::create(const TopicConfig& config, const RegionOptions& options) {
   return Topic(TopicMap::create(config, options));
 }
+
+bool Topic::file_is_served(const std::filesystem::path& path) { return file_has_lease(path); }
 
 Topic Topic::open_fd(int fd, const std::filesystem::path& file) {
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);

@@ -38,8 +38,19 @@ std::unique_ptr<Client> connect(const GlobalOptions& global) {
 }
 
 OpenedTopic open_topic(const std::string& arg, const GlobalOptions& global, Role role) {
-  if (looks_like_path(arg)) return {nullptr, Topic::open_file(arg)};
-  return through_daemon(arg, global, role);
+  if (!looks_like_path(arg)) return through_daemon(arg, global, role);
+  if (!Topic::file_is_served(arg)) return {nullptr, Topic::open_file(arg)};
+  // A file a bus daemon serves (it holds a lease on it): opening it for writing would break
+  // that lease and make the daemon revoke the region for everybody. Use its topic through
+  // the daemon instead.
+  std::string name = Topic::inspect_file(arg).name();
+  try {
+    return through_daemon(name, global, role);
+  } catch (const Error& e) {
+    throw Error(e.code(), arg + " is served by a bus daemon (it holds a file lease on it), and opening it directly "
+                              "would make that daemon revoke it; reaching the daemon for topic '" + name +
+                              "' failed: " + e.what() + " (give the topic name with the right --bus or --socket)");
+  }
 }
 
 OpenedTopic inspect_topic(const std::string& arg, const GlobalOptions& global) {

@@ -22,7 +22,8 @@ struct OpenedTopic {
 
 // Connects to the bus daemon, or throws one clear line naming the socket and how to start it.
 std::unique_ptr<Client> connect(const GlobalOptions& global);
-// For publishing/subscribing/snapshots. Refuses a topic name the daemon does not know.
+// For publishing/subscribing/snapshots. Refuses a topic name the daemon does not know. A path
+// to a region file that a bus daemon serves goes through that daemon (by the topic's name).
 OpenedTopic open_topic(const std::string& arg, const GlobalOptions& global, Role role);
 // For inspection only: a region file is mapped read-only and never written.
 OpenedTopic inspect_topic(const std::string& arg, const GlobalOptions& global);

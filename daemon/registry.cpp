@@ -145,7 +145,7 @@ void Daemon::State::adopt_region_files() {
     // A previous daemon killed while its clients ran left its lease on the description they
     // share. Opening the path would break it and wait for lease-break-time; the clients hand
     // that description back when they reconnect (adopt_handed_file), so wait for them.
-    if (file_has_lease(entry.path())) {
+    if (shmbus::detail::file_has_lease(entry.path())) {
       spdlog::info("{} still carries the previous daemon's file lease; waiting for its clients to hand it back",
                    entry.path().string());
       pending_adopt.emplace(entry.path(), std::chrono::steady_clock::now());
@@ -165,7 +165,7 @@ void Daemon::State::retry_pending_adoptions() {
     }
     // Nobody handed it back in time (its clients do not reconnect through shmbus::Client):
     // open the path, starting the kernel's lease-break-time countdown, and retry until then.
-    const bool leased = file_has_lease(it->first);
+    const bool leased = shmbus::detail::file_has_lease(it->first);
     if (leased && std::chrono::steady_clock::now() - it->second < kHandBackWait) {
       ++it;
       continue;

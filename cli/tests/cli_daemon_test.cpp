@@ -170,5 +170,45 @@ TEST_F(CliDaemonTest, UnknownTopicAndStoppedDaemonAreOneClearLine) {
   EXPECT_EQ(std::count(down.err.begin(), down.err.end(), '\n'), 1) << down.err;
 }
 
+// A region file path given to a command that subscribes: the daemon serves the file (it holds
+// a lease on it), so the CLI goes through the daemon instead of opening the file for writing,
+// which would make the daemon revoke the region for everybody.
+TEST(CliServedFile, EchoOfAServedRegionFileGoesThroughTheDaemonAndRevokesNothing) {
+  shmbusd::test::DaemonProcess daemon{shmbusd::test::make_temp_dir("cli-file"), {"--default-backing", "file"}};
+  daemon.start();
+  ClientOptions o;
+  o.socket = daemon.socket();
+  Client client(o);
+  TopicConfig c;
+  c.name = "served";
+  c.size_classes = {{256, 32}};
+  c.queue_depth = 8;
+  c.history_depth = 4;
+  Topic topic = client.open_topic(c, Role::publisher);
+  RawPublisher pub = client.publisher(topic);
+  const std::string text = "hello from a served file";
+  ASSERT_TRUE(pub.publish_copy(std::as_bytes(std::span<const char>(text.data(), text.size()))).ok());
+  std::filesystem::path file;
+  bool leased = false;
+  for (int i = 0; i < 150 && !leased; ++i) {
+    for (const TopicListing& l : client.list_topics()) {
+      if (l.config.name == "served") file = l.path, leased = l.leased;
+    }
+    if (!leased) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(leased) << "the daemon holds no lease on the topic's file";
+  ASSERT_TRUE(Topic::file_is_served(file));
+
+  test::CliRun echo = shmbus_cli("--socket " + daemon.socket().string() + " echo " + file.string() + " -n 1 --timeout 5");
+  EXPECT_EQ(echo.exit_code(), 0) << echo.err;
+  std::string hex;  // a raw topic's messages are echoed in hex
+  for (unsigned char ch : text) hex += "0123456789abcdef"[ch >> 4], hex += "0123456789abcdef"[ch & 15];
+  EXPECT_NE(echo.out.find(hex), std::string::npos) << echo.out;
+  EXPECT_FALSE(topic.region_info().revoked);
+  EXPECT_TRUE(pub.publish_copy(std::as_bytes(std::span<const char>(text.data(), text.size()))).ok())
+      << "the publisher lost its region";
+  for (const TopicListing& l : client.list_topics()) EXPECT_FALSE(l.revoked) << l.config.name;
+}
+
 }  // namespace
 }  // namespace shmbus

@@ -69,6 +69,11 @@ class Topic {
   // description until /proc/sys/fs/lease-break-time runs out) it throws lease_held saying so.
   static Topic open_file(const std::filesystem::path& path,
                          std::chrono::milliseconds lease_wait = std::chrono::milliseconds(2000));
+  // True when a file lease is held on region file `path`: a bus daemon serves it (or a killed
+  // one's clients still share it). Use such a topic through the daemon (Client::open_topic):
+  // opening the file for writing breaks the daemon's lease, and the daemon then revokes the
+  // region for everybody. Reads /proc/locks; never opens the file.
+  static bool file_is_served(const std::filesystem::path& path);
   // Maps a region file read-only, for inspection (stats(), describe_pool()): it never writes
   // to the bus. Publishers, subscribers and snapshots refuse such a Topic. Lease waiting as for
   // open_file(); a read-only open does not revoke the region, the daemon re-arms its lease

@@ -8,10 +8,10 @@
 
 #include <filesystem>
 
-namespace shmbusd {
+namespace shmbus::detail {
 
 // True when /proc/locks lists a LEASE (or DELEG) on the inode behind `file`. False when it
 // does not, or when the file or /proc/locks cannot be read.
 bool file_has_lease(const std::filesystem::path& file);
 
-}  // namespace shmbusd
+}  // namespace shmbus::detail

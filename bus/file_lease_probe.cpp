@@ -3,11 +3,12 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
 
-namespace shmbusd {
+namespace shmbus::detail {
 
 bool file_has_lease(const std::filesystem::path& file) {
   struct stat st {};
@@ -34,4 +35,4 @@ bool file_has_lease(const std::filesystem::path& file) {
   return false;
 }
 
-}  // namespace shmbusd
+}  // namespace shmbus::detail
