@@ -13,7 +13,8 @@
 //   section subs     SubscriberSlot[max_subscribers]
 //   section loans    uint32 chunk index [max_publishers * max_loans_per_publisher]
 //   section holds    uint32 chunk index [max_subscribers * max_held_per_subscriber]
-//   section ring     RingSlot[ring_capacity]  (power of two; index = sequence & (capacity-1))
+//   section ring     RingSlot[ring_capacity]  (power of two; index = sequence & (capacity-1));
+//                    one slot per cache line
 //   section chunks   ChunkHeader[total_chunks]
 //   section payload  page-aligned; per size class a page-aligned run of chunk payloads.
 //   section schema   the message type's Cap'n Proto schema (a serialized
@@ -50,7 +51,8 @@ inline constexpr std::size_t kPageSize = 4096;
 inline constexpr std::uint64_t kRegionMagic = 0x31'53'55'42'4d'48'53'00ULL;  // "\0SHMBUS1"
 // Incompatible when: any struct below changes size/offset/meaning, a section is added or
 // reordered, or a protocol rule in the comments changes.
-inline constexpr std::uint32_t kLayoutVersion = 1;
+// 1: first release. 2: ring slots padded to a cache line each.
+inline constexpr std::uint32_t kLayoutVersion = 2;
 
 // ABI facts that must match for two builds to share a region: pointer width, cache line,
 // byte order, and the size of the structures whose layout depends on the compiler.
@@ -249,14 +251,19 @@ static_assert(offsetof(SubscriberSlot, cursor) == kCacheLine);
 static_assert(offsetof(SubscriberSlot, lost) == kCacheLine + 16);
 static_assert(offsetof(SubscriberSlot, op_seq) == kCacheLine + 24);
 
+// One slot per cache line. Packed four to a line, a subscriber that keeps up reads slot s
+// while the publisher writes slot s+1 of the same line, and the line crosses between their
+// cores on every message: padding raised 64 B throughput by 28 % (bench/NOTES.md).
 struct RingSlot {
   // sequence+1 of the message in this slot, 0 = never written. Stored last with release.
   std::atomic<std::uint64_t> commit;
   std::atomic<std::uint32_t> chunk;   // head chunk of the message; kNoChunk = tombstone
   std::uint32_t reserved;
+  std::uint8_t pad[kCacheLine - 16];
 };
 static_assert(std::is_standard_layout_v<RingSlot>);
-static_assert(sizeof(RingSlot) == 16);
+static_assert(sizeof(RingSlot) == kCacheLine);
+static_assert(offsetof(RingSlot, chunk) == 8);
 
 enum : std::uint32_t { kChunkFlagTyped = 1 };
 
