@@ -158,16 +158,16 @@ class BusService final : public control::Bus::Server {
       int fd = -1;
       KJ_IF_MAYBE (f, maybe_fd) { fd = *f; }
       if (fd < 0) refuse(*c_, "adoptRegion: no region fd came with the request");
-      // Only sealed memfds: a file the client could truncate would SIGBUS the daemon, and
-      // file-backed regions are re-adopted from the region directory anyway.
+      // A sealed memfd (an anonymous region of a previous daemon), or a file of our region
+      // directory that the killed daemon's lease keeps us from opening by path: the client's
+      // fd is that very file description, so adopting through it takes the lease over at once
+      // instead of after lease-break-time. Any other file only matches a topic we know.
       int seals = fcntl(fd, F_GET_SEALS);
-      if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
-        // A file-backed region we already know is fine: match it below by identity.
-        seals = -1;
-      }
+      const bool sealed = seals >= 0 && (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) == (F_SEAL_SHRINK | F_SEAL_GROW);
+      std::optional<std::filesystem::path> pending = sealed ? std::nullopt : d_.pending_file_of(fd);
       shmbus::Topic handed = [&]() {
         try {
-          return shmbus::Topic::open_fd(fd);
+          return shmbus::Topic::open_fd(fd, pending.value_or(std::filesystem::path{}));
         } catch (const std::exception& e) {
           refuse(*c_, std::string("adoptRegion: not a usable region: ") + e.what());
         }
@@ -178,17 +178,12 @@ class BusService final : public control::Bus::Server {
         if (!d_.topics.count(name) || d_.opts.rules.check(name, false, identity(*c_)).size()) refuse(*c_, why);
       }
       auto it = d_.topics.find(name);
-      if (it == d_.topics.end() && seals < 0) {
-        // A file of our region directory that the killed daemon's lease keeps us from opening:
-        // the client's fd is that very file description, so adopting it takes the lease over
-        // at once instead of after lease-break-time.
-        std::optional<std::filesystem::path> file = d_.pending_file_of(fd);
-        if (!file) refuse(*c_, "adoptRegion: topic '" + name + "' is neither a sealed anonymous region nor a file of this bus");
-        shmbus::Topic from_file = shmbus::Topic::open_fd(fd, *file);
-        it = d_.adopt_handed_file(name, std::move(from_file), *file, c_->peer.uid);
+      if (it == d_.topics.end() && pending) {
+        it = d_.adopt(name, std::move(handed), *pending, c_->peer.uid);
         spdlog::info("{}: handed back the file description of {} (topic '{}'); lease taken over", c_->tag(),
-                     file->string(), name);
+                     pending->string(), name);
       } else if (it == d_.topics.end()) {
+        if (!sealed) refuse(*c_, "adoptRegion: topic '" + name + "' is neither a sealed anonymous region nor a file of this bus");
         it = d_.topics.emplace(name, TopicEntry{handed, handed.config().schema, true, c_->peer.uid}).first;
         spdlog::info("{}: handed back anonymous region of topic '{}'", c_->tag(), name);
       } else {

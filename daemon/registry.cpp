@@ -158,19 +158,19 @@ void Daemon::State::adopt_region_files() {
 }
 
 void Daemon::State::retry_pending_adoptions() {
-  for (auto it = pending_adopt.begin(); it != pending_adopt.end();) {
-    if (!std::filesystem::exists(it->first)) {
-      it = pending_adopt.erase(it);
+  std::vector<std::filesystem::path> files;  // adopting one erases it from pending_adopt
+  for (const auto& [file, since] : pending_adopt) files.push_back(file);
+  for (const std::filesystem::path& file : files) {
+    if (!std::filesystem::exists(file)) {
+      pending_adopt.erase(file);
       continue;
     }
     // Nobody handed it back in time (its clients do not reconnect through shmbus::Client):
     // open the path, starting the kernel's lease-break-time countdown, and retry until then.
-    const bool leased = shmbus::detail::file_has_lease(it->first);
-    if (leased && std::chrono::steady_clock::now() - it->second < kHandBackWait) {
-      ++it;
+    if (shmbus::detail::file_has_lease(file) && std::chrono::steady_clock::now() - pending_adopt[file] < kHandBackWait) {
       continue;
     }
-    it = adopt_region_file(it->first, std::chrono::milliseconds(0)) ? pending_adopt.erase(it) : std::next(it);
+    if (adopt_region_file(file, std::chrono::milliseconds(0))) pending_adopt.erase(file);
   }
 }
 
@@ -184,13 +184,12 @@ std::optional<std::filesystem::path> Daemon::State::pending_file_of(int fd) cons
   return std::nullopt;
 }
 
-std::map<std::string, TopicEntry>::iterator Daemon::State::adopt_handed_file(const std::string& name,
-                                                                             shmbus::Topic topic,
-                                                                             const std::filesystem::path& file,
-                                                                             uid_t by) {
+std::map<std::string, TopicEntry>::iterator Daemon::State::adopt(const std::string& name, shmbus::Topic topic,
+                                                                 const std::filesystem::path& file,
+                                                                 uid_t fallback_owner) {
   pending_adopt.erase(file);
   struct stat st {};
-  uid_t owner = stat(file.c_str(), &st) == 0 ? st.st_uid : by;
+  uid_t owner = stat(file.c_str(), &st) == 0 ? st.st_uid : fallback_owner;
   std::string schema = topic.config().schema;
   auto it = topics.emplace(name, TopicEntry{std::move(topic), std::move(schema), true, owner}).first;
   if (leases) leases->arm(name, it->second);
@@ -205,12 +204,8 @@ bool Daemon::State::adopt_region_file(const std::filesystem::path& file, std::ch
       spdlog::warn("region {} repeats topic '{}'; ignored", file.string(), name);
       return true;
     }
-    struct stat st {};
-    uid_t owner = stat(file.c_str(), &st) == 0 ? st.st_uid : 0;
     spdlog::info("re-adopted topic '{}' from {}", name, file.string());
-    std::string schema = topic.config().schema;
-    TopicEntry& added = topics.emplace(name, TopicEntry{std::move(topic), std::move(schema), true, owner}).first->second;
-    if (leases) leases->arm(name, added);
+    adopt(name, std::move(topic), file, 0);
     return true;
   } catch (const shmbus::Error& e) {
     if (e.code() == shmbus::Errc::lease_held) {

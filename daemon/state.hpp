@@ -116,10 +116,11 @@ struct Daemon::State {
   void retry_pending_adoptions();
   // The pending file (see pending_adopt) that `fd` is open on, matched by device and inode.
   std::optional<std::filesystem::path> pending_file_of(int fd) const;
-  // Adopts a pending file through a file description a client handed back (the one the
-  // previous daemon shared, which carries its lease) and takes the lease over.
-  std::map<std::string, TopicEntry>::iterator adopt_handed_file(const std::string& name, shmbus::Topic topic,
-                                                               const std::filesystem::path& file, uid_t by);
+  // Registers the file-backed region `topic` (mapped from `file` by path, or through the file
+  // description a client handed back, which carries the previous daemon's lease) and takes
+  // its lease. Its owner is the file's; `fallback_owner` if the file cannot be stat'ed.
+  std::map<std::string, TopicEntry>::iterator adopt(const std::string& name, shmbus::Topic topic,
+                                                    const std::filesystem::path& file, uid_t fallback_owner);
 };
 
 // For the client, with the reason: the RPC layer delivers it as "remote exception: <reason>".

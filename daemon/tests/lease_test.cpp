@@ -117,6 +117,13 @@ bool wait_leased(shmbus::Client& c, const std::string& name, std::chrono::millis
   return false;
 }
 
+// Opens `file` with `flags` (blocking until the daemon lets go of its lease) and closes it.
+void open_and_close(const std::filesystem::path& file, int flags) {
+  int fd = open(file.c_str(), flags | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  close(fd);
+}
+
 struct Fixture {
   DaemonProcess daemon;
   int ready[2], seen[2];
@@ -181,11 +188,7 @@ struct Fixture {
 
 TEST(Lease, OpenForWritingRevokesTheRegion) {
   Fixture f("lease-rdwr");
-  f.expect_revoked_by([&] {
-    int fd = open(f.file.c_str(), O_RDWR | O_CLOEXEC);  // blocks until the daemon lets go
-    ASSERT_GE(fd, 0) << strerror(errno);
-    close(fd);
-  });
+  f.expect_revoked_by([&] { open_and_close(f.file, O_RDWR); });
 }
 
 TEST(Lease, TruncateByPathRevokesTheRegion) {
@@ -197,11 +200,7 @@ TEST(Lease, TruncateByPathRevokesTheRegion) {
 // in docs/internals.md): the daemon must still tell it from a reader.
 TEST(Lease, ReadOnlyOpenWithTruncRevokesTheRegion) {
   Fixture f("lease-rotrunc");
-  f.expect_revoked_by([&] {
-    int fd = open(f.file.c_str(), O_RDONLY | O_TRUNC | O_CLOEXEC);
-    ASSERT_GE(fd, 0) << strerror(errno);
-    close(fd);
-  });
+  f.expect_revoked_by([&] { open_and_close(f.file, O_RDONLY | O_TRUNC); });
 }
 
 // A reader (a backup, `shmbus region inspect`) may look: nothing is revoked, the clients go
@@ -230,11 +229,7 @@ TEST(Lease, ReadOnlyOpenDoesNotRevokeAndTheLeaseComesBack) {
   EXPECT_FALSE(listing(c, "doomed", true));
   EXPECT_TRUE(wait_leased(c, "doomed", 3s)) << "the sweep must re-arm the lease once the reader is gone";
   // And it works again: a writer now revokes it.
-  f.expect_revoked_by([&] {
-    int fd = open(f.file.c_str(), O_RDWR | O_CLOEXEC);
-    ASSERT_GE(fd, 0) << strerror(errno);
-    close(fd);
-  });
+  f.expect_revoked_by([&] { open_and_close(f.file, O_RDWR); });
 }
 
 // A SIGKILLed daemon cannot release its lease, which stays on the file description its
