@@ -13,10 +13,14 @@ Result<CowView> CowView::from(RawSample&& sample) noexcept {
   detail::TopicMap& m = sample.topic().map();
   if (m.unusable()) return Errc::region_lost;
   const std::byte* payload = sample.data().data();
-  std::size_t offset = static_cast<std::size_t>(payload - m.base());
+  // The payload pool mapping the sample was read through: a sealed memfd of its publisher (a
+  // private writable mapping of it is allowed, LINUX-NOTES §3), or the region file itself.
+  std::shared_ptr<detail::PoolMapping> pool = m.mapping_containing(payload);
+  if (!pool) return Errc::system_error;
+  std::size_t offset = static_cast<std::size_t>(payload - pool->base) + pool->file_offset;
   std::size_t first_page = offset / detail::kPageSize * detail::kPageSize;
   std::size_t end = detail::round_up(offset + std::max<std::size_t>(sample.data().size(), 1), detail::kPageSize);
-  void* p = mmap(nullptr, end - first_page, PROT_READ | PROT_WRITE, MAP_PRIVATE, m.fd(),
+  void* p = mmap(nullptr, end - first_page, PROT_READ | PROT_WRITE, MAP_PRIVATE, pool->fd,
                  static_cast<off_t>(first_page));
   if (p == MAP_FAILED) return Errc::system_error;
   // A view of a file-backed region faults like the region itself if the file is truncated.

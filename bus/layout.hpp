@@ -15,11 +15,26 @@
 //   section holds    uint32 chunk index [max_subscribers * max_held_per_subscriber]
 //   section ring     RingSlot[ring_capacity]  (power of two; index = sequence & (capacity-1));
 //                    one slot per cache line
-//   section chunks   ChunkHeader[total_chunks]
-//   section payload  page-aligned; per size class a page-aligned run of chunk payloads.
+//   section chunks   ChunkHeader[total_chunks]  (total_chunks = pool_count * chunks_per_pool)
+//   section payload  file-backed regions only: pool 0's payload, page-aligned; per size class a
+//                    page-aligned run of chunk payloads. Empty in anonymous regions.
 //   section schema   the message type's Cap'n Proto schema (a serialized
 //                    schema.capnp CodeGeneratorRequest holding the type's node and every node
 //                    it depends on); empty for raw topics. Written once at creation.
+//   section pools    PoolSlot[pool_count]: where each payload pool lives now.
+//   section free     FreeList[pool_count * class_count]: one lock-free free list per pool and
+//                    size class.
+//
+// Payload pools (least privilege, DESIGN.md property 4). Subscribers must write this region
+// (references, cursors), so payload cannot live in it if they must not write payload. In an
+// anonymous region each publisher slot p owns pool p: the publisher creates the pool's memfd,
+// maps it writable, then seals it SHRINK|GROW|FUTURE_WRITE|SEAL, so that every other mapping
+// of it, by anyone, ever, is read-only (LINUX-NOTES §3). Subscribers find it through PoolSlot
+// (owner pid and fd number, opened via /proc/<pid>/fd, checked by inode, size and seals).
+// Chunk c belongs to pool c / chunks_per_pool, and its header's pool_generation names which
+// memfd of that pool (a new publisher in slot p creates a new one) holds its payload. A
+// file-backed region has one pool, in the region file itself (a file cannot be sealed; the
+// daemon's lease and the SIGBUS guard protect it), shared by every publisher, generation 0.
 //
 // Protocol summary (details at each field):
 //   * A chunk's `refs` word is 0 while free. Its top bit (kRingRef) is the ring slot's
@@ -51,8 +66,9 @@ inline constexpr std::size_t kPageSize = 4096;
 inline constexpr std::uint64_t kRegionMagic = 0x31'53'55'42'4d'48'53'00ULL;  // "\0SHMBUS1"
 // Incompatible when: any struct below changes size/offset/meaning, a section is added or
 // reordered, or a protocol rule in the comments changes.
-// 1: first release. 2: ring slots padded to a cache line each.
-inline constexpr std::uint32_t kLayoutVersion = 2;
+// 1: first release. 2: ring slots padded to a cache line each. 3: payload pools, sealed
+// per-publisher memfds in anonymous regions.
+inline constexpr std::uint32_t kLayoutVersion = 3;
 
 // ABI facts that must match for two builds to share a region: pointer width, cache line,
 // byte order, and the size of the structures whose layout depends on the compiler.
@@ -77,6 +93,8 @@ enum SectionId : std::uint32_t {
   kSectionChunks,
   kSectionPayload,
   kSectionSchema,
+  kSectionPools,
+  kSectionFreeLists,
   kSectionCount
 };
 
@@ -141,7 +159,11 @@ struct TopicControl {
   std::uint64_t max_message_size;  // bytes, over all segments of one message
   std::uint64_t block_timeout_ns;  // default for the block policy
   std::uint32_t flags;             // kTopicFlag*
-  std::uint8_t reserved_config[192 - 68];
+  std::uint32_t pool_count;        // anonymous: max_publishers (pool p belongs to slot p); file: 1
+  std::uint32_t chunks_per_pool;   // sum of the size classes' counts
+  std::uint32_t reserved_pool;
+  std::uint64_t pool_bytes;        // size of one pool's payload (its memfd, or the payload section)
+  std::uint8_t reserved_config[192 - 88];
 
   // Next sequence to claim. Publishers fetch_add/CAS it; subscribers read it to resynchronise.
   alignas(kCacheLine) std::atomic<std::uint64_t> tail;
@@ -168,6 +190,8 @@ struct TopicControl {
 inline constexpr std::uint32_t kTopicFlagStampTime = 1;
 static_assert(std::is_standard_layout_v<TopicControl>);
 static_assert(offsetof(TopicControl, flags) == 320);
+static_assert(offsetof(TopicControl, pool_count) == 324);
+static_assert(offsetof(TopicControl, pool_bytes) == 336);
 static_assert(offsetof(TopicControl, type_id) == 256);
 static_assert(offsetof(TopicControl, max_message_size) == 304);
 static_assert(offsetof(TopicControl, tail) == 448);
@@ -176,21 +200,27 @@ static_assert(offsetof(TopicControl, space_futex) == 576);
 static_assert(sizeof(TopicControl) == 640);
 static_assert(alignof(TopicControl) == kCacheLine);
 
-// One size class of the pool. `free_head` packs {ABA tag:32, chunk index:32}; the tag changes
-// on every successful push/pop so a stale CAS cannot succeed.
+// One size class, the same in every pool. Written once at creation.
 struct SizeClassEntry {
   std::uint64_t chunk_size;        // usable payload bytes per chunk
   std::uint64_t payload_stride;    // distance between two chunks' payloads
-  std::uint64_t payload_offset;    // of the first chunk, from the region base (page-aligned)
-  std::uint32_t first_chunk;       // global index of the class's first chunk
+  std::uint64_t payload_offset;    // of the class's first chunk, from the pool's start (page-aligned)
+  std::uint32_t first_chunk;       // index of the class's first chunk within a pool
   std::uint32_t chunk_count;
   std::uint8_t reserved[kCacheLine - 32];
-  alignas(kCacheLine) std::atomic<std::uint64_t> free_head;
-  std::uint8_t pad[kCacheLine - 8];
 };
 static_assert(std::is_standard_layout_v<SizeClassEntry>);
-static_assert(sizeof(SizeClassEntry) == 2 * kCacheLine);
-static_assert(offsetof(SizeClassEntry, free_head) == kCacheLine);
+static_assert(sizeof(SizeClassEntry) == kCacheLine);
+static_assert(offsetof(SizeClassEntry, chunk_count) == 28);
+
+// Free chunks of one size class of one pool. `head` packs {ABA tag:32, chunk index:32}; the
+// tag changes on every successful push/pop so a stale CAS cannot succeed. Pushed by whoever
+// drops a chunk's last reference; popped only by the pool's owner.
+struct FreeList {
+  std::atomic<std::uint64_t> head;
+  std::uint8_t pad[kCacheLine - 8];
+};
+static_assert(sizeof(FreeList) == kCacheLine);
 
 enum : std::uint32_t { kSlotFree = 0, kSlotClaiming = 1, kSlotActive = 2, kSlotReclaiming = 3 };
 
@@ -201,6 +231,29 @@ struct OwnerIdentity {
   std::atomic<std::uint64_t> pid_ns;      // inode of /proc/<pid>/ns/pid; 0 = unknown
 };
 static_assert(sizeof(OwnerIdentity) == 16);
+
+// Where payload pool p lives now. Written only by the owner of publisher slot p (anonymous
+// regions), under a sequence lock: `seq` is odd while the fields change, and a reader that
+// sees the same even value before and after its reads has a consistent copy.
+struct PoolSlot {
+  std::atomic<std::uint32_t> seq;
+  // Of the memfd now behind the pool; 0 = never created. Each new owner creates a new memfd
+  // and bumps it; ChunkHeader::pool_generation says which one a message's payload is in.
+  std::atomic<std::uint32_t> generation;
+  std::atomic<std::int32_t> owner_pid;   // the process that created that memfd...
+  std::atomic<std::int32_t> owner_fd;    // ...and its fd number there: /proc/<pid>/fd/<fd>
+  std::atomic<std::uint64_t> inode;      // st_ino of that memfd, checked after opening it
+  // 1 once the pool's chunk headers and free lists are built (by its first owner, release).
+  std::atomic<std::uint32_t> initialised;
+  std::uint32_t reserved0;
+  OwnerIdentity owner;                   // of owner_pid, against pid reuse
+  std::uint8_t pad[kCacheLine - 48];
+};
+static_assert(std::is_standard_layout_v<PoolSlot>);
+static_assert(sizeof(PoolSlot) == kCacheLine);
+static_assert(offsetof(PoolSlot, inode) == 16);
+static_assert(offsetof(PoolSlot, initialised) == 24);
+static_assert(offsetof(PoolSlot, owner) == 32);
 
 struct PublisherSlot {
   std::atomic<std::uint32_t> state;   // kSlot*
@@ -287,13 +340,15 @@ struct ChunkHeader {
   std::atomic<std::uint32_t> flags;          // kChunkFlag*
   std::atomic<std::uint32_t> publisher;      // slot index of the publisher
   std::uint32_t size_class;                  // immutable
-  std::uint32_t reserved0;
+  // PoolSlot::generation of the memfd the payload is in; set at loan by the pool's owner.
+  std::atomic<std::uint32_t> pool_generation;
   std::atomic<std::uint64_t> publish_ns;     // CLOCK_MONOTONIC at publish
 };
 static_assert(std::is_standard_layout_v<ChunkHeader>);
 static_assert(sizeof(ChunkHeader) == kCacheLine);
 static_assert(offsetof(ChunkHeader, sequence) == 8);
 static_assert(offsetof(ChunkHeader, next_segment) == 32);
+static_assert(offsetof(ChunkHeader, pool_generation) == 52);
 static_assert(offsetof(ChunkHeader, publish_ns) == 56);
 
 // Every atomic in shared memory must be lock-free, or another process could see a lock the

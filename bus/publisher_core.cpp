@@ -8,7 +8,7 @@
 
 namespace shmbus::detail {
 
-PublisherCore::PublisherCore(const Topic& topic)
+PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
     : topic_(topic), map_(topic.map()), ctl_(map_.control()),
       max_loans_(map_.config().max_loans_per_publisher), stamp_time_(map_.config().stamp_publish_time) {
   if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
@@ -25,6 +25,15 @@ PublisherCore::PublisherCore(const Topic& topic)
     s.claimed_plus1.store(0, std::memory_order_relaxed);
     s.published.store(0, std::memory_order_relaxed);
     s.generation.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the state release below
+    if (with_pool) {
+      try {
+        pool_ = map_.own_pool(i);
+      } catch (...) {
+        s.state.store(kSlotFree, std::memory_order_release);  // release: as in the destructor
+        throw;
+      }
+      pool_index_ = map_.external_pools() ? i : 0;
+    }
     // Release: tools and recoverers that see kSlotActive (acquire) see the fields above.
     s.state.store(kSlotActive, std::memory_order_release);
     return;
@@ -53,6 +62,10 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
     return kNoChunk;
   }
   int cls = map_.class_for(bytes);
+  if (!pool_) {  // a snapshot's holder
+    err = Errc::invalid_config;
+    return kNoChunk;
+  }
   if (cls < 0 || bytes > map_.config().max_message_size) {
     err = Errc::message_too_large;
     return kNoChunk;
@@ -66,7 +79,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
   // Any larger class will do when the best fit is exhausted.
   std::uint32_t chunk = kNoChunk;
   for (int c = cls; c < static_cast<int>(map_.classes().size()) && chunk == kNoChunk; ++c) {
-    chunk = map_.allocate(c);
+    chunk = map_.allocate(pool_index_, c, pool_->generation);
   }
   if (chunk == kNoChunk) {
     err = Errc::pool_exhausted;
@@ -249,7 +262,7 @@ RawLoan PublisherCore::make_loan(std::uint32_t chunk, std::size_t size) noexcept
   RawLoan loan;
   loan.core_ = this;
   loan.chunk_ = chunk;
-  loan.data_ = map_.payload(chunk);
+  loan.data_ = payload(chunk);
   loan.size_ = size;
   return loan;
 }

@@ -10,7 +10,9 @@ namespace shmbus::detail {
 
 class PublisherCore {
  public:
-  explicit PublisherCore(const Topic& topic);
+  // `with_pool`: loans new chunks, so needs a payload pool of its own (a snapshot's holder,
+  // which only holds published chunks, does not).
+  explicit PublisherCore(const Topic& topic, bool with_pool = true);
   ~PublisherCore();
 
   // Loans one chunk able to hold `bytes`; records it in this publisher's loan row.
@@ -28,6 +30,8 @@ class PublisherCore {
   std::string explain(Errc err, std::uint64_t bytes) const;
 
   RawLoan make_loan(std::uint32_t chunk, std::size_t size) noexcept;
+  // Where a chunk this publisher loaned can be written.
+  std::byte* payload(std::uint32_t chunk) const noexcept { return map_.payload_at(pool_->base, chunk); }
   const Topic& topic() const noexcept { return topic_; }
   TopicMap& map() const noexcept { return map_; }
   std::uint32_t slot() const noexcept { return slot_; }
@@ -45,6 +49,8 @@ class PublisherCore {
   TopicMap& map_;
   TopicControl& ctl_;
   std::uint32_t slot_;
+  std::shared_ptr<PoolMapping> pool_;  // the payload pool we loan from (writable)
+  std::uint32_t pool_index_ = 0;
   std::atomic<std::uint32_t>* loans_;
   std::uint32_t max_loans_;
   std::uint32_t loans_in_use_ = 0;

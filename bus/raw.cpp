@@ -29,7 +29,7 @@ RawLoan::~RawLoan() {
 // ---------------------------------------------------------------- RawSample
 
 RawSample::RawSample(RawSample&& o) noexcept
-    : core_(std::move(o.core_)), data_(o.data_), size_(o.size_), sequence_(o.sequence_),
+    : core_(std::move(o.core_)), data_(o.data_), pool_base_(o.pool_base_), size_(o.size_), sequence_(o.sequence_),
       lost_before_(o.lost_before_), chunk_(o.chunk_), hold_index_(o.hold_index_) {}
 
 RawSample& RawSample::operator=(RawSample&& o) noexcept {
@@ -114,8 +114,20 @@ Result<RawSample> RawSubscriber::take() noexcept {
 }
 
 Result<RawSample> RawSubscriber::take_wait(std::chrono::nanoseconds timeout) noexcept {
-  if (Status st = core_->wait(timeout); !st.ok()) return st.code();
-  return take();
+  // Negative (or absurdly long) timeouts wait for good; compute no deadline for them.
+  const bool bounded = timeout.count() >= 0 && timeout < std::chrono::hours(24 * 365);
+  const auto deadline = std::chrono::steady_clock::now() + (bounded ? timeout : std::chrono::nanoseconds(0));
+  for (;;) {
+    if (Status st = core_->wait(timeout); !st.ok()) return st.code();
+    Result<RawSample> s = take();
+    if (s || s.code() != Errc::no_data) return s;
+    // Woken, yet nothing to take: what arrived could not be read (a tombstone of a dead
+    // publisher, a payload pool that is gone) and was counted lost. Wait for the next one.
+    if (bounded) {
+      timeout = deadline - std::chrono::steady_clock::now();
+      if (timeout.count() <= 0) return Errc::timeout;
+    }
+  }
 }
 
 Status RawSubscriber::wait(std::chrono::nanoseconds timeout) noexcept { return core_->wait(timeout); }

@@ -111,7 +111,9 @@ std::vector<Held> hold_batch(detail::PublisherCore& holder, std::uint64_t from, 
   return out;
 }
 
-void write_message(FileWriter& w, detail::TopicMap& m, const Held& h) {
+// Writes one held message; false (and nothing written) when its payload pool cannot be mapped
+// in this process (its publisher died before we mapped it, or is not ours to open).
+bool write_message(FileWriter& w, detail::TopicMap& m, const Held& h) {
   detail::ChunkHeader& head = m.chunk(h.chunk);
   bool typed = (head.flags.load(std::memory_order_relaxed) & detail::kChunkFlagTyped) != 0;
   std::vector<std::uint32_t> chain;
@@ -121,18 +123,22 @@ void write_message(FileWriter& w, detail::TopicMap& m, const Held& h) {
     chain.push_back(c);
     c = m.chunk(c).next_segment.load(std::memory_order_relaxed);
   }
+  std::vector<const std::byte*> data;
+  std::vector<std::uint64_t> sizes;
+  for (std::uint32_t chunk : chain) {
+    data.push_back(m.payload(chunk));
+    if (data.back() == nullptr) return false;
+    sizes.push_back(std::min(m.chunk(chunk).used_bytes.load(std::memory_order_relaxed), m.capacity(chunk)));
+  }
   SnapshotRecordHeader rec{h.sequence, head.publish_ns.load(std::memory_order_relaxed), typed ? 1u : 0u,
                            static_cast<std::uint32_t>(chain.size())};
   w.put(&rec, sizeof rec);
-  std::vector<std::uint64_t> sizes;
-  for (std::uint32_t chunk : chain) {
-    sizes.push_back(std::min(m.chunk(chunk).used_bytes.load(std::memory_order_relaxed), m.capacity(chunk)));
-  }
   w.put(sizes.data(), sizes.size() * sizeof(std::uint64_t));
   for (std::size_t i = 0; i < chain.size(); ++i) {
-    w.put(m.payload(chain[i]), sizes[i]);
+    w.put(data[i], sizes[i]);
     w.pad_to_8(sizes[i]);
   }
+  return true;
 }
 
 }  // namespace
@@ -157,7 +163,7 @@ std::size_t save_snapshot(const Topic& topic, const std::filesystem::path& file)
     w.put(&hdr, sizeof hdr);  // message_count is patched at the end
     w.put(m.config().schema.data(), m.config().schema.size());
     w.pad_to_8(m.config().schema.size());
-    detail::PublisherCore holder(topic);
+    detail::PublisherCore holder(topic, /*with_pool=*/false);
     // Relaxed: the ring's commit words (acquire) are what make each message visible.
     const std::uint64_t tail = m.control().tail.load(std::memory_order_relaxed);
     std::uint64_t from = 0;
@@ -165,9 +171,8 @@ std::size_t save_snapshot(const Topic& topic, const std::filesystem::path& file)
       std::vector<Held> batch = hold_batch(holder, from, tail);
       if (batch.empty()) break;
       for (const Held& h : batch) {
-        write_message(w, m, h);
+        if (write_message(w, m, h)) ++saved;
         holder.return_chunk(h.chunk);
-        ++saved;
       }
       from = batch.back().sequence + 1;
     }

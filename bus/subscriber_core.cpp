@@ -33,6 +33,7 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     std::uint64_t tail = ctl_.tail.load(std::memory_order_acquire);
     std::uint64_t history = options.with_history ? ctl_.history_depth : 0;
     cursor_ = tail - std::min<std::uint64_t>(tail, history);
+    shared_cursor_ = cursor_;
     s.cursor.store(cursor_, std::memory_order_relaxed);
     // Release: a block-policy publisher that sees kSlotActive (acquire) sees our cursor.
     s.state.store(kSlotActive, std::memory_order_release);
@@ -95,21 +96,29 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
     // Acquire: pairs with the publisher's release CAS of commit; the chunk index, chunk
     // header and payload it wrote before are visible after this load.
     std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
-    if (commit <= cursor_) return map_.unusable() ? Errc::region_lost : Errc::no_data;
+    if (commit <= cursor_) {
+      if (cursor_ != shared_cursor_) {
+        // We skipped lost messages: let block-policy publishers know they may reuse the slots.
+        shared_cursor_ = cursor_;
+        map_.subscriber(slot_).cursor.store(cursor_, std::memory_order_release);  // release: as below
+      }
+      return map_.unusable() ? Errc::region_lost : Errc::no_data;
+    }
     if (commit != cursor_ + 1) {  // slot already reused by a newer message
       resync(commit);
       continue;
     }
     std::uint32_t chunk = rs.chunk.load(std::memory_order_acquire);
     if (chunk == kNoChunk) {  // tombstone left by a recoverer for a publisher that died
-      ++pending_lost_;
-      ++lost_;
-      ++cursor_;
+      skip_lost();
       continue;
     }
+    const std::uint32_t pool = map_.pool_of(chunk);
     // Start pulling the payload's first line across cores now, in parallel with the
     // reference CAS on the chunk header below: the reader almost always touches it next.
-    if (map_.valid_chunk(chunk)) __builtin_prefetch(map_.payload(chunk));
+    if (map_.valid_chunk(chunk)) {
+      if (const PoolMapping* v = map_.current_view(pool)) __builtin_prefetch(map_.payload_at(v->base, chunk));
+    }
     // From the reference CAS to the hold-row store (or the release) the reference is ours
     // but unrecorded.
     UnrecordedWindow window(map_.subscriber(slot_).op_seq);
@@ -127,17 +136,25 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
       map_.release(chunk);
       return Errc::region_lost;
     }
+    // Relaxed: published with the message (the commit word's acquire above).
+    const std::byte* base = map_.pool_base(pool, map_.chunk(chunk).pool_generation.load(std::memory_order_relaxed));
+    if (base == nullptr) {  // its pool is gone for us (publisher dead, or not ours to open)
+      map_.release(chunk);
+      skip_lost();
+      continue;
+    }
     std::uint32_t hold = 0;
     while (holds_[hold].load(std::memory_order_relaxed) != kNoChunk) ++hold;  // held_ < max_held_
     // Relaxed: read only by a recoverer after we died (process teardown orders it).
     holds_[hold].store(chunk, std::memory_order_relaxed);
     ++held_;
-    out = {chunk, hold, cursor_, pending_lost_};
+    out = {chunk, hold, cursor_, pending_lost_, base};
     pending_lost_ = 0;
     ++cursor_;
     SubscriberSlot& me = map_.subscriber(slot_);
     // Release: a block-policy publisher reading our cursor (acquire) may reuse the slot.
     me.cursor.store(cursor_, std::memory_order_release);
+    shared_cursor_ = cursor_;
     me.taken.store(me.taken.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (out.lost_before != 0) me.lost.store(lost_, std::memory_order_relaxed);
     if (block_policy_) {
@@ -150,6 +167,12 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
     }
     return Errc::ok;
   }
+}
+
+void SubscriberCore::skip_lost() noexcept {
+  ++pending_lost_;
+  ++lost_;
+  ++cursor_;
 }
 
 void SubscriberCore::release_hold(std::uint32_t chunk, std::uint32_t hold_index) noexcept {
@@ -259,7 +282,8 @@ RawSample SubscriberCore::make_sample(const Taken& t) noexcept {
   s.hold_index_ = t.hold_index;
   s.sequence_ = t.sequence;
   s.lost_before_ = t.lost_before;
-  s.data_ = map_.payload(t.chunk);
+  s.data_ = map_.payload_at(t.pool_base, t.chunk);
+  s.pool_base_ = t.pool_base;
   // A hostile publisher could claim more bytes than the chunk has: clamp to the chunk.
   s.size_ = std::min(map_.chunk(t.chunk).used_bytes.load(std::memory_order_relaxed), map_.capacity(t.chunk));
   return s;

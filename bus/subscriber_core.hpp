@@ -16,6 +16,7 @@ struct Taken {
   std::uint32_t hold_index = 0;
   std::uint64_t sequence = 0;
   std::uint64_t lost_before = 0;
+  const std::byte* pool_base = nullptr;  // this process's mapping of the message's pool
 };
 
 class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
@@ -33,6 +34,9 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   void stop_event_thread() noexcept;
 
   RawSample make_sample(const Taken& t) noexcept;
+  // The base of the pool mapping a sample's payload was read through (its further segments
+  // are in the same pool).
+  static const std::byte* pool_base_of(const RawSample& s) noexcept { return s.pool_base_; }
   const Topic& topic() const noexcept { return topic_; }
   TopicMap& map() const noexcept { return map_; }
   std::uint32_t slot() const noexcept { return slot_; }
@@ -41,6 +45,7 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
  private:
   Status sleep_until_data(std::uint64_t deadline_ns) noexcept;
   void resync(std::uint64_t seen_commit) noexcept;
+  void skip_lost() noexcept;  // the message at the cursor cannot be read: count it lost
 
   Topic topic_;
   TopicMap& map_;
@@ -51,6 +56,7 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   std::uint32_t max_held_ = 0;
   std::uint32_t held_ = 0;
   std::uint64_t cursor_ = 0;     // local copy of the slot's cursor (we are its only writer)
+  std::uint64_t shared_cursor_ = 0;  // what we last stored in the slot's cursor
   std::uint64_t lost_ = 0;
   std::uint64_t pending_lost_ = 0;  // lost since the last successful take
   bool block_policy_ = false;

@@ -2,6 +2,7 @@
 #include "shmbus/topic.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <climits>
 #include <string_view>
 #include <fcntl.h>
@@ -75,8 +76,9 @@ Topic Topic::inspect_file(const std::filesystem::path& path, std::chrono::millis
 }
 
 Topic::RegionInfo Topic::region_info() const {
-  static const char* kNames[kSectionCount] = {"control", "classes", "publishers", "subscribers", "loans",
-                                              "holds",   "ring",    "chunks",     "payload",     "schema"};
+  static const char* kNames[kSectionCount] = {"control", "classes", "publishers", "subscribers",
+                                              "loans",   "holds",   "ring",       "chunks",
+                                              "payload", "schema",  "pools",      "free lists"};
   const RegionHeader& h = map_->header();
   RegionInfo info;
   info.layout_version = h.layout_version.load(std::memory_order_acquire);
@@ -88,6 +90,14 @@ Topic::RegionInfo Topic::region_info() const {
   info.revoked = revoked();
   info.seals = fcntl(map_->fd(), F_GET_SEALS);
   for (std::uint32_t i = 0; i < kSectionCount; ++i) info.sections.push_back({kNames[i], h.sections[i].offset, h.sections[i].size});
+  for (std::uint32_t p = 0; p < map_->pool_count(); ++p) {
+    if (!map_->pool_initialised(p)) continue;
+    const PoolSlot& ps = map_->pool_slot(p);
+    // Relaxed: a snapshot for tools; a torn read shows a mix of two owners, nothing worse.
+    info.pools.push_back({p, ps.generation.load(std::memory_order_relaxed),
+                          map_->external_pools() ? ps.owner_pid.load(std::memory_order_relaxed) : 0,
+                          map_->pool_bytes(), map_->external_pools()});
+  }
   return info;
 }
 
@@ -135,6 +145,14 @@ const TopicConfig& Topic::config() const noexcept { return map_->config(); }
 int Topic::fd() const noexcept { return map_->fd(); }
 const std::filesystem::path& Topic::path() const noexcept { return map_->path(); }
 const void* Topic::mapping_base() const noexcept { return map_->base(); }
+
+std::optional<Topic::PayloadLocation> Topic::locate_payload(const void* p) const {
+  std::shared_ptr<PoolMapping> m = map_->mapping_containing(p);
+  if (!m) return std::nullopt;
+  return PayloadLocation{m->pool, m->generation,
+                         static_cast<std::uint64_t>(static_cast<const std::byte*>(p) - m->base), m->base, m->size,
+                         m->fd, m->writable};
+}
 std::size_t Topic::mapping_size() const noexcept { return map_->size(); }
 
 void Topic::revoke() noexcept {
@@ -200,13 +218,20 @@ TopicStats Topic::stats() const {
     }
     st.clients.push_back(std::move(info));
   }
+  // Summed over the pools that exist (one per publisher that ever registered, in an
+  // anonymous region; the file's one pool otherwise).
   for (const LocalClass& lc : m.classes()) {
-    SizeClassUsage u{lc.chunk_size, lc.chunk_count, 0, 0, 0, 0};
-    for (std::uint32_t i = lc.first_chunk; i < lc.first_chunk + lc.chunk_count; ++i) {
-      if (m.chunk(i).refs.load(std::memory_order_relaxed) == 0) ++u.free;
-      else if (owner[i] == 1) ++u.in_ring;
-      else if (owner[i] == 2) ++u.loaned;
-      else if (owner[i] == 3) ++u.held;
+    SizeClassUsage u{lc.chunk_size, 0, 0, 0, 0, 0};
+    for (std::uint32_t p = 0; p < m.pool_count(); ++p) {
+      if (!m.pool_initialised(p)) continue;
+      u.total += lc.chunk_count;
+      const std::uint32_t first = p * m.chunks_per_pool() + lc.first_chunk;
+      for (std::uint32_t i = first; i < first + lc.chunk_count; ++i) {
+        if (m.chunk(i).refs.load(std::memory_order_relaxed) == 0) ++u.free;
+        else if (owner[i] == 1) ++u.in_ring;
+        else if (owner[i] == 2) ++u.loaned;
+        else if (owner[i] == 3) ++u.held;
+      }
     }
     st.classes.push_back(u);
   }

@@ -4,9 +4,12 @@
 #include <bit>
 #include <cstring>
 #include <ctime>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "process_identity.hpp"
 #include "region.hpp"
 #include "sigbus_guard.hpp"
 
@@ -23,9 +26,11 @@ std::uint64_t payload_stride(std::uint64_t chunk_size) {
 
 struct Plan {
   Section sections[kSectionCount]{};
-  std::vector<LocalClass> classes;
+  std::vector<LocalClass> classes;  // offsets within a pool
   std::uint64_t total_size = 0;
-  std::uint32_t total_chunks = 0;
+  std::uint32_t pool_count = 1;
+  std::uint32_t chunks_per_pool = 0;
+  std::uint64_t pool_bytes = 0;
   std::uint32_t ring_capacity = 0;
 };
 
@@ -45,7 +50,9 @@ TopicConfig normalised(TopicConfig c) {
     sc.chunk_size = round_up(sc.chunk_size, 8);  // Cap'n Proto words
     chunks += sc.count;
   }
-  if (chunks >= kNoChunk) bad_config(c.name, "more than 2^32-2 chunks");
+  if (chunks * c.max_publishers >= kNoChunk) {
+    bad_config(c.name, "more than 2^32-2 chunks (size class counts times max_publishers: each publisher has a pool)");
+  }
   std::sort(c.size_classes.begin(), c.size_classes.end(),
             [](const SizeClass& a, const SizeClass& b) { return a.chunk_size < b.chunk_size; });
   if (c.queue_depth == 0 || c.queue_depth > (1u << 24)) bad_config(c.name, "queue_depth must be 1..2^24");
@@ -61,8 +68,22 @@ TopicConfig normalised(TopicConfig c) {
   return c;
 }
 
-Plan plan_for(const TopicConfig& c) {
+// `in_region`: pool 0's payload lives in the region (file-backed), else each publisher slot
+// has a pool of its own outside it.
+Plan plan_for(const TopicConfig& c, bool in_region) {
   Plan p;
+  std::uint64_t pool_off = 0;
+  for (const auto& sc : c.size_classes) {
+    pool_off = round_up(pool_off, kPageSize);
+    LocalClass lc{sc.chunk_size, payload_stride(sc.chunk_size), pool_off, p.chunks_per_pool, sc.count};
+    p.classes.push_back(lc);
+    pool_off += lc.stride * sc.count;
+    p.chunks_per_pool += sc.count;
+  }
+  p.pool_bytes = round_up(pool_off, kPageSize);
+  p.pool_count = in_region ? 1 : c.max_publishers;
+  const std::uint64_t total_chunks = std::uint64_t{p.pool_count} * p.chunks_per_pool;
+
   std::uint64_t off = kPageSize;
   auto place = [&](SectionId id, std::uint64_t size, std::uint64_t align) {
     off = round_up(off, align);
@@ -70,7 +91,6 @@ Plan plan_for(const TopicConfig& c) {
     off += size;
   };
   p.ring_capacity = c.queue_depth;
-  for (const auto& sc : c.size_classes) p.total_chunks += sc.count;
   place(kSectionControl, sizeof(TopicControl), kCacheLine);
   place(kSectionClasses, sizeof(SizeClassEntry) * c.size_classes.size(), kCacheLine);
   place(kSectionPublishers, sizeof(PublisherSlot) * c.max_publishers, kCacheLine);
@@ -78,22 +98,13 @@ Plan plan_for(const TopicConfig& c) {
   place(kSectionLoans, 4ULL * c.max_publishers * c.max_loans_per_publisher, kCacheLine);
   place(kSectionHolds, 4ULL * c.max_subscribers * c.max_held_per_subscriber, kCacheLine);
   place(kSectionRing, sizeof(RingSlot) * p.ring_capacity, kCacheLine);
-  place(kSectionChunks, sizeof(ChunkHeader) * p.total_chunks, kCacheLine);
+  place(kSectionChunks, sizeof(ChunkHeader) * total_chunks, kCacheLine);
+  place(kSectionPools, sizeof(PoolSlot) * p.pool_count, kCacheLine);
+  place(kSectionFreeLists, sizeof(FreeList) * p.pool_count * c.size_classes.size(), kCacheLine);
   off = round_up(off, kPageSize);
-  const std::uint64_t payload_start = off;
-  std::uint32_t first = 0;
-  for (const auto& sc : c.size_classes) {
-    off = round_up(off, kPageSize);
-    LocalClass lc{sc.chunk_size, payload_stride(sc.chunk_size), off, first, sc.count};
-    p.classes.push_back(lc);
-    off += lc.stride * sc.count;
-    first += sc.count;
-  }
-  off = round_up(off, kPageSize);
-  p.sections[kSectionPayload] = {payload_start, off - payload_start};
-  p.sections[kSectionSchema] = {off, c.schema.size()};
-  off = round_up(off + c.schema.size(), kPageSize);
-  p.total_size = off;
+  place(kSectionPayload, in_region ? p.pool_bytes : 0, kPageSize);
+  place(kSectionSchema, c.schema.size(), kCacheLine);
+  p.total_size = round_up(off, kPageSize);
   return p;
 }
 
@@ -101,7 +112,8 @@ Plan plan_for(const TopicConfig& c) {
 
 std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const RegionOptions& options) {
   TopicConfig config = normalised(config_in);
-  Plan plan = plan_for(config);
+  const bool in_region = options.backing == RegionOptions::Backing::file;
+  Plan plan = plan_for(config, in_region);
   std::shared_ptr<TopicMap> m(new TopicMap());
   if (options.backing == RegionOptions::Backing::anonymous) {
     m->fd_ = create_sealed_memfd(config.name, plan.total_size);
@@ -147,16 +159,18 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
   ctl->max_held_per_subscriber = config.max_held_per_subscriber;
   ctl->max_segments = config.max_segments;
   ctl->class_count = static_cast<std::uint32_t>(plan.classes.size());
-  ctl->total_chunks = plan.total_chunks;
+  ctl->total_chunks = plan.pool_count * plan.chunks_per_pool;
   ctl->max_message_size = config.max_message_size;
   ctl->block_timeout_ns = static_cast<std::uint64_t>(config.block_timeout.count());
   ctl->flags = config.stamp_publish_time ? kTopicFlagStampTime : 0;
+  ctl->pool_count = plan.pool_count;
+  ctl->chunks_per_pool = plan.chunks_per_pool;
+  ctl->pool_bytes = plan.pool_bytes;
 
   if (!config.schema.empty()) {
     std::memcpy(m->base_ + plan.sections[kSectionSchema].offset, config.schema.data(), config.schema.size());
   }
   auto* classes = reinterpret_cast<SizeClassEntry*>(m->base_ + plan.sections[kSectionClasses].offset);
-  auto* chunks = reinterpret_cast<ChunkHeader*>(m->base_ + plan.sections[kSectionChunks].offset);
   for (std::size_t ci = 0; ci < plan.classes.size(); ++ci) {
     const LocalClass& lc = plan.classes[ci];
     classes[ci].chunk_size = lc.chunk_size;
@@ -164,17 +178,11 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
     classes[ci].payload_offset = lc.payload_offset;
     classes[ci].first_chunk = lc.first_chunk;
     classes[ci].chunk_count = lc.chunk_count;
-    for (std::uint32_t i = 0; i < lc.chunk_count; ++i) {
-      ChunkHeader& ch = chunks[lc.first_chunk + i];
-      ch.size_class = static_cast<std::uint32_t>(ci);
-      ch.sequence.store(kNoSequence, std::memory_order_relaxed);
-      ch.next_segment.store(kNoChunk, std::memory_order_relaxed);
-      ch.next_free.store(i + 1 < lc.chunk_count ? lc.first_chunk + i + 1 : kNoChunk, std::memory_order_relaxed);
-    }
-    // Relaxed: nothing else maps the region before layout_version is released below.
-    classes[ci].free_head.store(lc.first_chunk, std::memory_order_relaxed);
   }
   m->bind_sections();
+  // Pools of an anonymous region are built by their first publisher (own_pool), so that the
+  // chunk headers of pools nobody uses are never touched; the file's one pool is built now.
+  if (in_region) m->initialise_pool(0);
   for (std::uint64_t i = 0; i < plan.ring_capacity; ++i) {
     m->ring_[i].chunk.store(kNoChunk, std::memory_order_relaxed);
   }
@@ -267,24 +275,38 @@ void TopicMap::validate(const std::string& what) {
   need(kSectionHolds, 4ULL * ctl->max_subscribers * ctl->max_held_per_subscriber, "hold");
   need(kSectionRing, std::uint64_t{ctl->ring_capacity} * sizeof(RingSlot), "ring");
   need(kSectionChunks, std::uint64_t{ctl->total_chunks} * sizeof(ChunkHeader), "chunk");
-  bind_sections();
+  const bool in_region = h.kind == RegionKind::kFile;
+  if (ctl->pool_count == 0 || ctl->chunks_per_pool == 0 ||
+      std::uint64_t{ctl->pool_count} * ctl->chunks_per_pool != ctl->total_chunks) {
+    corrupt("pool count and chunks per pool do not give the chunk count");
+  }
+  if (in_region ? ctl->pool_count != 1 : ctl->pool_count != ctl->max_publishers) {
+    corrupt("wrong number of payload pools for this kind of region");
+  }
+  need(kSectionPools, std::uint64_t{ctl->pool_count} * sizeof(PoolSlot), "pool");
+  need(kSectionFreeLists, std::uint64_t{ctl->pool_count} * ctl->class_count * sizeof(FreeList), "free list");
   const Section& pay = h.sections[kSectionPayload];
+  if (ctl->pool_bytes == 0 || ctl->pool_bytes % kPageSize != 0 || (in_region && pay.size < ctl->pool_bytes) ||
+      pay.offset % kPageSize != 0) {
+    corrupt("bad pool size");
+  }
+  bind_sections();
   std::uint64_t expect_first = 0;
   TopicConfig c;
   classes_.clear();  // bind_sections() copied them unvalidated; rebuild from the checked entries
   for (std::uint32_t i = 0; i < ctl->class_count; ++i) {
     const SizeClassEntry& e = class_entries_[i];
     if (e.chunk_size == 0 || e.chunk_size % 8 != 0 || e.payload_stride < e.chunk_size || e.chunk_count == 0 ||
-        e.first_chunk != expect_first || e.payload_offset < pay.offset || e.payload_offset % kPageSize != 0 ||
+        e.first_chunk != expect_first || e.payload_offset % kPageSize != 0 || e.payload_offset > ctl->pool_bytes ||
         e.payload_stride * e.chunk_count / e.chunk_count != e.payload_stride ||
-        e.payload_stride * e.chunk_count > pay.offset + pay.size - e.payload_offset) {
+        e.payload_stride * e.chunk_count > ctl->pool_bytes - e.payload_offset) {
       corrupt("size class " + std::to_string(i) + " is inconsistent");
     }
     classes_.push_back({e.chunk_size, e.payload_stride, e.payload_offset, e.first_chunk, e.chunk_count});
     c.size_classes.push_back({e.chunk_size, e.chunk_count});
     expect_first += e.chunk_count;
   }
-  if (expect_first != ctl->total_chunks) corrupt("size classes do not add up to the chunk count");
+  if (expect_first != ctl->chunks_per_pool) corrupt("size classes do not add up to the chunks per pool");
   c.name = ctl->name;
   c.type_id = ctl->type_id;
   switch (ctl->policy) {
@@ -319,8 +341,31 @@ void TopicMap::bind_sections() {
   holds_ = reinterpret_cast<std::atomic<std::uint32_t>*>(at(kSectionHolds));
   ring_ = reinterpret_cast<RingSlot*>(at(kSectionRing));
   chunks_ = reinterpret_cast<ChunkHeader*>(at(kSectionChunks));
+  pool_slots_ = reinterpret_cast<PoolSlot*>(at(kSectionPools));
+  free_lists_ = reinterpret_cast<FreeList*>(at(kSectionFreeLists));
   ring_mask_ = control_->ring_capacity - 1;
   total_chunks_ = control_->total_chunks;
+  pool_count_ = control_->pool_count;
+  chunks_per_pool_ = control_->chunks_per_pool;
+  pool_bytes_ = control_->pool_bytes;
+  external_pools_ = h.kind != RegionKind::kFile;
+  if (!views_) {
+    views_ = std::make_unique<std::atomic<const PoolMapping*>[]>(pool_count_);
+    current_.resize(pool_count_);
+    for (std::uint32_t p = 0; p < pool_count_; ++p) views_[p].store(nullptr, std::memory_order_relaxed);
+  }
+  if (!external_pools_ && !current_[0]) {
+    // The file's own pool: a view of the region mapping itself, generation 0.
+    auto v = std::make_shared<PoolMapping>();
+    v->base = at(kSectionPayload);
+    v->size = pool_bytes_;
+    v->fd = fd_;
+    v->file_offset = h.sections[kSectionPayload].offset;
+    v->writable = writable_;
+    current_[0] = v;
+    // Release: a reader of views_ (acquire) sees the view's fields.
+    views_[0].store(v.get(), std::memory_order_release);
+  }
   if (classes_.empty()) {  // creator: copy the plan it just wrote
     for (std::uint32_t i = 0; i < control_->class_count; ++i) {
       const SizeClassEntry& e = class_entries_[i];
@@ -351,20 +396,17 @@ int TopicMap::class_for(std::uint64_t bytes) const noexcept {
 }
 
 const LocalClass& TopicMap::class_of(std::uint32_t chunk) const noexcept {
+  const std::uint32_t local = chunk % chunks_per_pool_;
   for (const LocalClass& c : classes_) {
-    if (chunk - c.first_chunk < c.chunk_count) return c;
+    if (local - c.first_chunk < c.chunk_count) return c;
   }
   return classes_.back();  // unreachable for a valid_chunk(); callers check first
 }
 
-std::byte* TopicMap::payload(std::uint32_t chunk) const noexcept {
-  const LocalClass& c = class_of(chunk);
-  return base_ + c.payload_offset + std::uint64_t{chunk - c.first_chunk} * c.stride;
-}
-
-std::uint32_t TopicMap::allocate(int cls) noexcept {
+std::uint32_t TopicMap::allocate(std::uint32_t pool, int cls, std::uint32_t generation) noexcept {
   const LocalClass& lc = classes_[static_cast<std::size_t>(cls)];
-  std::atomic<std::uint64_t>& head = class_entries_[cls].free_head;
+  const std::uint32_t first = pool * chunks_per_pool_ + lc.first_chunk;
+  std::atomic<std::uint64_t>& head = free_list(pool, static_cast<std::size_t>(cls)).head;
   // Acquire: pairs with the release CAS in push_free, so the popped chunk's next_free link
   // (written before it was pushed) is visible.
   std::uint64_t h = head.load(std::memory_order_acquire);
@@ -372,7 +414,7 @@ std::uint32_t TopicMap::allocate(int cls) noexcept {
   for (;;) {
     idx = static_cast<std::uint32_t>(h);
     if (idx == kNoChunk) return kNoChunk;
-    if (idx - lc.first_chunk >= lc.chunk_count) return kNoChunk;  // corrupt list: refuse, never stray
+    if (idx - first >= lc.chunk_count) return kNoChunk;  // corrupt list: refuse, never stray
     // Relaxed: if another process popped idx meanwhile this value may be stale, but then the
     // tag in `head` has changed and the CAS below fails.
     std::uint32_t next = chunks_[idx].next_free.load(std::memory_order_relaxed);
@@ -384,6 +426,8 @@ std::uint32_t TopicMap::allocate(int cls) noexcept {
   c.next_segment.store(kNoChunk, std::memory_order_relaxed);
   c.segment_count.store(1, std::memory_order_relaxed);
   c.used_bytes.store(0, std::memory_order_relaxed);
+  // Relaxed: published with the message by the commit word's release.
+  c.pool_generation.store(generation, std::memory_order_relaxed);
   // Release: a stale subscriber whose try_acquire CAS reads this 1 must also see
   // sequence == kNoSequence, so it cannot mistake this loan for the message it wanted.
   c.refs.store(1, std::memory_order_release);
@@ -402,8 +446,8 @@ bool TopicMap::try_acquire(std::uint32_t chunk) noexcept {
 }
 
 namespace {
-void push_free(SizeClassEntry& entry, ChunkHeader& c, std::uint32_t idx) noexcept {
-  std::atomic<std::uint64_t>& head = entry.free_head;
+void push_free(FreeList& list, ChunkHeader& c, std::uint32_t idx) noexcept {
+  std::atomic<std::uint64_t>& head = list.head;
   std::uint64_t h = head.load(std::memory_order_relaxed);
   std::uint64_t desired;
   do {
@@ -446,9 +490,158 @@ void TopicMap::free_chain(std::uint32_t chunk) noexcept {
     std::uint32_t next = c.next_segment.load(std::memory_order_relaxed);
     c.refs.store(0, std::memory_order_relaxed);  // segments carried refs = 1 for their head
     const LocalClass& lc = class_of(idx);
-    push_free(class_entries_[&lc - classes_.data()], c, idx);
+    push_free(free_list(pool_of(idx), static_cast<std::size_t>(&lc - classes_.data())), c, idx);
     idx = next;
   }
+}
+
+// ---------------------------------------------------------------- payload pools
+
+void TopicMap::initialise_pool(std::uint32_t pool) noexcept {
+  for (std::size_t ci = 0; ci < classes_.size(); ++ci) {
+    const LocalClass& lc = classes_[ci];
+    const std::uint32_t first = pool * chunks_per_pool_ + lc.first_chunk;
+    for (std::uint32_t i = 0; i < lc.chunk_count; ++i) {
+      ChunkHeader& ch = chunks_[first + i];
+      ch.size_class = static_cast<std::uint32_t>(ci);
+      ch.sequence.store(kNoSequence, std::memory_order_relaxed);
+      ch.next_segment.store(kNoChunk, std::memory_order_relaxed);
+      ch.next_free.store(i + 1 < lc.chunk_count ? first + i + 1 : kNoChunk, std::memory_order_relaxed);
+    }
+    // Relaxed: published by the release store of `initialised` below; only the pool's owner
+    // pops, and nobody can push a chunk of a pool that never had one.
+    free_list(pool, ci).head.store(first, std::memory_order_relaxed);
+  }
+  // Release: whoever reads initialised == 1 (acquire) sees the headers and lists.
+  pool_slots_[pool].initialised.store(1, std::memory_order_release);
+}
+
+std::shared_ptr<PoolMapping> TopicMap::own_pool(std::uint32_t slot) {
+  std::lock_guard lock(pools_mutex_);
+  if (!external_pools_) return current_[0];
+  PoolSlot& ps = pool_slots_[slot];
+  // We own publisher slot `slot`, so nobody else writes its pool slot. Relaxed: our own word.
+  const std::uint32_t generation = ps.generation.load(std::memory_order_relaxed) + 1;
+  std::shared_ptr<PoolMapping> m = create_pool(config_.name, slot, generation, pool_bytes_);
+  struct stat st {};
+  if (fstat(m->fd, &st) != 0) throw_errno("fstat of a new payload pool of " + describe());
+  // Sequence lock (see PoolSlot): odd while we rewrite the fields.
+  const std::uint32_t seq = ps.seq.load(std::memory_order_relaxed);
+  ps.seq.store(seq + 1, std::memory_order_relaxed);
+  // Release fence: a reader that sees any field below also sees the odd sequence.
+  std::atomic_thread_fence(std::memory_order_release);
+  ps.owner_pid.store(getpid(), std::memory_order_relaxed);
+  ps.owner_fd.store(m->fd, std::memory_order_relaxed);
+  ps.inode.store(static_cast<std::uint64_t>(st.st_ino), std::memory_order_relaxed);
+  record_owner(ps.owner);
+  ps.generation.store(generation, std::memory_order_relaxed);
+  // Release: a reader that sees the new even sequence (acquire) sees every field above.
+  ps.seq.store(seq + 2, std::memory_order_release);
+  if (!pool_initialised(slot)) initialise_pool(slot);
+  install_view(m);
+  return m;
+}
+
+void TopicMap::install_view(std::shared_ptr<PoolMapping> m) {
+  const std::uint32_t pool = m->pool;
+  if (current_[pool]) retired_.push_back(std::move(current_[pool]));
+  current_[pool] = std::move(m);
+  // Release: the hot path (acquire) sees the mapping's fields.
+  views_[pool].store(current_[pool].get(), std::memory_order_release);
+  drop_unreferenced_views();
+}
+
+void TopicMap::drop_unreferenced_views() {
+  // A replaced view may still be read through: a sample taken from it, or a message of its
+  // generation still queued for a subscriber of this process that lags behind. Keep it while
+  // any chunk of its pool and generation is referenced at all, from any process.
+  std::erase_if(retired_, [this](const std::shared_ptr<PoolMapping>& v) {
+    const std::uint32_t first = v->pool * chunks_per_pool_;
+    for (std::uint32_t i = first; i < first + chunks_per_pool_; ++i) {
+      // Acquire: a reference taken before we look is seen here, so its reader keeps the view.
+      if (chunks_[i].refs.load(std::memory_order_acquire) != 0 &&
+          chunks_[i].pool_generation.load(std::memory_order_relaxed) == v->generation) {
+        return false;
+      }
+    }
+    return true;
+  });
+}
+
+namespace {
+
+// A consistent copy of a PoolSlot, read under its sequence lock; false if it kept changing.
+struct PoolSlotCopy {
+  std::uint32_t generation;
+  std::int32_t pid;
+  std::int32_t fd;
+  std::uint64_t inode;
+};
+
+bool read_pool_slot(const PoolSlot& ps, PoolSlotCopy& out) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    // Acquire: pairs with the owner's release of the even sequence.
+    const std::uint32_t before = ps.seq.load(std::memory_order_acquire);
+    if (before & 1) continue;
+    out = {ps.generation.load(std::memory_order_relaxed), ps.owner_pid.load(std::memory_order_relaxed),
+           ps.owner_fd.load(std::memory_order_relaxed), ps.inode.load(std::memory_order_relaxed)};
+    // Acquire fence: the loads above happen before the re-check below.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (ps.seq.load(std::memory_order_relaxed) == before) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::byte* TopicMap::resolve_pool(std::uint32_t pool, std::uint32_t generation) noexcept {
+  if (pool >= pool_count_) return nullptr;
+  try {
+    std::lock_guard lock(pools_mutex_);
+    if (current_[pool] && current_[pool]->generation == generation) return current_[pool]->base;
+    for (const auto& v : retired_) {
+      if (v->pool == pool && v->generation == generation) return v->base;
+    }
+    if (!external_pools_) return nullptr;  // the file's pool has generation 0 only
+    PoolSlotCopy slot{};
+    if (!read_pool_slot(pool_slots_[pool], slot) || slot.generation != generation || slot.pid <= 0 || slot.fd < 0) {
+      return nullptr;  // replaced by a newer publisher's pool: that memfd is gone for us
+    }
+    const std::string what = "payload pool " + std::to_string(pool) + " of " + describe();
+    // The owner's descriptor, opened anew read-only. Works for processes of our uid (the
+    // kernel's ptrace read check); the memfd's seals make it read-only for everyone anyway.
+    std::string path = "/proc/" + std::to_string(slot.pid) + "/fd/" + std::to_string(slot.fd);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return nullptr;
+    std::shared_ptr<PoolMapping> m = open_pool(fd, pool, generation, slot.inode, pool_bytes_, what);
+    // A view older than the one we hold stays retired; a newer one becomes current.
+    if (current_[pool] && current_[pool]->generation > generation) {
+      retired_.push_back(m);
+      return m->base;
+    }
+    std::byte* base = m->base;
+    install_view(std::move(m));
+    return base;
+  } catch (...) {
+    return nullptr;  // an unreadable pool reads as "message lost", never as a crash
+  }
+}
+
+std::byte* TopicMap::payload(std::uint32_t chunk) noexcept {
+  if (!valid_chunk(chunk)) return nullptr;
+  std::byte* base = pool_base(pool_of(chunk), chunks_[chunk].pool_generation.load(std::memory_order_relaxed));
+  return base == nullptr ? nullptr : payload_at(base, chunk);
+}
+
+std::shared_ptr<PoolMapping> TopicMap::mapping_containing(const void* p) {
+  std::lock_guard lock(pools_mutex_);
+  for (const auto& v : current_) {
+    if (v && v->contains(p)) return v;
+  }
+  for (const auto& v : retired_) {
+    if (v->contains(p)) return v;
+  }
+  return nullptr;
 }
 
 }  // namespace shmbus::detail

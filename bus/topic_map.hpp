@@ -8,16 +8,19 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "layout.hpp"
+#include "payload_pool.hpp"
 #include "shmbus/config.hpp"
 #include "shmbus/error.hpp"
 
 namespace shmbus::detail {
 
-// Process-local copy of one validated size class.
+// Process-local copy of one validated size class (offsets within a pool).
 struct LocalClass {
   std::uint64_t chunk_size;
   std::uint64_t stride;
@@ -38,11 +41,52 @@ class TopicMap {
   TopicMap(const TopicMap&) = delete;
   TopicMap& operator=(const TopicMap&) = delete;
 
-  // ---- the pool ----
+  // ---- payload pools (layout.hpp, "Payload pools") ----
+  // The pool a publisher in slot `slot` loans from: creates pool `slot` (a new sealed memfd,
+  // a new generation) in an anonymous region, or joins the region's own pool 0 in a file. It
+  // becomes this process's view of that pool. Throws Error.
+  std::shared_ptr<PoolMapping> own_pool(std::uint32_t slot);
+  // Payload base of pool `pool` at `generation` in this process, mapping it on first use
+  // (read-only, through /proc/<owner>/fd); nullptr when it cannot be mapped (its publisher is
+  // gone, or a newer generation replaced it). Hot path: one acquire load and a compare.
+  std::byte* pool_base(std::uint32_t pool, std::uint32_t generation) noexcept {
+    // Acquire: pairs with the release store that installed the view (its fields are set).
+    const PoolMapping* v = views_[pool].load(std::memory_order_acquire);
+    if (v != nullptr && v->generation == generation) [[likely]] return v->base;
+    return resolve_pool(pool, generation);
+  }
+  // This process's current view of `pool`, whatever its generation, or nullptr (prefetching).
+  const PoolMapping* current_view(std::uint32_t pool) const noexcept {
+    return views_[pool].load(std::memory_order_acquire);  // acquire: as in pool_base()
+  }
+  // The mapping (of this process) that holds address `p`, or nullptr.
+  std::shared_ptr<PoolMapping> mapping_containing(const void* p);
+  std::byte* payload_at(const std::byte* pool_base, std::uint32_t chunk) const noexcept {
+    const LocalClass& c = class_of(chunk);
+    return const_cast<std::byte*>(pool_base) + c.payload_offset +
+           std::uint64_t{chunk % chunks_per_pool_ - c.first_chunk} * c.stride;
+  }
+  // payload_at() through pool_base() of the chunk's pool and generation; slow-path helper for
+  // tools and snapshots. nullptr when the pool cannot be mapped.
+  std::byte* payload(std::uint32_t chunk) noexcept;
+  std::uint32_t pool_of(std::uint32_t chunk) const noexcept { return chunk / chunks_per_pool_; }
+  std::uint32_t pool_count() const noexcept { return pool_count_; }
+  std::uint32_t chunks_per_pool() const noexcept { return chunks_per_pool_; }
+  std::uint64_t pool_bytes() const noexcept { return pool_bytes_; }
+  PoolSlot& pool_slot(std::uint32_t pool) const noexcept { return pool_slots_[pool]; }
+  // True when the pool's chunk headers and free lists have been built (chunks exist).
+  bool pool_initialised(std::uint32_t pool) const noexcept {
+    return pool_slots_[pool].initialised.load(std::memory_order_acquire) != 0;  // acquire: see the lists
+  }
+  // Payload lives in pools outside the region (anonymous regions).
+  bool external_pools() const noexcept { return external_pools_; }
+
+  // ---- chunks ----
   // Smallest class whose chunks hold `bytes`, or -1.
   int class_for(std::uint64_t bytes) const noexcept;
-  // Pops a free chunk of class `cls` and gives it refs = 1, or returns kNoChunk.
-  std::uint32_t allocate(int cls) noexcept;
+  // Pops a free chunk of class `cls` of pool `pool` and gives it refs = 1 and the pool
+  // generation `generation`, or returns kNoChunk. Only the pool's owner calls it.
+  std::uint32_t allocate(std::uint32_t pool, int cls, std::uint32_t generation) noexcept;
   // Takes one more reference to a chunk that is not free; false if it is free (refs == 0).
   bool try_acquire(std::uint32_t chunk) noexcept;
   // Drops one counted reference; the last reference frees the chunk and the rest of its
@@ -56,7 +100,6 @@ class TopicMap {
 
   bool valid_chunk(std::uint32_t chunk) const noexcept { return chunk < total_chunks_; }
   const LocalClass& class_of(std::uint32_t chunk) const noexcept;
-  std::byte* payload(std::uint32_t chunk) const noexcept;
   std::uint64_t capacity(std::uint32_t chunk) const noexcept { return class_of(chunk).chunk_size; }
 
   // ---- accessors ----
@@ -73,7 +116,6 @@ class TopicMap {
     return holds_ + static_cast<std::size_t>(sub) * config_.max_held_per_subscriber;
   }
   const std::vector<LocalClass>& classes() const noexcept { return classes_; }
-  SizeClassEntry& class_entry(std::size_t i) const noexcept { return class_entries_[i]; }
 
   const TopicConfig& config() const noexcept { return config_; }
   std::uint64_t ring_capacity() const noexcept { return ring_mask_ + 1; }
@@ -99,6 +141,15 @@ class TopicMap {
  private:
   TopicMap() = default;
   void free_chain(std::uint32_t head) noexcept;
+  FreeList& free_list(std::uint32_t pool, std::size_t cls) const noexcept {
+    return free_lists_[std::size_t{pool} * classes_.size() + cls];
+  }
+  void initialise_pool(std::uint32_t pool) noexcept;  // chunk headers and free lists
+  std::byte* resolve_pool(std::uint32_t pool, std::uint32_t generation) noexcept;
+  // Installs `m` as this process's view of its pool; the one it replaces is kept until no
+  // chunk of its generation is referenced any more. Caller holds pools_mutex_.
+  void install_view(std::shared_ptr<PoolMapping> m);
+  void drop_unreferenced_views();  // caller holds pools_mutex_
   void bind_sections();      // sets the typed pointers from the section table
   void validate(const std::string& what);  // throws Error; called on open
   void initialise(const TopicConfig& config, const RegionOptions& options);
@@ -110,6 +161,8 @@ class TopicMap {
   TopicConfig config_;
   TopicControl* control_ = nullptr;
   SizeClassEntry* class_entries_ = nullptr;
+  PoolSlot* pool_slots_ = nullptr;
+  FreeList* free_lists_ = nullptr;
   PublisherSlot* publishers_ = nullptr;
   SubscriberSlot* subscribers_ = nullptr;
   std::atomic<std::uint32_t>* loans_ = nullptr;
@@ -118,7 +171,17 @@ class TopicMap {
   ChunkHeader* chunks_ = nullptr;
   std::uint64_t ring_mask_ = 0;
   std::uint32_t total_chunks_ = 0;
+  std::uint32_t pool_count_ = 1;
+  std::uint32_t chunks_per_pool_ = 1;
+  std::uint64_t pool_bytes_ = 0;
+  bool external_pools_ = false;
   std::vector<LocalClass> classes_;
+  // This process's pool views: views_[p] is the one the hot path reads; current_ keeps it
+  // alive, retired_ keeps replaced ones while chunks of their generation are referenced.
+  std::unique_ptr<std::atomic<const PoolMapping*>[]> views_;
+  std::mutex pools_mutex_;
+  std::vector<std::shared_ptr<PoolMapping>> current_;
+  std::vector<std::shared_ptr<PoolMapping>> retired_;
   std::atomic<std::uint32_t> lost_{0};  // set by the SIGBUS guard
   bool guarded_ = false;
   bool writable_ = true;

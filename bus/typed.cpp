@@ -9,6 +9,7 @@
 #include <map>
 
 #include "publisher_core.hpp"
+#include "subscriber_core.hpp"
 #include "shmbus/typed.hpp"
 
 namespace shmbus::detail {
@@ -49,7 +50,7 @@ std::uint32_t ChunkMessageBuilder::loan_segment(std::uint64_t bytes) noexcept {
   ChunkHeader& h = m.chunk(chunk);
   // Cap'n Proto requires zeroed segments; only what an earlier message wrote can be dirty.
   std::uint64_t dirty = std::min(h.dirty_bytes.load(std::memory_order_relaxed), m.capacity(chunk));
-  if (dirty != 0) std::memset(m.payload(chunk), 0, dirty);
+  if (dirty != 0) std::memset(core_->payload(chunk), 0, dirty);
   h.dirty_bytes.store(0, std::memory_order_relaxed);
   chunks_[count_++] = chunk;
   return chunk;
@@ -75,7 +76,7 @@ kj::ArrayPtr<capnp::word> ChunkMessageBuilder::allocateSegment(unsigned minimum_
   ++handed_out_;
   std::uint64_t capacity = core_->map().capacity(chunk);
   bytes_ += capacity;
-  return kj::arrayPtr(reinterpret_cast<capnp::word*>(core_->map().payload(chunk)), capacity / sizeof(capnp::word));
+  return kj::arrayPtr(reinterpret_cast<capnp::word*>(core_->payload(chunk)), capacity / sizeof(capnp::word));
 }
 
 Status ChunkMessageBuilder::publish() noexcept {
@@ -109,15 +110,23 @@ Status ChunkMessageBuilder::publish() noexcept {
 bool read_segments(const RawSample& sample, SegmentTable& table) noexcept {
   TopicMap& m = sample.topic().map();
   std::uint32_t chunk = sample.chunk();
+  const std::byte* pool_base = SubscriberCore::pool_base_of(sample);
+  // Every segment was loaned by the head's publisher: same pool, same pool generation. A
+  // segment that claims otherwise would be read through the wrong mapping: refuse it.
+  const std::uint32_t pool = m.pool_of(chunk);
+  const std::uint32_t generation = m.chunk(chunk).pool_generation.load(std::memory_order_relaxed);
   std::uint32_t declared = m.chunk(chunk).segment_count.load(std::memory_order_relaxed);
   if (declared == 0 || declared > m.config().max_segments || declared > kMaxSegments) return false;
   table.count = 0;
   for (unsigned i = 0; i < declared; ++i) {
-    if (!m.valid_chunk(chunk)) return false;
+    if (!m.valid_chunk(chunk) || m.pool_of(chunk) != pool ||
+        m.chunk(chunk).pool_generation.load(std::memory_order_relaxed) != generation) {
+      return false;
+    }
     std::uint64_t used = m.chunk(chunk).used_bytes.load(std::memory_order_relaxed);
     if (used % sizeof(capnp::word) != 0 || used > m.capacity(chunk)) return false;
     table.segments[table.count++] =
-        kj::arrayPtr(reinterpret_cast<const capnp::word*>(m.payload(chunk)), used / sizeof(capnp::word));
+        kj::arrayPtr(reinterpret_cast<const capnp::word*>(m.payload_at(pool_base, chunk)), used / sizeof(capnp::word));
     chunk = m.chunk(chunk).next_segment.load(std::memory_order_relaxed);
   }
   return chunk == kNoChunk;

@@ -1,6 +1,7 @@
-// A subscriber process that joins late receives the topic's history (history_depth messages),
-// even after the publisher process has exited; one that asks for no history starts at the
-// next message.
+// A subscriber process that joins late receives the topic's history (history_depth messages);
+// one that asks for no history starts at the next message. Without a daemon the publisher's
+// payload pool is reachable while its process lives, so the publisher waits here; the daemon
+// keeps pools of exited publishers (daemon/tests: PoolBroker).
 #include <gtest/gtest.h>
 
 #include "shmbus/shmbus.hpp"
@@ -35,15 +36,17 @@ TEST(History, LateJoinerInAnotherProcessGetsTheLastMessages) {
   c.queue_depth = 8;
   c.history_depth = kHistory;
   Topic topic = Topic::create(c);
+  Pipe published, done;
   Child publisher = Child::spawn([&] {
     Topic mine = Topic::open_fd(topic.fd());
     RawPublisher pub(mine);
     for (std::uint64_t i = 0; i < kPublished; ++i) {
       if (!publish_stamped(pub, 0, i, 40).ok()) return static_cast<int>(kChildFirstFree);
     }
+    if (!published.notify() || !done.await()) return static_cast<int>(kChildPipeFailed);
     return static_cast<int>(kChildOk);
   });
-  ASSERT_EQ(publisher.wait(), kChildOk);  // the publisher is gone; its messages remain
+  ASSERT_TRUE(published.await());
 
   Pipe report;
   Child late = Child::spawn([&] { return report_available(topic, SubscriberOptions{}, report); });
@@ -55,6 +58,8 @@ TEST(History, LateJoinerInAnotherProcessGetsTheLastMessages) {
   Child fresh = Child::spawn([&] { return report_available(topic, SubscriberOptions{.with_history = false}, report); });
   EXPECT_EQ(report.receive<std::uint64_t>(), kNone) << "a subscriber without history got old messages";
   EXPECT_EQ(fresh.wait(), kChildOk);
+  done.notify();
+  EXPECT_EQ(publisher.wait(), kChildOk);
 }
 
 }  // namespace

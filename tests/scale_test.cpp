@@ -29,7 +29,9 @@ TEST(Scale, ThousandTopicsEachCarryAMessageBetweenProcesses) {
     topics.push_back(Topic::create(c));
     subscribers.emplace_back(topics.back());
   }
-  // Another process maps all thousand and publishes one message on each, naming the topic.
+  // Another process maps all thousand and publishes one message on each, naming the topic; it
+  // lives until we have read them (its payload pools go with it when there is no daemon).
+  Pipe published, done;
   Child publisher = Child::spawn([&] {
     std::vector<Topic> mine;
     std::vector<RawPublisher> pubs;
@@ -38,9 +40,10 @@ TEST(Scale, ThousandTopicsEachCarryAMessageBetweenProcesses) {
     for (std::size_t i = 0; i < kTopics; ++i) {
       if (!publish_stamped(pubs[i], 0, i, 100, /*extra=*/i).ok()) return static_cast<int>(kChildFirstFree);
     }
+    if (!published.notify() || !done.await()) return static_cast<int>(kChildPipeFailed);
     return static_cast<int>(kChildOk);
   });
-  ASSERT_EQ(publisher.wait(), kChildOk);
+  ASSERT_TRUE(published.await());
   for (std::size_t i = 0; i < kTopics; ++i) {
     Result<RawSample> s = subscribers[i].take();
     ASSERT_TRUE(s) << "topic " << i << ": " << s.name();
@@ -49,6 +52,8 @@ TEST(Scale, ThousandTopicsEachCarryAMessageBetweenProcesses) {
     EXPECT_EQ(stamp->extra, i) << "a message landed on the wrong topic";
     EXPECT_EQ(subscribers[i].take().code(), Errc::no_data) << "topic " << i;
   }
+  done.notify();
+  EXPECT_EQ(publisher.wait(), kChildOk);
 }
 
 // Takes every message on each of 16 subscribers of one process, round-robin.

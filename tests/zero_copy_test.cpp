@@ -1,8 +1,11 @@
 // Zero copy, shown rather than assumed: the bytes a subscriber process reads lie inside its own
-// mapping of the topic, at the same offset from the mapping's base as the publisher process's
-// loan. The two processes map the region at different addresses, so equal offsets mean the
-// same physical bytes, not a copy that happens to land at the same place.
+// mapping of the publisher's payload pool, at the same offset from the mapping's base as the
+// publisher process's loan. The two processes map the pool at different addresses, so equal
+// offsets mean the same physical bytes, not a copy that happens to land at the same place.
+// The subscriber's mapping is read-only; the publisher's is writable.
 #include <gtest/gtest.h>
+
+#include <sys/mman.h>
 
 #include <vector>
 
@@ -18,27 +21,27 @@ using namespace std::chrono_literals;
 
 // Where one message's bytes were, as seen by one process.
 struct Placement {
-  std::uint64_t base;            // mapping base address in that process
+  std::uint64_t base;            // pool mapping base address in that process
   std::uint64_t offset;          // of the payload (or the Data field) from that base
   std::uint64_t offset_in_body;  // subscriber: the publisher's offset carried in the message
   std::uint32_t inside;          // subscriber: payload lies fully inside its mapping
+  std::uint32_t writable;        // that process's mapping of the pool is writable
 };
 
-std::uint64_t offset_in(const Topic& topic, const void* p) {
-  return static_cast<std::uint64_t>(static_cast<const std::byte*>(p) - static_cast<const std::byte*>(topic.mapping_base()));
+// The placement of [p, p+size) in `topic`'s payload mappings of this process.
+Placement place(const Topic& topic, const void* p, std::size_t size) {
+  std::optional<Topic::PayloadLocation> at = topic.locate_payload(p);
+  if (!at) return Placement{0, ~0ULL, 0, 0, 0};
+  return Placement{reinterpret_cast<std::uint64_t>(at->mapping_base), at->offset, 0,
+                   at->offset + size <= at->mapping_size, at->writable};
 }
 
-bool lies_inside(const Topic& topic, const void* p, std::size_t size) {
-  auto base = reinterpret_cast<std::uintptr_t>(topic.mapping_base());
-  auto at = reinterpret_cast<std::uintptr_t>(p);
-  return at >= base && at + size <= base + topic.mapping_size();
-}
-
-// Maps the region twice and keeps the first mapping: the second one, which the caller uses,
-// then lies at an address no sibling process picked by the same fork-inherited layout.
+// Maps the region after reserving 64 MiB of address space (kept in `reserved`): the caller's
+// mappings, its payload pool among them, then lie at addresses no sibling process picked by
+// the same fork-inherited layout.
 Topic map_elsewhere(const Topic& shared, std::vector<Topic>& keep) {
-  keep.push_back(Topic::open_fd(shared.fd()));
-  keep.push_back(Topic::open_fd(shared.fd()));
+  static void* reserved = mmap(nullptr, 64 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  (void)reserved;
   keep.push_back(Topic::open_fd(shared.fd()));
   return keep.back();
 }
@@ -66,8 +69,8 @@ TEST(ZeroCopy, RawSubscriberReadsThePublishersBytesInPlace) {
       if (!s) return static_cast<int>(kChildTimedOut);
       std::optional<Stamp> stamp = check_stamped(s->data());
       if (!stamp || stamp->body_size != kBodySizes[i]) return static_cast<int>(kChildBadData);
-      Placement p{reinterpret_cast<std::uint64_t>(mine.mapping_base()), offset_in(mine, s->data().data()),
-                  stamp->extra, lies_inside(mine, s->data().data(), s->data().size())};
+      Placement p = place(mine, s->data().data(), s->data().size());
+      p.offset_in_body = stamp->extra;
       if (!sub_report.send(p)) return static_cast<int>(kChildPipeFailed);
     }
     return static_cast<int>(kChildOk);
@@ -80,9 +83,9 @@ TEST(ZeroCopy, RawSubscriberReadsThePublishersBytesInPlace) {
     for (std::uint32_t body : kBodySizes) {
       Result<RawLoan> loan = pub.loan(stamped_size(body));
       if (!loan) return static_cast<int>(kChildFirstFree);
-      std::uint64_t offset = offset_in(mine, loan->data().data());
-      write_stamped(loan->data(), 0, 0, body, /*extra=*/offset);
-      if (!pub_report.send(Placement{reinterpret_cast<std::uint64_t>(mine.mapping_base()), offset, offset, 1})) {
+      Placement at = place(mine, loan->data().data(), loan->data().size());
+      write_stamped(loan->data(), 0, 0, body, /*extra=*/at.offset);
+      if (!pub_report.send(at)) {
         return static_cast<int>(kChildPipeFailed);
       }
       if (!pub.publish(std::move(loan.value())).ok()) return static_cast<int>(kChildFirstFree + 1);
@@ -97,6 +100,8 @@ TEST(ZeroCopy, RawSubscriberReadsThePublishersBytesInPlace) {
     EXPECT_TRUE(at_sub->inside) << "body " << body << ": payload outside the subscriber's mapping";
     EXPECT_EQ(at_sub->offset, at_pub->offset) << "body " << body;
     EXPECT_EQ(at_sub->offset_in_body, at_pub->offset) << "body " << body;
+    EXPECT_TRUE(at_pub->writable) << "the publisher cannot write its own pool";
+    EXPECT_FALSE(at_sub->writable) << "body " << body << ": the subscriber maps the payload writable";
   }
   EXPECT_EQ(publisher.wait(), kChildOk);
   EXPECT_EQ(subscriber.wait(), kChildOk);
@@ -119,8 +124,7 @@ TEST(ZeroCopy, TypedSubscriberReadsDataFieldInPlace) {
       if (body.size() != kBodySizes[i] || fnv1a(std::as_bytes(std::span(body.begin(), body.size()))) != s->root().getChecksum()) {
         return static_cast<int>(kChildBadData);
       }
-      Placement p{reinterpret_cast<std::uint64_t>(mine.mapping_base()), offset_in(mine, body.begin()), 0,
-                  lies_inside(mine, body.begin(), body.size())};
+      Placement p = place(mine, body.begin(), body.size());
       if (!sub_report.send(p)) return static_cast<int>(kChildPipeFailed);
     }
     return static_cast<int>(kChildOk);
@@ -137,7 +141,7 @@ TEST(ZeroCopy, TypedSubscriberReadsDataFieldInPlace) {
       capnp::Data::Builder body = r.initBody(size);
       for (std::uint32_t i = 0; i < size; ++i) body[i] = static_cast<capnp::byte>(i * 7 + size);
       r.setChecksum(fnv1a(std::as_bytes(std::span(body.begin(), body.size()))));
-      Placement p{reinterpret_cast<std::uint64_t>(mine.mapping_base()), offset_in(mine, body.begin()), 0, 1};
+      Placement p = place(mine, body.begin(), body.size());
       if (!pub_report.send(p)) return static_cast<int>(kChildPipeFailed);
       if (!pub.publish(loan).ok()) return static_cast<int>(kChildFirstFree + 1);
     }
@@ -150,6 +154,7 @@ TEST(ZeroCopy, TypedSubscriberReadsDataFieldInPlace) {
     EXPECT_NE(at_pub->base, at_sub->base);
     EXPECT_TRUE(at_sub->inside) << "body " << size;
     EXPECT_EQ(at_sub->offset, at_pub->offset) << "body " << size;
+    EXPECT_FALSE(at_sub->writable) << "body " << size;
   }
   EXPECT_EQ(publisher.wait(), kChildOk);
   EXPECT_EQ(subscriber.wait(), kChildOk);

@@ -72,6 +72,7 @@ class RawSample {
   friend class detail::SubscriberCore;
   std::shared_ptr<detail::SubscriberCore> core_;
   const std::byte* data_ = nullptr;
+  const std::byte* pool_base_ = nullptr;
   std::size_t size_ = 0;
   std::uint64_t sequence_ = 0;
   std::uint64_t lost_before_ = 0;

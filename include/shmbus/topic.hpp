@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -92,6 +93,11 @@ class Topic {
     int seals;         // F_GET_SEALS, or -1 for a file
     struct SectionInfo { std::string name; std::uint64_t offset, size; };
     std::vector<SectionInfo> sections;
+    // Payload pools that exist: in an anonymous region one per publisher slot that was ever
+    // used (a sealed memfd its publisher created, pid = that publisher), in a file the one
+    // pool inside the file (pid 0).
+    struct PoolInfo { std::uint32_t index; std::uint32_t generation; pid_t owner_pid; std::uint64_t size; bool external; };
+    std::vector<PoolInfo> pools;
   };
   RegionInfo region_info() const;
   // Every chunk that is not free, with where it is, for tools: "in queue/history as seq N",
@@ -106,9 +112,23 @@ class Topic {
   int fd() const noexcept;
   // The backing file, or empty for an anonymous region.
   const std::filesystem::path& path() const noexcept;
-  // Base address and size of this process's mapping (zero-copy checks, diagnostics).
+  // Base address and size of this process's mapping of the region (diagnostics). In an
+  // anonymous region payload lives in per-publisher pools, not here: see locate_payload().
   const void* mapping_base() const noexcept;
   std::size_t mapping_size() const noexcept;
+  // Where a payload address of this process lies: which pool, at which offset, in which
+  // mapping (read-only for subscribers: writable only in the pool's own publisher). For
+  // zero-copy checks and diagnostics; nullopt when `p` is in no payload mapping of this topic.
+  struct PayloadLocation {
+    std::uint32_t pool;
+    std::uint32_t generation;
+    std::uint64_t offset;          // from the pool's first payload byte
+    const void* mapping_base;
+    std::size_t mapping_size;
+    int fd;                        // the pool's memfd (or the region file) in this process
+    bool writable;                 // this process's mapping of it is writable
+  };
+  std::optional<PayloadLocation> locate_payload(const void* p) const;
 
   // Bus daemon only: marks the region revoked in its header, for every process that maps it.
   // From then on every call on it fails with Errc::region_lost (region_info().revoked says

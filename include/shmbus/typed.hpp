@@ -148,17 +148,12 @@ class Subscriber {
   Result<Sample<T>> take() noexcept {
     Result<RawSample> raw = raw_.take();
     if (!raw) return raw.code();
-    Sample<T> s;
-    s.raw_ = std::move(raw.value());
-    if (!detail::read_segments(s.raw_, s.table_)) return Errc::malformed_message;
-    s.options_ = options_;
-    s.reader_.emplace(s.table_.array(), options_);
-    if (!detail::validate_message(*s.reader_)) return Errc::malformed_message;
-    return Result<Sample<T>>(std::move(s));
+    return from_raw(std::move(raw.value()));
   }
   Result<Sample<T>> take_wait(std::chrono::nanoseconds timeout) noexcept {
-    if (Status st = raw_.wait(timeout); !st.ok()) return st.code();
-    return take();
+    Result<RawSample> raw = raw_.take_wait(timeout);
+    if (!raw) return raw.code();
+    return from_raw(std::move(raw.value()));
   }
   Status wait(std::chrono::nanoseconds timeout) noexcept { return raw_.wait(timeout); }
   bool has_data() const noexcept { return raw_.has_data(); }
@@ -167,6 +162,16 @@ class Subscriber {
   RawSubscriber& raw() noexcept { return raw_; }
 
  private:
+  Result<Sample<T>> from_raw(RawSample&& raw) noexcept {
+    Sample<T> s;
+    s.raw_ = std::move(raw);
+    if (!detail::read_segments(s.raw_, s.table_)) return Errc::malformed_message;
+    s.options_ = options_;
+    s.reader_.emplace(s.table_.array(), options_);
+    if (!detail::validate_message(*s.reader_)) return Errc::malformed_message;
+    return Result<Sample<T>>(std::move(s));
+  }
+
   RawSubscriber raw_;
   capnp::ReaderOptions options_;
 };
