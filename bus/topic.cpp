@@ -146,6 +146,22 @@ int Topic::fd() const noexcept { return map_->fd(); }
 const std::filesystem::path& Topic::path() const noexcept { return map_->path(); }
 const void* Topic::mapping_base() const noexcept { return map_->base(); }
 
+std::optional<Topic::PoolHandle> Topic::own_pool(std::uint32_t pool) const {
+  std::shared_ptr<PoolMapping> m = map_->current_pool(pool);
+  if (!m || !m->writable || !map_->external_pools()) return std::nullopt;
+  return PoolHandle{m->fd, m->generation};
+}
+
+void Topic::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd) const {
+  map_->check_pool_fd(pool, generation, fd);
+}
+
+bool Topic::pool_in_use(std::uint32_t pool, std::uint32_t generation) const {
+  return map_->pool_in_use(pool, generation);
+}
+
+bool Topic::external_pools() const noexcept { return map_->external_pools(); }
+
 std::optional<Topic::PayloadLocation> Topic::locate_payload(const void* p) const {
   std::shared_ptr<PoolMapping> m = map_->mapping_containing(p);
   if (!m) return std::nullopt;

@@ -570,6 +570,9 @@ void TopicMap::drop_unreferenced_views() {
 
 namespace {
 
+std::mutex g_sources_mutex;  // held while a source runs: remove_pool_fd_source() waits for it
+std::vector<std::pair<const void*, TopicMap::PoolFdSource>> g_sources;
+
 // A consistent copy of a PoolSlot, read under its sequence lock; false if it kept changing.
 struct PoolSlotCopy {
   std::uint32_t generation;
@@ -597,23 +600,40 @@ bool read_pool_slot(const PoolSlot& ps, PoolSlotCopy& out) {
 std::byte* TopicMap::resolve_pool(std::uint32_t pool, std::uint32_t generation) noexcept {
   if (pool >= pool_count_) return nullptr;
   try {
-    std::lock_guard lock(pools_mutex_);
-    if (current_[pool] && current_[pool]->generation == generation) return current_[pool]->base;
-    for (const auto& v : retired_) {
-      if (v->pool == pool && v->generation == generation) return v->base;
-    }
-    if (!external_pools_) return nullptr;  // the file's pool has generation 0 only
     PoolSlotCopy slot{};
-    if (!read_pool_slot(pool_slots_[pool], slot) || slot.generation != generation || slot.pid <= 0 || slot.fd < 0) {
-      return nullptr;  // replaced by a newer publisher's pool: that memfd is gone for us
+    {
+      std::lock_guard lock(pools_mutex_);
+      if (current_[pool] && current_[pool]->generation == generation) return current_[pool]->base;
+      for (const auto& v : retired_) {
+        if (v->pool == pool && v->generation == generation) return v->base;
+      }
+      if (!external_pools_) return nullptr;  // the file's pool has generation 0 only
+      if (!read_pool_slot(pool_slots_[pool], slot) || slot.generation != generation) {
+        return nullptr;  // replaced by a newer publisher's pool: that memfd is gone for us
+      }
     }
+    // Not under pools_mutex_: asking the daemon runs on a client's event loop thread, which
+    // takes that mutex itself when it registers pools.
     const std::string what = "payload pool " + std::to_string(pool) + " of " + describe();
     // The owner's descriptor, opened anew read-only. Works for processes of our uid (the
     // kernel's ptrace read check); the memfd's seals make it read-only for everyone anyway.
-    std::string path = "/proc/" + std::to_string(slot.pid) + "/fd/" + std::to_string(slot.fd);
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = -1;
+    if (slot.pid > 0 && slot.fd >= 0) {
+      std::string path = "/proc/" + std::to_string(slot.pid) + "/fd/" + std::to_string(slot.fd);
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+      // Another user's process, or one that exited: ask the bus daemon, which keeps the pools
+      // its clients registered.
+      std::lock_guard sources(g_sources_mutex);
+      for (const auto& [owner, source] : g_sources) {
+        if ((fd = source(*this, pool, generation)) >= 0) break;
+      }
+    }
     if (fd < 0) return nullptr;
     std::shared_ptr<PoolMapping> m = open_pool(fd, pool, generation, slot.inode, pool_bytes_, what);
+    std::lock_guard lock(pools_mutex_);
+    if (current_[pool] && current_[pool]->generation == generation) return current_[pool]->base;  // raced
     // A view older than the one we hold stays retired; a newer one becomes current.
     if (current_[pool] && current_[pool]->generation > generation) {
       retired_.push_back(m);
@@ -631,6 +651,55 @@ std::byte* TopicMap::payload(std::uint32_t chunk) noexcept {
   if (!valid_chunk(chunk)) return nullptr;
   std::byte* base = pool_base(pool_of(chunk), chunks_[chunk].pool_generation.load(std::memory_order_relaxed));
   return base == nullptr ? nullptr : payload_at(base, chunk);
+}
+
+std::shared_ptr<PoolMapping> TopicMap::current_pool(std::uint32_t pool) {
+  std::lock_guard lock(pools_mutex_);
+  return pool < pool_count_ ? current_[pool] : nullptr;
+}
+
+void TopicMap::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd) const {
+  const std::string what = "payload pool " + std::to_string(pool) + " of " + describe();
+  if (!external_pools_) throw Error(Errc::invalid_config, what + ": a file-backed topic has no pools outside its region");
+  if (pool >= pool_count_) throw Error(Errc::invalid_config, what + ": no such pool");
+  PoolSlotCopy slot{};
+  if (!read_pool_slot(pool_slots_[pool], slot)) throw Error(Errc::region_corrupt, what + ": pool slot keeps changing");
+  if (slot.generation != generation) {
+    throw Error(Errc::invalid_config, what + ": generation " + std::to_string(generation) + " is not the pool's current one (" +
+                                          std::to_string(slot.generation) + ")");
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0) throw_errno("fstat of " + what);
+  if (static_cast<std::uint64_t>(st.st_ino) != slot.inode) throw Error(Errc::invalid_config, what + ": not the memfd the pool slot names");
+  if (static_cast<std::uint64_t>(st.st_size) != pool_bytes_) throw Error(Errc::invalid_config, what + ": wrong size");
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & pool_seals()) != pool_seals()) {
+    throw Error(Errc::region_unsealed, what + ": not sealed against writing, shrinking and growing");
+  }
+}
+
+bool TopicMap::pool_in_use(std::uint32_t pool, std::uint32_t generation) const noexcept {
+  if (pool >= pool_count_) return false;
+  // Acquire: as in drop_unreferenced_views().
+  if (pool_slots_[pool].generation.load(std::memory_order_acquire) == generation) return true;
+  const std::uint32_t first = pool * chunks_per_pool_;
+  for (std::uint32_t i = first; i < first + chunks_per_pool_; ++i) {
+    if (chunks_[i].refs.load(std::memory_order_acquire) != 0 &&
+        chunks_[i].pool_generation.load(std::memory_order_relaxed) == generation) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void TopicMap::add_pool_fd_source(const void* owner, PoolFdSource source) {
+  std::lock_guard lock(g_sources_mutex);
+  g_sources.emplace_back(owner, std::move(source));
+}
+
+void TopicMap::remove_pool_fd_source(const void* owner) {
+  std::lock_guard lock(g_sources_mutex);
+  std::erase_if(g_sources, [owner](const auto& s) { return s.first == owner; });
 }
 
 std::shared_ptr<PoolMapping> TopicMap::mapping_containing(const void* p) {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,6 +62,16 @@ class TopicMap {
   }
   // The mapping (of this process) that holds address `p`, or nullptr.
   std::shared_ptr<PoolMapping> mapping_containing(const void* p);
+  std::shared_ptr<PoolMapping> current_pool(std::uint32_t pool);
+  // See Topic::check_pool_fd() and Topic::pool_in_use().
+  void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd) const;
+  bool pool_in_use(std::uint32_t pool, std::uint32_t generation) const noexcept;
+  // Where a subscriber turns when it cannot open a pool through /proc (another user's
+  // process, or one that exited): a bus daemon client that has this topic open asks the daemon
+  // for the pool's memfd. Returns an fd the caller owns, or -1. Sources are tried in order.
+  using PoolFdSource = std::function<int(const TopicMap&, std::uint32_t pool, std::uint32_t generation)>;
+  static void add_pool_fd_source(const void* owner, PoolFdSource source);
+  static void remove_pool_fd_source(const void* owner);
   std::byte* payload_at(const std::byte* pool_base, std::uint32_t chunk) const noexcept {
     const LocalClass& c = class_of(chunk);
     return const_cast<std::byte*>(pool_base) + c.payload_offset +

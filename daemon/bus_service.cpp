@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include "control/pool_cap.hpp"
 #include "control/region_cap.hpp"
 #include "control/wire.hpp"
 #include "state.hpp"
@@ -205,6 +206,50 @@ class BusService final : public control::Bus::Server {
       }
       context.getResults().setRegion(kj::heap<shmbus::wire::RegionServer>(it->second.topic));
     });
+  }
+
+  kj::Promise<void> registerPool(RegisterPoolContext context) override {
+    admit();
+    auto p = context.getParams();
+    std::string name = p.getTopic();
+    const std::uint32_t pool = p.getPool(), generation = p.getGeneration();
+    if (!c_->granted.count({name, true})) refuse(*c_, "registerPool: topic '" + name + "' was not opened to publish on this connection");
+    control::PayloadPool::Client memfd = p.getMemfd();
+    return memfd.getFd().then([this, name, pool, generation, memfd](kj::Maybe<int> maybe_fd) mutable {
+      int fd = -1;
+      KJ_IF_MAYBE (f, maybe_fd) { fd = *f; }
+      if (fd < 0) refuse(*c_, "registerPool: no memfd came with the request");
+      auto it = d_.topics.find(name);
+      if (it == d_.topics.end()) refuse(*c_, "registerPool: no topic '" + name + "'");
+      try {
+        it->second.topic.check_pool_fd(pool, generation, fd);
+      } catch (const std::exception& e) {
+        refuse(*c_, std::string("registerPool: ") + e.what());
+      }
+      int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (own < 0) refuse(*c_, "registerPool: out of file descriptors");
+      it->second.pools[{pool, generation}] = std::make_shared<kj::AutoCloseFd>(own);
+      spdlog::debug("{}: registered payload pool {} (generation {}) of topic '{}'", c_->tag(), pool, generation, name);
+    });
+  }
+
+  kj::Promise<void> getPool(GetPoolContext context) override {
+    admit();
+    auto p = context.getParams();
+    std::string name = p.getTopic();
+    if (!c_->granted.count({name, false}) && !c_->granted.count({name, true})) {
+      refuse(*c_, "getPool: topic '" + name + "' was not opened on this connection");
+    }
+    auto it = d_.topics.find(name);
+    if (it == d_.topics.end()) refuse(*c_, "getPool: no topic '" + name + "'");
+    auto pool = it->second.pools.find({p.getPool(), p.getGeneration()});
+    if (pool == it->second.pools.end()) {
+      refuse(*c_, "getPool: topic '" + name + "' has no registered pool " + std::to_string(p.getPool()) +
+                      " of generation " + std::to_string(p.getGeneration()));
+    }
+    context.getResults().setMemfd(
+        kj::heap<shmbus::wire::PoolServer>(name, p.getPool(), p.getGeneration(), pool->second->get()));
+    return kj::READY_NOW;
   }
 
  private:

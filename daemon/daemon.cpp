@@ -205,6 +205,8 @@ struct Loop final : kj::TaskSet::ErrorHandler {
           spdlog::info("topic '{}': reclaimed {} slot(s) of dead processes", name, n);
         }
         entry.topic.audit_references();  // references a crash left unrecorded, when quiet
+        // Pools nobody can read from any more (replaced, and no chunk of theirs referenced).
+        std::erase_if(entry.pools, [&](const auto& p) { return !entry.topic.pool_in_use(p.first.first, p.first.second); });
       }
       return sweep_dead_owners(interval);
     });

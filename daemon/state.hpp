@@ -34,6 +34,10 @@ struct TopicEntry {
   // "cannot take it" was logged already (logged once per outage, not every sweep).
   bool leased = false;
   bool lease_wait_logged = false;
+  // Payload pools publishers registered (anonymous regions): (pool, generation) -> memfd.
+  // Kept while the generation may still be read (Topic::pool_in_use), so that subscribers of
+  // other users, and any subscriber after the publisher exited, can still map it.
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::shared_ptr<kj::AutoCloseFd>> pools;
 };
 
 // A topic whose file was opened for writing or truncated by another process: the daemon

@@ -81,6 +81,12 @@ interface Region {
   describe @0 () -> (topic :Text, size :UInt64, backing :Backing, path :Text);
 }
 
+# A publisher's payload pool (a sealed memfd, read-only for everyone but its creator); the fd
+# travels with this capability like a Region's.
+interface PayloadPool {
+  describe @0 () -> (topic :Text, pool :UInt32, generation :UInt32);
+}
+
 struct ClassUsage {
   chunkSize @0 :UInt64;
   total @1 :UInt32;
@@ -173,4 +179,12 @@ interface Bus {
   # know (the fd travels with `region`), with its registrations. Requires publish rights on
   # the topic named in the region's header. A topic the daemon already has is not replaced.
   adoptRegion @7 (region :Region, slots :List(SlotRef)) -> (region :Region);
+
+  # A publisher hands the daemon the memfd of its payload pool (pool index = its publisher
+  # slot, anonymous regions only), so that subscribers that cannot open it through /proc (other
+  # users, or after the publisher exited) still read its messages. Requires publish rights; the
+  # fd must be the memfd the region's pool slot names (inode, generation), sealed read-only.
+  registerPool @8 (topic :Text, pool :UInt32, generation :UInt32, memfd :PayloadPool);
+  # A subscriber asks for a pool it cannot open itself. Requires subscribe or publish rights.
+  getPool @9 (topic :Text, pool :UInt32, generation :UInt32) -> (memfd :PayloadPool);
 }

@@ -26,8 +26,10 @@
 #include <unistd.h>
 
 #include "control.capnp.h"
+#include "control/pool_cap.hpp"
 #include "control/region_cap.hpp"
 #include "control/wire.hpp"
+#include "topic_map.hpp"
 
 namespace shmbus {
 
@@ -164,6 +166,53 @@ struct Client::Impl {
     regs.insert(r);
   }
 
+  // Hands the daemon the memfd of this process's pool `pool` of `topic` (see registerPool),
+  // so subscribers that cannot open it through /proc still read this publisher's messages.
+  static kj::Promise<void> send_pool(control::Bus::Client& b, const Topic& topic, std::uint32_t pool) {
+    std::optional<Topic::PoolHandle> h = topic.own_pool(pool);
+    if (!h) return kj::READY_NOW;
+    auto req = b.registerPoolRequest();
+    req.setTopic(topic.name());
+    req.setPool(pool);
+    req.setGeneration(h->generation);
+    req.setMemfd(kj::heap<wire::PoolServer>(topic.name(), pool, h->generation, h->fd));
+    return req.send().ignoreResult();
+  }
+
+  void add_pool(const Topic& topic, std::uint32_t pool) {
+    call("registering a payload pool", [&](control::Bus::Client& b) { return send_pool(b, topic, pool); });
+  }
+
+  // The daemon's copy of pool `pool` at `generation` of the topic this client opened as `m`,
+  // or -1 (not ours, unknown to the daemon, daemon unreachable). Never throws.
+  int fetch_pool(const detail::TopicMap& m, std::uint32_t pool, std::uint32_t generation) {
+    std::string name;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& [n, t] : topics) {
+        if (&t.map() == &m) name = n;
+      }
+    }
+    if (name.empty() || !up) return -1;
+    try {
+      return call("fetching a payload pool", [&](control::Bus::Client& b) {
+        auto req = b.getPoolRequest();
+        req.setTopic(name);
+        req.setPool(pool);
+        req.setGeneration(generation);
+        return req.send().then([](capnp::Response<control::Bus::GetPoolResults>&& resp) {
+          control::PayloadPool::Client memfd = resp.getMemfd();
+          return memfd.getFd().then([memfd](kj::Maybe<int> fd) mutable -> int {
+            KJ_IF_MAYBE (f, fd) { return fcntl(*f, F_DUPFD_CLOEXEC, 0); }  // ours closes with `memfd`
+            return -1;
+          });
+        });
+      });
+    } catch (const std::exception&) {
+      return -1;
+    }
+  }
+
   void remove_registration(const Registration& r) {
     {
       std::lock_guard lock(mu);
@@ -263,7 +312,17 @@ kj::Promise<void> Client::Impl::resync() {
       slots[i].setSlot(rs[i].slot);
       slots[i].setGeneration(rs[i].generation);
     }
-    all.add(req.send().ignoreResult().catch_([](kj::Exception&&) {}));
+    std::vector<std::uint32_t> pools;
+    for (const Registration& r : rs) {
+      if (r.role == control::Role::PUBLISHER) pools.push_back(r.slot);
+    }
+    all.add(req.send()
+                .then([b, topic = topic, pools](auto&&) mutable {
+                  kj::Vector<kj::Promise<void>> sent;
+                  for (std::uint32_t p : pools) sent.add(send_pool(b, topic, p));
+                  return kj::joinPromises(sent.releaseAsArray());
+                })
+                .catch_([](kj::Exception&&) {}));
   }
   return kj::joinPromises(all.releaseAsArray());
 }
@@ -283,10 +342,15 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
     im.thread.join();
     throw Error(Errc::system_error, "shmbus daemon at " + im.socket.string() + " is unreachable: " + error);
   }
+  // Subscribers of this process that cannot open a publisher's pool themselves ask us.
+  detail::TopicMap::add_pool_fd_source(&im, [&im](const detail::TopicMap& m, std::uint32_t pool, std::uint32_t gen) {
+    return im.fetch_pool(m, pool, gen);
+  });
 }
 
 Client::~Client() {
   Impl& im = *impl_;
+  detail::TopicMap::remove_pool_fd_source(&im);  // waits for a fetch in flight
   // Forget registrations first, so the daemon does not reclaim slots still in use.
   std::set<Registration> regs;
   {
@@ -368,6 +432,7 @@ RawSubscriber Client::subscriber(const Topic& topic, SubscriberOptions options) 
 void Client::register_publisher(const RawPublisher& pub) {
   const Topic& t = pub.topic();
   impl_->add_registration({t.name(), control::Role::PUBLISHER, pub.slot(), t.publisher_generation(pub.slot())});
+  if (t.external_pools()) impl_->add_pool(t, pub.slot());  // pool index = publisher slot
 }
 
 void Client::register_subscriber(const RawSubscriber& sub) {

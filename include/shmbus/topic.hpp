@@ -130,6 +130,20 @@ class Topic {
   };
   std::optional<PayloadLocation> locate_payload(const void* p) const;
 
+  // ---- payload pools and the bus daemon (anonymous regions; see docs/internals.md) ----
+  // The memfd of pool `pool` when this process created it (one of its publishers owns the
+  // pool's slot) and it is still the pool's current generation; for handing to the daemon.
+  struct PoolHandle { int fd; std::uint32_t generation; };
+  std::optional<PoolHandle> own_pool(std::uint32_t pool) const;
+  // Daemon: throws Error naming the mismatch unless `fd` is the memfd pool slot `pool` names
+  // at `generation` (inode), of the topic's pool size, sealed read-only.
+  void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd) const;
+  // Daemon: whether pool `pool` at `generation` may still be read: it is the pool's current
+  // generation, or a chunk of it is still referenced (queued, held).
+  bool pool_in_use(std::uint32_t pool, std::uint32_t generation) const;
+  // True when payload lives in per-publisher pools outside the region (anonymous regions).
+  bool external_pools() const noexcept;
+
   // Bus daemon only: marks the region revoked in its header, for every process that maps it.
   // From then on every call on it fails with Errc::region_lost (region_info().revoked says
   // why). Called when another process opens the backing file for writing or truncates it.
