@@ -45,6 +45,12 @@ void inspect(const std::string& target, const GlobalOptions& global) {
                    {"bus", info.bus_name}, {"epoch", info.bus_epoch}, {"healthy", info.healthy},
                    {"seals", seal_names(info.seals)}};
     for (const auto& s : info.sections) j["sections"].push_back({{"name", s.name}, {"offset", s.offset}, {"size", s.size}});
+    j["payload_pools"] = nlohmann::json::array();
+    for (const auto& p : info.pools) {
+      j["payload_pools"].push_back({{"pool", p.index}, {"generation", p.generation}, {"size", p.size},
+                                    {"where", p.external ? "memfd of its publisher" : "this region"},
+                                    {"owner_pid", p.owner_pid}});
+    }
     j["topic"] = {{"name", c.name}, {"type", type_name_of(c)}, {"type_id", c.type_id}, {"policy", policy_name(c.policy)},
                   {"queue_depth", c.queue_depth}, {"history_depth", c.history_depth},
                   {"max_publishers", c.max_publishers}, {"max_subscribers", c.max_subscribers},
@@ -80,6 +86,14 @@ void inspect(const std::string& target, const GlobalOptions& global) {
   Table sections({"SECTION", "OFFSET", "SIZE"});
   for (const auto& s : info.sections) sections.add({s.name, std::to_string(s.offset), std::to_string(s.size)});
   std::cout << sections.render() << "\n";
+  // Where the payload is: per-publisher sealed memfds (anonymous), or the region file itself.
+  Table pools({"PAYLOAD POOL", "GENERATION", "SIZE", "WHERE", "CREATED BY PID"});
+  for (const auto& p : info.pools) {
+    pools.add({std::to_string(p.index), std::to_string(p.generation), human_bytes(p.size),
+               p.external ? "sealed memfd of its publisher" : "this region",
+               p.external ? std::to_string(p.owner_pid) : "-"});
+  }
+  std::cout << pools.render() << "\n";
   Table pool({"CHUNK SIZE", "TOTAL", "FREE", "IN QUEUE", "LOANED", "HELD"});
   for (const auto& u : stats.classes) {
     pool.add({human_bytes(u.chunk_size), std::to_string(u.total), std::to_string(u.free), std::to_string(u.in_ring),

@@ -91,6 +91,8 @@ TEST_F(CliTest, RegionInspectShowsAChunkHeldByALiveSubscriberWithItsPid) {
   EXPECT_EQ(j["topic"]["published"], 1);
   ASSERT_EQ(j["pool"].size(), 1u);
   EXPECT_EQ(j["pool"][0]["held"], 1);
+  ASSERT_EQ(j["payload_pools"].size(), 1u);  // a file-backed topic keeps its one pool in the file
+  EXPECT_EQ(j["payload_pools"][0]["where"], "this region");
   bool found = false;
   for (const auto& ch : j["chunks"]) {
     std::string state = ch["state"];
