@@ -152,8 +152,8 @@ std::optional<Topic::PoolHandle> Topic::own_pool(std::uint32_t pool) const {
   return PoolHandle{m->fd, m->generation};
 }
 
-void Topic::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd) const {
-  map_->check_pool_fd(pool, generation, fd);
+void Topic::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const {
+  map_->check_pool_fd(pool, generation, fd, creator);
 }
 
 bool Topic::pool_in_use(std::uint32_t pool, std::uint32_t generation) const {

@@ -615,20 +615,21 @@ std::byte* TopicMap::resolve_pool(std::uint32_t pool, std::uint32_t generation) 
     // Not under pools_mutex_: asking the daemon runs on a client's event loop thread, which
     // takes that mutex itself when it registers pools.
     const std::string what = "payload pool " + std::to_string(pool) + " of " + describe();
-    // The owner's descriptor, opened anew read-only. Works for processes of our uid (the
-    // kernel's ptrace read check); the memfd's seals make it read-only for everyone anyway.
-    int fd = -1;
-    if (slot.pid > 0 && slot.fd >= 0) {
-      std::string path = "/proc/" + std::to_string(slot.pid) + "/fd/" + std::to_string(slot.fd);
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    }
-    if (fd < 0) {
-      // Another user's process, or one that exited: ask the bus daemon, which keeps the pools
-      // its clients registered.
+    // The bus daemon first (see PoolFdSource): it vouches for who created the pool, and it
+    // keeps pools of publishers that exited or run as other users.
+    int fd = kPoolUnknownHere;
+    {
       std::lock_guard sources(g_sources_mutex);
       for (const auto& [owner, source] : g_sources) {
-        if ((fd = source(*this, pool, generation)) >= 0) break;
+        if ((fd = source(*this, pool, generation)) != kPoolUnknownHere) break;
       }
+    }
+    if (fd == kPoolRefused) return nullptr;
+    if (fd < 0 && slot.pid > 0 && slot.fd >= 0) {
+      // No daemon: the creator's descriptor, opened anew read-only. Works for processes of our
+      // uid (the kernel's ptrace read check); the seals make it read-only for everyone anyway.
+      std::string path = "/proc/" + std::to_string(slot.pid) + "/fd/" + std::to_string(slot.fd);
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     }
     if (fd < 0) return nullptr;
     std::shared_ptr<PoolMapping> m = open_pool(fd, pool, generation, slot.inode, pool_bytes_, what);
@@ -658,7 +659,7 @@ std::shared_ptr<PoolMapping> TopicMap::current_pool(std::uint32_t pool) {
   return pool < pool_count_ ? current_[pool] : nullptr;
 }
 
-void TopicMap::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd) const {
+void TopicMap::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const {
   const std::string what = "payload pool " + std::to_string(pool) + " of " + describe();
   if (!external_pools_) throw Error(Errc::invalid_config, what + ": a file-backed topic has no pools outside its region");
   if (pool >= pool_count_) throw Error(Errc::invalid_config, what + ": no such pool");
@@ -667,6 +668,10 @@ void TopicMap::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int f
   if (slot.generation != generation) {
     throw Error(Errc::invalid_config, what + ": generation " + std::to_string(generation) + " is not the pool's current one (" +
                                           std::to_string(slot.generation) + ")");
+  }
+  if (creator != 0 && slot.pid != creator) {
+    throw Error(Errc::invalid_config, what + ": created by pid " + std::to_string(slot.pid) + ", not by pid " +
+                                          std::to_string(creator));
   }
   struct stat st {};
   if (fstat(fd, &st) != 0) throw_errno("fstat of " + what);

@@ -64,11 +64,17 @@ class TopicMap {
   std::shared_ptr<PoolMapping> mapping_containing(const void* p);
   std::shared_ptr<PoolMapping> current_pool(std::uint32_t pool);
   // See Topic::check_pool_fd() and Topic::pool_in_use().
-  void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd) const;
+  void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const;
   bool pool_in_use(std::uint32_t pool, std::uint32_t generation) const noexcept;
-  // Where a subscriber turns when it cannot open a pool through /proc (another user's
-  // process, or one that exited): a bus daemon client that has this topic open asks the daemon
-  // for the pool's memfd. Returns an fd the caller owns, or -1. Sources are tried in order.
+  // Where a subscriber gets a pool's memfd from first: a bus daemon client that has this topic
+  // open asks the daemon, which accepted the pool only from a connection with publish rights
+  // whose pid created it. Returns an fd the caller owns; kPoolUnknownHere when it cannot tell
+  // (not its topic, daemon unreachable: the subscriber then opens the pool through /proc); or
+  // kPoolRefused when the daemon answered that it has no such pool (the subscriber then does
+  // not trust the pool slot, which any participant could have rewritten, and counts the
+  // message lost). Sources are tried in order.
+  static constexpr int kPoolUnknownHere = -1;
+  static constexpr int kPoolRefused = -2;
   using PoolFdSource = std::function<int(const TopicMap&, std::uint32_t pool, std::uint32_t generation)>;
   static void add_pool_fd_source(const void* owner, PoolFdSource source);
   static void remove_pool_fd_source(const void* owner);

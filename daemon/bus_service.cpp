@@ -222,7 +222,10 @@ class BusService final : public control::Bus::Server {
       auto it = d_.topics.find(name);
       if (it == d_.topics.end()) refuse(*c_, "registerPool: no topic '" + name + "'");
       try {
-        it->second.topic.check_pool_fd(pool, generation, fd);
+        // Created by the very process on this connection (SO_PEERCRED; 0 in another pid
+        // namespace, where only the inode can be checked): a participant that rewrote the pool
+        // slot cannot get its own memfd vouched for.
+        it->second.topic.check_pool_fd(pool, generation, fd, c_->peer.pid);
       } catch (const std::exception& e) {
         refuse(*c_, std::string("registerPool: ") + e.what());
       }

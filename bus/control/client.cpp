@@ -183,8 +183,9 @@ struct Client::Impl {
     call("registering a payload pool", [&](control::Bus::Client& b) { return send_pool(b, topic, pool); });
   }
 
-  // The daemon's copy of pool `pool` at `generation` of the topic this client opened as `m`,
-  // or -1 (not ours, unknown to the daemon, daemon unreachable). Never throws.
+  // The daemon's copy of pool `pool` at `generation` of the topic this client opened as `m`;
+  // kPoolUnknownHere (not a topic of ours, daemon unreachable) or kPoolRefused (the daemon has
+  // no such pool). Never throws.
   int fetch_pool(const detail::TopicMap& m, std::uint32_t pool, std::uint32_t generation) {
     std::string name;
     {
@@ -193,7 +194,7 @@ struct Client::Impl {
         if (&t.map() == &m) name = n;
       }
     }
-    if (name.empty() || !up) return -1;
+    if (name.empty() || !up) return detail::TopicMap::kPoolUnknownHere;
     try {
       return call("fetching a payload pool", [&](control::Bus::Client& b) {
         auto req = b.getPoolRequest();
@@ -203,13 +204,18 @@ struct Client::Impl {
         return req.send().then([](capnp::Response<control::Bus::GetPoolResults>&& resp) {
           control::PayloadPool::Client memfd = resp.getMemfd();
           return memfd.getFd().then([memfd](kj::Maybe<int> fd) mutable -> int {
-            KJ_IF_MAYBE (f, fd) { return fcntl(*f, F_DUPFD_CLOEXEC, 0); }  // ours closes with `memfd`
-            return -1;
+            KJ_IF_MAYBE (f, fd) {
+              int own = fcntl(*f, F_DUPFD_CLOEXEC, 0);  // theirs closes with `memfd`
+              return own >= 0 ? own : detail::TopicMap::kPoolUnknownHere;
+            }
+            return detail::TopicMap::kPoolRefused;
           });
         });
       });
+    } catch (const Error& e) {
+      return e.code() == Errc::system_error ? detail::TopicMap::kPoolUnknownHere : detail::TopicMap::kPoolRefused;
     } catch (const std::exception&) {
-      return -1;
+      return detail::TopicMap::kPoolUnknownHere;
     }
   }
 

@@ -136,8 +136,9 @@ class Topic {
   struct PoolHandle { int fd; std::uint32_t generation; };
   std::optional<PoolHandle> own_pool(std::uint32_t pool) const;
   // Daemon: throws Error naming the mismatch unless `fd` is the memfd pool slot `pool` names
-  // at `generation` (inode), of the topic's pool size, sealed read-only.
-  void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd) const;
+  // at `generation` (inode), created by process `creator` (0: not checked), of the topic's
+  // pool size, sealed read-only.
+  void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const;
   // Daemon: whether pool `pool` at `generation` may still be read: it is the pool's current
   // generation, or a chunk of it is still referenced (queued, held).
   bool pool_in_use(std::uint32_t pool, std::uint32_t generation) const;
