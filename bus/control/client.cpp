@@ -183,15 +183,21 @@ struct Client::Impl {
     call("registering a payload pool", [&](control::Bus::Client& b) { return send_pool(b, topic, pool); });
   }
 
-  // The daemon's copy of pool `pool` at `generation` of the topic this client opened as `m`;
-  // kPoolUnknownHere (not a topic of ours, daemon unreachable) or kPoolRefused (the daemon has
-  // no such pool). Never throws.
+  // The daemon's copy of pool `pool` at `generation` of the topic whose region `m` maps, when
+  // this client opened that topic; kPoolUnknownHere (not a topic of ours, daemon unreachable)
+  // or kPoolRefused (the daemon has no such pool). Never throws. Matched by region identity,
+  // not by mapping: every open_topic() maps the region anew and `topics` keeps only the latest
+  // handle, while subscribers made on an earlier handle of the same topic need pools just the
+  // same.
   int fetch_pool(const detail::TopicMap& m, std::uint32_t pool, std::uint32_t generation) {
+    struct stat want {};
+    if (fstat(m.fd(), &want) != 0) return detail::TopicMap::kPoolUnknownHere;
     std::string name;
     {
       std::lock_guard lock(mu);
       for (const auto& [n, t] : topics) {
-        if (&t.map() == &m) name = n;
+        struct stat have {};
+        if (fstat(t.fd(), &have) == 0 && have.st_dev == want.st_dev && have.st_ino == want.st_ino) name = n;
       }
     }
     if (name.empty() || !up) return detail::TopicMap::kPoolUnknownHere;
