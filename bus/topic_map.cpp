@@ -525,9 +525,10 @@ std::shared_ptr<PoolMapping> TopicMap::own_pool(std::uint32_t slot) {
   std::shared_ptr<PoolMapping> m = create_pool(config_.name, slot, generation, pool_bytes_);
   struct stat st {};
   if (fstat(m->fd, &st) != 0) throw_errno("fstat of a new payload pool of " + describe());
-  // Sequence lock (see PoolSlot): odd while we rewrite the fields.
-  const std::uint32_t seq = ps.seq.load(std::memory_order_relaxed);
-  ps.seq.store(seq + 1, std::memory_order_relaxed);
+  // Sequence lock (see PoolSlot): odd while we rewrite the fields. A previous owner killed
+  // mid-write left it odd already; `| 1` keeps the parity right either way.
+  const std::uint32_t odd = ps.seq.load(std::memory_order_relaxed) | 1;  // relaxed: our own word
+  ps.seq.store(odd, std::memory_order_relaxed);
   // Release fence: a reader that sees any field below also sees the odd sequence.
   std::atomic_thread_fence(std::memory_order_release);
   ps.owner_pid.store(getpid(), std::memory_order_relaxed);
@@ -536,7 +537,7 @@ std::shared_ptr<PoolMapping> TopicMap::own_pool(std::uint32_t slot) {
   record_owner(ps.owner);
   ps.generation.store(generation, std::memory_order_relaxed);
   // Release: a reader that sees the new even sequence (acquire) sees every field above.
-  ps.seq.store(seq + 2, std::memory_order_release);
+  ps.seq.store(odd + 1, std::memory_order_release);
   if (!pool_initialised(slot)) initialise_pool(slot);
   install_view(m);
   return m;
