@@ -84,13 +84,10 @@ inline bool wait_for_subscribers(const shmbus::Topic& topic, std::size_t n, std:
   }
 }
 
-// True when `p` lies inside this process's mapping of the topic: the reader sees the
-// publisher's bytes where they were written, not a copy.
-inline bool in_mapping(const shmbus::Topic& topic, const void* p) {
-  auto base = static_cast<const std::byte*>(topic.mapping_base());
-  auto q = static_cast<const std::byte*>(p);
-  return q >= base && q < base + topic.mapping_size();
-}
+// True when `p` lies inside this process's mapping of the topic's payload (the publisher's
+// pool, or the region file): the reader sees the publisher's bytes where they were written,
+// not a copy.
+inline bool in_mapping(const shmbus::Topic& topic, const void* p) { return topic.locate_payload(p).has_value(); }
 
 // 64-bit FNV-1a over 8-byte words (a tail shorter than a word is mixed in byte by byte).
 inline std::uint64_t checksum(std::span<const std::uint8_t> bytes) {
