@@ -16,8 +16,8 @@
 //   section ring     RingSlot[ring_capacity]  (power of two; index = sequence & (capacity-1));
 //                    one slot per cache line
 //   section chunks   ChunkHeader[total_chunks]  (total_chunks = pool_count * chunks_per_pool)
-//   section payload  file-backed regions only: pool 0's payload, page-aligned; per size class a
-//                    page-aligned run of chunk payloads. Empty in anonymous regions.
+//   section payload  with kTopicFlagPayloadInRegion only: pool 0's payload, page-aligned; per
+//                    size class a page-aligned run of chunk payloads. Empty otherwise.
 //   section schema   the message type's Cap'n Proto schema (a serialized
 //                    schema.capnp CodeGeneratorRequest holding the type's node and every node
 //                    it depends on); empty for raw topics. Written once at creation.
@@ -32,9 +32,9 @@
 // of it, by anyone, ever, is read-only (LINUX-NOTES §3). Subscribers find it through PoolSlot
 // (owner pid and fd number, opened via /proc/<pid>/fd, checked by inode, size and seals).
 // Chunk c belongs to pool c / chunks_per_pool, and its header's pool_generation names which
-// memfd of that pool (a new publisher in slot p creates a new one) holds its payload. A
-// file-backed region has one pool, in the region file itself (a file cannot be sealed; the
-// daemon's lease and the SIGBUS guard protect it), shared by every publisher, generation 0.
+// memfd of that pool (a new publisher in slot p creates a new one) holds its payload. A region
+// created with kTopicFlagPayloadInRegion has one pool instead, in its own payload section,
+// shared by every publisher, generation 0 (the pre-pool model, for trusted setups).
 //
 // Protocol summary (details at each field):
 //   * A chunk's `refs` word is 0 while free. Its top bit (kRingRef) is the ring slot's
@@ -159,7 +159,7 @@ struct TopicControl {
   std::uint64_t max_message_size;  // bytes, over all segments of one message
   std::uint64_t block_timeout_ns;  // default for the block policy
   std::uint32_t flags;             // kTopicFlag*
-  std::uint32_t pool_count;        // anonymous: max_publishers (pool p belongs to slot p); file: 1
+  std::uint32_t pool_count;        // max_publishers (pool p belongs to slot p); 1 with the payload in region
   std::uint32_t chunks_per_pool;   // sum of the size classes' counts
   std::uint32_t reserved_pool;
   std::uint64_t pool_bytes;        // size of one pool's payload (its memfd, or the payload section)
@@ -188,6 +188,9 @@ struct TopicControl {
   std::uint8_t pad_space[kCacheLine - 24];
 };
 inline constexpr std::uint32_t kTopicFlagStampTime = 1;
+// Payload in the region's own payload section (one pool, shared by every publisher) instead of
+// per-publisher sealed memfds (RegionOptions::payload_in_region).
+inline constexpr std::uint32_t kTopicFlagPayloadInRegion = 2;
 static_assert(std::is_standard_layout_v<TopicControl>);
 static_assert(offsetof(TopicControl, flags) == 320);
 static_assert(offsetof(TopicControl, pool_count) == 324);

@@ -68,8 +68,8 @@ TopicConfig normalised(TopicConfig c) {
   return c;
 }
 
-// `in_region`: pool 0's payload lives in the region (file-backed), else each publisher slot
-// has a pool of its own outside it.
+// `in_region`: pool 0's payload lives in the region (RegionOptions::payload_in_region), else
+// each publisher slot has a pool of its own outside it.
 Plan plan_for(const TopicConfig& c, bool in_region) {
   Plan p;
   std::uint64_t pool_off = 0;
@@ -112,7 +112,7 @@ Plan plan_for(const TopicConfig& c, bool in_region) {
 
 std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const RegionOptions& options) {
   TopicConfig config = normalised(config_in);
-  const bool in_region = options.backing == RegionOptions::Backing::file;
+  const bool in_region = options.payload_in_region;
   Plan plan = plan_for(config, in_region);
   std::shared_ptr<TopicMap> m(new TopicMap());
   if (options.backing == RegionOptions::Backing::anonymous) {
@@ -162,7 +162,7 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
   ctl->total_chunks = plan.pool_count * plan.chunks_per_pool;
   ctl->max_message_size = config.max_message_size;
   ctl->block_timeout_ns = static_cast<std::uint64_t>(config.block_timeout.count());
-  ctl->flags = config.stamp_publish_time ? kTopicFlagStampTime : 0;
+  ctl->flags = (config.stamp_publish_time ? kTopicFlagStampTime : 0) | (in_region ? kTopicFlagPayloadInRegion : 0);
   ctl->pool_count = plan.pool_count;
   ctl->chunks_per_pool = plan.chunks_per_pool;
   ctl->pool_bytes = plan.pool_bytes;
@@ -180,8 +180,8 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
     classes[ci].chunk_count = lc.chunk_count;
   }
   m->bind_sections();
-  // Pools of an anonymous region are built by their first publisher (own_pool), so that the
-  // chunk headers of pools nobody uses are never touched; the file's one pool is built now.
+  // External pools are built by their first publisher (own_pool), so that the chunk headers
+  // of pools nobody uses are never touched; the one pool in the region is built now.
   if (in_region) m->initialise_pool(0);
   for (std::uint64_t i = 0; i < plan.ring_capacity; ++i) {
     m->ring_[i].chunk.store(kNoChunk, std::memory_order_relaxed);
@@ -275,13 +275,13 @@ void TopicMap::validate(const std::string& what) {
   need(kSectionHolds, 4ULL * ctl->max_subscribers * ctl->max_held_per_subscriber, "hold");
   need(kSectionRing, std::uint64_t{ctl->ring_capacity} * sizeof(RingSlot), "ring");
   need(kSectionChunks, std::uint64_t{ctl->total_chunks} * sizeof(ChunkHeader), "chunk");
-  const bool in_region = h.kind == RegionKind::kFile;
+  const bool in_region = (ctl->flags & kTopicFlagPayloadInRegion) != 0;
   if (ctl->pool_count == 0 || ctl->chunks_per_pool == 0 ||
       std::uint64_t{ctl->pool_count} * ctl->chunks_per_pool != ctl->total_chunks) {
     corrupt("pool count and chunks per pool do not give the chunk count");
   }
   if (in_region ? ctl->pool_count != 1 : ctl->pool_count != ctl->max_publishers) {
-    corrupt("wrong number of payload pools for this kind of region");
+    corrupt("wrong number of payload pools (payload " + std::string(in_region ? "in the region" : "in publisher pools") + ")");
   }
   need(kSectionPools, std::uint64_t{ctl->pool_count} * sizeof(PoolSlot), "pool");
   need(kSectionFreeLists, std::uint64_t{ctl->pool_count} * ctl->class_count * sizeof(FreeList), "free list");
@@ -348,14 +348,14 @@ void TopicMap::bind_sections() {
   pool_count_ = control_->pool_count;
   chunks_per_pool_ = control_->chunks_per_pool;
   pool_bytes_ = control_->pool_bytes;
-  external_pools_ = h.kind != RegionKind::kFile;
+  external_pools_ = (control_->flags & kTopicFlagPayloadInRegion) == 0;
   if (!views_) {
     views_ = std::make_unique<std::atomic<const PoolMapping*>[]>(pool_count_);
     current_.resize(pool_count_);
     for (std::uint32_t p = 0; p < pool_count_; ++p) views_[p].store(nullptr, std::memory_order_relaxed);
   }
   if (!external_pools_ && !current_[0]) {
-    // The file's own pool: a view of the region mapping itself, generation 0.
+    // The region's own pool: a view of the region mapping itself, generation 0.
     auto v = std::make_shared<PoolMapping>();
     v->base = at(kSectionPayload);
     v->size = pool_bytes_;
@@ -608,7 +608,7 @@ std::byte* TopicMap::resolve_pool(std::uint32_t pool, std::uint32_t generation) 
       for (const auto& v : retired_) {
         if (v->pool == pool && v->generation == generation) return v->base;
       }
-      if (!external_pools_) return nullptr;  // the file's pool has generation 0 only
+      if (!external_pools_) return nullptr;  // the region's own pool has generation 0 only
       if (!read_pool_slot(pool_slots_[pool], slot) || slot.generation != generation) {
         return nullptr;  // replaced by a newer publisher's pool: that memfd is gone for us
       }
@@ -662,7 +662,7 @@ std::shared_ptr<PoolMapping> TopicMap::current_pool(std::uint32_t pool) {
 
 void TopicMap::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const {
   const std::string what = "payload pool " + std::to_string(pool) + " of " + describe();
-  if (!external_pools_) throw Error(Errc::invalid_config, what + ": a file-backed topic has no pools outside its region");
+  if (!external_pools_) throw Error(Errc::invalid_config, what + ": this topic keeps its payload in its region");
   if (pool >= pool_count_) throw Error(Errc::invalid_config, what + ": no such pool");
   PoolSlotCopy slot{};
   if (!read_pool_slot(pool_slots_[pool], slot)) throw Error(Errc::region_corrupt, what + ": pool slot keeps changing");

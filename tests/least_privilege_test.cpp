@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <filesystem>
 #include <linux/falloc.h>
 #include <string>
 #include <sys/mman.h>
@@ -90,13 +91,25 @@ int subscriber(const Topic& shared, Pipe& ready, Pipe& attacked, Pipe& report) {
   return report.send(r) ? kChildOk : kChildPipeFailed;
 }
 
-TEST(LeastPrivilege, SubscriberCannotChangeThePayloadThroughAReopenedPoolFd) {
+// Both backings: a file-backed region keeps only control words in its file; payload is in the
+// publishers' sealed pools just the same.
+class LeastPrivilege : public ::testing::TestWithParam<RegionOptions::Backing> {};
+
+TEST_P(LeastPrivilege, SubscriberCannotChangeThePayloadThroughAReopenedPoolFd) {
   TopicConfig c;
   c.name = unique_name("least-privilege");
   c.size_classes = {{4096, 64}};
   c.queue_depth = 32;
   c.policy = SlowSubscriberPolicy::block;
-  Topic topic = Topic::create(c);
+  RegionOptions options;
+  options.backing = GetParam();
+  std::filesystem::path dir;
+  if (options.backing == RegionOptions::Backing::file) {
+    dir = std::filesystem::temp_directory_path() / unique_name("least-privilege-dir");
+    std::filesystem::create_directories(dir);
+    options.directory = dir;
+  }
+  Topic topic = Topic::create(c, options);
   Pipe ready, attacked, report;
   Child sub = Child::spawn([&] { return subscriber(topic, ready, attacked, report); });
   ASSERT_TRUE(ready.await());
@@ -117,7 +130,14 @@ TEST(LeastPrivilege, SubscriberCannotChangeThePayloadThroughAReopenedPoolFd) {
   EXPECT_EQ(r->first_intact, 1u) << "the message under attack changed";
   EXPECT_EQ(r->later_intact, kAfterAttack);
   EXPECT_EQ(sub.wait(), kChildOk);
+  if (!dir.empty()) std::filesystem::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backings, LeastPrivilege,
+                         ::testing::Values(RegionOptions::Backing::anonymous, RegionOptions::Backing::file),
+                         [](const auto& info) {
+                           return info.param == RegionOptions::Backing::file ? std::string("File") : std::string("Anonymous");
+                         });
 
 }  // namespace
 }  // namespace shmbus

@@ -226,10 +226,14 @@ TEST(SpaceReservation, SmallTmpfsFailsAtCreationAndNeverSigbusesLater) {
     fs::remove_all(dir);
     GTEST_SKIP() << "cannot mount tmpfs here: " << std::strerror(errno);
   }
+  // Payload in the region file, so that the file is what must hold it (publishers' own pools
+  // are memfds, reserved in memory, not on this filesystem).
+  RegionOptions in_file = in_dir(dir);
+  in_file.payload_in_region = true;
   TopicConfig big = file_topic("too-big");
   big.size_classes = {{64 * 1024, 64}};  // 4 MiB of payload
   try {
-    Topic::create(big, in_dir(dir));
+    Topic::create(big, in_file);
     ADD_FAILURE() << "a 4 MiB topic was created on a 1 MiB tmpfs";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::no_space);
@@ -239,7 +243,7 @@ TEST(SpaceReservation, SmallTmpfsFailsAtCreationAndNeverSigbusesLater) {
   {
     TopicConfig fits = file_topic("fits");
     fits.size_classes = {{4096, 128}};  // ~0.6 MiB in all
-    Topic topic = Topic::create(fits, in_dir(dir));
+    Topic topic = Topic::create(fits, in_file);
     RawPublisher pub(topic);
     RawSubscriber sub(topic);
     for (int i = 0; i < 1000; ++i) {  // every chunk written many times: no SIGBUS

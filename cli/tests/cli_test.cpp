@@ -39,6 +39,9 @@ class CliTest : public ::testing::Test {
     c.history_depth = 8;
     RegionOptions o;
     o.backing = RegionOptions::Backing::file;
+    // The tests publish with `shmbus pub`, which exits, then read: without a daemon only a
+    // region that holds the payload itself keeps an exited publisher's messages readable.
+    o.payload_in_region = true;
     o.directory = dir_;
     topic_.emplace(Topic::create(c, o));
     file_ = topic_->path().string();
@@ -91,7 +94,7 @@ TEST_F(CliTest, RegionInspectShowsAChunkHeldByALiveSubscriberWithItsPid) {
   EXPECT_EQ(j["topic"]["published"], 1);
   ASSERT_EQ(j["pool"].size(), 1u);
   EXPECT_EQ(j["pool"][0]["held"], 1);
-  ASSERT_EQ(j["payload_pools"].size(), 1u);  // a file-backed topic keeps its one pool in the file
+  ASSERT_EQ(j["payload_pools"].size(), 1u);  // payload_in_region: one pool, in the file
   EXPECT_EQ(j["payload_pools"][0]["where"], "this region");
   bool found = false;
   for (const auto& ch : j["chunks"]) {

@@ -59,6 +59,13 @@ struct RegionOptions {
   std::filesystem::path directory;       // for Backing::file: the bus directory
   std::string bus_name = "default";
   unsigned file_mode = 0600;             // for Backing::file
+  // Where message payload lives. By default each publisher writes into a payload pool of its
+  // own, a memfd it seals against writing once it has mapped it, so subscribers can read but
+  // never change a message (least privilege), whatever the backing. With payload_in_region,
+  // one pool inside the region serves every publisher: a file-backed region then holds its
+  // messages, and messages outlive their publisher even without a bus daemon, but every
+  // process that maps the region can write every payload. For trusted setups and tools.
+  bool payload_in_region = false;
 };
 
 }  // namespace shmbus

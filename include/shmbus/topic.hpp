@@ -93,9 +93,9 @@ class Topic {
     int seals;         // F_GET_SEALS, or -1 for a file
     struct SectionInfo { std::string name; std::uint64_t offset, size; };
     std::vector<SectionInfo> sections;
-    // Payload pools that exist: in an anonymous region one per publisher slot that was ever
-    // used (a sealed memfd its publisher created, pid = that publisher), in a file the one
-    // pool inside the file (pid 0).
+    // Payload pools that exist: one per publisher slot that was ever used (a sealed memfd its
+    // publisher created, pid = that publisher), or, with RegionOptions::payload_in_region,
+    // the one pool inside the region (pid 0).
     struct PoolInfo { std::uint32_t index; std::uint32_t generation; pid_t owner_pid; std::uint64_t size; bool external; };
     std::vector<PoolInfo> pools;
   };
@@ -112,8 +112,9 @@ class Topic {
   int fd() const noexcept;
   // The backing file, or empty for an anonymous region.
   const std::filesystem::path& path() const noexcept;
-  // Base address and size of this process's mapping of the region (diagnostics). In an
-  // anonymous region payload lives in per-publisher pools, not here: see locate_payload().
+  // Base address and size of this process's mapping of the region (diagnostics). Payload
+  // lives in per-publisher pools, not here (unless RegionOptions::payload_in_region): see
+  // locate_payload().
   const void* mapping_base() const noexcept;
   std::size_t mapping_size() const noexcept;
   // Where a payload address of this process lies: which pool, at which offset, in which
@@ -130,7 +131,7 @@ class Topic {
   };
   std::optional<PayloadLocation> locate_payload(const void* p) const;
 
-  // ---- payload pools and the bus daemon (anonymous regions; see docs/internals.md) ----
+  // ---- payload pools and the bus daemon (see docs/internals.md, "Least privilege") ----
   // The memfd of pool `pool` when this process created it (one of its publishers owns the
   // pool's slot) and it is still the pool's current generation; for handing to the daemon.
   struct PoolHandle { int fd; std::uint32_t generation; };
@@ -142,7 +143,8 @@ class Topic {
   // Daemon: whether pool `pool` at `generation` may still be read: it is the pool's current
   // generation, or a chunk of it is still referenced (queued, held).
   bool pool_in_use(std::uint32_t pool, std::uint32_t generation) const;
-  // True when payload lives in per-publisher pools outside the region (anonymous regions).
+  // True when payload lives in per-publisher pools outside the region (the default; false
+  // for a region created with RegionOptions::payload_in_region).
   bool external_pools() const noexcept;
 
   // Bus daemon only: marks the region revoked in its header, for every process that maps it.
