@@ -347,6 +347,7 @@ void TopicMap::bind_sections() {
   total_chunks_ = control_->total_chunks;
   pool_count_ = control_->pool_count;
   chunks_per_pool_ = control_->chunks_per_pool;
+  pool_magic_ = chunks_per_pool_ > 1 ? ~0ULL / chunks_per_pool_ + 1 : 0;
   pool_bytes_ = control_->pool_bytes;
   external_pools_ = (control_->flags & kTopicFlagPayloadInRegion) == 0;
   if (!views_) {
@@ -396,7 +397,7 @@ int TopicMap::class_for(std::uint64_t bytes) const noexcept {
 }
 
 const LocalClass& TopicMap::class_of(std::uint32_t chunk) const noexcept {
-  const std::uint32_t local = chunk % chunks_per_pool_;
+  const std::uint32_t local = local_index(chunk);
   for (const LocalClass& c : classes_) {
     if (local - c.first_chunk < c.chunk_count) return c;
   }
