@@ -114,11 +114,11 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
       continue;
     }
     const std::uint32_t pool = map_.pool_of(chunk);
-    // Start pulling the payload's first line across cores now, in parallel with the
-    // reference CAS on the chunk header below: the reader almost always touches it next.
-    if (map_.valid_chunk(chunk)) {
-      if (const PoolMapping* v = map_.current_view(pool)) __builtin_prefetch(map_.payload_at(v->base, chunk));
-    }
+    // This process's view of the chunk's pool, if it has one yet (checked against the chunk's
+    // generation below). Start pulling the payload's first line across cores now, in parallel
+    // with the reference CAS on the chunk header: the reader almost always touches it next.
+    const PoolMapping* view = map_.valid_chunk(chunk) ? map_.current_view(pool) : nullptr;
+    if (view != nullptr) __builtin_prefetch(map_.payload_at(view->base, chunk));
     // From the reference CAS to the hold-row store (or the release) the reference is ours
     // but unrecorded.
     UnrecordedWindow window(map_.subscriber(slot_).op_seq);
@@ -137,7 +137,9 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
       return Errc::region_lost;
     }
     // Relaxed: published with the message (the commit word's acquire above).
-    const std::byte* base = map_.pool_base(pool, map_.chunk(chunk).pool_generation.load(std::memory_order_relaxed));
+    const std::uint32_t generation = map_.chunk(chunk).pool_generation.load(std::memory_order_relaxed);
+    const std::byte* base = view != nullptr && view->generation == generation ? view->base
+                                                                               : map_.pool_base(pool, generation);
     if (base == nullptr) {  // its pool is gone for us (publisher dead, or not ours to open)
       map_.release(chunk);
       skip_lost();
