@@ -12,9 +12,6 @@
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010  // Linux 5.1
 #endif
-#ifndef MFD_NOEXEC_SEAL
-#define MFD_NOEXEC_SEAL 0x0008U
-#endif
 
 namespace shmbus::detail {
 
@@ -43,29 +40,27 @@ void raise_fd_limit_once() {
   (void)done;
 }
 
-}  // namespace
-
-std::shared_ptr<PoolMapping> create_pool(const std::string& topic, std::uint32_t pool, std::uint32_t generation,
-                                         std::size_t size) {
-  raise_fd_limit_once();
-  std::string label = "shmbus-pool:" + topic.substr(0, 180) + "#" + std::to_string(pool);
-  int fd = memfd_create(label.c_str(), MFD_ALLOW_SEALING | MFD_CLOEXEC | MFD_NOEXEC_SEAL);
-  if (fd < 0 && errno == EINVAL) fd = memfd_create(label.c_str(), MFD_ALLOW_SEALING | MFD_CLOEXEC);
-  const std::string what = "payload pool " + std::to_string(pool) + " of topic '" + topic + "'";
-  if (fd < 0) throw_errno("memfd_create for " + what);
+// A mapping record for `fd` (owned from here on: closed, and unmapped once mapped, by the
+// record's destructor whatever happens next).
+std::shared_ptr<PoolMapping> owned_mapping(int fd, std::uint32_t pool, std::uint32_t generation, std::size_t size) {
   auto m = std::make_shared<PoolMapping>();
   m->pool = pool;
   m->generation = generation;
   m->fd = fd;
   m->size = size;
-  m->writable = true;
   m->owned = true;
-  if (ftruncate(fd, static_cast<off_t>(size)) != 0) throw_errno("sizing " + what);
-  // Reserve the pages now: a full memory cgroup fails here, never as a SIGBUS while writing.
-  if (int rc = posix_fallocate(fd, 0, static_cast<off_t>(size)); rc != 0) {
-    errno = rc;
-    throw_errno("reserving " + std::to_string(size) + " bytes for " + what);
-  }
+  return m;
+}
+
+}  // namespace
+
+std::shared_ptr<PoolMapping> create_pool(const std::string& topic, std::uint32_t pool, std::uint32_t generation,
+                                         std::size_t size) {
+  raise_fd_limit_once();
+  const std::string what = "payload pool " + std::to_string(pool) + " of topic '" + topic + "'";
+  int fd = create_reserved_memfd("shmbus-pool:" + topic.substr(0, 180) + "#" + std::to_string(pool), size, what);
+  std::shared_ptr<PoolMapping> m = owned_mapping(fd, pool, generation, size);
+  m->writable = true;
   m->base = static_cast<std::byte*>(map_shared(fd, size, what, /*writable=*/true));
   // From here on no new writable shared mapping of this memfd can be made, by anyone: ours,
   // made above, is the only one there will ever be (LINUX-NOTES §3).
@@ -73,20 +68,12 @@ std::shared_ptr<PoolMapping> create_pool(const std::string& topic, std::uint32_t
   return m;
 }
 
-std::shared_ptr<PoolMapping> open_pool(int fd, std::uint32_t pool, std::uint32_t generation, std::uint64_t inode,
-                                       std::size_t size, const std::string& what) {
-  raise_fd_limit_once();
-  auto m = std::make_shared<PoolMapping>();
-  m->pool = pool;
-  m->generation = generation;
-  m->fd = fd;
-  m->size = size;
-  m->owned = true;
+void check_pool_memfd(int fd, std::uint64_t inode, std::size_t size, const std::string& what) {
   struct stat st {};
   if (fstat(fd, &st) != 0) throw_errno("fstat of " + what);
   if (static_cast<std::uint64_t>(st.st_ino) != inode) {
-    throw Error(Errc::region_corrupt, what + ": the fd is not the pool's memfd (inode " + std::to_string(st.st_ino) +
-                                          ", the pool slot names " + std::to_string(inode) + ")");
+    throw Error(Errc::region_corrupt, what + ": not the memfd the pool slot names (inode " + std::to_string(st.st_ino) +
+                                          ", the slot names " + std::to_string(inode) + ")");
   }
   if (static_cast<std::uint64_t>(st.st_size) != size) {
     throw Error(Errc::region_corrupt, what + ": " + std::to_string(st.st_size) + " bytes, the topic's pools have " +
@@ -94,8 +81,15 @@ std::shared_ptr<PoolMapping> open_pool(int fd, std::uint32_t pool, std::uint32_t
   }
   int seals = fcntl(fd, F_GET_SEALS);
   if (seals < 0 || (seals & pool_seals()) != pool_seals()) {
-    throw Error(Errc::region_unsealed, what + ": not sealed against writing, shrinking and growing; refusing to map it");
+    throw Error(Errc::region_unsealed, what + ": not sealed against writing, shrinking and growing");
   }
+}
+
+std::shared_ptr<PoolMapping> open_pool(int fd, std::uint32_t pool, std::uint32_t generation, std::uint64_t inode,
+                                       std::size_t size, const std::string& what) {
+  raise_fd_limit_once();
+  std::shared_ptr<PoolMapping> m = owned_mapping(fd, pool, generation, size);
+  check_pool_memfd(fd, inode, size, what);
   m->base = static_cast<std::byte*>(map_shared(fd, size, what, /*writable=*/false));
   return m;
 }

@@ -35,6 +35,10 @@ int pool_seals() noexcept;
 std::shared_ptr<PoolMapping> create_pool(const std::string& topic, std::uint32_t pool, std::uint32_t generation,
                                          std::size_t size);
 
+// Throws Error(region_corrupt / region_unsealed) naming the check that failed unless `fd` is a
+// memfd with inode `inode`, `size` bytes, carrying pool_seals().
+void check_pool_memfd(int fd, std::uint64_t inode, std::size_t size, const std::string& what);
+
 // Maps `fd` (owned by the result) read-only as pool `pool` after checking that it is the
 // memfd the pool slot names (inode), of the expected size, and carries pool_seals(). Throws
 // Error(region_unsealed / region_corrupt / system_error) saying which check failed.

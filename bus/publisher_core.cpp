@@ -32,7 +32,6 @@ PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
         s.state.store(kSlotFree, std::memory_order_release);  // release: as in the destructor
         throw;
       }
-      pool_index_ = map_.external_pools() ? i : 0;
     }
     // Release: tools and recoverers that see kSlotActive (acquire) see the fields above.
     s.state.store(kSlotActive, std::memory_order_release);
@@ -79,7 +78,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
   // Any larger class will do when the best fit is exhausted.
   std::uint32_t chunk = kNoChunk;
   for (int c = cls; c < static_cast<int>(map_.classes().size()) && chunk == kNoChunk; ++c) {
-    chunk = map_.allocate(pool_index_, c, pool_->generation);
+    chunk = map_.allocate(pool_->pool, c, pool_->generation);
   }
   if (chunk == kNoChunk) {
     err = Errc::pool_exhausted;

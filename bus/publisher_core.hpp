@@ -50,7 +50,6 @@ class PublisherCore {
   TopicControl& ctl_;
   std::uint32_t slot_;
   std::shared_ptr<PoolMapping> pool_;  // the payload pool we loan from (writable)
-  std::uint32_t pool_index_ = 0;
   std::atomic<std::uint32_t>* loans_;
   std::uint32_t max_loans_;
   std::uint32_t loans_in_use_ = 0;

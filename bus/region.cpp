@@ -22,23 +22,28 @@ void throw_errno(const std::string& what) {
               what + ": " + std::strerror(err));
 }
 
-int create_sealed_memfd(const std::string& name, std::size_t size) {
-  std::string label = "shmbus:" + name.substr(0, 200);
+int create_reserved_memfd(const std::string& label, std::size_t size, const std::string& what) {
   int fd = memfd_create(label.c_str(), MFD_ALLOW_SEALING | MFD_CLOEXEC | MFD_NOEXEC_SEAL);
   if (fd < 0 && errno == EINVAL) {  // kernel older than 6.3
     fd = memfd_create(label.c_str(), MFD_ALLOW_SEALING | MFD_CLOEXEC);
   }
-  if (fd < 0) throw_errno("memfd_create for " + name);
+  if (fd < 0) throw_errno("memfd_create for " + what);
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
     close(fd);
-    throw_errno("ftruncate of memfd for " + name);
+    throw_errno("ftruncate of memfd for " + what);
   }
-  // Reserve the pages now: a memfd is charged to our memory cgroup and must not fail later.
+  // Reserve the pages now: a memfd is charged to our memory cgroup and must not fail later
+  // (as a SIGBUS while writing).
   if (int rc = posix_fallocate(fd, 0, static_cast<off_t>(size)); rc != 0) {
     close(fd);
     errno = rc;
-    throw_errno("reserving " + std::to_string(size) + " bytes of memfd for " + name);
+    throw_errno("reserving " + std::to_string(size) + " bytes of memfd for " + what);
   }
+  return fd;
+}
+
+int create_sealed_memfd(const std::string& name, std::size_t size) {
+  int fd = create_reserved_memfd("shmbus:" + name.substr(0, 200), size, name);
   if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     close(fd);
     throw_errno("sealing memfd for " + name);

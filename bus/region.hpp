@@ -7,6 +7,11 @@
 
 namespace shmbus::detail {
 
+// A memfd of `size` bytes named `label`, its space reserved (posix_fallocate), unsealed but
+// created with MFD_ALLOW_SEALING. `what` names it in errors. Throws Error(no_space /
+// system_error).
+int create_reserved_memfd(const std::string& label, std::size_t size, const std::string& what);
+
 // A memfd of `size` bytes, space reserved, sealed against shrinking, growing and further
 // sealing (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL): it can never be truncated under a
 // reader. Throws Error(no_space / system_error).

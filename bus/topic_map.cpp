@@ -675,14 +675,7 @@ void TopicMap::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int f
     throw Error(Errc::invalid_config, what + ": created by pid " + std::to_string(slot.pid) + ", not by pid " +
                                           std::to_string(creator));
   }
-  struct stat st {};
-  if (fstat(fd, &st) != 0) throw_errno("fstat of " + what);
-  if (static_cast<std::uint64_t>(st.st_ino) != slot.inode) throw Error(Errc::invalid_config, what + ": not the memfd the pool slot names");
-  if (static_cast<std::uint64_t>(st.st_size) != pool_bytes_) throw Error(Errc::invalid_config, what + ": wrong size");
-  int seals = fcntl(fd, F_GET_SEALS);
-  if (seals < 0 || (seals & pool_seals()) != pool_seals()) {
-    throw Error(Errc::region_unsealed, what + ": not sealed against writing, shrinking and growing");
-  }
+  check_pool_memfd(fd, slot.inode, pool_bytes_, what);
 }
 
 bool TopicMap::pool_in_use(std::uint32_t pool, std::uint32_t generation) const noexcept {

@@ -176,7 +176,6 @@ class TopicMap {
   void drop_unreferenced_views();  // caller holds pools_mutex_
   void bind_sections();      // sets the typed pointers from the section table
   void validate(const std::string& what);  // throws Error; called on open
-  void initialise(const TopicConfig& config, const RegionOptions& options);
 
   int fd_ = -1;
   std::filesystem::path path_;

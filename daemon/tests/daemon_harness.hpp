@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "shmbus/client.hpp"
+
 namespace shmbusd::test {
 
 inline std::filesystem::path make_temp_dir(const char* tag) {
@@ -97,5 +99,15 @@ class DaemonProcess {
   std::vector<std::string> env_;
   pid_t pid_ = -1;
 };
+
+// Options for a shmbus::Client of daemon `d`. Without `reconnect`, a client whose daemon is
+// gone fails at once instead of retrying in the background.
+inline shmbus::ClientOptions client_at(const DaemonProcess& d, bool reconnect = true) {
+  shmbus::ClientOptions o;
+  o.socket = d.socket();
+  o.timeout = std::chrono::milliseconds(3000);
+  o.reconnect = reconnect;
+  return o;
+}
 
 }  // namespace shmbusd::test

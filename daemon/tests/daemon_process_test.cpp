@@ -15,13 +15,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-shmbus::ClientOptions client_at(const DaemonProcess& d) {
-  shmbus::ClientOptions o;
-  o.socket = d.socket();
-  o.timeout = 3000ms;
-  return o;
-}
-
 shmbus::TopicConfig topic_config(const std::string& name, shmbus::SlowSubscriberPolicy policy) {
   shmbus::TopicConfig c;
   c.name = name;

@@ -17,14 +17,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-shmbus::ClientOptions client_at(const DaemonProcess& d) {
-  shmbus::ClientOptions o;
-  o.socket = d.socket();
-  o.timeout = 3000ms;
-  o.reconnect = false;
-  return o;
-}
-
 shmbus::TopicConfig topic(const std::string& name) {
   shmbus::TopicConfig c;
   c.name = name;
@@ -50,7 +42,7 @@ pid_t start_client(const DaemonProcess& d, bool publisher, int ready, int seen) 
   pid_t pid = fork();
   if (pid != 0) return pid;
   try {
-    shmbus::Client client(client_at(d));
+    shmbus::Client client(client_at(d, /*reconnect=*/false));
     shmbus::Topic doomed = client.open_topic(topic("doomed"), publisher ? shmbus::Role::publisher : shmbus::Role::subscriber);
     shmbus::Topic other = client.open_topic(topic("other"), shmbus::Role::publisher);
     client.open_topic(topic("other"), shmbus::Role::subscriber);
@@ -139,7 +131,7 @@ struct Fixture {
       char c;
       if (!wait_readable(ready[0], 10s) || read(ready[0], &c, 1) != 1) throw std::runtime_error("clients did not start");
     }
-    shmbus::Client c(client_at(daemon));
+    shmbus::Client c(client_at(daemon, /*reconnect=*/false));
     auto t = listing(c, "doomed", false);
     if (!t || t->anonymous) throw std::runtime_error("no file-backed topic 'doomed'");
     file = t->path;
@@ -154,7 +146,7 @@ struct Fixture {
   // revoked error promptly, their other topic works, the daemon lists the topic as revoked
   // with its file renamed aside, and a new openTopic gets a fresh, leased region.
   void expect_revoked_by(const std::function<void()>& tamper) {
-    shmbus::Client c(client_at(daemon));
+    shmbus::Client c(client_at(daemon, /*reconnect=*/false));
     ASSERT_TRUE(wait_leased(c, "doomed", 3s)) << "the daemon holds no lease on " << file;
     auto t0 = Clock::now();
     tamper();
@@ -207,7 +199,7 @@ TEST(Lease, ReadOnlyOpenWithTruncRevokesTheRegion) {
 // on, and the lease comes back once the reader is gone.
 TEST(Lease, ReadOnlyOpenDoesNotRevokeAndTheLeaseComesBack) {
   Fixture f("lease-reader");
-  shmbus::Client c(client_at(f.daemon));
+  shmbus::Client c(client_at(f.daemon, /*reconnect=*/false));
   ASSERT_TRUE(wait_leased(c, "doomed", 3s));
   pid_t reader = fork();
   if (reader == 0) {
@@ -236,7 +228,7 @@ TEST(Lease, ReadOnlyOpenDoesNotRevokeAndTheLeaseComesBack) {
 // clients share: opening the file must not hang for lease-break-time (45 s).
 TEST(Lease, OrphanedLeaseNeverStallsAnOpener) {
   Fixture f("lease-orphan");
-  shmbus::Client c(client_at(f.daemon));
+  shmbus::Client c(client_at(f.daemon, /*reconnect=*/false));
   ASSERT_TRUE(wait_leased(c, "doomed", 3s));
   f.daemon.kill_now(SIGKILL);
   auto t0 = Clock::now();

@@ -28,14 +28,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-shmbus::ClientOptions client_at(const DaemonProcess& d) {
-  shmbus::ClientOptions o;
-  o.socket = d.socket();
-  o.timeout = 3000ms;
-  o.reconnect = false;
-  return o;
-}
-
 // ---- message content: every message says which one it is and carries a checksum ----
 
 constexpr std::size_t kMessageSize = 200;
@@ -63,6 +55,29 @@ std::int64_t check_stamped(std::span<const std::byte> b) {
   std::memcpy(&i, b.data(), 8);
   std::vector<std::byte> want = stamped(i);
   return std::equal(b.begin(), b.end(), want.begin()) ? static_cast<std::int64_t>(i) : -1;
+}
+
+// A block-policy topic whose publisher waits for its subscriber 200 ms at a time.
+shmbus::TopicConfig block_topic(const std::string& name) {
+  shmbus::TopicConfig c;
+  c.name = name;
+  c.size_classes = {{256, 64}};
+  c.queue_depth = 32;
+  c.policy = shmbus::SlowSubscriberPolicy::block;
+  c.block_timeout = 200ms;
+  return c;
+}
+
+// Publishes stamped(0..count-1), retrying each blocked publish for up to 4 s in all; "" when
+// all went out, else where it got stuck.
+std::string publish_all(shmbus::RawPublisher& pub, int count) {
+  auto give_up = std::chrono::steady_clock::now() + 4s;
+  for (int i = 0; i < count; ++i) {
+    while (!pub.publish_copy(stamped(i)).ok()) {
+      if (std::chrono::steady_clock::now() > give_up) return "stuck at message " + std::to_string(i);
+    }
+  }
+  return "";
 }
 
 // The pool a publisher created (generation 0 = never created).
@@ -171,7 +186,7 @@ enum class Aid {
 // A late subscriber of a topic whose only publisher has exited: what it took, what it lost,
 // and whose pool it was.
 std::string late_subscriber(const DaemonProcess& d, const std::string& topic, Aid aid) {
-  auto client = std::make_unique<shmbus::Client>(client_at(d));
+  auto client = std::make_unique<shmbus::Client>(client_at(d, /*reconnect=*/false));
   shmbus::Topic t = client->open_topic(topic, shmbus::Role::subscriber);
   auto pool = used_pool(t);
   if (!pool) return "no pool was ever created";
@@ -201,7 +216,7 @@ TEST(PoolBroker, PublisherThatExitedStillDeliversItsHistoryThroughTheDaemon) {
   const int count = 10;
 
   Child publisher([&]() -> std::string {
-    shmbus::Client client(client_at(d));
+    shmbus::Client client(client_at(d, /*reconnect=*/false));
     shmbus::Topic t = client.open_topic(cfg, shmbus::Role::publisher);
     if (!t.external_pools()) return "not an anonymous topic with external pools";
     shmbus::RawPublisher pub = client.publisher(t);
@@ -239,12 +254,7 @@ TEST(PoolBroker, SubscriberOfAnotherUserReadsThroughTheDaemon) {
                            "subscribe = [\"uid:65534\"]\n";
   DaemonProcess d(dir / "run", {"--config", config});
   d.start();
-  shmbus::TopicConfig cfg;
-  cfg.name = "shared/frames";
-  cfg.size_classes = {{256, 64}};
-  cfg.queue_depth = 32;
-  cfg.policy = shmbus::SlowSubscriberPolicy::block;
-  cfg.block_timeout = 200ms;
+  const shmbus::TopicConfig cfg = block_topic("shared/frames");
   const int count = 100;
   Gate pub_ready, sub_ready, sub_done;
 
@@ -252,7 +262,7 @@ TEST(PoolBroker, SubscriberOfAnotherUserReadsThroughTheDaemon) {
     Gate::OpenOnExit done{sub_done};
     if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) return "cannot become uid 65534";
     if (!pub_ready.wait()) return "the publisher never got ready";
-    shmbus::Client client(client_at(d));
+    shmbus::Client client(client_at(d, /*reconnect=*/false));
     shmbus::Topic t = client.open_topic(cfg.name, shmbus::Role::subscriber);
     shmbus::RawSubscriber sub = client.subscriber(t, {.with_history = false});
     sub_ready.open();
@@ -282,18 +292,12 @@ TEST(PoolBroker, SubscriberOfAnotherUserReadsThroughTheDaemon) {
     return r;
   });
   Child publisher([&]() -> std::string {
-    shmbus::Client client(client_at(d));
+    shmbus::Client client(client_at(d, /*reconnect=*/false));
     shmbus::Topic t = client.open_topic(cfg, shmbus::Role::publisher);
     shmbus::RawPublisher pub = client.publisher(t);
     pub_ready.open();
     if (!sub_ready.wait()) return "the subscriber never got ready";
-    auto give_up = std::chrono::steady_clock::now() + 4s;
-    for (int i = 0; i < count; ++i) {
-      // Block policy: waits (200 ms at a time) for the subscriber; retried until give_up.
-      while (!pub.publish_copy(stamped(i)).ok()) {
-        if (std::chrono::steady_clock::now() > give_up) return "stuck at message " + std::to_string(i);
-      }
-    }
+    if (std::string stuck = publish_all(pub, count); !stuck.empty()) return stuck;
     // Alive until the subscriber is done: the daemon is needed even while the owner lives.
     if (!sub_done.wait()) return "the subscriber never finished";
     return "published";
@@ -339,19 +343,14 @@ void forge_pool_slot(const shmbus::Topic& t, std::uint32_t pool, int fd) {
 TEST(PoolBroker, RegisterPoolRefusesAFdThatIsNotThePublishersSealedPool) {
   DaemonProcess d(make_temp_dir("poolhostile"));
   d.start();
-  shmbus::TopicConfig pair_cfg;
-  pair_cfg.name = "pair";
-  pair_cfg.size_classes = {{256, 64}};
-  pair_cfg.queue_depth = 32;
-  pair_cfg.policy = shmbus::SlowSubscriberPolicy::block;
-  pair_cfg.block_timeout = 200ms;
+  const shmbus::TopicConfig pair_cfg = block_topic("pair");
   const int count = 50;
   Gate start_pair, sub_ready, pair_read;
   // The well-behaved pair, forked before this process starts an event loop, run afterwards.
   Child pair_sub([&]() -> std::string {
     Gate::OpenOnExit done{pair_read};
     if (!start_pair.wait(10s)) return "never started";
-    shmbus::Client client(client_at(d));
+    shmbus::Client client(client_at(d, /*reconnect=*/false));
     shmbus::Topic t = client.open_topic(pair_cfg, shmbus::Role::subscriber);
     shmbus::RawSubscriber sub = client.subscriber(t, {.with_history = false});
     sub_ready.open();
@@ -364,15 +363,10 @@ TEST(PoolBroker, RegisterPoolRefusesAFdThatIsNotThePublishersSealedPool) {
   });
   Child pair_pub([&]() -> std::string {
     if (!sub_ready.wait(10s)) return "the subscriber never got ready";
-    shmbus::Client client(client_at(d));
+    shmbus::Client client(client_at(d, /*reconnect=*/false));
     shmbus::Topic t = client.open_topic(pair_cfg, shmbus::Role::publisher);
     shmbus::RawPublisher pub = client.publisher(t);
-    auto give_up = std::chrono::steady_clock::now() + 4s;
-    for (int i = 0; i < count; ++i) {
-      while (!pub.publish_copy(stamped(i)).ok()) {
-        if (std::chrono::steady_clock::now() > give_up) return "stuck at message " + std::to_string(i);
-      }
-    }
+    if (std::string stuck = publish_all(pub, count); !stuck.empty()) return stuck;
     if (!pair_read.wait()) return "the subscriber never finished";
     return "published";
   });
