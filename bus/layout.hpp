@@ -45,7 +45,12 @@
 //     idempotent: a recoverer may drop the reference of a chunk no ring slot holds any more
 //     even while a live publisher is about to do the same, and exactly one of them frees it.
 //   * Publishers claim a sequence from `tail`, write the chunk into ring slot seq & mask and
-//     store seq+1 into the slot's commit word last (release).
+//     store seq+1 into the slot's commit word last (release). A ring slot has one writer at a
+//     time: the claimant of seq writes its slot only once the message a lap earlier
+//     (seq - capacity) is committed, so it writes with plain stores, not read-modify-writes
+//     (bench/NOTES.md: a locked instruction on the line subscribers poll cost a quarter of the
+//     64 B latency). A claimant marks PublisherSlot::claimed_plus1 = ~0 just before it takes
+//     a sequence from `tail` (release), so a recoverer that read `tail` knows every live claim.
 //   * Subscribers read in order from their own cursor; a slot holding a newer sequence means
 //     they were overtaken (drop-oldest) and they count what they lost.
 #pragma once
@@ -67,8 +72,8 @@ inline constexpr std::uint64_t kRegionMagic = 0x31'53'55'42'4d'48'53'00ULL;  // 
 // Incompatible when: any struct below changes size/offset/meaning, a section is added or
 // reordered, or a protocol rule in the comments changes.
 // 1: first release. 2: ring slots padded to a cache line each. 3: payload pools, sealed
-// per-publisher memfds in anonymous regions.
-inline constexpr std::uint32_t kLayoutVersion = 3;
+// per-publisher memfds in anonymous regions. 4: one writer per ring slot (plain-store commit).
+inline constexpr std::uint32_t kLayoutVersion = 4;
 
 // ABI facts that must match for two builds to share a region: pointer width, cache line,
 // byte order, and the size of the structures whose layout depends on the compiler.
@@ -261,7 +266,8 @@ static_assert(offsetof(PoolSlot, owner) == 32);
 struct PublisherSlot {
   std::atomic<std::uint32_t> state;   // kSlot*
   std::atomic<std::int32_t> pid;      // informational: owner's pid at registration
-  // Sequence this publisher has claimed but not yet committed, plus one; 0 = none. Lets a
+  // Sequence this publisher has claimed but not yet committed, plus one; 0 = none; ~0 while
+  // it is taking one from `tail` (set just before, with the tail RMW's release). Lets a
   // recoverer fill the hole a publisher killed between claim and commit leaves in the ring.
   std::atomic<std::uint64_t> claimed_plus1;
   std::atomic<std::uint64_t> published;   // messages committed (statistics)
@@ -311,7 +317,8 @@ static_assert(offsetof(SubscriberSlot, op_seq) == kCacheLine + 24);
 // while the publisher writes slot s+1 of the same line, and the line crosses between their
 // cores on every message: padding raised 64 B throughput by 28 % (bench/NOTES.md).
 struct RingSlot {
-  // sequence+1 of the message in this slot, 0 = never written. Stored last with release.
+  // sequence+1 of the message in this slot, 0 = never written. Stored last with release, by
+  // the slot's single writer of the moment (see the protocol summary).
   std::atomic<std::uint64_t> commit;
   std::atomic<std::uint32_t> chunk;   // head chunk of the message; kNoChunk = tombstone
   std::uint32_t reserved;

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <thread>
+
 #include "futex.hpp"
 #include "process_identity.hpp"
 #include "unrecorded_window.hpp"
@@ -160,9 +162,14 @@ std::uint64_t PublisherCore::slowest_cursor_cached(std::uint64_t tail) noexcept 
 }
 
 Status PublisherCore::claim(std::uint64_t& seq) noexcept {
+  PublisherSlot& me = map_.publisher(slot_);
   if (ctl_.policy == SlowSubscriberPolicyWire::kDropOldest) {
-    // Relaxed: tail only hands out numbers; the ring slot's commit word publishes the data.
-    seq = ctl_.tail.fetch_add(1, std::memory_order_relaxed);
+    // "Taking a sequence", for recoverers: see PublisherSlot::claimed_plus1. Relaxed, published
+    // by the release below.
+    me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
+    // Release: a recoverer whose acquire load of tail sees our increment also sees the marker.
+    // (tail only hands out numbers; the ring slot's commit word publishes the data.)
+    seq = ctl_.tail.fetch_add(1, std::memory_order_release);
     return Errc::ok;
   }
   const std::uint64_t capacity = map_.ring_capacity();
@@ -171,13 +178,16 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
   for (;;) {
     std::uint64_t slowest = slowest_cursor_cached(t);
     if (slowest == ~0ULL || t - std::min(slowest, t) < capacity) {
-      // Relaxed, as fetch_add above: the commit word publishes the data.
-      if (ctl_.tail.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) {
+      me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);  // as above
+      // Release, as fetch_add above.
+      if (ctl_.tail.compare_exchange_weak(t, t + 1, std::memory_order_release, std::memory_order_relaxed)) {
         seq = t;
         return Errc::ok;
       }
       continue;  // another publisher claimed t; t now holds the new tail
     }
+    // Not taking a sequence while we wait, so recoverers need not wait for us.
+    me.claimed_plus1.store(0, std::memory_order_relaxed);
     if (ctl_.policy == SlowSubscriberPolicyWire::kFailPublish) return Errc::subscriber_queue_full;
     // Block policy: sleep on space_futex until a subscriber takes, or the timeout passes.
     std::uint64_t now = monotonic_ns();
@@ -201,13 +211,38 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
   }
 }
 
+std::uint64_t PublisherCore::wait_for_previous_lap(const RingSlot& rs, std::uint64_t seq) noexcept {
+  const std::uint64_t capacity = map_.ring_capacity();
+  // Acquire: pairs with the release store of the previous lap's commit, so that its chunk
+  // index (which we take over) is visible.
+  std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
+  if (commit + capacity >= seq + 1) [[likely]] return commit;
+  // The claimant of seq - capacity has not committed yet: it was descheduled (or killed)
+  // between its claim and its commit while the others went round the whole ring. Wait for it;
+  // if it died, reclaim it ourselves (its hole would otherwise hold every publisher here).
+  std::uint64_t next_check = monotonic_ns() + 1'000'000;
+  for (std::uint32_t i = 0; (commit = rs.commit.load(std::memory_order_acquire)) + capacity < seq + 1; ++i) {
+    if (i < 1024) {
+      cpu_relax();
+      continue;
+    }
+    std::this_thread::yield();
+    if (map_.unusable()) return commit;
+    if (std::uint64_t now = monotonic_ns(); now >= next_check) {
+      try {
+        topic_.reclaim_dead_owners();
+      } catch (...) {  // out of memory in the reclaim: keep waiting, try again later
+      }
+      next_check = now + 10'000'000;
+    }
+  }
+  return commit;
+}
+
 Status PublisherCore::commit(std::uint32_t head) noexcept {
   if (map_.unusable()) return Errc::region_lost;
   PublisherSlot& me = map_.publisher(slot_);
   std::uint64_t seq = 0;
-  // Record that a claim is under way before taking it: a recoverer that finds this marker
-  // for a dead publisher knows to look for a hole in the ring.
-  me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
   if (Status st = claim(seq); !st.ok()) {
     me.claimed_plus1.store(0, std::memory_order_relaxed);
     return st;
@@ -224,24 +259,28 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
     idx = map_.chunk(idx).next_segment.load(std::memory_order_relaxed);
   }
   RingSlot& rs = map_.ring_slot(seq);
-  // Acquire: pairs with another publisher's release of a newer commit in this slot.
-  std::uint64_t current = rs.commit.load(std::memory_order_acquire);
-  if (current > seq + 1) {
-    // A publisher a whole ring ahead already wrote here (only possible under drop-oldest
-    // while we were descheduled): our message is already overwritten for everyone.
+  if (wait_for_previous_lap(rs, seq) >= seq + 1) {
+    // A recoverer already filled our sequence with a tombstone (it took us for dead, or the
+    // region is lost): the message cannot be delivered any more.
     map_.release(head);
   } else {
+    // From here to our commit store we are the slot's only writer (layout.hpp): plain loads
+    // and stores, no locked instruction on the line subscribers poll.
+    const std::uint32_t old = rs.chunk.load(std::memory_order_relaxed);  // the previous lap's, acquired above
     map_.loan_to_ring(head);  // our loan becomes the ring's reference (claim_chunk covers it)
-    // Acq_rel: we take over the previous occupant's ring reference (acquire its writes) and
-    // hand over ours (release our chunk header and payload writes).
-    std::uint32_t old = rs.chunk.exchange(head, std::memory_order_acq_rel);
+    rs.chunk.store(head, std::memory_order_relaxed);  // published by the commit store
     // Release: a subscriber that reads commit == seq+1 (acquire) sees the chunk index, the
-    // chunk header and the payload written before. Only ever raise the commit word.
-    while (current < seq + 1 &&
-           !rs.commit.compare_exchange_weak(current, seq + 1, std::memory_order_release, std::memory_order_acquire)) {
+    // chunk header and the payload written before.
+    rs.commit.store(seq + 1, std::memory_order_release);
+    // We took over the previous message's ring reference with the slot.
+    if (old != kNoChunk && map_.valid_chunk(old) && map_.drop_ring_ref(old) && pool_ && map_.pool_of(old) == pool_->pool) {
+      // Freed into our own pool, and the next loan pops it first (LIFO): ask for its payload
+      // line now, so the next write does not wait for it to leave the subscriber's cache.
+      __builtin_prefetch(map_.payload_at(pool_->base, old), 1);
     }
-    if (old != kNoChunk && map_.valid_chunk(old)) map_.drop_ring_ref(old);
   }
+  // Likewise the next ring slot (the line the subscribers read last).
+  __builtin_prefetch(&map_.ring_slot(seq + 1), 1);
   // Release: a recoverer that reads "no claim" (acquire) then finds our chunk in the slot.
   me.claimed_plus1.store(0, std::memory_order_release);
   // We are the slot's only writer: a plain increment, no locked instruction.

@@ -40,6 +40,10 @@ class PublisherCore {
   void forget_loan(std::uint32_t chunk) noexcept;
   // Claims the next sequence under the topic's policy.
   Status claim(std::uint64_t& seq) noexcept;
+  // Returns once the message a lap before `seq` is committed in `rs`: from then on we are
+  // the slot's only writer (layout.hpp). Reclaims dead publishers if that takes long.
+  // Returns the commit word it saw.
+  std::uint64_t wait_for_previous_lap(const RingSlot& rs, std::uint64_t seq) noexcept;
   std::uint64_t slowest_cursor() const noexcept;
   // slowest_cursor(), rescanned only when the cached value says "full" or the set of
   // subscribers changed: cursors only grow, so a cached minimum is a safe lower bound.

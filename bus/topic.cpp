@@ -283,36 +283,50 @@ std::set<std::uint32_t> chain_of(TopicMap& m, std::uint32_t head) {
 }
 
 // A publisher that died between taking a sequence from `tail` and recording it leaves a ring
-// slot that nobody will ever commit, and subscribers would wait at it forever. Fill every such
-// hole in the retained window with a tombstone, except sequences a live publisher has
-// recorded as its claim. Tombstoning a live publisher's unrecorded claim by mistake is safe:
-// its later commit finds the slot's commit word already at seq+1, swaps its chunk in (the
-// tombstone held none), and the references still add up; only that one message may be
-// reported lost to subscribers that passed the tombstone.
-void fill_holes(TopicMap& m, std::uint32_t dead_slot) {
+// slot that nobody will ever commit, and subscribers would wait at it forever (and publishers,
+// a lap later). Fill every such hole in the retained window with a tombstone. A live publisher
+// may be taking a sequence right now (claimed_plus1 == ~0): wait until it has recorded which,
+// so that every uncommitted sequence we then find and no live publisher recorded is the dead
+// one's. That matters because the claimant writes its slot with plain stores (layout.hpp):
+// we must never write a slot a live publisher is about to write. False when a live publisher
+// stayed in the middle of taking a sequence for a whole second (then try again later).
+bool fill_holes(TopicMap& m, std::uint32_t dead_slot) {
+  // Acquire: pairs with the release RMWs on tail, so every claimant of a sequence below
+  // `tail` has its ~0 marker (or something later) visible to the loads below.
   const std::uint64_t tail = m.control().tail.load(std::memory_order_acquire);
   const std::uint64_t from = tail - std::min(tail, m.ring_capacity());
   std::set<std::uint64_t> claimed_by_live;
   for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
-    if (p == dead_slot || m.publisher(p).state.load(std::memory_order_acquire) != kSlotActive) continue;
-    std::uint64_t c = m.publisher(p).claimed_plus1.load(std::memory_order_acquire);
+    if (p == dead_slot) continue;
+    PublisherSlot& s = m.publisher(p);
+    std::uint64_t c = s.claimed_plus1.load(std::memory_order_acquire);
+    bool dead = false;
+    for (const std::uint64_t give_up = monotonic_ns() + 1'000'000'000;
+         c == ~0ULL && s.state.load(std::memory_order_acquire) == kSlotActive;
+         c = s.claimed_plus1.load(std::memory_order_acquire)) {
+      // Another dead publisher, not reclaimed yet: its claim is a hole like dead_slot's.
+      if ((dead = owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) == Liveness::dead)) break;
+      if (monotonic_ns() >= give_up) return false;
+      std::this_thread::yield();  // it is between two stores; it only needs the CPU
+    }
+    if (dead || s.state.load(std::memory_order_acquire) != kSlotActive) continue;
     if (c != 0 && c != ~0ULL) claimed_by_live.insert(c - 1);
   }
   for (std::uint64_t seq = from; seq < tail; ++seq) {
     RingSlot& rs = m.ring_slot(seq);
-    std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
-    if (commit >= seq + 1 || claimed_by_live.count(seq)) continue;
-    while (commit < seq + 1 &&
-           !rs.commit.compare_exchange_weak(commit, seq + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-    }
-    // The slot's chunk (if any) belongs to an older sequence whose ring reference we now own.
+    // Acquire: after the claims, so a live publisher that cleared its claim has its commit seen.
+    if (rs.commit.load(std::memory_order_acquire) >= seq + 1 || claimed_by_live.count(seq)) continue;
+    // The slot's chunk belongs to the previous lap, whose ring reference we now own. Chunk
+    // first, commit last: the publisher a lap ahead waits for this commit before it writes.
     std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
-    if (old != kNoChunk && m.valid_chunk(old) && m.chunk(old).sequence.load(std::memory_order_relaxed) != seq) {
-      m.drop_ring_ref(old);
-    } else if (old != kNoChunk) {
-      rs.chunk.store(old, std::memory_order_release);  // a live publisher committed meanwhile: keep it
+    if (old != kNoChunk && m.valid_chunk(old)) m.drop_ring_ref(old);
+    // Release: the lap-ahead publisher (acquire) sees the tombstone before it takes the slot.
+    std::uint64_t commit = rs.commit.load(std::memory_order_relaxed);
+    while (commit < seq + 1 &&
+           !rs.commit.compare_exchange_weak(commit, seq + 1, std::memory_order_release, std::memory_order_relaxed)) {
     }
   }
+  return true;
 }
 
 // A publisher killed after swapping its message into a ring slot, but before dropping the
@@ -442,11 +456,16 @@ void drop_unpublished(TopicMap& m, std::uint32_t head) {
   else m.release(head);
 }
 
-void reclaim_publisher(TopicMap& m, std::uint32_t p) {
+// Reclaims publisher slot p (state kSlotReclaiming). False, with the slot active again for a
+// later attempt, when the hole it may have left cannot be found yet (see fill_holes()).
+bool reclaim_publisher(TopicMap& m, std::uint32_t p) {
   PublisherSlot& s = m.publisher(p);
   std::set<std::uint32_t> handled;
   std::uint64_t claim = s.claimed_plus1.load(std::memory_order_acquire);
-  if (claim == ~0ULL) fill_holes(m, p);
+  if (claim == ~0ULL && !fill_holes(m, p)) {
+    s.state.store(kSlotActive, std::memory_order_release);  // release: nothing changed; for symmetry
+    return false;
+  }
   if (claim != 0 && claim != ~0ULL) {
     std::uint64_t seq = claim - 1;
     std::uint32_t head = s.claim_chunk.load(std::memory_order_relaxed);
@@ -476,6 +495,7 @@ void reclaim_publisher(TopicMap& m, std::uint32_t p) {
   // Release: the next owner of the slot sees the cleared rows.
   s.state.store(kSlotFree, std::memory_order_release);
   audit_references_locked(m);
+  return true;
 }
 
 void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
@@ -508,8 +528,7 @@ bool Topic::reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation)
   std::uint32_t active = kSlotActive;
   if (s.generation.load(std::memory_order_relaxed) != generation) return false;
   if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return false;
-  reclaim_publisher(m, slot);
-  return true;
+  return reclaim_publisher(m, slot);
 }
 
 bool Topic::reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation) {
@@ -569,8 +588,7 @@ std::size_t Topic::reclaim_process(pid_t pid) {
     std::uint32_t active = kSlotActive;
     if (s.pid.load(std::memory_order_relaxed) != pid) continue;
     if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) continue;
-    reclaim_publisher(m, p);
-    ++n;
+    n += reclaim_publisher(m, p) ? 1 : 0;
   }
   for (std::uint32_t i = 0; i < m.config().max_subscribers; ++i) {
     SubscriberSlot& s = m.subscriber(i);

@@ -475,11 +475,13 @@ void TopicMap::loan_to_ring(std::uint32_t chunk) noexcept {
   chunks_[chunk].refs.fetch_add(kRingRef - 1, std::memory_order_acq_rel);
 }
 
-void TopicMap::drop_ring_ref(std::uint32_t chunk) noexcept {
+bool TopicMap::drop_ring_ref(std::uint32_t chunk) noexcept {
   // Acq_rel as in release(). Clearing a bit twice clears it once: safe against a racing
   // recoverer, and only the caller that saw exactly kRingRef frees the chunk.
   std::uint32_t prev = chunks_[chunk].refs.fetch_and(~kRingRef, std::memory_order_acq_rel);
-  if (prev == kRingRef) free_chain(chunk);
+  if (prev != kRingRef) return false;
+  free_chain(chunk);
+  return true;
 }
 
 void TopicMap::free_chain(std::uint32_t chunk) noexcept {

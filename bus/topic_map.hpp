@@ -119,8 +119,9 @@ class TopicMap {
   // Turns the loaner's counted reference into the ring's reference (publish).
   void loan_to_ring(std::uint32_t chunk) noexcept;
   // Drops the ring's reference, idempotently: a second call (a recoverer racing the
-  // publisher that overwrote the slot) does nothing. Frees the chunk if nothing else holds it.
-  void drop_ring_ref(std::uint32_t chunk) noexcept;
+  // publisher that overwrote the slot) does nothing. Frees the chunk if nothing else holds it,
+  // and then returns true.
+  bool drop_ring_ref(std::uint32_t chunk) noexcept;
 
   bool valid_chunk(std::uint32_t chunk) const noexcept { return chunk < total_chunks_; }
   const LocalClass& class_of(std::uint32_t chunk) const noexcept;
