@@ -294,7 +294,6 @@ bool fill_holes(TopicMap& m, std::uint32_t dead_slot) {
   // Acquire: pairs with the release RMWs on tail, so every claimant of a sequence below
   // `tail` has its ~0 marker (or something later) visible to the loads below.
   const std::uint64_t tail = m.control().tail.load(std::memory_order_acquire);
-  const std::uint64_t from = tail - std::min(tail, m.ring_capacity());
   std::set<std::uint64_t> claimed_by_live;
   for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
     if (p == dead_slot) continue;
@@ -312,18 +311,23 @@ bool fill_holes(TopicMap& m, std::uint32_t dead_slot) {
     if (dead || s.state.load(std::memory_order_acquire) != kSlotActive) continue;
     if (c != 0 && c != ~0ULL) claimed_by_live.insert(c - 1);
   }
-  for (std::uint64_t seq = from; seq < tail; ++seq) {
-    RingSlot& rs = m.ring_slot(seq);
-    // Acquire: after the claims, so a live publisher that cleared its claim has its commit seen.
-    if (rs.commit.load(std::memory_order_acquire) >= seq + 1 || claimed_by_live.count(seq)) continue;
-    // The slot's chunk belongs to the previous lap, whose ring reference we now own. Chunk
-    // first, commit last: the publisher a lap ahead waits for this commit before it writes.
-    std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
-    if (old != kNoChunk && m.valid_chunk(old)) m.drop_ring_ref(old);
-    // Release: the lap-ahead publisher (acquire) sees the tombstone before it takes the slot.
-    std::uint64_t commit = rs.commit.load(std::memory_order_relaxed);
-    while (commit < seq + 1 &&
-           !rs.commit.compare_exchange_weak(commit, seq + 1, std::memory_order_release, std::memory_order_relaxed)) {
+  // Slot by slot: a hole holds up the slot's later laps (their claimants wait for it), so one
+  // slot can hold a chain of uncommitted sequences, one lap apart, as far as `tail`.
+  const std::uint64_t capacity = m.ring_capacity();
+  for (std::uint64_t slot = 0; slot < capacity; ++slot) {
+    RingSlot& rs = m.ring_slot(slot);
+    for (;;) {
+      // Acquire: after the claims, so a live publisher that cleared its claim has its commit seen.
+      const std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
+      const std::uint64_t next = commit == 0 ? slot : commit - 1 + capacity;  // the slot's next sequence
+      if (next >= tail || claimed_by_live.count(next)) break;  // not claimed yet, or a live claim
+      // `next` was claimed by a dead publisher. The slot's chunk belongs to the previous lap,
+      // whose ring reference we now own. Chunk first, commit last: the publisher a lap ahead
+      // waits for this commit before it writes.
+      std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
+      if (old != kNoChunk && m.valid_chunk(old)) m.drop_ring_ref(old);
+      // Release: the lap-ahead publisher (acquire) sees the tombstone before it takes the slot.
+      rs.commit.store(next + 1, std::memory_order_release);
     }
   }
   return true;

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "layout.hpp"
 #include "shmbus/shmbus.hpp"
 #include "test_support.hpp"
 
@@ -147,6 +148,85 @@ TEST(CrashReclaim, KilledPublisherAndSubscriberGiveEveryChunkBack) {
   EXPECT_EQ(live.wait(), kChildOk);
   expect_pool_whole(topic);
   ASSERT_EQ(topic.stats().clients.size(), 1u) << "slots of dead processes are still registered";
+}
+
+// The shared control words of a topic, for tests that must leave a state only a kill at one
+// exact instruction would leave.
+detail::TopicControl& control_of(const Topic& topic) {
+  auto* base = static_cast<std::byte*>(const_cast<void*>(topic.mapping_base()));
+  const auto& header = *reinterpret_cast<const detail::RegionHeader*>(base);
+  return *reinterpret_cast<detail::TopicControl*>(base + header.sections[detail::kSectionControl].offset);
+}
+detail::PublisherSlot& publisher_slot_of(const Topic& topic, std::uint32_t slot) {
+  auto* base = static_cast<std::byte*>(const_cast<void*>(topic.mapping_base()));
+  const auto& header = *reinterpret_cast<const detail::RegionHeader*>(base);
+  return reinterpret_cast<detail::PublisherSlot*>(base + header.sections[detail::kSectionPublishers].offset)[slot];
+}
+
+// A publisher killed between taking a sequence and recording it leaves a ring slot nobody
+// will commit. Publishers write a slot only once its previous lap is committed (layout.hpp),
+// so the next publisher to come round to that slot waits there: it must find the claimant
+// dead and reclaim it itself, without a daemon and without anybody calling reclaim.
+TEST(CrashReclaim, PublisherThatLapsADeadClaimReclaimsItAndGoesOn) {
+  TopicConfig c;
+  c.name = unique_name("lap-dead-claim");
+  c.size_classes = {{64, 48}};
+  c.queue_depth = 16;
+  c.policy = SlowSubscriberPolicy::drop_oldest;
+  RegionOptions shared_pool;  // the messages outlive the lapper's process, read after it exits
+  shared_pool.payload_in_region = true;
+  Topic topic = Topic::create(c, shared_pool);
+  SubscriberOptions no_history;
+  no_history.with_history = false;
+  RawSubscriber sub(topic, no_history);
+  {
+    RawPublisher first(topic);  // the hole is not at sequence 0
+    ASSERT_TRUE(publish_stamped(first, 0, 0, 16).ok());
+  }
+  Pipe claimed, never;
+  Child victim = Child::spawn([&] {
+    Topic mine = Topic::open_fd(topic.fd());
+    RawPublisher pub(mine);  // registers: slot 0, now free again
+    // What RawPublisher::publish does up to the instant it takes a sequence (the marker, then
+    // the tail RMW); a SIGKILL lands before it records which sequence it got.
+    publisher_slot_of(mine, 0).claimed_plus1.store(~0ULL, std::memory_order_relaxed);
+    control_of(mine).tail.fetch_add(1, std::memory_order_release);
+    if (!claimed.notify()) return static_cast<int>(kChildPipeFailed);
+    never.await(600s);  // until SIGKILL
+    return static_cast<int>(kChildOk);
+  });
+  ASSERT_TRUE(claimed.await());
+  victim.kill_and_reap();  // nobody reclaims it: the test is that the next publisher does
+
+  constexpr std::uint64_t kMessages = 40;  // past the hole at 1, 2.5 laps of 16
+  Child lapper = Child::spawn([&] {
+    Topic mine = Topic::open_fd(topic.fd());
+    RawPublisher pub(mine);
+    for (std::uint64_t k = 0; k < kMessages; ++k) {
+      if (!publish_stamped(pub, 1, k, 16).ok()) return static_cast<int>(kChildFirstFree);
+    }
+    return static_cast<int>(kChildOk);
+  });
+  EXPECT_EQ(lapper.wait(10s), kChildOk) << "the publisher a lap behind the dead claim did not get past it";
+
+  // Everything after the hole arrives; the hole itself counts as lost, as the overwritten ones.
+  std::uint64_t received = 0, lost = 0, last = 0;
+  for (;;) {
+    Result<RawSample> s = sub.take();
+    if (!s) {
+      ASSERT_EQ(s.code(), Errc::no_data);
+      break;
+    }
+    ++received;
+    lost += s->lost_before();
+    last = s->sequence();
+    ASSERT_TRUE(check_stamped(s->data())) << "sequence " << s->sequence();
+  }
+  EXPECT_EQ(last, kMessages + 1) << "sequence 0, the dead claim's 1, then the lapper's";
+  EXPECT_EQ(received, c.queue_depth);
+  EXPECT_EQ(received + lost, kMessages + 2);
+  EXPECT_EQ(topic.stats().clients.size(), 1u) << "the dead publisher is still registered: " << topic.describe_pool();
+  expect_pool_whole(topic);
 }
 
 // A publisher that publishes as fast as it can until killed.
