@@ -284,7 +284,7 @@ std::set<std::uint32_t> chain_of(TopicMap& m, std::uint32_t head) {
 
 // A publisher that died between taking a sequence from `tail` and recording it leaves a ring
 // slot that nobody will ever commit, and subscribers would wait at it forever (and publishers,
-// a lap later). Fill every such hole in the retained window with a tombstone. A live publisher
+// a lap later). Fill every such hole below `tail` with a tombstone. A live publisher
 // may be taking a sequence right now (claimed_plus1 == ~0): wait until it has recorded which,
 // so that every uncommitted sequence we then find and no live publisher recorded is the dead
 // one's. That matters because the claimant writes its slot with plain stores (layout.hpp):
