@@ -226,7 +226,13 @@ std::uint64_t PublisherCore::wait_for_previous_lap(const RingSlot& rs, std::uint
       cpu_relax();
       continue;
     }
-    std::this_thread::yield();
+    // It is most likely waiting for a CPU: give it ours. A yield alone often hands the CPU to
+    // another waiter, so sleep briefly once yielding did not help.
+    if (i < 1024 + 16) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
     if (map_.unusable()) return commit;
     if (std::uint64_t now = monotonic_ns(); now >= next_check) {
       try {

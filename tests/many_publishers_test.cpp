@@ -1,8 +1,11 @@
-// Several publisher processes on one block-policy topic: every subscriber process receives
+// Several publisher processes on one topic. Block policy: every subscriber process receives
 // every message of every publisher, each publisher's messages in the order it published them.
+// Drop-oldest on a two-slot ring: publishers lap each other all the time, and the ring slot's
+// one-writer rule (bus/layout.hpp) must still leave every message whole and every chunk owned.
 #include <gtest/gtest.h>
 
 #include <array>
+#include <chrono>
 #include <vector>
 
 #include "shmbus/shmbus.hpp"
@@ -88,6 +91,63 @@ TEST(ManyPublishers, EverySubscriberGetsEveryMessageOfEveryPublisherInOrder) {
   for (Child& p : publishers) EXPECT_EQ(p.wait(), kChildOk);
   for (Child& s : subscribers) EXPECT_EQ(s.wait(), kChildOk);
   EXPECT_EQ(topic.stats().published, per_publisher * kPublishers);
+}
+
+// Four publishers on a two-slot drop-oldest ring: nearly every publish finds the slot's previous
+// lap claimed by another publisher, often not yet committed, and must wait for it
+// (PublisherCore::wait_for_previous_lap) before it writes the slot with plain stores. Two writers
+// in one slot would lose a chunk (its ring reference never dropped) or pair one message's
+// sequence with another's chunk; the subscriber and the final pool count would see either.
+TEST(ManyPublishers, PublishersLappingEachOtherOnATwoSlotRingLoseNoChunk) {
+  constexpr std::uint32_t kLappers = 4;
+  const std::uint64_t per_publisher = static_cast<std::uint64_t>(scaled(50'000));
+  TopicConfig c;
+  c.name = unique_name("lapping-pubs");
+  c.size_classes = {{128, 64}};  // one pool, shared: the ring's 2, a loan per publisher, slack
+  c.queue_depth = 2;
+  c.policy = SlowSubscriberPolicy::drop_oldest;
+  RegionOptions shared_pool;  // the subscriber reads messages of publishers that have exited
+  shared_pool.payload_in_region = true;
+  Topic topic = Topic::create(c, shared_pool);
+  SubscriberOptions no_history;
+  no_history.with_history = false;
+  RawSubscriber sub(topic, no_history);
+  Pipe go;
+  std::vector<Child> publishers;
+  for (std::uint32_t id = 0; id < kLappers; ++id) {
+    publishers.push_back(Child::spawn([&, id] { return publish_n(topic, go, id, per_publisher); }));
+  }
+  for (std::uint32_t id = 0; id < kLappers; ++id) ASSERT_TRUE(go.notify());
+
+  // Take alongside until every sequence is accounted for, received or lost.
+  std::array<std::uint64_t, kLappers> next_of{};
+  std::uint64_t received = 0, lost = 0, bad = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (received + lost < per_publisher * kLappers && std::chrono::steady_clock::now() < deadline) {
+    Result<RawSample> s = sub.take();
+    if (!s) {
+      ASSERT_EQ(s.code(), Errc::no_data) << s.name();
+      continue;
+    }
+    ++received;
+    lost += s->lost_before();
+    std::optional<Stamp> stamp = check_stamped(s->data());
+    if (!stamp || stamp->publisher >= kLappers || stamp->sequence < next_of[stamp->publisher]) {
+      ++bad;
+      continue;
+    }
+    next_of[stamp->publisher] = stamp->sequence + 1;
+  }
+  for (Child& p : publishers) EXPECT_EQ(p.wait(), kChildOk);
+  EXPECT_EQ(received + lost, per_publisher * kLappers) << "received " << received << ", lost " << lost;
+  EXPECT_EQ(bad, 0u) << "messages torn, misattributed or out of a publisher's order";
+  EXPECT_GT(received, 0u);
+  EXPECT_EQ(topic.stats().published, per_publisher * kLappers);
+  for (const SizeClassUsage& u : topic.stats().classes) {
+    EXPECT_EQ(u.loaned, 0u) << topic.describe_pool();
+    EXPECT_EQ(u.in_ring, c.queue_depth) << topic.describe_pool();
+    EXPECT_EQ(u.free + u.in_ring, u.total) << topic.describe_pool();
+  }
 }
 
 }  // namespace
