@@ -18,9 +18,6 @@ namespace {
 
 using nlohmann::json;
 
-const char* role_name(Role r) { return r == Role::publisher ? "publisher" : "subscriber"; }
-
-
 std::string program_of(pid_t pid, const std::string& fallback) {
   std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
   std::string name;
