@@ -212,15 +212,13 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
 }
 
 std::uint64_t PublisherCore::wait_for_previous_lap(const RingSlot& rs, std::uint64_t seq) noexcept {
-  const std::uint64_t capacity = map_.ring_capacity();
-  // Acquire: pairs with the release store of the previous lap's commit, so that its chunk
-  // index (which we take over) is visible.
-  std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
-  if (commit + capacity >= seq + 1) [[likely]] return commit;
   // The claimant of seq - capacity has not committed yet: it was descheduled (or killed)
   // between its claim and its commit while the others went round the whole ring. Wait for it;
   // if it died, reclaim it ourselves (its hole would otherwise hold every publisher here).
+  const std::uint64_t capacity = map_.ring_capacity();
+  std::uint64_t commit = 0;
   std::uint64_t next_check = monotonic_ns() + 1'000'000;
+  // Acquire: as in commit().
   for (std::uint32_t i = 0; (commit = rs.commit.load(std::memory_order_acquire)) + capacity < seq + 1; ++i) {
     if (i < 1024) {
       cpu_relax();
@@ -265,7 +263,11 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
     idx = map_.chunk(idx).next_segment.load(std::memory_order_relaxed);
   }
   RingSlot& rs = map_.ring_slot(seq);
-  if (wait_for_previous_lap(rs, seq) >= seq + 1) {
+  // Acquire: pairs with the release store of the previous lap's commit, so that its chunk
+  // index (which we take over below) is visible.
+  std::uint64_t current = rs.commit.load(std::memory_order_acquire);
+  if (current + map_.ring_capacity() < seq + 1) [[unlikely]] current = wait_for_previous_lap(rs, seq);
+  if (current >= seq + 1) {
     // A recoverer already filled our sequence with a tombstone (it took us for dead, or the
     // region is lost): the message cannot be delivered any more.
     map_.release(head);

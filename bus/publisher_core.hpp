@@ -40,9 +40,9 @@ class PublisherCore {
   void forget_loan(std::uint32_t chunk) noexcept;
   // Claims the next sequence under the topic's policy.
   Status claim(std::uint64_t& seq) noexcept;
-  // Returns once the message a lap before `seq` is committed in `rs`: from then on we are
-  // the slot's only writer (layout.hpp). Reclaims dead publishers if that takes long.
-  // Returns the commit word it saw.
+  // commit()'s slow path when the message a lap before `seq` is not committed in `rs` yet:
+  // returns once it is (from then on we are the slot's only writer, layout.hpp), with the
+  // commit word it saw. Reclaims dead publishers if that takes long.
   std::uint64_t wait_for_previous_lap(const RingSlot& rs, std::uint64_t seq) noexcept;
   std::uint64_t slowest_cursor() const noexcept;
   // slowest_cursor(), rescanned only when the cached value says "full" or the set of

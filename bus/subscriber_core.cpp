@@ -284,10 +284,11 @@ RawSample SubscriberCore::make_sample(const Taken& t) noexcept {
   s.hold_index_ = t.hold_index;
   s.sequence_ = t.sequence;
   s.lost_before_ = t.lost_before;
-  s.data_ = map_.payload_at(t.pool_base, t.chunk);
+  const TopicMap::PayloadSpan payload = map_.payload_span(t.pool_base, t.chunk);
+  s.data_ = payload.data;
   s.pool_base_ = t.pool_base;
   // A hostile publisher could claim more bytes than the chunk has: clamp to the chunk.
-  s.size_ = std::min(map_.chunk(t.chunk).used_bytes.load(std::memory_order_relaxed), map_.capacity(t.chunk));
+  s.size_ = std::min(map_.chunk(t.chunk).used_bytes.load(std::memory_order_relaxed), payload.capacity);
   return s;
 }
 

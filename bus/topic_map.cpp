@@ -396,14 +396,6 @@ int TopicMap::class_for(std::uint64_t bytes) const noexcept {
   return -1;
 }
 
-const LocalClass& TopicMap::class_of(std::uint32_t chunk) const noexcept {
-  const std::uint32_t local = local_index(chunk);
-  for (const LocalClass& c : classes_) {
-    if (local - c.first_chunk < c.chunk_count) return c;
-  }
-  return classes_.back();  // unreachable for a valid_chunk(); callers check first
-}
-
 std::uint32_t TopicMap::allocate(std::uint32_t pool, int cls, std::uint32_t generation) noexcept {
   const LocalClass& lc = classes_[static_cast<std::size_t>(cls)];
   const std::uint32_t first = pool * chunks_per_pool_ + lc.first_chunk;
