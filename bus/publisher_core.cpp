@@ -291,7 +291,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   __builtin_prefetch(&map_.ring_slot(seq + 1), 1);
   // Release: a recoverer that reads "no claim" (acquire) then finds our chunk in the slot.
   me.claimed_plus1.store(0, std::memory_order_release);
-  // We are the slot's only writer: a plain increment, no locked instruction.
+  // We are our publisher slot's only writer: a plain increment, no locked instruction.
   me.published.store(me.published.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   // Seq_cst fence: Dekker pairing with a sleeping subscriber (sleepers++; fence; check data),
   // so either it sees our commit or we see it sleeping. No syscall when nobody sleeps.
