@@ -176,7 +176,12 @@ struct TopicControl {
   // Futex word bumped by a publisher when `sleepers` is non-zero; subscribers FUTEX_WAIT on it.
   alignas(kCacheLine) std::atomic<std::uint32_t> data_futex;
   std::atomic<std::uint32_t> sleepers;
-  std::uint8_t pad_data[kCacheLine - 8];
+  // Futex word bumped by a publisher when `lap_waiters` is non-zero; publishers waiting for a
+  // ring slot's previous lap to be committed FUTEX_WAIT on it (PublisherCore::commit()). Same
+  // line as `sleepers`: the publisher reads both after every commit.
+  std::atomic<std::uint32_t> lap_futex;
+  std::atomic<std::uint32_t> lap_waiters;
+  std::uint8_t pad_data[kCacheLine - 16];
   // Futex word bumped by a subscriber when `blocked_publishers` is non-zero (block policy).
   alignas(kCacheLine) std::atomic<std::uint32_t> space_futex;
   std::atomic<std::uint32_t> blocked_publishers;
@@ -204,6 +209,8 @@ static_assert(offsetof(TopicControl, type_id) == 256);
 static_assert(offsetof(TopicControl, max_message_size) == 304);
 static_assert(offsetof(TopicControl, tail) == 448);
 static_assert(offsetof(TopicControl, data_futex) == 512);
+static_assert(offsetof(TopicControl, lap_futex) == 520);
+static_assert(offsetof(TopicControl, lap_waiters) == 524);
 static_assert(offsetof(TopicControl, space_futex) == 576);
 static_assert(sizeof(TopicControl) == 640);
 static_assert(alignof(TopicControl) == kCacheLine);

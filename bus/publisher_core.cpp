@@ -2,8 +2,6 @@
 
 #include <unistd.h>
 
-#include <thread>
-
 #include "futex.hpp"
 #include "process_identity.hpp"
 #include "unrecorded_window.hpp"
@@ -224,13 +222,18 @@ std::uint64_t PublisherCore::wait_for_previous_lap(const RingSlot& rs, std::uint
       cpu_relax();
       continue;
     }
-    // It is most likely waiting for a CPU: give it ours. A yield alone often hands the CPU to
-    // another waiter, so sleep briefly once yielding did not help.
-    if (i < 1024 + 16) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    // It is most likely waiting for a CPU: sleep until a commit wakes us, so that it gets one.
+    // (Polling sleeps are worse than useless on a busy machine: each wake-up can preempt the
+    // very claimant we wait for, bench/NOTES.md.) Seq_cst: Dekker pairing with commit()'s
+    // (commit store; fence; load lap_waiters).
+    ctl_.lap_waiters.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t v = ctl_.lap_futex.load(std::memory_order_seq_cst);
+    if (rs.commit.load(std::memory_order_acquire) + capacity < seq + 1) {
+      // 1 ms slices: the dead-owner check below, and a lost region, need us awake now and then.
+      futex_wait(&ctl_.lap_futex, v, std::chrono::milliseconds(1));
     }
+    // Relaxed: a committer that still sees us as a waiter only makes one needless wake.
+    ctl_.lap_waiters.fetch_sub(1, std::memory_order_relaxed);
     if (map_.unusable()) return commit;
     if (std::uint64_t now = monotonic_ns(); now >= next_check) {
       try {
@@ -294,12 +297,19 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   // We are our publisher slot's only writer: a plain increment, no locked instruction.
   me.published.store(me.published.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   // Seq_cst fence: Dekker pairing with a sleeping subscriber (sleepers++; fence; check data),
-  // so either it sees our commit or we see it sleeping. No syscall when nobody sleeps.
+  // so either it sees our commit or we see it sleeping. No syscall when nobody sleeps. The
+  // fence comes after every path that wrote a commit word (or, for a tombstoned sequence,
+  // wrote none: then nobody waits on us).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (ctl_.sleepers.load(std::memory_order_relaxed) != 0) {
     // Relaxed: the futex word only has to change; sleepers re-check the ring after waking.
     ctl_.data_futex.fetch_add(1, std::memory_order_relaxed);
     futex_wake_all(&ctl_.data_futex);
+  }
+  // The same pairing with publishers waiting for a previous lap (wait_for_previous_lap()).
+  if (ctl_.lap_waiters.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    ctl_.lap_futex.fetch_add(1, std::memory_order_relaxed);  // relaxed: as data_futex above
+    futex_wake_all(&ctl_.lap_futex);
   }
   return map_.unusable() ? Errc::region_lost : Errc::ok;
 }

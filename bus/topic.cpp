@@ -461,16 +461,21 @@ void drop_unpublished(TopicMap& m, std::uint32_t head) {
 }
 
 // Reclaims publisher slot p (state kSlotReclaiming). False, with the slot active again for a
-// later attempt, when the hole it may have left cannot be found yet (see fill_holes()).
+// later attempt, when it cannot be done yet: the hole it may have left cannot be found (see
+// fill_holes()), or it died waiting for its slot's previous lap, whose claimant must be
+// committed or reclaimed first: our tombstone would jump over that lap, which then nobody
+// would tombstone, and its message's chunk would be left to the reference audit.
 bool reclaim_publisher(TopicMap& m, std::uint32_t p) {
   PublisherSlot& s = m.publisher(p);
   std::set<std::uint32_t> handled;
   std::uint64_t claim = s.claimed_plus1.load(std::memory_order_acquire);
-  if (claim == ~0ULL && !fill_holes(m, p)) {
+  const bool recorded = claim != 0 && claim != ~0ULL;
+  if ((claim == ~0ULL && !fill_holes(m, p)) ||
+      (recorded && m.ring_slot(claim - 1).commit.load(std::memory_order_acquire) + m.ring_capacity() < claim)) {
     s.state.store(kSlotActive, std::memory_order_release);  // release: nothing changed; for symmetry
     return false;
   }
-  if (claim != 0 && claim != ~0ULL) {
+  if (recorded) {
     std::uint64_t seq = claim - 1;
     std::uint32_t head = s.claim_chunk.load(std::memory_order_relaxed);
     handled = chain_of(m, head);
@@ -499,6 +504,9 @@ bool reclaim_publisher(TopicMap& m, std::uint32_t p) {
   // Release: the next owner of the slot sees the cleared rows.
   s.state.store(kSlotFree, std::memory_order_release);
   audit_references_locked(m);
+  // Publishers may be asleep waiting for a slot we just committed a tombstone into.
+  m.control().lap_futex.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(&m.control().lap_futex);
   return true;
 }
 

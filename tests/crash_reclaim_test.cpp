@@ -163,6 +163,85 @@ detail::PublisherSlot& publisher_slot_of(const Topic& topic, std::uint32_t slot)
   return reinterpret_cast<detail::PublisherSlot*>(base + header.sections[detail::kSectionPublishers].offset)[slot];
 }
 
+std::atomic<std::uint32_t>* loan_row_of(const Topic& topic, std::uint32_t slot) {
+  auto* base = static_cast<std::byte*>(const_cast<void*>(topic.mapping_base()));
+  const auto& header = *reinterpret_cast<const detail::RegionHeader*>(base);
+  return reinterpret_cast<std::atomic<std::uint32_t>*>(base + header.sections[detail::kSectionLoans].offset) +
+         std::size_t{slot} * topic.config().max_loans_per_publisher;
+}
+
+// In a child process: loan a chunk, then leave exactly the shared state RawPublisher::publish()
+// leaves at the moment it waits for its ring slot's previous lap (sequence taken and recorded,
+// head chunk recorded as the claim, loan row cleared, slot not written yet), and wait there
+// for SIGKILL. Reports the sequence it took.
+int die_waiting_for_the_previous_lap(const Topic& shared, Pipe& claimed, Pipe& never) {
+  Topic mine = Topic::open_fd(shared.fd());
+  RawPublisher pub(mine);
+  Result<RawLoan> loan = pub.loan(16);
+  if (!loan) return kChildFirstFree;
+  const std::uint32_t head = loan->chunk();
+  detail::PublisherSlot& me = publisher_slot_of(mine, pub.slot());
+  me.claim_chunk.store(head, std::memory_order_relaxed);
+  me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
+  const std::uint64_t seq = control_of(mine).tail.fetch_add(1, std::memory_order_release);
+  me.claimed_plus1.store(seq + 1, std::memory_order_relaxed);
+  std::atomic<std::uint32_t>* row = loan_row_of(mine, pub.slot());
+  for (std::uint32_t l = 0; l < mine.config().max_loans_per_publisher; ++l) {
+    if (row[l].load(std::memory_order_relaxed) == head) row[l].store(detail::kNoChunk, std::memory_order_relaxed);
+  }
+  if (!claimed.send(seq)) return kChildPipeFailed;
+  never.await(600s);  // until SIGKILL
+  return kChildOk;
+}
+
+// Two publishers killed with claims one lap apart in the same ring slot, the later one while it
+// waited for the earlier. Reclaiming the later one first must wait: its tombstone would jump
+// over the earlier claim, and the earlier one's message chunk would be left for the reference
+// audit to find.
+TEST(CrashReclaim, ClaimsOneLapApartAreReclaimedInOrderAndFreeEveryChunk) {
+  TopicConfig c;
+  c.name = unique_name("laps-apart");
+  c.size_classes = {{64, 16}};
+  c.queue_depth = 2;
+  c.policy = SlowSubscriberPolicy::drop_oldest;
+  Topic topic = Topic::create(c);
+  SubscriberOptions no_history;
+  no_history.with_history = false;
+  RawSubscriber sub(topic, no_history);
+  RawPublisher pub(topic);
+  Pipe claimed, never;
+
+  Child earlier = Child::spawn([&] { return die_waiting_for_the_previous_lap(topic, claimed, never); });
+  std::optional<std::uint64_t> earlier_seq = claimed.receive<std::uint64_t>();
+  ASSERT_EQ(earlier_seq, std::optional<std::uint64_t>(0));
+  ASSERT_TRUE(publish_stamped(pub, 0, 1, 16).ok());  // sequence 1, the other slot
+  Child later = Child::spawn([&] { return die_waiting_for_the_previous_lap(topic, claimed, never); });
+  std::optional<std::uint64_t> later_seq = claimed.receive<std::uint64_t>();
+  ASSERT_EQ(later_seq, std::optional<std::uint64_t>(2)) << "one lap after the earlier claim, same slot";
+  const pid_t earlier_pid = earlier.pid(), later_pid = later.pid();
+  earlier.kill_and_reap();
+  later.kill_and_reap();
+
+  EXPECT_EQ(topic.reclaim_process(later_pid), 0u) << "reclaimed before the lap it waited for";
+  EXPECT_EQ(topic.reclaim_process(earlier_pid), 1u);
+  EXPECT_EQ(topic.reclaim_process(later_pid), 1u);
+
+  std::vector<std::uint64_t> received;
+  std::uint64_t lost = 0;
+  auto take_all = [&] {
+    for (Result<RawSample> s = sub.take(); s; s = sub.take()) {
+      received.push_back(s->sequence());
+      lost += s->lost_before();
+    }
+  };
+  take_all();
+  ASSERT_TRUE(publish_stamped(pub, 0, 3, 16).ok());  // and the topic flows on
+  take_all();
+  EXPECT_EQ(received, (std::vector<std::uint64_t>{1, 3})) << "the two dead claims are tombstones";
+  EXPECT_EQ(lost, 2u);
+  expect_pool_whole(topic);
+}
+
 // A publisher killed between taking a sequence and recording it leaves a ring slot nobody
 // will commit. Publishers write a slot only once its previous lap is committed (layout.hpp),
 // so the next publisher to come round to that slot waits there: it must find the claimant

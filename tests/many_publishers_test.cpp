@@ -100,6 +100,8 @@ TEST(ManyPublishers, EverySubscriberGetsEveryMessageOfEveryPublisherInOrder) {
 // sequence with another's chunk; the subscriber and the final pool count would see either.
 TEST(ManyPublishers, PublishersLappingEachOtherOnATwoSlotRingLoseNoChunk) {
   constexpr std::uint32_t kLappers = 4;
+  // Kept small: on a loaded 2-core machine (ctest -j2) every lap can wait for a claimant that
+  // is off the CPU, and the test then runs at scheduler speed (see bench/NOTES.md).
   const std::uint64_t per_publisher = static_cast<std::uint64_t>(scaled(50'000));
   TopicConfig c;
   c.name = unique_name("lapping-pubs");
@@ -124,9 +126,9 @@ TEST(ManyPublishers, PublishersLappingEachOtherOnATwoSlotRingLoseNoChunk) {
   std::uint64_t received = 0, lost = 0, bad = 0;
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   while (received + lost < per_publisher * kLappers && std::chrono::steady_clock::now() < deadline) {
-    Result<RawSample> s = sub.take();
+    Result<RawSample> s = sub.take_wait(100ms);  // sleeps when idle: the CPUs are the publishers'
     if (!s) {
-      ASSERT_EQ(s.code(), Errc::no_data) << s.name();
+      ASSERT_EQ(s.code(), Errc::timeout) << s.name();
       continue;
     }
     ++received;
