@@ -250,10 +250,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   if (map_.unusable()) return Errc::region_lost;
   PublisherSlot& me = map_.publisher(slot_);
   std::uint64_t seq = 0;
-  if (Status st = claim(seq); !st.ok()) {
-    me.claimed_plus1.store(0, std::memory_order_relaxed);
-    return st;
-  }
+  if (Status st = claim(seq); !st.ok()) return st;
   me.claim_chunk.store(head, std::memory_order_relaxed);
   me.claimed_plus1.store(seq + 1, std::memory_order_relaxed);
   ChunkHeader& h = map_.chunk(head);

@@ -38,7 +38,8 @@ class PublisherCore {
 
  private:
   void forget_loan(std::uint32_t chunk) noexcept;
-  // Claims the next sequence under the topic's policy.
+  // Claims the next sequence under the topic's policy. Leaves claimed_plus1 at ~0 on success
+  // (the caller records the sequence), at 0 on failure.
   Status claim(std::uint64_t& seq) noexcept;
   // commit()'s slow path when the message a lap before `seq` is not committed in `rs` yet:
   // returns once it is (from then on we are the slot's only writer, layout.hpp), with the

@@ -93,15 +93,12 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
   if (held_ >= max_held_) return Errc::too_many_held;
   for (;;) {
     RingSlot& rs = map_.ring_slot(cursor_);
-    // Acquire: pairs with the publisher's release CAS of commit; the chunk index, chunk
+    // Acquire: pairs with the publisher's release store of commit; the chunk index, chunk
     // header and payload it wrote before are visible after this load.
     std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
     if (commit <= cursor_) {
-      if (cursor_ != shared_cursor_) {
-        // We skipped lost messages: let block-policy publishers know they may reuse the slots.
-        shared_cursor_ = cursor_;
-        map_.subscriber(slot_).cursor.store(cursor_, std::memory_order_release);  // release: as below
-      }
+      // We may have skipped lost messages: let block-policy publishers reuse their slots.
+      if (cursor_ != shared_cursor_) publish_cursor();
       return map_.unusable() ? Errc::region_lost : Errc::no_data;
     }
     if (commit != cursor_ + 1) {  // slot already reused by a newer message
@@ -153,10 +150,8 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
     out = {chunk, hold, cursor_, pending_lost_, base};
     pending_lost_ = 0;
     ++cursor_;
+    publish_cursor();
     SubscriberSlot& me = map_.subscriber(slot_);
-    // Release: a block-policy publisher reading our cursor (acquire) may reuse the slot.
-    me.cursor.store(cursor_, std::memory_order_release);
-    shared_cursor_ = cursor_;
     me.taken.store(me.taken.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (out.lost_before != 0) me.lost.store(lost_, std::memory_order_relaxed);
     if (block_policy_) {
@@ -169,6 +164,12 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
     }
     return Errc::ok;
   }
+}
+
+void SubscriberCore::publish_cursor() noexcept {
+  // Release: a block-policy publisher reading our cursor (acquire) may reuse the slots before it.
+  map_.subscriber(slot_).cursor.store(cursor_, std::memory_order_release);
+  shared_cursor_ = cursor_;
 }
 
 void SubscriberCore::skip_lost() noexcept {

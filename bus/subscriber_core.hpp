@@ -46,6 +46,7 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   Status sleep_until_data(std::uint64_t deadline_ns) noexcept;
   void resync(std::uint64_t seen_commit) noexcept;
   void skip_lost() noexcept;  // the message at the cursor cannot be read: count it lost
+  void publish_cursor() noexcept;  // stores cursor_ into our slot, for block-policy publishers
 
   Topic topic_;
   TopicMap& map_;

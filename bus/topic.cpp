@@ -472,7 +472,8 @@ bool reclaim_publisher(TopicMap& m, std::uint32_t p) {
   const bool recorded = claim != 0 && claim != ~0ULL;
   if ((claim == ~0ULL && !fill_holes(m, p)) ||
       (recorded && m.ring_slot(claim - 1).commit.load(std::memory_order_acquire) + m.ring_capacity() < claim)) {
-    s.state.store(kSlotActive, std::memory_order_release);  // release: nothing changed; for symmetry
+    // Release: nothing of the slot changed; the next recoverer's acquire CAS takes it as it was.
+    s.state.store(kSlotActive, std::memory_order_release);
     return false;
   }
   if (recorded) {

@@ -150,23 +150,22 @@ TEST(CrashReclaim, KilledPublisherAndSubscriberGiveEveryChunkBack) {
   ASSERT_EQ(topic.stats().clients.size(), 1u) << "slots of dead processes are still registered";
 }
 
-// The shared control words of a topic, for tests that must leave a state only a kill at one
+// Shared-memory sections of a topic, for tests that must leave a state only a kill at one
 // exact instruction would leave.
-detail::TopicControl& control_of(const Topic& topic) {
+template <typename T>
+T* section_of(const Topic& topic, detail::SectionId id) {
   auto* base = static_cast<std::byte*>(const_cast<void*>(topic.mapping_base()));
   const auto& header = *reinterpret_cast<const detail::RegionHeader*>(base);
-  return *reinterpret_cast<detail::TopicControl*>(base + header.sections[detail::kSectionControl].offset);
+  return reinterpret_cast<T*>(base + header.sections[id].offset);
+}
+detail::TopicControl& control_of(const Topic& topic) {
+  return *section_of<detail::TopicControl>(topic, detail::kSectionControl);
 }
 detail::PublisherSlot& publisher_slot_of(const Topic& topic, std::uint32_t slot) {
-  auto* base = static_cast<std::byte*>(const_cast<void*>(topic.mapping_base()));
-  const auto& header = *reinterpret_cast<const detail::RegionHeader*>(base);
-  return reinterpret_cast<detail::PublisherSlot*>(base + header.sections[detail::kSectionPublishers].offset)[slot];
+  return section_of<detail::PublisherSlot>(topic, detail::kSectionPublishers)[slot];
 }
-
 std::atomic<std::uint32_t>* loan_row_of(const Topic& topic, std::uint32_t slot) {
-  auto* base = static_cast<std::byte*>(const_cast<void*>(topic.mapping_base()));
-  const auto& header = *reinterpret_cast<const detail::RegionHeader*>(base);
-  return reinterpret_cast<std::atomic<std::uint32_t>*>(base + header.sections[detail::kSectionLoans].offset) +
+  return section_of<std::atomic<std::uint32_t>>(topic, detail::kSectionLoans) +
          std::size_t{slot} * topic.config().max_loans_per_publisher;
 }
 
