@@ -142,8 +142,14 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
       skip_lost();
       continue;
     }
+    // A free entry exists (held_ < max_held_) unless the row changed under us: the region was
+    // lost (its pages now read as zeros) or another process wrote it. Never scan past the row.
     std::uint32_t hold = 0;
-    while (holds_[hold].load(std::memory_order_relaxed) != kNoChunk) ++hold;  // held_ < max_held_
+    while (hold < max_held_ && holds_[hold].load(std::memory_order_relaxed) != kNoChunk) ++hold;
+    if (hold == max_held_) {
+      map_.release(chunk);
+      return map_.unusable() ? Errc::region_lost : Errc::too_many_held;
+    }
     // Relaxed: read only by a recoverer after we died (process teardown orders it).
     holds_[hold].store(chunk, std::memory_order_relaxed);
     ++held_;
