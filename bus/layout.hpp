@@ -53,6 +53,15 @@
 //     a sequence from `tail` (release), so a recoverer that read `tail` knows every live claim.
 //   * Subscribers read in order from their own cursor; a slot holding a newer sequence means
 //     they were overtaken (drop-oldest) and they count what they lost.
+//   * Under a policy that respects cursors (block, fail-publish) a subscriber's sample is
+//     pinned by the subscriber's own cursor instead of a counted reference: the cursor it
+//     stores stays at the oldest sequence it still holds, so no publisher can claim that
+//     sequence's next lap, and the ring's reference keeps the chunk. Such a take reads only the
+//     ring slot (which carries the message's size and pool generation for it) and the payload:
+//     no write to, and no read of, the chunk header, whose line would otherwise cross cores on
+//     every message (bench/NOTES.md: +20 % of 64 B throughput). A sample held while its
+//     subscriber waits, or held longer than half a lap, is converted into a counted reference
+//     (SubscriberCore::unpin).
 #pragma once
 
 #include <atomic>
@@ -73,7 +82,7 @@ inline constexpr std::uint64_t kRegionMagic = 0x31'53'55'42'4d'48'53'00ULL;  // 
 // reordered, or a protocol rule in the comments changes.
 // 1: first release. 2: ring slots padded to a cache line each. 3: payload pools, sealed
 // per-publisher memfds in anonymous regions. 4: one writer per ring slot (plain-store commit).
-inline constexpr std::uint32_t kLayoutVersion = 4;
+inline constexpr std::uint32_t kLayoutVersion = 5;
 
 // ABI facts that must match for two builds to share a region: pointer width, cache line,
 // byte order, and the size of the structures whose layout depends on the compiler.
@@ -82,6 +91,10 @@ inline constexpr std::uint32_t kAbiWord =
     ((std::endian::native == std::endian::little ? 1u : 0u) << 16);
 
 inline constexpr std::uint32_t kNoChunk = 0xFFFF'FFFFu;
+// A hold-row entry with this bit set records a sample pinned by its subscriber's cursor (see
+// the protocol summary): it holds no counted reference, so recoverers and auditors must not
+// release or count it. Marked values fail valid_chunk(), as every chunk index is below it.
+inline constexpr std::uint32_t kHoldPinned = 0x8000'0000u;
 inline constexpr std::uint32_t kRingRef = 0x8000'0000u;  // ChunkHeader::refs: the ring's reference
 inline constexpr std::uint64_t kNoSequence = ~0ULL;
 
@@ -328,12 +341,17 @@ struct RingSlot {
   // the slot's single writer of the moment (see the protocol summary).
   std::atomic<std::uint64_t> commit;
   std::atomic<std::uint32_t> chunk;   // head chunk of the message; kNoChunk = tombstone
-  std::uint32_t reserved;
-  std::uint8_t pad[kCacheLine - 16];
+  // Copies of the head chunk's ChunkHeader::pool_generation and used_bytes, written with the
+  // chunk index, so that a pinned take need not touch the header's line (see the summary).
+  std::atomic<std::uint32_t> pool_generation;
+  std::atomic<std::uint64_t> used_bytes;
+  std::uint8_t pad[kCacheLine - 24];
 };
 static_assert(std::is_standard_layout_v<RingSlot>);
 static_assert(sizeof(RingSlot) == kCacheLine);
 static_assert(offsetof(RingSlot, chunk) == 8);
+static_assert(offsetof(RingSlot, pool_generation) == 12);
+static_assert(offsetof(RingSlot, used_bytes) == 16);
 
 enum : std::uint32_t { kChunkFlagTyped = 1 };
 

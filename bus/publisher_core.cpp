@@ -149,8 +149,11 @@ std::uint64_t PublisherCore::slowest_cursor() const noexcept {
 }
 
 std::uint64_t PublisherCore::slowest_cursor_cached(std::uint64_t tail) noexcept {
-  // Acquire: pairs with the release bump in subscriber registration/departure.
-  std::uint32_t epoch = ctl_.subscriber_epoch.load(std::memory_order_acquire);
+  // Seq_cst, with the seq_cst tail CAS in claim(): a subscriber registering bumps the epoch and
+  // then reads tail (both seq_cst); every claim after the tail it read sees the new epoch, so
+  // it may pin the messages a lap before that (SubscriberCore::pin_safe_from_). Acquire alone
+  // would also pair with the release bump, which makes its cursor visible.
+  std::uint32_t epoch = ctl_.subscriber_epoch.load(std::memory_order_seq_cst);
   const bool full = cached_slowest_ != ~0ULL && tail - std::min(cached_slowest_, tail) >= map_.ring_capacity();
   if (epoch != cached_epoch_ || full || cached_slowest_ == ~0ULL) {
     cached_epoch_ = epoch;
@@ -172,13 +175,15 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
   }
   const std::uint64_t capacity = map_.ring_capacity();
   std::uint64_t deadline = 0;
-  std::uint64_t t = ctl_.tail.load(std::memory_order_relaxed);
+  // Every load of tail in this loop is seq_cst, like the CAS: see slowest_cursor_cached().
+  std::uint64_t t = ctl_.tail.load(std::memory_order_seq_cst);
   for (;;) {
     std::uint64_t slowest = slowest_cursor_cached(t);
     if (slowest == ~0ULL || t - std::min(slowest, t) < capacity) {
       me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);  // as above
-      // Release, as fetch_add above.
-      if (ctl_.tail.compare_exchange_weak(t, t + 1, std::memory_order_release, std::memory_order_relaxed)) {
+      // Release, as fetch_add above; seq_cst for pinning subscribers (slowest_cursor_cached).
+      // On x86 both are the same lock cmpxchg.
+      if (ctl_.tail.compare_exchange_weak(t, t + 1, std::memory_order_seq_cst, std::memory_order_seq_cst)) {
         seq = t;
         return Errc::ok;
       }
@@ -197,7 +202,7 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
     ctl_.blocked_publishers.fetch_add(1, std::memory_order_seq_cst);
     std::uint32_t v = ctl_.space_futex.load(std::memory_order_seq_cst);
     std::uint64_t again = cached_slowest_ = slowest_cursor();
-    t = ctl_.tail.load(std::memory_order_relaxed);
+    t = ctl_.tail.load(std::memory_order_seq_cst);
     if (!(again != ~0ULL && t - std::min(again, t) >= capacity)) {
       ctl_.blocked_publishers.fetch_sub(1, std::memory_order_relaxed);
       continue;
@@ -205,7 +210,7 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
     futex_wait(&ctl_.space_futex, v, std::chrono::nanoseconds(std::min<std::uint64_t>(deadline - now, 10'000'000)));
     // Relaxed: seeing us as blocked a little longer costs a subscriber one needless wake.
     ctl_.blocked_publishers.fetch_sub(1, std::memory_order_relaxed);
-    t = ctl_.tail.load(std::memory_order_relaxed);
+    t = ctl_.tail.load(std::memory_order_seq_cst);
   }
 }
 
@@ -276,7 +281,9 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
     // and stores, no locked instruction on the line subscribers poll.
     const std::uint32_t old = rs.chunk.load(std::memory_order_relaxed);  // the previous lap's, acquired above
     map_.loan_to_ring(head);  // our loan becomes the ring's reference (claim_chunk covers it)
-    rs.chunk.store(head, std::memory_order_relaxed);  // published by the commit store
+    rs.chunk.store(head, std::memory_order_relaxed);  // these three: published by the commit store
+    rs.pool_generation.store(h.pool_generation.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    rs.used_bytes.store(h.used_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
     // Release: a subscriber that reads commit == seq+1 (acquire) sees the chunk index, the
     // chunk header and the payload written before.
     rs.commit.store(seq + 1, std::memory_order_release);

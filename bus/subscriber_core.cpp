@@ -23,6 +23,12 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     if (!s.state.compare_exchange_strong(expected, kSlotClaiming, std::memory_order_acquire)) continue;
     slot_ = i;
     holds_ = map_.holds_of(i);
+    held_samples_.resize(max_held_);
+    // A one-slot ring would stop its publisher at the first sample held (pins are converted
+    // only when the subscriber takes or waits, not when it polls has_data()).
+    pinning_ = block_policy_ && map_.ring_capacity() >= 2;
+    pin_lag_limit_ = std::max<std::uint64_t>(1, map_.ring_capacity() / 2);
+    pins_.resize(pin_lag_limit_ + 2);
     for (std::uint32_t h = 0; h < max_held_; ++h) holds_[h].store(kNoChunk, std::memory_order_relaxed);
     s.pid.store(getpid(), std::memory_order_relaxed);
     record_owner(s.owner);
@@ -42,7 +48,13 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
                                                                             std::memory_order_relaxed)) {
     }
     // Release: a publisher that sees the new epoch (acquire) rescans and finds this slot.
-    ctl_.subscriber_epoch.fetch_add(1, std::memory_order_release);
+    // Seq_cst, with the tail load after it: every claim after the tail we read sees this epoch
+    // (PublisherCore::slowest_cursor_cached), so it respects our cursor. Claims before it may
+    // not have: a message a whole lap older than that tail may be overwritten while we read
+    // it, so we take such messages with a counted reference instead of pinning them.
+    ctl_.subscriber_epoch.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint64_t seen = ctl_.tail.load(std::memory_order_seq_cst);
+    pin_safe_from_ = seen + 1 > map_.ring_capacity() ? seen + 1 - map_.ring_capacity() : 0;
     return;
   }
   throw Error(Errc::too_many_subscribers, map_.describe() + ": all " +
@@ -91,14 +103,17 @@ void SubscriberCore::resync(std::uint64_t seen_commit) noexcept {
 
 Errc SubscriberCore::take_chunk(Taken& out) noexcept {
   if (held_ >= max_held_) return Errc::too_many_held;
+  bool pinned = false;
   for (;;) {
     RingSlot& rs = map_.ring_slot(cursor_);
     // Acquire: pairs with the publisher's release store of commit; the chunk index, chunk
     // header and payload it wrote before are visible after this load.
     std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
     if (commit <= cursor_) {
-      // We may have skipped lost messages: let block-policy publishers reuse their slots.
-      if (cursor_ != shared_cursor_) publish_cursor();
+      // Nothing to take, so the caller may now wait: no sample we hold may hold publishers
+      // back meanwhile. (Also lets block-policy publishers reuse slots of lost messages.)
+      if (pinned_ != 0) unpin(true);
+      publish_cursor();
       return map_.unusable() ? Errc::region_lost : Errc::no_data;
     }
     if (commit != cursor_ + 1) {  // slot already reused by a newer message
@@ -110,72 +125,164 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
       skip_lost();
       continue;
     }
-    const std::uint32_t pool = map_.pool_of(chunk);
-    // This process's view of the chunk's pool, if it has one yet (checked against the chunk's
-    // generation below). Start pulling the payload's first line across cores now, in parallel
-    // with the reference CAS on the chunk header: the reader almost always touches it next.
-    const PoolMapping* view = map_.valid_chunk(chunk) ? map_.current_view(pool) : nullptr;
-    if (view != nullptr) __builtin_prefetch(map_.payload_at(view->base, chunk));
-    // From the reference CAS to the hold-row store (or the release) the reference is ours
-    // but unrecorded.
-    UnrecordedWindow window(map_.subscriber(slot_).op_seq);
-    if (!map_.valid_chunk(chunk) || !map_.try_acquire(chunk)) {
-      resync(cursor_ + 1);  // freed or bogus: the slot moved on under us
-      continue;
-    }
-    // Acquire: pairs with the release that made this sequence visible (commit / allocate).
-    if (map_.chunk(chunk).sequence.load(std::memory_order_acquire) != cursor_) {
-      map_.release(chunk);  // we raced a reuse of this chunk
-      resync(cursor_ + 1);
-      continue;
-    }
-    if (map_.unusable()) {  // the region went away while we looked: nothing here is real
-      map_.release(chunk);
-      return Errc::region_lost;
-    }
-    // Relaxed: published with the message (the commit word's acquire above).
-    const std::uint32_t generation = map_.chunk(chunk).pool_generation.load(std::memory_order_relaxed);
-    const std::byte* base = view != nullptr && view->generation == generation ? view->base
-                                                                               : map_.pool_base(pool, generation);
-    if (base == nullptr) {  // its pool is gone for us (publisher dead, or not ours to open)
-      map_.release(chunk);
+    if (!map_.valid_chunk(chunk)) {  // a hostile or broken writer: nothing to read there
       skip_lost();
       continue;
     }
-    // A free entry exists (held_ < max_held_) unless the row changed under us: the region was
-    // lost (its pages now read as zeros) or another process wrote it. Never scan past the row.
-    std::uint32_t hold = 0;
-    while (hold < max_held_ && holds_[hold].load(std::memory_order_relaxed) != kNoChunk) ++hold;
-    if (hold == max_held_) {
-      map_.release(chunk);
-      return map_.unusable() ? Errc::region_lost : Errc::too_many_held;
-    }
-    // Relaxed: read only by a recoverer after we died (process teardown orders it).
-    holds_[hold].store(chunk, std::memory_order_relaxed);
-    ++held_;
-    out = {chunk, hold, cursor_, pending_lost_, base};
-    pending_lost_ = 0;
-    ++cursor_;
-    publish_cursor();
-    SubscriberSlot& me = map_.subscriber(slot_);
-    me.taken.store(me.taken.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    if (out.lost_before != 0) me.lost.store(lost_, std::memory_order_relaxed);
-    if (block_policy_) {
-      // Seq_cst fence: Dekker pairing with a publisher going to sleep in claim().
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (ctl_.blocked_publishers.load(std::memory_order_relaxed) != 0) {
-        ctl_.space_futex.fetch_add(1, std::memory_order_relaxed);
-        futex_wake_all(&ctl_.space_futex);
-      }
-    }
-    return Errc::ok;
+    // This process's view of the chunk's pool, if it has one yet (checked against the
+    // message's pool generation below). Start pulling the payload's first line across cores
+    // now: the reader almost always touches it next.
+    const PoolMapping* view = map_.current_view(map_.pool_of(chunk));
+    if (view != nullptr) __builtin_prefetch(map_.payload_at(view->base, chunk));
+    pinned = pinning_ && cursor_ >= pin_safe_from_;
+    const TakeStep step = pinned ? take_pinned(rs, chunk, view, out) : take_counted(chunk, view, out);
+    if (step == TakeStep::taken) break;
+    if (step == TakeStep::failed) return map_.unusable() ? Errc::region_lost : Errc::too_many_held;
   }
+  out.sequence = cursor_;
+  out.lost_before = pending_lost_;
+  pending_lost_ = 0;
+  ++held_;
+  if (pinned) {
+    ++pinned_;
+    pins_[pins_back_++ % pins_.size()] = {cursor_, out.hold_index};
+  }
+  ++cursor_;
+  // A sample held for half a lap would soon stop every publisher: count it instead.
+  if (pinned_ != 0 && cursor_ - pins_[pins_front_ % pins_.size()].first > pin_lag_limit_) unpin(false);
+  publish_cursor();
+  SubscriberSlot& me = map_.subscriber(slot_);
+  me.taken.store(me.taken.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (out.lost_before != 0) me.lost.store(lost_, std::memory_order_relaxed);
+  return Errc::ok;
+}
+
+std::uint32_t SubscriberCore::free_entry() const noexcept {
+  std::uint32_t e = 0;
+  while (e < max_held_ && held_samples_[e].chunk != kNoChunk) ++e;
+  return e;  // < max_held_: take_chunk() checked held_ < max_held_
+}
+
+SubscriberCore::TakeStep SubscriberCore::take_pinned(const RingSlot& rs, std::uint32_t chunk, const PoolMapping* view,
+                                                     Taken& out) noexcept {
+  // Nobody rewrites this slot while our cursor is at or below its sequence, so what we read
+  // here stays true until we release the sample. Relaxed: published by the commit word's
+  // release, read after its acquire load.
+  const std::uint32_t generation = rs.pool_generation.load(std::memory_order_relaxed);
+  const std::byte* base = view != nullptr && view->generation == generation
+                              ? view->base
+                              : map_.pool_base(map_.pool_of(chunk), generation);
+  if (base == nullptr) {  // its pool is gone for us (publisher dead, or not ours to open)
+    skip_lost();
+    return TakeStep::next;
+  }
+  if (map_.unusable()) return TakeStep::failed;  // the region went away while we looked
+  // For tools only (region inspect, stats): recoverers skip marked entries. A plain store to
+  // our own line.
+  const std::uint32_t row = record_hold(chunk | kHoldPinned);
+  if (row == max_held_) return TakeStep::failed;
+  const std::uint32_t entry = free_entry();
+  held_samples_[entry] = {cursor_, chunk, row, Hold::pinned};
+  out = {chunk, entry, 0, 0, rs.used_bytes.load(std::memory_order_relaxed), base};
+  return TakeStep::taken;
+}
+
+SubscriberCore::TakeStep SubscriberCore::take_counted(std::uint32_t chunk, const PoolMapping* view,
+                                                      Taken& out) noexcept {
+  // From the reference CAS to the hold-row store (or the release) the reference is ours
+  // but unrecorded.
+  UnrecordedWindow window(map_.subscriber(slot_).op_seq);
+  if (!map_.try_acquire(chunk)) {
+    resync(cursor_ + 1);  // freed: the slot moved on under us
+    return TakeStep::next;
+  }
+  ChunkHeader& h = map_.chunk(chunk);
+  // Acquire: pairs with the release that made this sequence visible (commit / allocate).
+  if (h.sequence.load(std::memory_order_acquire) != cursor_) {
+    map_.release(chunk);  // we raced a reuse of this chunk
+    resync(cursor_ + 1);
+    return TakeStep::next;
+  }
+  if (map_.unusable()) {  // the region went away while we looked: nothing here is real
+    map_.release(chunk);
+    return TakeStep::failed;
+  }
+  // Relaxed: published with the message (the commit word's acquire, then our sequence check).
+  const std::uint32_t generation = h.pool_generation.load(std::memory_order_relaxed);
+  const std::byte* base = view != nullptr && view->generation == generation
+                              ? view->base
+                              : map_.pool_base(map_.pool_of(chunk), generation);
+  if (base == nullptr) {  // its pool is gone for us (publisher dead, or not ours to open)
+    map_.release(chunk);
+    skip_lost();
+    return TakeStep::next;
+  }
+  const std::uint32_t row = record_hold(chunk);
+  if (row == max_held_) {
+    map_.release(chunk);
+    return TakeStep::failed;
+  }
+  const std::uint32_t entry = free_entry();
+  held_samples_[entry] = {cursor_, chunk, row, Hold::counted};
+  out = {chunk, entry, 0, 0, h.used_bytes.load(std::memory_order_relaxed), base};
+  return TakeStep::taken;
+}
+
+std::uint32_t SubscriberCore::record_hold(std::uint32_t chunk) noexcept {
+  // A free entry exists (every counted hold has a held_samples_ entry, and there are
+  // max_held_ of those) unless the row changed under us: the region was lost (its pages now
+  // read as zeros) or another process wrote it. Never scan past the row.
+  std::uint32_t row = 0;
+  while (row < max_held_ && holds_[row].load(std::memory_order_relaxed) != kNoChunk) ++row;
+  // Relaxed: read only by a recoverer after we died (process teardown orders it).
+  if (row < max_held_) holds_[row].store(chunk, std::memory_order_relaxed);
+  return row;
+}
+
+void SubscriberCore::unpin(bool all) noexcept {
+  std::uint64_t pos = pins_front_;
+  for (; pos != pins_back_; ++pos) {
+    const auto [sequence, entry] = pins_[pos % pins_.size()];
+    if (!all && cursor_ - sequence <= pin_lag_limit_) break;
+    HeldSample& h = held_samples_[entry];
+    if (h.chunk == kNoChunk || h.hold != Hold::pinned || h.sequence != sequence) continue;  // released since
+    --pinned_;
+    UnrecordedWindow window(map_.subscriber(slot_).op_seq);
+    // The ring still holds its reference (our cursor kept its slot), so the CAS succeeds
+    // unless the region is lost; then the sample keeps no reference at all.
+    if (map_.try_acquire(h.chunk)) {
+      holds_[h.row].store(h.chunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
+      h.hold = Hold::counted;
+    } else {
+      h.hold = Hold::unreferenced;
+    }
+  }
+  pins_front_ = pos;
+  publish_cursor();
 }
 
 void SubscriberCore::publish_cursor() noexcept {
-  // Release: a block-policy publisher reading our cursor (acquire) may reuse the slots before it.
-  map_.subscriber(slot_).cursor.store(cursor_, std::memory_order_release);
-  shared_cursor_ = cursor_;
+  // Drop the front pins that were released or counted since.
+  for (; pins_front_ != pins_back_; ++pins_front_) {
+    const auto [sequence, entry] = pins_[pins_front_ % pins_.size()];
+    const HeldSample& h = held_samples_[entry];
+    if (h.chunk != kNoChunk && h.hold == Hold::pinned && h.sequence == sequence) break;
+  }
+  const std::uint64_t cursor = pins_front_ != pins_back_ ? pins_[pins_front_ % pins_.size()].first : cursor_;
+  if (cursor == shared_cursor_) return;
+  // Release: a block-policy publisher reading our cursor (acquire) may reuse the slots before
+  // it, so our reads of them (and of their chunks) must be done.
+  map_.subscriber(slot_).cursor.store(cursor, std::memory_order_release);
+  shared_cursor_ = cursor;
+  if (block_policy_) {
+    // Seq_cst fence: Dekker pairing with a publisher going to sleep in claim().
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (ctl_.blocked_publishers.load(std::memory_order_relaxed) != 0) {
+      // Relaxed: the futex word only has to change; publishers re-check cursors after waking.
+      ctl_.space_futex.fetch_add(1, std::memory_order_relaxed);
+      futex_wake_all(&ctl_.space_futex);
+    }
+  }
 }
 
 void SubscriberCore::skip_lost() noexcept {
@@ -185,10 +292,21 @@ void SubscriberCore::skip_lost() noexcept {
 }
 
 void SubscriberCore::release_hold(std::uint32_t chunk, std::uint32_t hold_index) noexcept {
-  UnrecordedWindow window(map_.subscriber(slot_).op_seq);
-  holds_[hold_index].store(kNoChunk, std::memory_order_relaxed);
+  HeldSample& h = held_samples_[hold_index];
+  const Hold hold = h.hold;
+  h.chunk = kNoChunk;
   --held_;
-  map_.release(chunk);
+  if (hold == Hold::counted) {
+    UnrecordedWindow window(map_.subscriber(slot_).op_seq);
+    holds_[h.row].store(kNoChunk, std::memory_order_relaxed);
+    map_.release(chunk);
+    return;
+  }
+  holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
+  if (hold == Hold::pinned) {
+    --pinned_;
+    publish_cursor();  // moves on if this was the oldest pin
+  }
 }
 
 Status SubscriberCore::sleep_until_data(std::uint64_t deadline_ns) noexcept {
@@ -225,6 +343,7 @@ Status SubscriberCore::sleep_until_data(std::uint64_t deadline_ns) noexcept {
 
 Status SubscriberCore::wait(std::chrono::nanoseconds timeout) noexcept {
   if (has_data()) return Errc::ok;
+  if (pinned_ != 0) unpin(true);  // a sample we hold must not stop the message we wait for
   const std::uint64_t start = monotonic_ns();
   const std::uint64_t deadline =
       timeout.count() < 0 ? ~0ULL : start + static_cast<std::uint64_t>(timeout.count());
@@ -295,7 +414,7 @@ RawSample SubscriberCore::make_sample(const Taken& t) noexcept {
   s.data_ = payload.data;
   s.pool_base_ = t.pool_base;
   // A hostile publisher could claim more bytes than the chunk has: clamp to the chunk.
-  s.size_ = std::min(map_.chunk(t.chunk).used_bytes.load(std::memory_order_relaxed), payload.capacity);
+  s.size_ = std::min(t.used_bytes, payload.capacity);
   return s;
 }
 

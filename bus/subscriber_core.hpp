@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "shmbus/raw.hpp"
 #include "topic_map.hpp"
@@ -13,9 +15,10 @@ namespace shmbus::detail {
 // What take_chunk() found.
 struct Taken {
   std::uint32_t chunk = kNoChunk;
-  std::uint32_t hold_index = 0;
+  std::uint32_t hold_index = 0;  // index into SubscriberCore::held_
   std::uint64_t sequence = 0;
   std::uint64_t lost_before = 0;
+  std::uint64_t used_bytes = 0;          // as the publisher declared it (clamp before use)
   const std::byte* pool_base = nullptr;  // this process's mapping of the message's pool
 };
 
@@ -24,7 +27,8 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   SubscriberCore(const Topic& topic, SubscriberOptions options);
   ~SubscriberCore();
 
-  // Takes a reference to the next message's head chunk and records it in the hold row.
+  // Takes the next message's head chunk: pinned by our cursor when the policy allows it,
+  // otherwise by a counted reference recorded in the hold row (layout.hpp, protocol summary).
   Errc take_chunk(Taken& out) noexcept;
   // Releases a chunk taken by take_chunk().
   void release_hold(std::uint32_t chunk, std::uint32_t hold_index) noexcept;
@@ -46,7 +50,31 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   Status sleep_until_data(std::uint64_t deadline_ns) noexcept;
   void resync(std::uint64_t seen_commit) noexcept;
   void skip_lost() noexcept;  // the message at the cursor cannot be read: count it lost
-  void publish_cursor() noexcept;  // stores cursor_ into our slot, for block-policy publishers
+  // Stores into our slot the cursor publishers must respect: the oldest pinned sequence we
+  // hold, or cursor_. Wakes block-policy publishers when it moved.
+  void publish_cursor() noexcept;
+  // Errc::ok with out.chunk/pool_base/used_bytes set, or what to do with the message at cursor_.
+  // One attempt at the message at cursor_: taken (out set), next (it was skipped or counted
+  // lost: look at cursor_ again), or failed (region lost, or our hold row is broken).
+  enum class TakeStep { taken, next, failed };
+  TakeStep take_pinned(const RingSlot& rs, std::uint32_t chunk, const PoolMapping* view, Taken& out) noexcept;
+  TakeStep take_counted(std::uint32_t chunk, const PoolMapping* view, Taken& out) noexcept;
+  // Turns pinned samples into counted references, so that our cursor no longer holds
+  // publishers back: all of them (before we wait), or those more than half a lap old.
+  void unpin(bool all) noexcept;
+  std::uint32_t record_hold(std::uint32_t chunk) noexcept;  // its hold-row entry, or max_held_
+  std::uint32_t free_entry() const noexcept;                // a free held_samples_ entry
+
+  // A sample the user holds, recorded in hold-row entry `row`. Pinned: kept alive by our
+  // cursor; its row entry carries kHoldPinned, for tools. Counted: holds a reference.
+  // Unreferenced: a pin that could not be converted because the region was lost.
+  enum class Hold : std::uint8_t { pinned, counted, unreferenced };
+  struct HeldSample {
+    std::uint64_t sequence = 0;
+    std::uint32_t chunk = kNoChunk;  // kNoChunk: this entry is free
+    std::uint32_t row = 0;
+    Hold hold = Hold::pinned;
+  };
 
   Topic topic_;
   TopicMap& map_;
@@ -56,6 +84,15 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   std::atomic<std::uint32_t>* holds_ = nullptr;
   std::uint32_t max_held_ = 0;
   std::uint32_t held_ = 0;
+  std::vector<HeldSample> held_samples_;  // max_held_ entries; allocated once
+  // Pinned samples in take order (sequence, entry); the front may be stale (released or
+  // converted since): pop such fronts. Circular, never larger than the pin lag limit + 1.
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> pins_;
+  std::uint64_t pins_front_ = 0, pins_back_ = 0;
+  std::uint32_t pinned_ = 0;
+  bool pinning_ = false;             // the policy respects cursors (block, fail-publish)
+  std::uint64_t pin_safe_from_ = 0;  // older messages may be overwritten under us: count them
+  std::uint64_t pin_lag_limit_ = 0;  // unpin samples older than this many messages
   std::uint64_t cursor_ = 0;     // local copy of the slot's cursor (we are its only writer)
   std::uint64_t shared_cursor_ = 0;  // what we last stored in the slot's cursor
   std::uint64_t lost_ = 0;

@@ -122,9 +122,11 @@ std::vector<Topic::ChunkInfo> Topic::busy_chunks() const {
   for (std::uint32_t s = 0; s < c.max_subscribers; ++s) {
     if (m.subscriber(s).state.load(std::memory_order_acquire) != kSlotActive) continue;
     for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
-      std::uint32_t ch = m.holds_of(s)[h].load(std::memory_order_relaxed);
-      if (m.valid_chunk(ch)) {
+      const std::uint32_t entry = m.holds_of(s)[h].load(std::memory_order_relaxed);
+      const std::uint32_t ch = m.held_chunk(entry);
+      if (ch != kNoChunk) {
         std::string holder = "held by subscriber slot " + std::to_string(s) + " (pid " + std::to_string(m.subscriber(s).pid.load(std::memory_order_relaxed)) + ")";
+        if ((entry & kHoldPinned) != 0) holder += " pinned by its cursor";
         where[ch] = where[ch].empty() ? holder : where[ch] + ", " + holder;
       }
     }
@@ -226,8 +228,8 @@ TopicStats Topic::stats() const {
                         s.taken.load(std::memory_order_relaxed), s.lost.load(std::memory_order_relaxed),
                         tail - std::min(tail, cursor), {}};
     for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
-      std::uint32_t ch = m.holds_of(i)[h].load(std::memory_order_relaxed);
-      if (m.valid_chunk(ch)) {
+      const std::uint32_t ch = m.held_chunk(m.holds_of(i)[h].load(std::memory_order_relaxed));
+      if (ch != kNoChunk) {
         owner[ch] = 3;
         info.chunks.push_back(ch);
       }

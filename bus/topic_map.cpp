@@ -83,6 +83,7 @@ Plan plan_for(const TopicConfig& c, bool in_region) {
   p.pool_bytes = round_up(pool_off, kPageSize);
   p.pool_count = in_region ? 1 : c.max_publishers;
   const std::uint64_t total_chunks = std::uint64_t{p.pool_count} * p.chunks_per_pool;
+  if (total_chunks >= kHoldPinned) bad_config(c.name, "more than 2^31 chunks in all pools together");
 
   std::uint64_t off = kPageSize;
   auto place = [&](SectionId id, std::uint64_t size, std::uint64_t align) {
@@ -276,6 +277,7 @@ void TopicMap::validate(const std::string& what) {
   need(kSectionRing, std::uint64_t{ctl->ring_capacity} * sizeof(RingSlot), "ring");
   need(kSectionChunks, std::uint64_t{ctl->total_chunks} * sizeof(ChunkHeader), "chunk");
   const bool in_region = (ctl->flags & kTopicFlagPayloadInRegion) != 0;
+  if (ctl->total_chunks >= kHoldPinned) corrupt("more chunks than chunk indices can name");
   if (ctl->pool_count == 0 || ctl->chunks_per_pool == 0 ||
       std::uint64_t{ctl->pool_count} * ctl->chunks_per_pool != ctl->total_chunks) {
     corrupt("pool count and chunks per pool do not give the chunk count");

@@ -134,6 +134,11 @@ class TopicMap {
   bool drop_ring_ref(std::uint32_t chunk) noexcept;
 
   bool valid_chunk(std::uint32_t chunk) const noexcept { return chunk < total_chunks_; }
+  // The chunk a hold-row entry names, counted or pinned (kHoldPinned); kNoChunk for none.
+  std::uint32_t held_chunk(std::uint32_t entry) const noexcept {
+    const std::uint32_t chunk = entry == kNoChunk ? kNoChunk : entry & ~kHoldPinned;
+    return valid_chunk(chunk) ? chunk : kNoChunk;
+  }
   // Inline, and a scan of a handful of classes: it runs several times per message (it was
   // 10 % of the hot path's instructions out of line, bench/NOTES.md).
   const LocalClass& class_of(std::uint32_t chunk) const noexcept { return class_of_local(local_index(chunk)); }
