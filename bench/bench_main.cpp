@@ -188,6 +188,13 @@ shmbus::WaitMode wait_mode(const std::string& w) {
   return shmbus::WaitMode::busy_poll;
 }
 
+shmbus::SlowSubscriberPolicy policy_or(const Args& a, shmbus::SlowSubscriberPolicy fallback) {
+  if (a.policy.empty()) return fallback;
+  if (a.policy == "block") return shmbus::SlowSubscriberPolicy::block;
+  if (a.policy == "drop_oldest") return shmbus::SlowSubscriberPolicy::drop_oldest;
+  throw std::runtime_error("--policy must be drop_oldest or block, not '" + a.policy + "'");
+}
+
 shmbus::Topic make_topic(const std::string& name, std::size_t size, std::uint32_t queue, std::uint32_t chunks,
                          shmbus::SlowSubscriberPolicy policy = shmbus::SlowSubscriberPolicy::drop_oldest) {
   shmbus::TopicConfig c;
@@ -546,7 +553,8 @@ int run(const Args& a) {
       // The ring keeps a reference to each of the last `queue` messages: chunks = queue +
       // loans + held + slack. 16 MiB chunks are fallocated in the memfd, so keep them few.
       std::uint32_t queue = S >= (8u << 20) ? 2 : 4, chunks = S >= (8u << 20) ? 6 : 16;
-      shmbus::Topic topics[2] = {make_topic("ping", S, queue, chunks), make_topic("pong", S, queue, chunks)};
+      const shmbus::SlowSubscriberPolicy policy = policy_or(a, shmbus::SlowSubscriberPolicy::drop_oldest);
+      shmbus::Topic topics[2] = {make_topic("ping", S, queue, chunks, policy), make_topic("pong", S, queue, chunks, policy)};
       return case_latency(a, [&](int role) -> std::unique_ptr<PingPong> {
         return std::make_unique<ShmbusPingPong>(topics[role], topics[1 - role], a);
       });
@@ -576,7 +584,7 @@ int run(const Args& a) {
                              [&] { return std::make_unique<RingConsumer>(r); });
     }
     if (t == "shmbus") {
-      shmbus::Topic topic = make_topic("tput", S, queue, queue + 16, shmbus::SlowSubscriberPolicy::block);
+      shmbus::Topic topic = make_topic("tput", S, queue, queue + 16, policy_or(a, shmbus::SlowSubscriberPolicy::block));
       return case_throughput(a, [&] { return std::make_unique<ShmbusProducer>(topic, S); },
                              [&] { return std::make_unique<ShmbusConsumer>(topic); });
     }

@@ -303,6 +303,7 @@ struct Args {
   double rate = 100000;   // stream: messages per second
   double gap_us = 1200;   // wake: sender waits this long after the receiver went to sleep
   bool rss = false;       // report VmRSS/Pss of both processes after the run
+  std::string policy;     // shmbus lat/tput: drop_oldest | block (default: lat drop_oldest, tput block)
 };
 
 inline Args parse_args(int argc, char** argv) {
@@ -311,6 +312,7 @@ inline Args parse_args(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: %s MODE TRANSPORT [--wait busy|block|adaptive] [--size N] [--iters N] [--warmup N]\n"
                  "          [--seconds S] [--subs N] [--rate R] [--gap-us U] [--rss]\n"
+                 "          [--policy drop_oldest|block]\n"
                  "  MODE: lat tput wake stream fanout\n",
                  argv[0]);
     std::exit(2);
@@ -335,6 +337,7 @@ inline Args parse_args(int argc, char** argv) {
     else if (k == "--rate") a.rate = std::stod(next());
     else if (k == "--gap-us") a.gap_us = std::stod(next());
     else if (k == "--rss") a.rss = true;
+    else if (k == "--policy") a.policy = next();
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);

@@ -1,6 +1,6 @@
 // shmbus_profile: one process running the raw hot path N times (loan, write 8 bytes, publish,
 // take, read 8 bytes, release), for instruction counts under
-//   valgrind --tool=callgrind --toggle-collect='*hot_loop*' ./shmbus_profile [N] [fanout]
+//   valgrind --tool=callgrind --toggle-collect='*hot_loop*' ./shmbus_profile [N] [fanout]  [block|drop_oldest]
 // (perf's hardware counters are not available in this guest). `fanout` registers that many
 // subscribers and takes from each.
 #include <cstdio>
@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   c.name = "profile";
   c.size_classes = {{64, 64}};
   c.queue_depth = 4;
+  c.policy = argc > 3 && std::string(argv[3]) == "drop_oldest" ? shmbus::SlowSubscriberPolicy::drop_oldest : shmbus::SlowSubscriberPolicy::block;
   shmbus::Topic topic = shmbus::Topic::create(c);
   shmbus::RawPublisher pub(topic);
   std::vector<shmbus::RawSubscriber> subs;

@@ -3,6 +3,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <bit>
+
 #include "futex.hpp"
 #include "process_identity.hpp"
 #include "unrecorded_window.hpp"
@@ -28,7 +30,7 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     // only when the subscriber takes or waits, not when it polls has_data()).
     pinning_ = block_policy_ && map_.ring_capacity() >= 2;
     pin_lag_limit_ = std::max<std::uint64_t>(1, map_.ring_capacity() / 2);
-    pins_.resize(pin_lag_limit_ + 2);
+    pins_.resize(std::bit_ceil(pin_lag_limit_ + 2));  // a power of two: pin_at() masks
     for (std::uint32_t h = 0; h < max_held_; ++h) holds_[h].store(kNoChunk, std::memory_order_relaxed);
     s.pid.store(getpid(), std::memory_order_relaxed);
     record_owner(s.owner);
@@ -145,11 +147,11 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
   ++held_;
   if (pinned) {
     ++pinned_;
-    pins_[pins_back_++ % pins_.size()] = {cursor_, out.hold_index};
+    pin_at(pins_back_++) = {cursor_, out.hold_index};
   }
   ++cursor_;
   // A sample held for half a lap would soon stop every publisher: count it instead.
-  if (pinned_ != 0 && cursor_ - pins_[pins_front_ % pins_.size()].first > pin_lag_limit_) unpin(false);
+  if (pinned_ != 0 && cursor_ - pin_at(pins_front_).first > pin_lag_limit_) unpin(false);
   publish_cursor();
   SubscriberSlot& me = map_.subscriber(slot_);
   me.taken.store(me.taken.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -242,7 +244,7 @@ std::uint32_t SubscriberCore::record_hold(std::uint32_t chunk) noexcept {
 void SubscriberCore::unpin(bool all) noexcept {
   std::uint64_t pos = pins_front_;
   for (; pos != pins_back_; ++pos) {
-    const auto [sequence, entry] = pins_[pos % pins_.size()];
+    const auto [sequence, entry] = pin_at(pos);
     if (!all && cursor_ - sequence <= pin_lag_limit_) break;
     HeldSample& h = held_samples_[entry];
     if (h.chunk == kNoChunk || h.hold != Hold::pinned || h.sequence != sequence) continue;  // released since
@@ -262,13 +264,14 @@ void SubscriberCore::unpin(bool all) noexcept {
 }
 
 void SubscriberCore::publish_cursor() noexcept {
-  // Drop the front pins that were released or counted since.
+  // Drop the front pins that were released or counted since (all of them if none is left).
+  if (pinned_ == 0) pins_front_ = pins_back_;
   for (; pins_front_ != pins_back_; ++pins_front_) {
-    const auto [sequence, entry] = pins_[pins_front_ % pins_.size()];
+    const auto [sequence, entry] = pin_at(pins_front_);
     const HeldSample& h = held_samples_[entry];
     if (h.chunk != kNoChunk && h.hold == Hold::pinned && h.sequence == sequence) break;
   }
-  const std::uint64_t cursor = pins_front_ != pins_back_ ? pins_[pins_front_ % pins_.size()].first : cursor_;
+  const std::uint64_t cursor = pins_front_ != pins_back_ ? pin_at(pins_front_).first : cursor_;
   if (cursor == shared_cursor_) return;
   // Release: a block-policy publisher reading our cursor (acquire) may reuse the slots before
   // it, so our reads of them (and of their chunks) must be done.

@@ -89,6 +89,7 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   // converted since): pop such fronts. Circular, never larger than the pin lag limit + 1.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> pins_;
   std::uint64_t pins_front_ = 0, pins_back_ = 0;
+  std::pair<std::uint64_t, std::uint32_t>& pin_at(std::uint64_t pos) noexcept { return pins_[pos & (pins_.size() - 1)]; }
   std::uint32_t pinned_ = 0;
   bool pinning_ = false;             // the policy respects cursors (block, fail-publish)
   std::uint64_t pin_safe_from_ = 0;  // older messages may be overwritten under us: count them
