@@ -295,7 +295,9 @@ struct PublisherSlot {
   // Head chunk of the message being committed under claimed_plus1 (its loan records are
   // cleared before the ring slot is written; this keeps it reachable for a recoverer).
   std::atomic<std::uint32_t> claim_chunk;
-  std::uint32_t reserved0;
+  // A chunk of its loan row that the publisher only keeps for its next loan (the ring gave it
+  // up at its last publish); kNoChunk = none. Tools count it as free. Written by the owner.
+  std::atomic<std::uint32_t> kept_chunk;
   OwnerIdentity owner;
   // Odd while the owner holds a counted chunk reference it has not recorded yet (between a
   // pop and its loan-row store, a loan-row clear and the release). See audit_references().
@@ -305,6 +307,7 @@ static_assert(std::is_standard_layout_v<PublisherSlot>);
 static_assert(sizeof(PublisherSlot) == kCacheLine);
 static_assert(offsetof(PublisherSlot, claimed_plus1) == 8);
 static_assert(offsetof(PublisherSlot, claim_chunk) == 32);
+static_assert(offsetof(PublisherSlot, kept_chunk) == 36);
 static_assert(offsetof(PublisherSlot, owner) == 40);
 static_assert(offsetof(PublisherSlot, op_seq) == 56);
 

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <utility>
+
 #include "futex.hpp"
 #include "process_identity.hpp"
 #include "unrecorded_window.hpp"
@@ -23,8 +25,10 @@ PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
     s.pid.store(getpid(), std::memory_order_relaxed);
     record_owner(s.owner);
     s.claimed_plus1.store(0, std::memory_order_relaxed);
+    s.kept_chunk.store(kNoChunk, std::memory_order_relaxed);
     s.published.store(0, std::memory_order_relaxed);
     s.generation.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the state release below
+    keep_chunks_ = with_pool && (ctl_.flags & kTopicFlagPayloadInRegion) == 0;
     if (with_pool) {
       try {
         pool_ = map_.own_pool(i);
@@ -69,6 +73,17 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
     err = Errc::message_too_large;
     return kNoChunk;
   }
+  if (kept_ != kNoChunk) {
+    const std::uint32_t kept = std::exchange(kept_, kNoChunk);
+    map_.publisher(slot_).kept_chunk.store(kNoChunk, std::memory_order_relaxed);  // relaxed: for tools
+    // Its class must be the best fit: a larger chunk is for larger loans.
+    if (&map_.class_of(kept) == &map_.classes()[static_cast<std::size_t>(cls)]) {
+      map_.chunk(kept).publisher.store(slot_, std::memory_order_relaxed);  // as below
+      err = Errc::ok;
+      return kept;  // recorded in our loan row since commit() kept it
+    }
+    return_chunk(kept);
+  }
   if (loans_in_use_ >= max_loans_) {
     err = Errc::too_many_loans;
     return kNoChunk;
@@ -84,15 +99,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
     err = Errc::pool_exhausted;
     return kNoChunk;
   }
-  for (std::uint32_t l = 0; l < max_loans_; ++l) {
-    if (loans_[l].load(std::memory_order_relaxed) == kNoChunk) {
-      // Relaxed: the loan row is read only by a recoverer after this process died, and the
-      // kernel's process teardown orders everything before that.
-      loans_[l].store(chunk, std::memory_order_relaxed);
-      break;
-    }
-  }
-  ++loans_in_use_;
+  record_loan(chunk);  // a free entry exists: loans_in_use_ < max_loans_
   map_.chunk(chunk).publisher.store(slot_, std::memory_order_relaxed);
   if (map_.unusable()) {  // lost while we allocated: what we got is a zero page, not a chunk
     return_chunk(chunk);
@@ -107,13 +114,33 @@ bool PublisherCore::hold_existing(std::uint32_t chunk) noexcept {
   if (loans_in_use_ >= max_loans_ || !map_.valid_chunk(chunk)) return false;
   UnrecordedWindow window(map_.publisher(slot_).op_seq);
   if (!map_.try_acquire(chunk)) return false;
+  record_loan(chunk);  // a free entry exists: loans_in_use_ < max_loans_
+  return true;
+}
+
+bool PublisherCore::record_loan(std::uint32_t chunk) noexcept {
   for (std::uint32_t l = 0; l < max_loans_; ++l) {
     if (loans_[l].load(std::memory_order_relaxed) == kNoChunk) {
-      loans_[l].store(chunk, std::memory_order_relaxed);  // relaxed: see loan_chunk
-      break;
+      // Relaxed: the loan row is read only by a recoverer after this process died, and the
+      // kernel's process teardown orders everything before that.
+      loans_[l].store(chunk, std::memory_order_relaxed);
+      ++loans_in_use_;
+      return true;
     }
   }
-  ++loans_in_use_;
+  return false;
+}
+
+bool PublisherCore::keep_for_next_loan(std::uint32_t old) noexcept {
+  if (!keep_chunks_ || kept_ != kNoChunk || loans_in_use_ >= max_loans_ || map_.pool_of(old) != pool_->pool) {
+    return false;
+  }
+  // From the conversion to the loan-row store we hold a reference no row records.
+  UnrecordedWindow window(map_.publisher(slot_).op_seq);
+  if (!map_.ring_ref_to_loan(old, pool_->generation)) return false;
+  record_loan(old);  // a free entry exists: checked above
+  kept_ = old;
+  map_.publisher(slot_).kept_chunk.store(old, std::memory_order_relaxed);  // relaxed: for tools
   return true;
 }
 
@@ -287,10 +314,12 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
     // Release: a subscriber that reads commit == seq+1 (acquire) sees the chunk index, the
     // chunk header and the payload written before.
     rs.commit.store(seq + 1, std::memory_order_release);
-    // We took over the previous message's ring reference with the slot.
-    if (old != kNoChunk && map_.valid_chunk(old) && map_.drop_ring_ref(old) && pool_ && map_.pool_of(old) == pool_->pool) {
-      // Freed into our own pool, and the next loan pops it first (LIFO): ask for its payload
-      // line now, so the next write does not wait for it to leave the subscriber's cache.
+    // We took over the previous message's ring reference with the slot: keep the chunk for
+    // our next loan, or drop the reference.
+    if (old != kNoChunk && map_.valid_chunk(old) &&
+        (keep_for_next_loan(old) || (map_.drop_ring_ref(old) && pool_ && map_.pool_of(old) == pool_->pool))) {
+      // Our next loan gets it (kept, or popped first from the LIFO free list): ask for its
+      // payload line now, so the next write does not wait for it to leave a subscriber's cache.
       __builtin_prefetch(map_.payload_at(pool_->base, old), 1);
     }
   }

@@ -116,7 +116,10 @@ std::vector<Topic::ChunkInfo> Topic::busy_chunks() const {
     if (m.publisher(p).state.load(std::memory_order_acquire) != kSlotActive) continue;
     for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
       std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
-      if (m.valid_chunk(ch)) where[ch] = "loaned by publisher slot " + std::to_string(p) + " (pid " + std::to_string(m.publisher(p).pid.load(std::memory_order_relaxed)) + ")";
+      if (!m.valid_chunk(ch)) continue;
+      where[ch] = (ch == m.publisher(p).kept_chunk.load(std::memory_order_relaxed) ? "kept for the next loan of publisher slot "
+                                                                                    : "loaned by publisher slot ") +
+                  std::to_string(p) + " (pid " + std::to_string(m.publisher(p).pid.load(std::memory_order_relaxed)) + ")";
     }
   }
   for (std::uint32_t s = 0; s < c.max_subscribers; ++s) {
@@ -200,7 +203,8 @@ TopicStats Topic::stats() const {
   // Relaxed throughout: statistics are a best-effort picture of a moving system.
   std::uint64_t tail = m.control().tail.load(std::memory_order_relaxed);
   st.published = tail;
-  std::vector<int> owner(m.total_chunks(), 0);  // 0 free/unknown, 1 ring, 2 loaned, 3 held
+  // 0 free/unknown, 1 ring, 2 loaned, 3 held, 4 kept by a publisher for its next loan (free)
+  std::vector<int> owner(m.total_chunks(), 0);
   for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
     RingSlot& rs = m.ring_slot(i);
     std::uint32_t ch = rs.chunk.load(std::memory_order_relaxed);
@@ -213,7 +217,10 @@ TopicStats Topic::stats() const {
                         s.published.load(std::memory_order_relaxed), 0, 0, {}};
     for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
       std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
-      if (m.valid_chunk(ch)) {
+      if (!m.valid_chunk(ch)) continue;
+      if (ch == s.kept_chunk.load(std::memory_order_relaxed)) {
+        owner[ch] = 4;  // only its publisher loans from its pool: as good as free
+      } else {
         owner[ch] = 2;
         info.chunks.push_back(ch);
       }
@@ -245,7 +252,7 @@ TopicStats Topic::stats() const {
       u.total += lc.chunk_count;
       const std::uint32_t first = p * m.chunks_per_pool() + lc.first_chunk;
       for (std::uint32_t i = first; i < first + lc.chunk_count; ++i) {
-        if (m.chunk(i).refs.load(std::memory_order_relaxed) == 0) ++u.free;
+        if (m.chunk(i).refs.load(std::memory_order_relaxed) == 0 || owner[i] == 4) ++u.free;
         else if (owner[i] == 1) ++u.in_ring;
         else if (owner[i] == 2) ++u.loaned;
         else if (owner[i] == 3) ++u.held;

@@ -478,6 +478,29 @@ bool TopicMap::drop_ring_ref(std::uint32_t chunk) noexcept {
   return true;
 }
 
+bool TopicMap::ring_ref_to_loan(std::uint32_t chunk, std::uint32_t generation) noexcept {
+  ChunkHeader& c = chunks_[chunk];
+  if (c.refs.load(std::memory_order_relaxed) != kRingRef || c.next_segment.load(std::memory_order_relaxed) != kNoChunk) {
+    return false;
+  }
+  // As in allocate(): a stale subscriber whose try_acquire succeeds on the loan must find
+  // kNoSequence, never the old message's number, so this store comes before the CAS below.
+  // The message is being overwritten anyway: a subscriber still reading it was lapped.
+  const std::uint64_t sequence = c.sequence.load(std::memory_order_relaxed);
+  c.sequence.store(kNoSequence, std::memory_order_relaxed);
+  std::uint32_t expected = kRingRef;
+  // Release: publishes kNoSequence to whoever acquires the new count (allocate's release
+  // store of 1). Acquire: as drop_ring_ref's, every earlier holder's reads are done.
+  if (!c.refs.compare_exchange_strong(expected, 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    c.sequence.store(sequence, std::memory_order_relaxed);  // somebody took a reference: leave it be
+    return false;
+  }
+  c.segment_count.store(1, std::memory_order_relaxed);
+  c.used_bytes.store(0, std::memory_order_relaxed);
+  c.pool_generation.store(generation, std::memory_order_relaxed);  // relaxed: as in allocate()
+  return true;
+}
+
 void TopicMap::free_chain(std::uint32_t chunk) noexcept {
   // Free the message's chain: head, then its further segments. Read each link before the
   // chunk is pushed, because a pushed chunk may be reallocated at once.

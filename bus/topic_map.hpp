@@ -132,6 +132,11 @@ class TopicMap {
   // publisher that overwrote the slot) does nothing. Frees the chunk if nothing else holds it,
   // and then returns true.
   bool drop_ring_ref(std::uint32_t chunk) noexcept;
+  // A publisher's reuse of the chunk it displaced from the ring: when only the ring holds
+  // `chunk`, a single segment, turn the ring's reference into a loan (refs = 1), set up as
+  // allocate() would hand it out. False, and nothing changed, otherwise. The caller must
+  // record the loan (it is a counted reference).
+  bool ring_ref_to_loan(std::uint32_t chunk, std::uint32_t generation) noexcept;
 
   bool valid_chunk(std::uint32_t chunk) const noexcept { return chunk < total_chunks_; }
   // The chunk a hold-row entry names, counted or pinned (kHoldPinned); kNoChunk for none.

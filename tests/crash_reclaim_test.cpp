@@ -153,6 +153,38 @@ TEST(CrashReclaim, KilledPublisherAndSubscriberGiveEveryChunkBack) {
   ASSERT_EQ(topic.stats().clients.size(), 1u) << "slots of dead processes are still registered";
 }
 
+// A publisher keeps the chunk the ring gives up at each publish for its next loan, as a loan
+// recorded in its row: killed, it must give that chunk back like any other loan.
+TEST(CrashReclaim, PublisherKilledWhileKeepingAChunkForItsNextLoanGivesItBack) {
+  TopicConfig c;
+  c.name = unique_name("kept");
+  c.size_classes = {{64, 16}};
+  c.queue_depth = 4;
+  Topic topic = Topic::create(c);
+  Pipe laps_done, never;
+  Child doomed = Child::spawn([&] {
+    Topic mine = Topic::open_fd(topic.fd());
+    RawPublisher pub(mine);
+    for (std::uint64_t seq = 0; seq < 3 * c.queue_depth; ++seq) {
+      if (!publish_stamped(pub, 1, seq, 16).ok()) return static_cast<int>(kChildFirstFree);
+    }
+    if (!laps_done.notify()) return static_cast<int>(kChildPipeFailed);
+    never.await(600s);  // until SIGKILL
+    return static_cast<int>(kChildOk);
+  });
+  ASSERT_TRUE(laps_done.await());
+  bool kept = false;
+  for (const Topic::ChunkInfo& ci : topic.busy_chunks()) kept |= ci.state.find("kept for the next loan") != std::string::npos;
+  EXPECT_TRUE(kept) << "the publisher kept no chunk of those the ring gave up" << unowned_chunks(topic);
+  const pid_t pid = doomed.pid();
+  doomed.kill_and_reap();
+  EXPECT_EQ(topic.reclaim_process(pid), 1u);
+  expect_pool_whole(topic);
+  // And the pool serves a whole ring plus loans again.
+  RawPublisher pub(topic);
+  for (std::uint64_t seq = 0; seq < 3 * c.queue_depth; ++seq) ASSERT_TRUE(publish_stamped(pub, 2, seq, 16).ok()) << seq;
+}
+
 // Shared-memory sections of a topic, for tests that must leave a state only a kill at one
 // exact instruction would leave.
 template <typename T>
