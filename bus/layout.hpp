@@ -326,7 +326,11 @@ struct SubscriberSlot {
   std::atomic<std::uint64_t> lost;    // messages overwritten before this subscriber took them
   // Odd while the owner holds a chunk reference it has not recorded in its hold row yet.
   std::atomic<std::uint64_t> op_seq;
-  std::uint8_t pad1[kCacheLine - 32];
+  // The same for the owner's other threads (a sample released on another thread than the
+  // one that takes, ForeignUnrecordedWindow): low 32 bits count open windows, high 32 bits
+  // count openings, both by atomic read-modify-writes since such windows may overlap.
+  std::atomic<std::uint64_t> foreign_windows;
+  std::uint8_t pad1[kCacheLine - 40];
 };
 static_assert(std::is_standard_layout_v<SubscriberSlot>);
 static_assert(sizeof(SubscriberSlot) == 2 * kCacheLine);
@@ -335,6 +339,7 @@ static_assert(offsetof(SubscriberSlot, owner) == 16);
 static_assert(offsetof(SubscriberSlot, cursor) == kCacheLine);
 static_assert(offsetof(SubscriberSlot, lost) == kCacheLine + 16);
 static_assert(offsetof(SubscriberSlot, op_seq) == kCacheLine + 24);
+static_assert(offsetof(SubscriberSlot, foreign_windows) == kCacheLine + 32);
 
 // One slot per cache line. Packed four to a line, a subscriber that keeps up reads slot s
 // while the publisher writes slot s+1 of the same line, and the line crosses between their

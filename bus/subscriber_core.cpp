@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <bit>
+#include <utility>
 
 #include "futex.hpp"
 #include "process_identity.hpp"
@@ -25,7 +26,7 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     if (!s.state.compare_exchange_strong(expected, kSlotClaiming, std::memory_order_acquire)) continue;
     slot_ = i;
     holds_ = map_.holds_of(i);
-    held_samples_.resize(max_held_);
+    held_samples_ = std::make_unique<HeldSample[]>(max_held_);
     // A one-slot ring would stop its publisher at the first sample held (pins are converted
     // only when the subscriber takes or waits, not when it polls has_data()).
     pinning_ = block_policy_ && map_.ring_capacity() >= 2;
@@ -66,9 +67,11 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
 
 SubscriberCore::~SubscriberCore() {
   stop_event_thread();
+  // Every sample is gone (each holds a reference to us), but other threads may have left their
+  // releases for us to finish; the row loop below does that. Pinned entries hold nothing.
   for (std::uint32_t h = 0; h < max_held_; ++h) {
     std::uint32_t c = holds_[h].load(std::memory_order_relaxed);
-    if (c != kNoChunk) {
+    if (c != kNoChunk && (c & kHoldPinned) == 0 && map_.valid_chunk(c)) {
       UnrecordedWindow window(map_.subscriber(slot_).op_seq);
       holds_[h].store(kNoChunk, std::memory_order_relaxed);
       map_.release(c);
@@ -104,6 +107,10 @@ void SubscriberCore::resync(std::uint64_t seen_commit) noexcept {
 }
 
 Errc SubscriberCore::take_chunk(Taken& out) noexcept {
+  // Relaxed: read by releasing threads only to compare with their own id; a thread that took
+  // before the user handed us over (which synchronises) cannot read itself here any more.
+  taking_thread_.store(pthread_self(), std::memory_order_relaxed);
+  collect_foreign_releases();
   if (held_ >= max_held_) return Errc::too_many_held;
   bool pinned = false;
   for (;;) {
@@ -159,10 +166,17 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
   return Errc::ok;
 }
 
-std::uint32_t SubscriberCore::free_entry() const noexcept {
+std::uint32_t SubscriberCore::new_entry(std::uint32_t chunk, std::uint32_t row, State state) noexcept {
+  // Relaxed: only the taking thread makes entries free. One is free: held_ < max_held_.
   std::uint32_t e = 0;
-  while (e < max_held_ && held_samples_[e].chunk != kNoChunk) ++e;
-  return e;  // < max_held_: take_chunk() checked held_ < max_held_
+  while (held_samples_[e].state.load(std::memory_order_relaxed) != State::free) ++e;
+  HeldSample& h = held_samples_[e];
+  h.sequence = cursor_;
+  h.chunk = chunk;
+  h.row = row;
+  // Relaxed: a releasing thread gets the sample (and this entry) through the user's handoff.
+  h.state.store(state, std::memory_order_relaxed);
+  return e;
 }
 
 SubscriberCore::TakeStep SubscriberCore::take_pinned(const RingSlot& rs, std::uint32_t chunk, const PoolMapping* view,
@@ -183,8 +197,7 @@ SubscriberCore::TakeStep SubscriberCore::take_pinned(const RingSlot& rs, std::ui
   // our own line.
   const std::uint32_t row = record_hold(chunk | kHoldPinned);
   if (row == max_held_) return TakeStep::failed;
-  const std::uint32_t entry = free_entry();
-  held_samples_[entry] = {cursor_, chunk, row, Hold::pinned};
+  const std::uint32_t entry = new_entry(chunk, row, State::pinned);
   out = {chunk, entry, 0, 0, rs.used_bytes.load(std::memory_order_relaxed), base};
   return TakeStep::taken;
 }
@@ -224,8 +237,7 @@ SubscriberCore::TakeStep SubscriberCore::take_counted(std::uint32_t chunk, const
     map_.release(chunk);
     return TakeStep::failed;
   }
-  const std::uint32_t entry = free_entry();
-  held_samples_[entry] = {cursor_, chunk, row, Hold::counted};
+  const std::uint32_t entry = new_entry(chunk, row, State::counted);
   out = {chunk, entry, 0, 0, h.used_bytes.load(std::memory_order_relaxed), base};
   return TakeStep::taken;
 }
@@ -247,17 +259,21 @@ void SubscriberCore::unpin(bool all) noexcept {
     const auto [sequence, entry] = pin_at(pos);
     if (!all && cursor_ - sequence <= pin_lag_limit_) break;
     HeldSample& h = held_samples_[entry];
-    if (h.chunk == kNoChunk || h.hold != Hold::pinned || h.sequence != sequence) continue;  // released since
+    State expected = State::pinned;
+    // Acquire: pairs with nothing yet (a release elsewhere would have won the race instead);
+    // the CAS only keeps such a release from running into the middle of the conversion.
+    if (h.sequence != sequence ||
+        !h.state.compare_exchange_strong(expected, State::converting, std::memory_order_acquire)) {
+      continue;  // released since (here, or elsewhere: collect_foreign_releases() finishes it)
+    }
     --pinned_;
     UnrecordedWindow window(map_.subscriber(slot_).op_seq);
     // The ring still holds its reference (our cursor kept its slot), so the CAS succeeds
     // unless the region is lost; then the sample keeps no reference at all.
-    if (map_.try_acquire(h.chunk)) {
-      holds_[h.row].store(h.chunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
-      h.hold = Hold::counted;
-    } else {
-      h.hold = Hold::unreferenced;
-    }
+    const bool counted = map_.try_acquire(h.chunk);
+    if (counted) holds_[h.row].store(h.chunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
+    // Release: a thread releasing the sample elsewhere (acquire) sees the row and count.
+    h.state.store(counted ? State::counted : State::unreferenced, std::memory_order_release);
   }
   pins_front_ = pos;
   publish_cursor();
@@ -268,8 +284,7 @@ void SubscriberCore::publish_cursor() noexcept {
   if (pinned_ == 0) pins_front_ = pins_back_;
   for (; pins_front_ != pins_back_; ++pins_front_) {
     const auto [sequence, entry] = pin_at(pins_front_);
-    const HeldSample& h = held_samples_[entry];
-    if (h.chunk != kNoChunk && h.hold == Hold::pinned && h.sequence == sequence) break;
+    if (is_pin(sequence, entry)) break;
   }
   const std::uint64_t cursor = pins_front_ != pins_back_ ? pin_at(pins_front_).first : cursor_;
   if (cursor == shared_cursor_) return;
@@ -294,22 +309,82 @@ void SubscriberCore::skip_lost() noexcept {
   ++cursor_;
 }
 
-void SubscriberCore::release_hold(std::uint32_t chunk, std::uint32_t hold_index) noexcept {
+void SubscriberCore::release_hold(std::uint32_t, std::uint32_t hold_index) noexcept {
   HeldSample& h = held_samples_[hold_index];
-  const Hold hold = h.hold;
-  h.chunk = kNoChunk;
+  if (pthread_equal(pthread_self(), taking_thread_.load(std::memory_order_relaxed))) {
+    release_on_taking_thread(h);
+  } else {
+    release_elsewhere(h);
+  }
+}
+
+void SubscriberCore::release_on_taking_thread(HeldSample& h) noexcept {
+  // Relaxed: this thread is the only one that changes a held sample's state (the sample is
+  // being released here, so no other thread releases it).
+  const State state = h.state.load(std::memory_order_relaxed);
   --held_;
-  if (hold == Hold::counted) {
+  if (state == State::counted) {
     UnrecordedWindow window(map_.subscriber(slot_).op_seq);
     holds_[h.row].store(kNoChunk, std::memory_order_relaxed);
-    map_.release(chunk);
-    return;
+    map_.release(h.chunk);
+  } else {
+    holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
   }
-  holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
-  if (hold == Hold::pinned) {
+  h.state.store(State::free, std::memory_order_relaxed);
+  if (state == State::pinned) {
     --pinned_;
     publish_cursor();  // moves on if this was the oldest pin
   }
+}
+
+void SubscriberCore::release_elsewhere(HeldSample& h) noexcept {
+  // Our bookkeeping (held_, pins, cursor, op_seq) belongs to the taking thread: mark the
+  // sample and leave the rest to it, except a reference count, given back at once so that a
+  // taking thread asleep in wait() does not sit on the pool.
+  for (;;) {
+    State state = h.state.load(std::memory_order_acquire);  // acquire: see unpin()'s release
+    if (state == State::converting) {  // the taking thread is counting it right now: nanoseconds
+      cpu_relax();
+      continue;
+    }
+    if (state == State::pinned) {
+      // Release: the taking thread lets the publisher reuse the slot only after it sees this
+      // (acquire), so our reads of the sample come first.
+      if (!h.state.compare_exchange_weak(state, State::released_pinned, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+        continue;
+      }
+    } else {  // counted or unreferenced
+      ForeignUnrecordedWindow window(map_.subscriber(slot_).foreign_windows);
+      holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
+      if (state == State::counted) map_.release(h.chunk);
+      h.state.store(State::released_counted, std::memory_order_release);  // release: as above
+    }
+    foreign_releases_.fetch_add(1, std::memory_order_release);
+    return;
+  }
+}
+
+void SubscriberCore::collect_foreign_releases() noexcept {
+  // Acquire: pairs with the releasing threads' increments.
+  if (foreign_releases_.load(std::memory_order_relaxed) == 0 ||
+      foreign_releases_.exchange(0, std::memory_order_acquire) == 0) {
+    return;
+  }
+  bool cursor_may_move = false;
+  for (std::uint32_t e = 0; e < max_held_; ++e) {
+    HeldSample& h = held_samples_[e];
+    const State state = h.state.load(std::memory_order_acquire);  // acquire: their release
+    if (state != State::released_pinned && state != State::released_counted) continue;
+    if (state == State::released_pinned) {
+      holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
+      --pinned_;
+      cursor_may_move = true;
+    }
+    --held_;
+    h.state.store(State::free, std::memory_order_relaxed);
+  }
+  if (cursor_may_move) publish_cursor();
 }
 
 Status SubscriberCore::sleep_until_data(std::uint64_t deadline_ns) noexcept {
@@ -345,6 +420,8 @@ Status SubscriberCore::sleep_until_data(std::uint64_t deadline_ns) noexcept {
 }
 
 Status SubscriberCore::wait(std::chrono::nanoseconds timeout) noexcept {
+  taking_thread_.store(pthread_self(), std::memory_order_relaxed);  // as in take_chunk()
+  collect_foreign_releases();
   if (has_data()) return Errc::ok;
   if (pinned_ != 0) unpin(true);  // a sample we hold must not stop the message we wait for
   const std::uint64_t start = monotonic_ns();

@@ -1,8 +1,11 @@
 // detail::SubscriberCore: a registered subscriber slot, the take protocol and waiting.
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -63,18 +66,35 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   // publishers back: all of them (before we wait), or those more than half a lap old.
   void unpin(bool all) noexcept;
   std::uint32_t record_hold(std::uint32_t chunk) noexcept;  // its hold-row entry, or max_held_
-  std::uint32_t free_entry() const noexcept;                // a free held_samples_ entry
 
-  // A sample the user holds, recorded in hold-row entry `row`. Pinned: kept alive by our
-  // cursor; its row entry carries kHoldPinned, for tools. Counted: holds a reference.
-  // Unreferenced: a pin that could not be converted because the region was lost.
-  enum class Hold : std::uint8_t { pinned, counted, unreferenced };
+  // A sample the user holds, recorded in hold-row entry `row`. Its state:
+  //   pinned        kept alive by our cursor; its row entry carries kHoldPinned, for tools
+  //   counted       holds a reference (drop-oldest, a converted pin, history before
+  //                 pin_safe_from_)
+  //   unreferenced  a pin that could not be converted because the region was lost
+  // The taking thread moves free -> pinned|counted (take), pinned -> converting ->
+  // counted|unreferenced (unpin), and back to free when a release is finished. A sample
+  // released on another thread moves pinned -> released_pinned (the taking thread then clears
+  // the row and moves the cursor), or gives a counted reference back itself and moves to
+  // released_counted; the taking thread finishes both (collect_foreign_releases()).
+  enum class State : std::uint8_t { free, pinned, converting, counted, unreferenced, released_pinned, released_counted };
   struct HeldSample {
     std::uint64_t sequence = 0;
-    std::uint32_t chunk = kNoChunk;  // kNoChunk: this entry is free
+    std::uint32_t chunk = kNoChunk;
     std::uint32_t row = 0;
-    Hold hold = Hold::pinned;
+    std::atomic<State> state{State::free};
   };
+  // Records the sample at cursor_ in a free held_samples_ entry; returns its index.
+  std::uint32_t new_entry(std::uint32_t chunk, std::uint32_t row, State state) noexcept;
+  void release_on_taking_thread(HeldSample& h) noexcept;
+  void release_elsewhere(HeldSample& h) noexcept;
+  // Finishes the releases other threads left: at a take, a wait, and before sleeping.
+  void collect_foreign_releases() noexcept;
+  bool is_pin(std::uint64_t sequence, std::uint32_t entry) const noexcept {
+    const HeldSample& h = held_samples_[entry];
+    // Acquire: a pin released elsewhere was read completely before it left `pinned`.
+    return h.sequence == sequence && h.state.load(std::memory_order_acquire) == State::pinned;
+  }
 
   Topic topic_;
   TopicMap& map_;
@@ -84,7 +104,11 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   std::atomic<std::uint32_t>* holds_ = nullptr;
   std::uint32_t max_held_ = 0;
   std::uint32_t held_ = 0;
-  std::vector<HeldSample> held_samples_;  // max_held_ entries; allocated once
+  std::unique_ptr<HeldSample[]> held_samples_;  // max_held_ entries; allocated once
+  // The thread that takes (set at each take): only it touches the bookkeeping below. A sample
+  // released on another thread is only marked there (foreign_releases_ counts the marks).
+  std::atomic<pthread_t> taking_thread_{};
+  std::atomic<std::uint32_t> foreign_releases_{0};
   // Pinned samples in take order (sequence, entry); the front may be stale (released or
   // converted since): pop such fronts. Circular, never larger than the pin lag limit + 1.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> pins_;

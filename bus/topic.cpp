@@ -378,22 +378,27 @@ void drop_orphaned_ring_refs(TopicMap& m) {
 bool audit_references_locked(TopicMap& m) {
   const TopicConfig& c = m.config();
   std::vector<std::uint64_t> before, after;
+  // Quiet when no slot is inside a window: op_seq even, no foreign window open.
   auto read_ops = [&](std::vector<std::uint64_t>& out) {
     out.clear();
+    bool quiet = true;
     for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
       PublisherSlot& s = m.publisher(p);
       bool active = s.state.load(std::memory_order_acquire) != kSlotFree;
       // A claim in flight moves references between the loan row and the ring.
       std::uint64_t claim = active ? s.claimed_plus1.load(std::memory_order_acquire) : 0;
       out.push_back(active ? s.op_seq.load(std::memory_order_acquire) | (claim != 0 ? 1 : 0) : 0);
+      quiet &= (out.back() & 1) == 0;
     }
     for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
       SubscriberSlot& s = m.subscriber(i);
       bool active = s.state.load(std::memory_order_acquire) != kSlotFree;
       out.push_back(active ? s.op_seq.load(std::memory_order_acquire) : 0);
+      quiet &= (out.back() & 1) == 0;
+      out.push_back(active ? s.foreign_windows.load(std::memory_order_acquire) : 0);
+      quiet &= (out.back() & 0xFFFF'FFFFu) == 0;
     }
-    for (std::uint64_t v : out) if (v & 1) return false;
-    return true;
+    return quiet;
   };
   if (!read_ops(before)) return false;
   std::vector<std::uint32_t> count(m.total_chunks());

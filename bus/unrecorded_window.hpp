@@ -29,4 +29,25 @@ class UnrecordedWindow {
   std::atomic<std::uint64_t>& op_seq_;
 };
 
+// UnrecordedWindow for a thread other than the slot owner's taking thread (a sample released
+// on another thread). Several may overlap, so instead of a parity the word counts open windows
+// (low 32 bits) and openings (high 32 bits); an auditor wants the low half 0 and the word
+// unchanged across its look. Two locked instructions: this is not the hot path.
+class ForeignUnrecordedWindow {
+ public:
+  explicit ForeignUnrecordedWindow(std::atomic<std::uint64_t>& windows) noexcept : windows_(windows) {
+    // Relaxed: as UnrecordedWindow's opening store (the reference RMW that follows releases).
+    windows_.fetch_add((std::uint64_t{1} << 32) + 1, std::memory_order_relaxed);
+  }
+  ~ForeignUnrecordedWindow() {
+    // Release: as UnrecordedWindow's closing store.
+    windows_.fetch_sub(1, std::memory_order_release);
+  }
+  ForeignUnrecordedWindow(const ForeignUnrecordedWindow&) = delete;
+  ForeignUnrecordedWindow& operator=(const ForeignUnrecordedWindow&) = delete;
+
+ private:
+  std::atomic<std::uint64_t>& windows_;
+};
+
 }  // namespace shmbus::detail

@@ -4,6 +4,10 @@
 // keeps its place in the queue only until its subscriber waits or takes half a lap past it.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "shmbus/shmbus.hpp"
@@ -113,6 +117,69 @@ TEST(HeldSample, StopsHoldingThePublisherBackWhenItsSubscriberWaits) {
   std::optional<Stamp> kept = check_stamped(held->data());
   ASSERT_TRUE(static_cast<bool>(kept));
   EXPECT_EQ(kept->sequence, 0u);
+}
+
+// Samples may be released from any thread: the taking thread finishes such releases at its
+// next take or wait. Here every sample is released by a second thread while the first keeps
+// taking from a publisher process (run under ThreadSanitizer too).
+TEST(HeldSample, ReleasedOnAnotherThreadWhileTheSubscriberKeepsTaking) {
+  const std::uint64_t n = static_cast<std::uint64_t>(scaled(100'000));
+  // The pool holds the queue, the samples in flight to the releasing thread, and loans.
+  TopicConfig c = block_topic("held-threads", 10'000ms);
+  c.max_held_per_subscriber = 4;
+  Topic topic = Topic::create(c);
+  RawSubscriber sub(topic);
+  Child publisher = Child::spawn([&] {
+    Topic mine = Topic::open_fd(topic.fd());
+    RawPublisher pub(mine);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      if (!publish_stamped(pub, 1, i, kBody).ok()) return static_cast<int>(kChildTimedOut);
+    }
+    return static_cast<int>(kChildOk);
+  });
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<RawSample> to_release;
+  bool done = false;
+  std::thread releaser([&] {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      ready.wait(lock, [&] { return done || !to_release.empty(); });
+      if (to_release.empty()) return;
+      RawSample s = std::move(to_release.front());
+      to_release.pop_front();
+      lock.unlock();
+      s = RawSample();  // released here, on this thread
+      lock.lock();
+    }
+  });
+  std::uint64_t bad = 0, next = 0;
+  while (next < n) {
+    Result<RawSample> s = sub.take_wait(10s);
+    if (!s && s.code() == Errc::too_many_held) {
+      std::this_thread::yield();  // the releaser is behind
+      continue;
+    }
+    ASSERT_TRUE(static_cast<bool>(s)) << "message " << next << ": " << s.name() << "\n" << topic.describe_pool();
+    std::optional<Stamp> stamp = check_stamped(s->data());
+    if (s->sequence() != next || !stamp || stamp->sequence != next) ++bad;
+    ++next;
+    std::lock_guard lock(mutex);
+    to_release.push_back(std::move(s.value()));
+    ready.notify_one();
+  }
+  {
+    std::lock_guard lock(mutex);
+    done = true;
+    ready.notify_one();
+  }
+  releaser.join();
+  EXPECT_EQ(bad, 0u);
+  EXPECT_EQ(publisher.wait(), 0) << "the publisher process stopped";
+  EXPECT_EQ(sub.take().code(), Errc::no_data);  // finishes the releases left to this thread
+  const TopicStats st = topic.stats();
+  EXPECT_EQ(st.classes[0].held, 0u) << topic.describe_pool();
+  EXPECT_EQ(st.classes[0].free + st.classes[0].in_ring, st.classes[0].total) << topic.describe_pool();
 }
 
 }  // namespace
