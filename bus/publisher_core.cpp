@@ -21,6 +21,7 @@ PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
     if (!s.state.compare_exchange_strong(expected, kSlotClaiming, std::memory_order_acquire)) continue;
     slot_ = i;
     loans_ = map_.loans_of(i);
+    returned_ = std::make_unique<std::atomic<bool>[]>(max_loans_);
     for (std::uint32_t l = 0; l < max_loans_; ++l) loans_[l].store(kNoChunk, std::memory_order_relaxed);
     s.pid.store(getpid(), std::memory_order_relaxed);
     record_owner(s.owner);
@@ -60,6 +61,9 @@ PublisherCore::~PublisherCore() {
 }
 
 std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept {
+  // Relaxed: read by other threads only to compare with their own id (see return_chunk()).
+  publishing_thread_.store(pthread_self(), std::memory_order_relaxed);
+  collect_foreign_returns();
   if (map_.unusable()) {
     err = Errc::region_lost;
     return kNoChunk;
@@ -82,7 +86,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
       err = Errc::ok;
       return kept;  // recorded in our loan row since commit() kept it
     }
-    return_chunk(kept);
+    return_on_publishing_thread(kept);
   }
   if (loans_in_use_ >= max_loans_) {
     err = Errc::too_many_loans;
@@ -102,7 +106,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
   record_loan(chunk);  // a free entry exists: loans_in_use_ < max_loans_
   map_.chunk(chunk).publisher.store(slot_, std::memory_order_relaxed);
   if (map_.unusable()) {  // lost while we allocated: what we got is a zero page, not a chunk
-    return_chunk(chunk);
+    return_on_publishing_thread(chunk);
     err = Errc::region_lost;
     return kNoChunk;
   }
@@ -111,6 +115,8 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
 }
 
 bool PublisherCore::hold_existing(std::uint32_t chunk) noexcept {
+  publishing_thread_.store(pthread_self(), std::memory_order_relaxed);  // as in loan_chunk()
+  collect_foreign_returns();
   if (loans_in_use_ >= max_loans_ || !map_.valid_chunk(chunk)) return false;
   UnrecordedWindow window(map_.publisher(slot_).op_seq);
   if (!map_.try_acquire(chunk)) return false;
@@ -155,9 +161,41 @@ void PublisherCore::forget_loan(std::uint32_t chunk) noexcept {
 }
 
 void PublisherCore::return_chunk(std::uint32_t chunk) noexcept {
+  if (pthread_equal(pthread_self(), publishing_thread_.load(std::memory_order_relaxed))) {
+    return_on_publishing_thread(chunk);
+    return;
+  }
+  // Another thread: mark the loan's row entry (the publishing thread never changes an entry
+  // in use, so the scan is stable) and leave the rest to the publishing thread's next loan.
+  for (std::uint32_t l = 0; l < max_loans_; ++l) {
+    if (loans_[l].load(std::memory_order_relaxed) == chunk) {
+      // Release: the publishing thread, which frees the chunk after its acquire below, must
+      // see our writes to the loan done.
+      returned_[l].store(true, std::memory_order_release);
+      foreign_returns_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+  }
+}
+
+void PublisherCore::return_on_publishing_thread(std::uint32_t chunk) noexcept {
   UnrecordedWindow window(map_.publisher(slot_).op_seq);
   forget_loan(chunk);
   map_.release(chunk);
+}
+
+void PublisherCore::collect_foreign_returns() noexcept {
+  // Acquire: pairs with the marking threads' increments.
+  if (foreign_returns_.load(std::memory_order_relaxed) == 0 ||
+      foreign_returns_.exchange(0, std::memory_order_acquire) == 0) {
+    return;
+  }
+  for (std::uint32_t l = 0; l < max_loans_; ++l) {
+    // Acquire: pairs with the marking thread's release store.
+    if (!returned_[l].load(std::memory_order_acquire)) continue;
+    returned_[l].store(false, std::memory_order_relaxed);
+    return_on_publishing_thread(loans_[l].load(std::memory_order_relaxed));
+  }
 }
 
 std::uint64_t PublisherCore::slowest_cursor() const noexcept {
@@ -279,6 +317,7 @@ std::uint64_t PublisherCore::wait_for_previous_lap(const RingSlot& rs, std::uint
 }
 
 Status PublisherCore::commit(std::uint32_t head) noexcept {
+  publishing_thread_.store(pthread_self(), std::memory_order_relaxed);  // as in loan_chunk()
   if (map_.unusable()) return Errc::region_lost;
   PublisherSlot& me = map_.publisher(slot_);
   std::uint64_t seq = 0;

@@ -1,7 +1,11 @@
 // detail::PublisherCore: a registered publisher slot and the publish protocol.
 #pragma once
 
+#include <pthread.h>
+
+#include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "shmbus/raw.hpp"
 #include "topic_map.hpp"
@@ -22,7 +26,8 @@ class PublisherCore {
   // so a recoverer frees it if we die holding it (snapshots use this). False when the chunk is
   // free or the row is full.
   bool hold_existing(std::uint32_t chunk) noexcept;
-  // Gives back an unpublished loan, or a chunk held with hold_existing().
+  // Gives back an unpublished loan, or a chunk held with hold_existing(). On another thread
+  // than the publishing one it is only marked, for the publishing thread's next loan.
   void return_chunk(std::uint32_t chunk) noexcept;
   // Publishes the message whose head is `head` (segments already linked and sized).
   Status commit(std::uint32_t head) noexcept;
@@ -38,6 +43,8 @@ class PublisherCore {
 
  private:
   void forget_loan(std::uint32_t chunk) noexcept;
+  void return_on_publishing_thread(std::uint32_t chunk) noexcept;
+  void collect_foreign_returns() noexcept;
   bool record_loan(std::uint32_t chunk) noexcept;  // false when the row is full
   // commit()'s reuse of the chunk the ring slot gave up: keeps it as a loan (kept_), so the
   // next loan of its size class takes it without touching the shared free list.
@@ -67,6 +74,13 @@ class PublisherCore {
   // (refs = 1, in our loan row), so tools show it as loaned and a recoverer frees it.
   std::uint32_t kept_ = kNoChunk;
   bool keep_chunks_ = false;  // our pool is ours alone (not the region's shared one)
+  // The thread that loans and publishes (set at each loan and commit): only it touches the
+  // loan bookkeeping (loans_in_use_, our slot's op_seq window). A loan given back on another
+  // thread is only marked in returned_ (one flag per loan-row entry) and counted in
+  // foreign_returns_; the publishing thread gives it back at its next loan.
+  std::atomic<pthread_t> publishing_thread_{};
+  std::unique_ptr<std::atomic<bool>[]> returned_;
+  std::atomic<std::uint32_t> foreign_returns_{0};
   bool stamp_time_;
   std::uint64_t cached_slowest_ = ~0ULL;
   std::uint32_t cached_epoch_ = ~0u;
