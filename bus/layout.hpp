@@ -82,6 +82,8 @@ inline constexpr std::uint64_t kRegionMagic = 0x31'53'55'42'4d'48'53'00ULL;  // 
 // reordered, or a protocol rule in the comments changes.
 // 1: first release. 2: ring slots padded to a cache line each. 3: payload pools, sealed
 // per-publisher memfds in anonymous regions. 4: one writer per ring slot (plain-store commit).
+// 5: pinned samples (ring slot carries size and pool generation; kHoldPinned hold entries),
+// PublisherSlot::kept_chunk, SubscriberSlot::foreign_windows.
 inline constexpr std::uint32_t kLayoutVersion = 5;
 
 // ABI facts that must match for two builds to share a region: pointer width, cache line,

@@ -71,7 +71,8 @@ class PublisherCore {
   std::uint32_t loans_in_use_ = 0;  // loan-row entries in use, kept_ included
   // A chunk the ring gave up at our last publish, kept for our next loan (bench/NOTES.md: the
   // free list's pop and push cost 7 % of 64 B throughput). It is an ordinary recorded loan
-  // (refs = 1, in our loan row), so tools show it as loaned and a recoverer frees it.
+  // (refs = 1, in our loan row), so a recoverer frees it; PublisherSlot::kept_chunk names it,
+  // so tools count it as free.
   std::uint32_t kept_ = kNoChunk;
   bool keep_chunks_ = false;  // our pool is ours alone (not the region's shared one)
   // The thread that loans and publishes (set at each loan and commit): only it touches the

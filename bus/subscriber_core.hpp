@@ -18,7 +18,7 @@ namespace shmbus::detail {
 // What take_chunk() found.
 struct Taken {
   std::uint32_t chunk = kNoChunk;
-  std::uint32_t hold_index = 0;  // index into SubscriberCore::held_
+  std::uint32_t hold_index = 0;  // index into SubscriberCore::held_samples_
   std::uint64_t sequence = 0;
   std::uint64_t lost_before = 0;
   std::uint64_t used_bytes = 0;          // as the publisher declared it (clamp before use)
@@ -56,7 +56,6 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   // Stores into our slot the cursor publishers must respect: the oldest pinned sequence we
   // hold, or cursor_. Wakes block-policy publishers when it moved.
   void publish_cursor() noexcept;
-  // Errc::ok with out.chunk/pool_base/used_bytes set, or what to do with the message at cursor_.
   // One attempt at the message at cursor_: taken (out set), next (it was skipped or counted
   // lost: look at cursor_ again), or failed (region lost, or our hold row is broken).
   enum class TakeStep { taken, next, failed };
