@@ -67,8 +67,9 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
 
 SubscriberCore::~SubscriberCore() {
   stop_event_thread();
-  // Every sample is gone (each holds a reference to us), but other threads may have left their
-  // releases for us to finish; the row loop below does that. Pinned entries hold nothing.
+  // Every sample is gone (each holds a reference to us); rows still set are counted
+  // references to give back, or pins (kHoldPinned), which hold nothing. A sample released on
+  // another thread gave its reference back itself.
   for (std::uint32_t h = 0; h < max_held_; ++h) {
     std::uint32_t c = holds_[h].load(std::memory_order_relaxed);
     if (c != kNoChunk && (c & kHoldPinned) == 0 && map_.valid_chunk(c)) {
