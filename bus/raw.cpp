@@ -110,7 +110,7 @@ Result<RawSample> RawSubscriber::take() noexcept {
   detail::Taken t;
   Errc err = core_->take_chunk(t);
   if (err != Errc::ok) return err;
-  return core_->make_sample(t);
+  return detail::SubscriberCore::make_sample(core_, t);
 }
 
 Result<RawSample> RawSubscriber::take_wait(std::chrono::nanoseconds timeout) noexcept {

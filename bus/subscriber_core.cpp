@@ -140,10 +140,8 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
       continue;
     }
     // This process's view of the chunk's pool, if it has one yet (checked against the
-    // message's pool generation below). Start pulling the payload's first line across cores
-    // now: the reader almost always touches it next.
+    // message's pool generation below).
     const PoolMapping* view = map_.current_view(map_.pool_of(chunk));
-    if (view != nullptr) __builtin_prefetch(map_.payload_at(view->base, chunk));
     pinned = pinning_ && cursor_ >= pin_safe_from_;
     const TakeStep step = pinned ? take_pinned(rs, chunk, view, out) : take_counted(chunk, view, out);
     if (step == TakeStep::taken) break;
@@ -193,18 +191,28 @@ SubscriberCore::TakeStep SubscriberCore::take_pinned(const RingSlot& rs, std::ui
     skip_lost();
     return TakeStep::next;
   }
+  // Start pulling the payload's first line across cores now: the reader almost always
+  // touches it next.
+  out.payload = map_.payload_span(base, chunk);
+  __builtin_prefetch(out.payload.data);
   if (map_.unusable()) return TakeStep::failed;  // the region went away while we looked
   // For tools only (region inspect, stats): recoverers skip marked entries. A plain store to
   // our own line.
   const std::uint32_t row = record_hold(chunk | kHoldPinned);
   if (row == max_held_) return TakeStep::failed;
   const std::uint32_t entry = new_entry(chunk, row, State::pinned);
-  out = {chunk, entry, 0, 0, rs.used_bytes.load(std::memory_order_relaxed), base};
+  out.chunk = chunk;
+  out.hold_index = entry;
+  out.used_bytes = rs.used_bytes.load(std::memory_order_relaxed);
+  out.pool_base = base;
   return TakeStep::taken;
 }
 
 SubscriberCore::TakeStep SubscriberCore::take_counted(std::uint32_t chunk, const PoolMapping* view,
                                                       Taken& out) noexcept {
+  // Start pulling the payload's first line across cores now, in parallel with the reference
+  // CAS on the chunk header: the reader almost always touches it next.
+  if (view != nullptr) __builtin_prefetch(map_.payload_at(view->base, chunk));
   // From the reference CAS to the hold-row store (or the release) the reference is ours
   // but unrecorded.
   UnrecordedWindow window(map_.subscriber(slot_).op_seq);
@@ -239,7 +247,11 @@ SubscriberCore::TakeStep SubscriberCore::take_counted(std::uint32_t chunk, const
     return TakeStep::failed;
   }
   const std::uint32_t entry = new_entry(chunk, row, State::counted);
-  out = {chunk, entry, 0, 0, h.used_bytes.load(std::memory_order_relaxed), base};
+  out.chunk = chunk;
+  out.hold_index = entry;
+  out.used_bytes = h.used_bytes.load(std::memory_order_relaxed);
+  out.pool_base = base;
+  out.payload = map_.payload_span(base, chunk);
   return TakeStep::taken;
 }
 
@@ -484,18 +496,17 @@ void SubscriberCore::stop_event_thread() noexcept {
   event_fd_ = -1;
 }
 
-RawSample SubscriberCore::make_sample(const Taken& t) noexcept {
+RawSample SubscriberCore::make_sample(const std::shared_ptr<SubscriberCore>& self, const Taken& t) noexcept {
   RawSample s;
-  s.core_ = shared_from_this();
+  s.core_ = self;
   s.chunk_ = t.chunk;
   s.hold_index_ = t.hold_index;
   s.sequence_ = t.sequence;
   s.lost_before_ = t.lost_before;
-  const TopicMap::PayloadSpan payload = map_.payload_span(t.pool_base, t.chunk);
-  s.data_ = payload.data;
+  s.data_ = t.payload.data;
   s.pool_base_ = t.pool_base;
   // A hostile publisher could claim more bytes than the chunk has: clamp to the chunk.
-  s.size_ = std::min(t.used_bytes, payload.capacity);
+  s.size_ = std::min(t.used_bytes, t.payload.capacity);
   return s;
 }
 

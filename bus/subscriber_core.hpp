@@ -23,9 +23,10 @@ struct Taken {
   std::uint64_t lost_before = 0;
   std::uint64_t used_bytes = 0;          // as the publisher declared it (clamp before use)
   const std::byte* pool_base = nullptr;  // this process's mapping of the message's pool
+  TopicMap::PayloadSpan payload{};       // the head chunk's payload in that mapping
 };
 
-class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
+class SubscriberCore {
  public:
   SubscriberCore(const Topic& topic, SubscriberOptions options);
   ~SubscriberCore();
@@ -40,7 +41,9 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   int event_fd();
   void stop_event_thread() noexcept;
 
-  RawSample make_sample(const Taken& t) noexcept;
+  // `self` is the subscriber's own owner (RawSubscriber::core_): the sample copies it, one
+  // atomic increment, where shared_from_this() would lock a weak pointer in a CAS loop.
+  static RawSample make_sample(const std::shared_ptr<SubscriberCore>& self, const Taken& t) noexcept;
   // The base of the pool mapping a sample's payload was read through (its further segments
   // are in the same pool).
   static const std::byte* pool_base_of(const RawSample& s) noexcept { return s.pool_base_; }
