@@ -103,7 +103,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
     err = Errc::pool_exhausted;
     return kNoChunk;
   }
-  record_loan(chunk);  // a free entry exists: loans_in_use_ < max_loans_
+  record_loan(chunk);
   map_.chunk(chunk).publisher.store(slot_, std::memory_order_relaxed);
   if (map_.unusable()) {  // lost while we allocated: what we got is a zero page, not a chunk
     return_on_publishing_thread(chunk);
@@ -120,21 +120,20 @@ bool PublisherCore::hold_existing(std::uint32_t chunk) noexcept {
   if (loans_in_use_ >= max_loans_ || !map_.valid_chunk(chunk)) return false;
   UnrecordedWindow window(map_.publisher(slot_).op_seq);
   if (!map_.try_acquire(chunk)) return false;
-  record_loan(chunk);  // a free entry exists: loans_in_use_ < max_loans_
+  record_loan(chunk);
   return true;
 }
 
-bool PublisherCore::record_loan(std::uint32_t chunk) noexcept {
+void PublisherCore::record_loan(std::uint32_t chunk) noexcept {
   for (std::uint32_t l = 0; l < max_loans_; ++l) {
     if (loans_[l].load(std::memory_order_relaxed) == kNoChunk) {
       // Relaxed: the loan row is read only by a recoverer after this process died, and the
       // kernel's process teardown orders everything before that.
       loans_[l].store(chunk, std::memory_order_relaxed);
       ++loans_in_use_;
-      return true;
+      return;
     }
   }
-  return false;
 }
 
 bool PublisherCore::keep_for_next_loan(std::uint32_t old) noexcept {
@@ -144,7 +143,7 @@ bool PublisherCore::keep_for_next_loan(std::uint32_t old) noexcept {
   // From the conversion to the loan-row store we hold a reference no row records.
   UnrecordedWindow window(map_.publisher(slot_).op_seq);
   if (!map_.ring_ref_to_loan(old, pool_->generation)) return false;
-  record_loan(old);  // a free entry exists: checked above
+  record_loan(old);
   kept_ = old;
   map_.publisher(slot_).kept_chunk.store(old, std::memory_order_relaxed);  // relaxed: for tools
   return true;
@@ -193,7 +192,7 @@ void PublisherCore::collect_foreign_returns() noexcept {
   for (std::uint32_t l = 0; l < max_loans_; ++l) {
     // Acquire: pairs with the marking thread's release store.
     if (!returned_[l].load(std::memory_order_acquire)) continue;
-    returned_[l].store(false, std::memory_order_relaxed);
+    returned_[l].store(false, std::memory_order_relaxed);  // relaxed: only this thread reads it after
     return_on_publishing_thread(loans_[l].load(std::memory_order_relaxed));
   }
 }

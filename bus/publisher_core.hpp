@@ -45,7 +45,8 @@ class PublisherCore {
   void forget_loan(std::uint32_t chunk) noexcept;
   void return_on_publishing_thread(std::uint32_t chunk) noexcept;
   void collect_foreign_returns() noexcept;
-  bool record_loan(std::uint32_t chunk) noexcept;  // false when the row is full
+  // Stores `chunk` in a free loan-row entry; the caller has checked loans_in_use_ < max_loans_.
+  void record_loan(std::uint32_t chunk) noexcept;
   // commit()'s reuse of the chunk the ring slot gave up: keeps it as a loan (kept_), so the
   // next loan of its size class takes it without touching the shared free list.
   bool keep_for_next_loan(std::uint32_t old) noexcept;

@@ -41,7 +41,7 @@ RawSample& RawSample::operator=(RawSample&& o) noexcept {
 }
 
 RawSample::~RawSample() {
-  if (core_) core_->release_hold(chunk_, hold_index_);
+  if (core_) core_->release_hold(hold_index_);
 }
 
 std::uint64_t RawSample::publish_time_ns() const noexcept {

@@ -139,11 +139,8 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
       skip_lost();
       continue;
     }
-    // This process's view of the chunk's pool, if it has one yet (checked against the
-    // message's pool generation below).
-    const PoolMapping* view = map_.current_view(map_.pool_of(chunk));
     pinned = pinning_ && cursor_ >= pin_safe_from_;
-    const TakeStep step = pinned ? take_pinned(rs, chunk, view, out) : take_counted(chunk, view, out);
+    const TakeStep step = pinned ? take_pinned(rs, chunk, out) : take_counted(chunk, out);
     if (step == TakeStep::taken) break;
     if (step == TakeStep::failed) return map_.unusable() ? Errc::region_lost : Errc::too_many_held;
   }
@@ -178,15 +175,12 @@ std::uint32_t SubscriberCore::new_entry(std::uint32_t chunk, std::uint32_t row, 
   return e;
 }
 
-SubscriberCore::TakeStep SubscriberCore::take_pinned(const RingSlot& rs, std::uint32_t chunk, const PoolMapping* view,
-                                                     Taken& out) noexcept {
+SubscriberCore::TakeStep SubscriberCore::take_pinned(const RingSlot& rs, std::uint32_t chunk, Taken& out) noexcept {
   // Nobody rewrites this slot while our cursor is at or below its sequence, so what we read
   // here stays true until we release the sample. Relaxed: published by the commit word's
   // release, read after its acquire load.
   const std::uint32_t generation = rs.pool_generation.load(std::memory_order_relaxed);
-  const std::byte* base = view != nullptr && view->generation == generation
-                              ? view->base
-                              : map_.pool_base(map_.pool_of(chunk), generation);
+  const std::byte* base = map_.pool_base(map_.pool_of(chunk), generation);
   if (base == nullptr) {  // its pool is gone for us (publisher dead, or not ours to open)
     skip_lost();
     return TakeStep::next;
@@ -208,10 +202,11 @@ SubscriberCore::TakeStep SubscriberCore::take_pinned(const RingSlot& rs, std::ui
   return TakeStep::taken;
 }
 
-SubscriberCore::TakeStep SubscriberCore::take_counted(std::uint32_t chunk, const PoolMapping* view,
-                                                      Taken& out) noexcept {
-  // Start pulling the payload's first line across cores now, in parallel with the reference
-  // CAS on the chunk header: the reader almost always touches it next.
+SubscriberCore::TakeStep SubscriberCore::take_counted(std::uint32_t chunk, Taken& out) noexcept {
+  // Start pulling the payload's first line across cores now, through this process's current
+  // view of the pool (its generation is checked below), in parallel with the reference CAS on
+  // the chunk header: the reader almost always touches it next.
+  const PoolMapping* view = map_.current_view(map_.pool_of(chunk));
   if (view != nullptr) __builtin_prefetch(map_.payload_at(view->base, chunk));
   // From the reference CAS to the hold-row store (or the release) the reference is ours
   // but unrecorded.
@@ -233,9 +228,7 @@ SubscriberCore::TakeStep SubscriberCore::take_counted(std::uint32_t chunk, const
   }
   // Relaxed: published with the message (the commit word's acquire, then our sequence check).
   const std::uint32_t generation = h.pool_generation.load(std::memory_order_relaxed);
-  const std::byte* base = view != nullptr && view->generation == generation
-                              ? view->base
-                              : map_.pool_base(map_.pool_of(chunk), generation);
+  const std::byte* base = map_.pool_base(map_.pool_of(chunk), generation);
   if (base == nullptr) {  // its pool is gone for us (publisher dead, or not ours to open)
     map_.release(chunk);
     skip_lost();
@@ -273,10 +266,11 @@ void SubscriberCore::unpin(bool all) noexcept {
     if (!all && cursor_ - sequence <= pin_lag_limit_) break;
     HeldSample& h = held_samples_[entry];
     State expected = State::pinned;
-    // Acquire: pairs with nothing yet (a release elsewhere would have won the race instead);
-    // the CAS only keeps such a release from running into the middle of the conversion.
+    // Relaxed: the entry's fields are this thread's own; the CAS only keeps a release on
+    // another thread from running into the middle of the conversion (if that release won,
+    // collect_foreign_releases() finishes it).
     if (h.sequence != sequence ||
-        !h.state.compare_exchange_strong(expected, State::converting, std::memory_order_acquire)) {
+        !h.state.compare_exchange_strong(expected, State::converting, std::memory_order_relaxed)) {
       continue;  // released since (here, or elsewhere: collect_foreign_releases() finishes it)
     }
     --pinned_;
@@ -322,7 +316,7 @@ void SubscriberCore::skip_lost() noexcept {
   ++cursor_;
 }
 
-void SubscriberCore::release_hold(std::uint32_t, std::uint32_t hold_index) noexcept {
+void SubscriberCore::release_hold(std::uint32_t hold_index) noexcept {
   HeldSample& h = held_samples_[hold_index];
   if (pthread_equal(pthread_self(), taking_thread_.load(std::memory_order_relaxed))) {
     release_on_taking_thread(h);
@@ -338,12 +332,12 @@ void SubscriberCore::release_on_taking_thread(HeldSample& h) noexcept {
   --held_;
   if (state == State::counted) {
     UnrecordedWindow window(map_.subscriber(slot_).op_seq);
-    holds_[h.row].store(kNoChunk, std::memory_order_relaxed);
+    holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
     map_.release(h.chunk);
   } else {
     holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
   }
-  h.state.store(State::free, std::memory_order_relaxed);
+  h.state.store(State::free, std::memory_order_relaxed);  // relaxed: only this thread frees
   if (state == State::pinned) {
     --pinned_;
     publish_cursor();  // moves on if this was the oldest pin
@@ -395,7 +389,7 @@ void SubscriberCore::collect_foreign_releases() noexcept {
       cursor_may_move = true;
     }
     --held_;
-    h.state.store(State::free, std::memory_order_relaxed);
+    h.state.store(State::free, std::memory_order_relaxed);  // relaxed: only this thread frees
   }
   if (cursor_may_move) publish_cursor();
 }

@@ -34,8 +34,8 @@ class SubscriberCore {
   // Takes the next message's head chunk: pinned by our cursor when the policy allows it,
   // otherwise by a counted reference recorded in the hold row (layout.hpp, protocol summary).
   Errc take_chunk(Taken& out) noexcept;
-  // Releases a chunk taken by take_chunk().
-  void release_hold(std::uint32_t chunk, std::uint32_t hold_index) noexcept;
+  // Releases the sample take_chunk() recorded in held_samples_[hold_index].
+  void release_hold(std::uint32_t hold_index) noexcept;
   bool has_data() const noexcept;
   Status wait(std::chrono::nanoseconds timeout) noexcept;
   int event_fd();
@@ -62,8 +62,8 @@ class SubscriberCore {
   // One attempt at the message at cursor_: taken (out set), next (it was skipped or counted
   // lost: look at cursor_ again), or failed (region lost, or our hold row is broken).
   enum class TakeStep { taken, next, failed };
-  TakeStep take_pinned(const RingSlot& rs, std::uint32_t chunk, const PoolMapping* view, Taken& out) noexcept;
-  TakeStep take_counted(std::uint32_t chunk, const PoolMapping* view, Taken& out) noexcept;
+  TakeStep take_pinned(const RingSlot& rs, std::uint32_t chunk, Taken& out) noexcept;
+  TakeStep take_counted(std::uint32_t chunk, Taken& out) noexcept;
   // Turns pinned samples into counted references, so that our cursor no longer holds
   // publishers back: all of them (before we wait), or those more than half a lap old.
   void unpin(bool all) noexcept;
