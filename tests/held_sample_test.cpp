@@ -4,9 +4,6 @@
 // keeps its place in the queue only until its subscriber waits or takes half a lap past it.
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -32,13 +29,10 @@ TopicConfig block_topic(const std::string& tag, std::chrono::milliseconds block_
   return c;
 }
 
-std::uint64_t free_chunks(const Topic& topic) { return topic.stats().classes[0].free; }
-
-TEST(HeldSample, OneHeldForManyLapsStaysIntactAndThePublisherProcessNeverStops) {
-  const std::uint64_t n = 50 * kQueue;
-  Topic topic = Topic::create(block_topic("held-laps", 10'000ms));
-  RawSubscriber sub(topic);
-  Child publisher = Child::spawn([&] {
+// A publisher process that publishes stamped messages 0..n-1, failing on the first publish
+// that does not succeed.
+Child spawn_publisher(const Topic& topic, std::uint64_t n) {
+  return Child::spawn([&topic, n] {
     Topic mine = Topic::open_fd(topic.fd());
     RawPublisher pub(mine);
     for (std::uint64_t i = 0; i < n; ++i) {
@@ -46,6 +40,15 @@ TEST(HeldSample, OneHeldForManyLapsStaysIntactAndThePublisherProcessNeverStops) 
     }
     return static_cast<int>(kChildOk);
   });
+}
+
+std::uint64_t free_chunks(const Topic& topic) { return topic.stats().classes[0].free; }
+
+TEST(HeldSample, OneHeldForManyLapsStaysIntactAndThePublisherProcessNeverStops) {
+  const std::uint64_t n = 50 * kQueue;
+  Topic topic = Topic::create(block_topic("held-laps", 10'000ms));
+  RawSubscriber sub(topic);
+  Child publisher = spawn_publisher(topic, n);
   Result<RawSample> first = sub.take_wait(10s);
   ASSERT_TRUE(static_cast<bool>(first)) << first.name();
   ASSERT_EQ(first->sequence(), 0u);
@@ -129,30 +132,8 @@ TEST(HeldSample, ReleasedOnAnotherThreadWhileTheSubscriberKeepsTaking) {
   c.max_held_per_subscriber = 4;
   Topic topic = Topic::create(c);
   RawSubscriber sub(topic);
-  Child publisher = Child::spawn([&] {
-    Topic mine = Topic::open_fd(topic.fd());
-    RawPublisher pub(mine);
-    for (std::uint64_t i = 0; i < n; ++i) {
-      if (!publish_stamped(pub, 1, i, kBody).ok()) return static_cast<int>(kChildTimedOut);
-    }
-    return static_cast<int>(kChildOk);
-  });
-  std::mutex mutex;
-  std::condition_variable ready;
-  std::deque<RawSample> to_release;
-  bool done = false;
-  std::thread releaser([&] {
-    std::unique_lock lock(mutex);
-    for (;;) {
-      ready.wait(lock, [&] { return done || !to_release.empty(); });
-      if (to_release.empty()) return;
-      RawSample s = std::move(to_release.front());
-      to_release.pop_front();
-      lock.unlock();
-      s = RawSample();  // released here, on this thread
-      lock.lock();
-    }
-  });
+  Child publisher = spawn_publisher(topic, n);
+  DestroyingThread<RawSample> releaser;
   std::uint64_t bad = 0, next = 0;
   while (next < n) {
     Result<RawSample> s = sub.take_wait(10s);
@@ -164,16 +145,9 @@ TEST(HeldSample, ReleasedOnAnotherThreadWhileTheSubscriberKeepsTaking) {
     std::optional<Stamp> stamp = check_stamped(s->data());
     if (s->sequence() != next || !stamp || stamp->sequence != next) ++bad;
     ++next;
-    std::lock_guard lock(mutex);
-    to_release.push_back(std::move(s.value()));
-    ready.notify_one();
+    releaser.hand(std::move(s.value()));
   }
-  {
-    std::lock_guard lock(mutex);
-    done = true;
-    ready.notify_one();
-  }
-  releaser.join();
+  releaser.finish();
   EXPECT_EQ(bad, 0u);
   EXPECT_EQ(publisher.wait(), 0) << "the publisher process stopped";
   EXPECT_EQ(sub.take().code(), Errc::no_data);  // finishes the releases left to this thread

@@ -3,9 +3,6 @@
 // keeps loaning and publishing (run under ThreadSanitizer too).
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <thread>
 
 #include "shmbus/shmbus.hpp"
@@ -25,22 +22,7 @@ TEST(LoanReleaseThread, LoansDroppedOnAnotherThreadAllComeBack) {
   c.max_loans_per_publisher = 4;
   Topic topic = Topic::create(c);
   RawPublisher pub(topic);
-  std::mutex mutex;
-  std::condition_variable ready;
-  std::deque<RawLoan> to_drop;
-  bool done = false;
-  std::thread dropper([&] {
-    std::unique_lock lock(mutex);
-    for (;;) {
-      ready.wait(lock, [&] { return done || !to_drop.empty(); });
-      if (to_drop.empty()) return;
-      RawLoan loan = std::move(to_drop.front());
-      to_drop.pop_front();
-      lock.unlock();
-      loan = RawLoan();  // dropped here, unpublished, on this thread
-      lock.lock();
-    }
-  });
+  DestroyingThread<RawLoan> dropper;  // drops loans unpublished, on its own thread
   long published = 0;
   for (long i = 0; i < n; ++i) {
     Result<RawLoan> dropped = pub.loan(64);
@@ -50,22 +32,13 @@ TEST(LoanReleaseThread, LoansDroppedOnAnotherThreadAllComeBack) {
       continue;
     }
     ASSERT_TRUE(static_cast<bool>(dropped)) << i << ": " << dropped.name() << "\n" << topic.describe_pool();
-    {
-      std::lock_guard lock(mutex);
-      to_drop.push_back(std::move(dropped.value()));
-      ready.notify_one();
-    }
+    dropper.hand(std::move(dropped.value()));
     Status st = publish_stamped(pub, 1, static_cast<std::uint64_t>(i), 16);
     if (st.code() == Errc::too_many_loans) continue;  // as above
     ASSERT_TRUE(st.ok()) << i << ": " << st.name() << "\n" << topic.describe_pool();
     ++published;
   }
-  {
-    std::lock_guard lock(mutex);
-    done = true;
-    ready.notify_one();
-  }
-  dropper.join();
+  dropper.finish();
   EXPECT_GT(published, n / 2);
   // The next loan on the publishing thread finishes the returns left to it.
   { Result<RawLoan> last = pub.loan(64); ASSERT_TRUE(static_cast<bool>(last)) << last.name(); }

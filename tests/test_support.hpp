@@ -4,15 +4,19 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <sys/types.h>
+#include <thread>
 #include <type_traits>
 
 #include "shmbus/shmbus.hpp"
@@ -141,5 +145,51 @@ std::optional<Stamp> check_stamped(std::span<const std::byte> in) noexcept;
 // error).
 Status publish_stamped(RawPublisher& pub, std::uint32_t publisher, std::uint64_t sequence,
                        std::uint32_t body_size, std::uint64_t extra = 0) noexcept;
+
+// A thread that destroys, in order, what it is handed (samples, loans): for tests of releases
+// on another thread than the one that took or loaned. finish() (or the destructor) lets it
+// destroy what is left, then joins it.
+template <typename T>
+class DestroyingThread {
+ public:
+  DestroyingThread() : thread_([this] { run(); }) {}
+  ~DestroyingThread() { finish(); }
+  DestroyingThread(const DestroyingThread&) = delete;
+  DestroyingThread& operator=(const DestroyingThread&) = delete;
+
+  void hand(T item) {
+    std::lock_guard lock(mutex_);
+    items_.push_back(std::move(item));
+    ready_.notify_one();
+  }
+  void finish() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+      ready_.notify_one();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      ready_.wait(lock, [&] { return done_ || !items_.empty(); });
+      if (items_.empty()) return;
+      T item = std::move(items_.front());
+      items_.pop_front();
+      lock.unlock();
+      item = T();  // destroyed here, on this thread
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<T> items_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
 
 }  // namespace shmbus::testing
