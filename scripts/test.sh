@@ -2,7 +2,8 @@
 # Installs what is missing (Debian 12), then checks everything CI checks:
 #   1. a RelWithDebInfo build of everything, and the whole ctest suite;
 #   2. `cmake --install` into a temporary prefix, and an out-of-tree project
-#      (examples/install_consumer) built against it with find_package and with pkg-config;
+#      (examples/install_consumer) built against it with find_package and with pkg-config
+#      (with and without LTO);
 #   3. an ASan+UBSan build (no benchmarks), and the whole ctest suite again.
 # Exits non-zero on any failure. Build trees: build/ and build-asan/.
 set -euo pipefail
@@ -60,7 +61,12 @@ cmake --build "$tmp/consumer"
 c++ -O1 examples/install_consumer/main.cpp -o "$tmp/consumer_pc" \
   $(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs shmbus)
 "$tmp/consumer_pc"
-passed=$((passed + 2))
+# The same with LTO: the archive's fat objects must also feed GCC's link-time optimiser.
+# shellcheck disable=SC2046
+c++ -O2 -flto examples/install_consumer/main.cpp -o "$tmp/consumer_lto" \
+  $(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs shmbus)
+"$tmp/consumer_lto"
+passed=$((passed + 3))
 
 step "3/3 ASan+UBSan build"
 shmbus_configure build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_SANITIZE=address \
