@@ -342,39 +342,17 @@ bool fill_holes(TopicMap& m, std::uint32_t dead_slot) {
   return true;
 }
 
-// A publisher killed after swapping its message into a ring slot, but before dropping the
-// ring reference of the message it displaced, leaves that chunk with the ring bit and no ring
-// slot holding it. Drop the bit of every chunk that no slot and no live claim holds. Reading
-// the words, then the live claims, then the slots, in that order, is what makes this safe
-// against a live publisher: a chunk whose bit it has set is either still its recorded claim
-// or already in a slot (it stores the slot before clearing the claim, with release). Dropping
-// a bit the publisher is about to drop too is harmless: the bit clears once.
-void drop_orphaned_ring_refs(TopicMap& m) {
-  std::vector<std::uint32_t> candidates;
-  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
-    if (m.chunk(i).refs.load(std::memory_order_acquire) & kRingRef) candidates.push_back(i);
-  }
-  if (candidates.empty()) return;
-  std::set<std::uint32_t> held;
-  for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
-    PublisherSlot& s = m.publisher(p);
-    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    std::uint64_t claim = s.claimed_plus1.load(std::memory_order_acquire);
-    if (claim != 0 && claim != ~0ULL) held.insert(s.claim_chunk.load(std::memory_order_relaxed));
-  }
-  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) held.insert(m.ring_slot(i).chunk.load(std::memory_order_acquire));
-  for (std::uint32_t c : candidates) {
-    if (!held.count(c)) m.drop_ring_ref(c);
-  }
-}
-
 // A process killed while it held a counted reference it had not recorded (a chunk just
 // popped from the free list, a sample reference just taken, a loan just forgotten) leaves a
-// count no row explains. Compare every chunk's count with what the rows record and release
-// the excess, but only from a quiet, consistent view: no live slot may be inside such a
-// window, or enter one, while we look (each slot's op_seq is odd inside one and changes with
-// every one). Returns false when the view was not quiet; the leak then waits for a later
-// audit (the daemon's sweep retries every 500 ms).
+// count no row explains; a publisher killed inside commit, after its message replaced the
+// previous one in a ring slot but before it dropped (or kept) that chunk's ring reference,
+// leaves a ring bit no slot explains. Compare every chunk's count with what the rows record
+// and release the excess, and drop every ring bit no slot holds, but only from a quiet,
+// consistent view: no live slot may be inside such a window, or enter one, while we look
+// (each slot's op_seq is odd inside one and changes with every one; a publisher is inside
+// commit while its claim is set, and `published` changes with every commit). Returns false
+// when the view was not quiet; the leak then waits for a later audit (the daemon's sweep
+// retries every 500 ms).
 bool audit_references_locked(TopicMap& m) {
   const TopicConfig& c = m.config();
   std::vector<std::uint64_t> before, after;
@@ -389,6 +367,8 @@ bool audit_references_locked(TopicMap& m) {
       std::uint64_t claim = active ? s.claimed_plus1.load(std::memory_order_acquire) : 0;
       out.push_back(active ? s.op_seq.load(std::memory_order_acquire) | (claim != 0 ? 1 : 0) : 0);
       quiet &= (out.back() & 1) == 0;
+      // A whole commit between two reads leaves op_seq and the claim as they were.
+      out.push_back(active ? s.published.load(std::memory_order_acquire) : 0);
     }
     for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
       SubscriberSlot& s = m.subscriber(i);
@@ -402,8 +382,17 @@ bool audit_references_locked(TopicMap& m) {
   };
   if (!read_ops(before)) return false;
   std::vector<std::uint32_t> count(m.total_chunks());
+  std::vector<bool> ring_bit(m.total_chunks());
   for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
-    count[i] = m.chunk(i).refs.load(std::memory_order_acquire) & ~kRingRef;
+    const std::uint32_t refs = m.chunk(i).refs.load(std::memory_order_acquire);
+    count[i] = refs & ~kRingRef;
+    ring_bit[i] = (refs & kRingRef) != 0;
+  }
+  // In a quiet view no publisher is between its slot store and the drop of the chunk it
+  // displaced, so a ring bit belongs to a chunk some slot holds.
+  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
+    const std::uint32_t ch = m.ring_slot(i).chunk.load(std::memory_order_acquire);
+    if (m.valid_chunk(ch)) ring_bit[ch] = false;
   }
   std::vector<std::uint32_t> recorded(m.total_chunks(), 0);
   for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
@@ -432,6 +421,7 @@ bool audit_references_locked(TopicMap& m) {
   if (!read_ops(after) || before != after) return false;
   for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
     for (std::uint32_t n = recorded[i]; n < count[i]; ++n) m.release(i);
+    if (ring_bit[i]) m.drop_ring_ref(i);  // orphaned: no slot holds it
   }
   return true;
 }
@@ -515,7 +505,6 @@ bool reclaim_publisher(TopicMap& m, std::uint32_t p) {
     if (m.valid_chunk(ch) && !handled.count(ch)) m.release(ch);
   }
   s.claimed_plus1.store(0, std::memory_order_relaxed);
-  drop_orphaned_ring_refs(m);  // while our slot is still "reclaiming", its claim is not live
   // Release: the next owner of the slot sees the cleared rows.
   s.state.store(kSlotFree, std::memory_order_release);
   audit_references_locked(m);

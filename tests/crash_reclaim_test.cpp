@@ -353,8 +353,11 @@ int publish_forever(const Topic& shared, Pipe& started, std::uint32_t id) {
 }
 
 // Kills a fast publisher at a random moment `iterations` times while a subscriber process
-// keeps taking, reclaiming each victim; afterwards not one chunk may be missing.
-void kill_publishers_at_random(std::uint32_t iterations) {
+// keeps taking, reclaiming each victim; afterwards not one chunk may be missing. With
+// `survivor`, another publisher process keeps publishing through all of it (so the reference
+// audits of most reclaims see a busy topic and leave what they cannot check for later) and is
+// killed last.
+void kill_publishers_at_random(std::uint32_t iterations, bool survivor) {
   TopicConfig c;
   c.name = unique_name("crash-loop");
   c.size_classes = {{256, 64}};
@@ -363,10 +366,16 @@ void kill_publishers_at_random(std::uint32_t iterations) {
   c.block_timeout = 5s;
   c.max_publishers = 4;  // without reclaim, the fifth kill would exhaust the slots
   Topic topic = Topic::create(c);
-  const std::uint32_t kFinal = iterations;
+  const std::uint32_t kSurvivor = iterations, kFinal = iterations + 1;
   Pipe ready, report;
   Child live = Child::spawn([&] { return live_subscriber(topic, ready, report, kFinal); });
   ASSERT_TRUE(ready.await());
+  std::optional<Child> busy;
+  if (survivor) {
+    Pipe started;
+    busy.emplace(Child::spawn([&] { return publish_forever(topic, started, kSurvivor); }));
+    ASSERT_TRUE(started.await());
+  }
 
   std::mt19937 rng(4242);
   for (std::uint32_t i = 0; i < iterations; ++i) {
@@ -378,6 +387,11 @@ void kill_publishers_at_random(std::uint32_t iterations) {
     const pid_t pid = victim.pid();
     victim.kill_and_reap();
     ASSERT_EQ(topic.reclaim_process(pid), 1u) << "iteration " << i;
+  }
+  if (busy) {
+    const pid_t pid = busy->pid();
+    busy->kill_and_reap();
+    ASSERT_EQ(topic.reclaim_process(pid), 1u) << "the survivor";
   }
   const std::uint64_t published_by_victims = topic.stats().published;
 
@@ -405,7 +419,18 @@ void kill_publishers_at_random(std::uint32_t iterations) {
 }
 
 TEST(CrashReclaim, PublisherKilledAtRandomMomentsLeavesNoHoleAndNoLostChunk) {
-  kill_publishers_at_random(kScaleDown > 1 ? 60 : 400);
+  kill_publishers_at_random(kScaleDown > 1 ? 60 : 400, false);
+}
+
+// KNOWN TO FAIL, so disabled (run it with --gtest_also_run_disabled_tests): the same with
+// another publisher process publishing through all the kills. In three runs of five at 300
+// kills (none at 100) the final publish times out: the live subscriber stops short of it,
+// waiting on a sequence nobody commits. Not explained yet; the suspect is fill_holes() next to
+// a live claimant. Before the reclaim's orphaned ring references were dropped only from a
+// quiet view (audit_references_locked), this test also showed the live subscriber some of the
+// survivor's messages twice: a live publisher's displaced chunk was taken for orphaned.
+TEST(CrashReclaim, DISABLED_PublishersKilledNextToALivePublisherLeaveNoLostChunk) {
+  kill_publishers_at_random(kScaleDown > 1 ? 60 : 300, true);
 }
 
 }  // namespace
