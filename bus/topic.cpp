@@ -508,9 +508,14 @@ bool reclaim_publisher(TopicMap& m, std::uint32_t p) {
   // Release: the next owner of the slot sees the cleared rows.
   s.state.store(kSlotFree, std::memory_order_release);
   audit_references_locked(m);
-  // Publishers may be asleep waiting for a slot we just committed a tombstone into.
+  // Publishers may be asleep waiting for a slot we just committed a tombstone into, and
+  // subscribers asleep waiting for that very sequence: nobody else will wake them (the
+  // publishers behind the hole are blocked by it, or have already published and woken them
+  // while it was still a hole). Seq_cst, like commit()'s Dekker pairing with sleepers.
   m.control().lap_futex.fetch_add(1, std::memory_order_seq_cst);
   futex_wake_all(&m.control().lap_futex);
+  m.control().data_futex.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake_all(&m.control().data_futex);
   return true;
 }
 
