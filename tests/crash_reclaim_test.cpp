@@ -357,12 +357,13 @@ int publish_forever(const Topic& shared, Pipe& started, std::uint32_t id) {
 // `survivor`, another publisher process keeps publishing through all of it (so the reference
 // audits of most reclaims see a busy topic and leave what they cannot check for later) and is
 // killed last.
-void kill_publishers_at_random(std::uint32_t iterations, bool survivor) {
+void kill_publishers_at_random(std::uint32_t iterations, bool survivor,
+                               SlowSubscriberPolicy policy = SlowSubscriberPolicy::block) {
   TopicConfig c;
   c.name = unique_name("crash-loop");
   c.size_classes = {{256, 64}};
   c.queue_depth = 16;
-  c.policy = SlowSubscriberPolicy::block;
+  c.policy = policy;
   c.block_timeout = 5s;
   c.max_publishers = 4;  // without reclaim, the fifth kill would exhaust the slots
   Topic topic = Topic::create(c);
@@ -431,6 +432,12 @@ TEST(CrashReclaim, PublisherKilledAtRandomMomentsLeavesNoHoleAndNoLostChunk) {
 // behind the hole, could no longer wake either (the final publish here timed out).
 TEST(CrashReclaim, PublishersKilledNextToALivePublisherLeaveNoLostChunk) {
   kill_publishers_at_random(kScaleDown > 1 ? 60 : 300, true);
+}
+
+// The same under drop-oldest, where the subscriber takes counted references and loses what
+// it falls a lap behind on (the report's received + lost must still add up).
+TEST(CrashReclaim, PublishersKilledNextToALivePublisherUnderDropOldestLeaveNoLostChunk) {
+  kill_publishers_at_random(kScaleDown > 1 ? 60 : 300, true, SlowSubscriberPolicy::drop_oldest);
 }
 
 }  // namespace
