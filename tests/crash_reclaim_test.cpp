@@ -279,6 +279,58 @@ TEST(CrashReclaim, ClaimsOneLapApartAreReclaimedInOrderAndFreeEveryChunk) {
   expect_pool_whole(topic);
 }
 
+// A subscriber asleep on a dead publisher's hole, with a later message already committed
+// behind it: the live publisher woke it once for that message (it went back to sleep: the
+// hole comes first) and will not again. The reclaim's tombstone must wake it, or it sleeps
+// until its own timeout.
+TEST(CrashReclaim, ReclaimWakesTheSubscriberAsleepOnTheHole) {
+  TopicConfig c;
+  c.name = unique_name("hole-sleeper");
+  c.size_classes = {{64, 16}};
+  c.queue_depth = 4;
+  c.policy = SlowSubscriberPolicy::block;
+  Topic topic = Topic::create(c);
+  struct Took {
+    std::uint64_t sequence, lost_before;
+  };
+  Pipe ready, took, claimed, never;
+  Child sleeper = Child::spawn([&] {
+    Topic mine = Topic::open_fd(topic.fd());
+    SubscriberOptions blocking;
+    blocking.wait_mode = WaitMode::block;
+    blocking.with_history = false;
+    RawSubscriber sub(mine, blocking);
+    if (!ready.notify()) return static_cast<int>(kChildPipeFailed);
+    Result<RawSample> s = sub.take_wait(60s);
+    if (!s) return kChildFirstFree + static_cast<int>(s.code());
+    return took.send(Took{s->sequence(), s->lost_before()}) ? static_cast<int>(kChildOk) : static_cast<int>(kChildPipeFailed);
+  });
+  ASSERT_TRUE(ready.await());
+  Child claimant = Child::spawn([&] { return die_waiting_for_the_previous_lap(topic, claimed, never); });
+  ASSERT_EQ(claimed.receive<std::uint64_t>(), std::optional<std::uint64_t>(0));
+  RawPublisher pub(topic);
+  ASSERT_TRUE(publish_stamped(pub, 0, 1, 16).ok());  // sequence 1, behind the hole
+  // Not synchronisation, only likelihood: let the sleeper see the hole and sleep again.
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (control_of(topic).sleepers.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(1ms);
+  }
+  std::this_thread::sleep_for(50ms);
+  ASSERT_NE(control_of(topic).sleepers.load(), 0u) << "the subscriber never went to sleep";
+
+  const pid_t pid = claimant.pid();
+  claimant.kill_and_reap();
+  const auto reclaimed_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(topic.reclaim_process(pid), 1u);
+  std::optional<Took> t = took.receive<Took>(10s);
+  const auto woke_after = std::chrono::steady_clock::now() - reclaimed_at;
+  ASSERT_TRUE(t) << "the subscriber slept through the reclaim";
+  EXPECT_EQ(t->sequence, 1u);
+  EXPECT_EQ(t->lost_before, 1u) << "the tombstone counts as one lost message";
+  EXPECT_LT(woke_after, 1s);
+  EXPECT_EQ(sleeper.wait(), kChildOk);
+}
+
 // A publisher killed between taking a sequence and recording it leaves a ring slot nobody
 // will commit. Publishers write a slot only once its previous lap is committed (layout.hpp),
 // so the next publisher to come round to that slot waits there: it must find the claimant
