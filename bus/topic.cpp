@@ -367,7 +367,9 @@ bool audit_references_locked(TopicMap& m) {
       std::uint64_t claim = active ? s.claimed_plus1.load(std::memory_order_acquire) : 0;
       out.push_back(active ? s.op_seq.load(std::memory_order_acquire) | (claim != 0 ? 1 : 0) : 0);
       quiet &= (out.back() & 1) == 0;
-      // A whole commit between two reads leaves op_seq and the claim as they were.
+      // A whole commit between two reads leaves op_seq and the claim as they were. The count
+      // is stored relaxed, so it only detects a change; acquire merely matches the loads above,
+      // which carry the ordering.
       out.push_back(active ? s.published.load(std::memory_order_acquire) : 0);
     }
     for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
@@ -391,6 +393,8 @@ bool audit_references_locked(TopicMap& m) {
   // In a quiet view no publisher is between its slot store and the drop of the chunk it
   // displaced, so a ring bit belongs to a chunk some slot holds.
   for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
+    // Acquire, as for every slot read in recovery; in a quiet view no slot changes while we
+    // look, and what was stored before is ordered by the acquire loads of op_seq and claims.
     const std::uint32_t ch = m.ring_slot(i).chunk.load(std::memory_order_acquire);
     if (m.valid_chunk(ch)) ring_bit[ch] = false;
   }
