@@ -53,15 +53,26 @@
 //     a sequence from `tail` (release), so a recoverer that read `tail` knows every live claim.
 //   * Subscribers read in order from their own cursor; a slot holding a newer sequence means
 //     they were overtaken (drop-oldest) and they count what they lost.
-//   * Under a policy that respects cursors (block, fail-publish) a subscriber's sample is
-//     pinned by the subscriber's own cursor instead of a counted reference: the cursor it
-//     stores stays at the oldest sequence it still holds, so no publisher can claim that
-//     sequence's next lap, and the ring's reference keeps the chunk. Such a take reads only the
-//     ring slot (which carries the message's size and pool generation for it) and the payload:
-//     no write to, and no read of, the chunk header, whose line would otherwise cross cores on
-//     every message (bench/NOTES.md: +20 % of 64 B throughput). A sample held while its
-//     subscriber waits, or held longer than half a lap, is converted into a counted reference
-//     (SubscriberCore::unpin).
+//   * A subscriber's sample is normally pinned instead of counted: its hold-row entry holds
+//     the chunk with kHoldPinned, and the ring's reference keeps the chunk while the slot
+//     holds it. Such a take reads only the ring slot (which carries the message's size and
+//     pool generation for it) and the payload: no write to, and no read of, the chunk header,
+//     whose line would otherwise cross cores on every message (bench/NOTES.md: +20 % of 64 B
+//     throughput under block, +25 % under drop-oldest). The subscriber's stored
+//     cursor stays at the oldest sequence it pins. A sample held while its subscriber waits,
+//     or held longer than half a lap, is converted into a counted reference
+//     (SubscriberCore::unpin). What keeps the slot:
+//       - Under a policy that respects cursors (block, fail-publish), no publisher can claim
+//         that sequence's next lap.
+//       - Under drop-oldest a publisher may overwrite the slot at any time. The pin is valid
+//         only once the subscriber, after storing it, has found the slot unchanged (a seq_cst
+//         fence between; RingSlot::writing tells a rewrite in progress). The slot's next
+//         writer, after its commit store and a seq_cst fence, and before it drops the ring's
+//         reference, looks for pins of the chunk it displaced in the rows of subscribers
+//         whose cursor is at or below the displaced sequence, and turns each into a counted
+//         reference for its subscriber: count added first, then a CAS of the entry from
+//         chunk|kHoldPinned to chunk. Recoverers that displace a chunk do the same. So hold
+//         entries change only by atomic read-modify-write under drop-oldest.
 #pragma once
 
 #include <atomic>
@@ -83,8 +94,9 @@ inline constexpr std::uint64_t kRegionMagic = 0x31'53'55'42'4d'48'53'00ULL;  // 
 // 1: first release. 2: ring slots padded to a cache line each. 3: payload pools, sealed
 // per-publisher memfds in anonymous regions. 4: one writer per ring slot (plain-store commit).
 // 5: pinned samples (ring slot carries size and pool generation; kHoldPinned hold entries),
-// PublisherSlot::kept_chunk, SubscriberSlot::foreign_windows.
-inline constexpr std::uint32_t kLayoutVersion = 5;
+// PublisherSlot::kept_chunk, SubscriberSlot::foreign_windows. 6: pinned samples under
+// drop-oldest too (RingSlot::writing; displaced pins are counted by the displacer).
+inline constexpr std::uint32_t kLayoutVersion = 6;
 
 // ABI facts that must match for two builds to share a region: pointer width, cache line,
 // byte order, and the size of the structures whose layout depends on the compiler.
@@ -93,9 +105,9 @@ inline constexpr std::uint32_t kAbiWord =
     ((std::endian::native == std::endian::little ? 1u : 0u) << 16);
 
 inline constexpr std::uint32_t kNoChunk = 0xFFFF'FFFFu;
-// A hold-row entry with this bit set records a sample pinned by its subscriber's cursor (see
-// the protocol summary): it holds no counted reference, so recoverers and auditors must not
-// release or count it. Marked values fail valid_chunk(), as every chunk index is below it.
+// A hold-row entry with this bit set records a pinned sample (see the protocol summary): it
+// holds no counted reference, so recoverers and auditors must not release or count it.
+// Marked values fail valid_chunk(), as every chunk index is below it.
 inline constexpr std::uint32_t kHoldPinned = 0x8000'0000u;
 inline constexpr std::uint32_t kRingRef = 0x8000'0000u;  // ChunkHeader::refs: the ring's reference
 inline constexpr std::uint64_t kNoSequence = ~0ULL;
@@ -355,13 +367,19 @@ struct RingSlot {
   // chunk index, so that a pinned take need not touch the header's line (see the summary).
   std::atomic<std::uint32_t> pool_generation;
   std::atomic<std::uint64_t> used_bytes;
-  std::uint8_t pad[kCacheLine - 24];
+  // Drop-oldest only, for pinned takes: sequence+1 of the message whose fields (the three
+  // above) the slot's writer last began to write, stored before them. Above the commit word
+  // while a rewrite is in progress. A subscriber that finds it above its own sequence+1 after
+  // reading the fields (and a fence) may have read another message's fields.
+  std::atomic<std::uint64_t> writing;
+  std::uint8_t pad[kCacheLine - 32];
 };
 static_assert(std::is_standard_layout_v<RingSlot>);
 static_assert(sizeof(RingSlot) == kCacheLine);
 static_assert(offsetof(RingSlot, chunk) == 8);
 static_assert(offsetof(RingSlot, pool_generation) == 12);
 static_assert(offsetof(RingSlot, used_bytes) == 16);
+static_assert(offsetof(RingSlot, writing) == 24);
 
 enum : std::uint32_t { kChunkFlagTyped = 1 };
 

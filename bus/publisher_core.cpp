@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "futex.hpp"
+#include "prefetch.hpp"
 #include "process_identity.hpp"
 #include "unrecorded_window.hpp"
 
@@ -12,7 +13,8 @@ namespace shmbus::detail {
 
 PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
     : topic_(topic), map_(topic.map()), ctl_(map_.control()),
-      max_loans_(map_.config().max_loans_per_publisher), stamp_time_(map_.config().stamp_publish_time) {
+      max_loans_(map_.config().max_loans_per_publisher), stamp_time_(map_.config().stamp_publish_time),
+      drop_oldest_(ctl_.policy == SlowSubscriberPolicyWire::kDropOldest) {
   if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
   for (std::uint32_t i = 0; i < map_.config().max_publishers; ++i) {
     PublisherSlot& s = map_.publisher(i);
@@ -30,6 +32,7 @@ PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
     s.published.store(0, std::memory_order_relaxed);
     s.generation.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the state release below
     keep_chunks_ = with_pool && (ctl_.flags & kTopicFlagPayloadInRegion) == 0;
+    known_cursors_.assign(map_.config().max_subscribers, 0);
     if (with_pool) {
       try {
         pool_ = map_.own_pool(i);
@@ -226,6 +229,38 @@ std::uint64_t PublisherCore::slowest_cursor_cached(std::uint64_t tail) noexcept 
   return cached_slowest_;
 }
 
+void PublisherCore::count_displaced_pins(std::uint32_t chunk, std::uint64_t displaced) noexcept {
+  // Only a subscriber whose cursor is at or below `displaced` can pin it (its stored cursor
+  // stays at its oldest pin). Cursors only grow, so a cursor we read once stays a lower bound:
+  // we re-read a subscriber's only when its known value is at or below `displaced`, about
+  // once a lap for one that keeps up. A subscriber that registered since we looked bumped the
+  // epoch first; seq_cst, with our claim's seq_cst RMW on tail: as in slowest_cursor_cached().
+  const std::uint32_t epoch = ctl_.subscriber_epoch.load(std::memory_order_seq_cst);
+  if (epoch == pins_epoch_ && slowest_known_cursor_ > displaced) return;
+  // Seq_cst fence: Dekker pairing with a pinning subscriber (pin store; fence; re-read the
+  // slot), after our commit store: either it sees our commit, or we see its pin below. (The
+  // return above needs none: it rests on cursors read earlier, which only grow.)
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Acquire: pairs with the release in the subscriber's registration, as in slowest_cursor().
+  const std::uint32_t scan = std::min(ctl_.subscriber_high_water.load(std::memory_order_acquire),
+                                      map_.config().max_subscribers);
+  const bool rescan_all = epoch != pins_epoch_;
+  pins_epoch_ = epoch;
+  std::uint64_t slowest = ~0ULL;
+  for (std::uint32_t i = 0; i < scan; ++i) {
+    std::uint64_t& known = known_cursors_[i];
+    if (rescan_all || known <= displaced) {
+      SubscriberSlot& s = map_.subscriber(i);
+      // Acquire: pairs with the subscriber's release of its state and cursor stores, so that
+      // the pins it stored before are visible to count_pins().
+      known = s.state.load(std::memory_order_acquire) == kSlotFree ? ~0ULL : s.cursor.load(std::memory_order_acquire);
+      if (known <= displaced) map_.count_pins(i, chunk);
+    }
+    slowest = std::min(slowest, known);
+  }
+  slowest_known_cursor_ = slowest;
+}
+
 Status PublisherCore::claim(std::uint64_t& seq) noexcept {
   PublisherSlot& me = map_.publisher(slot_);
   if (ctl_.policy == SlowSubscriberPolicyWire::kDropOldest) {
@@ -233,8 +268,10 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
     // by the release below.
     me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
     // Release: a recoverer whose acquire load of tail sees our increment also sees the marker.
-    // (tail only hands out numbers; the ring slot's commit word publishes the data.)
-    seq = ctl_.tail.fetch_add(1, std::memory_order_release);
+    // (tail only hands out numbers; the ring slot's commit word publishes the data.) Seq_cst
+    // for pinning subscribers, as the CAS below (count_displaced_pins()); on x86 both are the
+    // same lock xadd.
+    seq = ctl_.tail.fetch_add(1, std::memory_order_seq_cst);
     return Errc::ok;
   }
   const std::uint64_t capacity = map_.ring_capacity();
@@ -346,23 +383,34 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
     // and stores, no locked instruction on the line subscribers poll.
     const std::uint32_t old = rs.chunk.load(std::memory_order_relaxed);  // the previous lap's, acquired above
     map_.loan_to_ring(head);  // our loan becomes the ring's reference (claim_chunk covers it)
+    // Drop-oldest: a subscriber may be reading this slot to pin the previous lap's message.
+    // Say whose fields these are first (RingSlot::writing), so that it cannot take our
+    // half-written ones for that message; the release fence keeps this store ahead of the
+    // stores below.
+    if (drop_oldest_) {
+      rs.writing.store(seq + 1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_release);
+    }
     rs.chunk.store(head, std::memory_order_relaxed);  // these three: published by the commit store
     rs.pool_generation.store(h.pool_generation.load(std::memory_order_relaxed), std::memory_order_relaxed);
     rs.used_bytes.store(h.used_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
     // Release: a subscriber that reads commit == seq+1 (acquire) sees the chunk index, the
     // chunk header and the payload written before.
     rs.commit.store(seq + 1, std::memory_order_release);
-    // We took over the previous message's ring reference with the slot: keep the chunk for
-    // our next loan, or drop the reference.
-    if (old != kNoChunk && map_.valid_chunk(old) &&
-        (keep_for_next_loan(old) || (map_.drop_ring_ref(old) && pool_ && map_.pool_of(old) == pool_->pool))) {
-      // Our next loan gets it (kept, or popped first from the LIFO free list): ask for its
-      // payload line now, so the next write does not wait for it to leave a subscriber's cache.
-      __builtin_prefetch(map_.payload_at(pool_->base, old), 1);
+    // We took over the previous message's ring reference with the slot: count the pins on it
+    // (drop-oldest), then keep the chunk for our next loan, or drop the reference.
+    if (old != kNoChunk && map_.valid_chunk(old)) {
+      if (drop_oldest_) count_displaced_pins(old, seq - std::min<std::uint64_t>(seq, map_.ring_capacity()));
+      if (keep_for_next_loan(old) || (map_.drop_ring_ref(old) && pool_ && map_.pool_of(old) == pool_->pool)) {
+        // Our next loan gets it (kept, or popped first from the LIFO free list): ask for its
+        // payload line now, so the next write does not wait for it to leave a subscriber's cache.
+        prefetch_for_write(map_.payload_at(pool_->base, old));
+      }
     }
   }
-  // Likewise the next ring slot (the line the subscribers read last).
-  __builtin_prefetch(&map_.ring_slot(seq + 1), 1);
+  // Likewise the next ring slot, for reading only: subscribers poll that line, and taking it
+  // from them early (prefetchw) made the 64 B ping-pong 10 % slower (bench/NOTES.md).
+  __builtin_prefetch(&map_.ring_slot(seq + 1), 0);
   // Release: a recoverer that reads "no claim" (acquire) then finds our chunk in the slot.
   me.claimed_plus1.store(0, std::memory_order_release);
   // We are our publisher slot's only writer: a plain increment, no locked instruction.
@@ -370,7 +418,9 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   // Seq_cst fence: Dekker pairing with a sleeping subscriber (sleepers++; fence; check data),
   // so either it sees our commit or we see it sleeping. No syscall when nobody sleeps. The
   // fence comes after every path that wrote a commit word (or, for a tombstoned sequence,
-  // wrote none: then nobody waits on us).
+  // wrote none: then nobody waits on us), and after the locked instructions that dropped or
+  // kept the displaced chunk, which already drained our stores (here it costs least: 5 % of
+  // 64 B throughput against right after the commit store, bench/NOTES.md).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (ctl_.sleepers.load(std::memory_order_relaxed) != 0) {
     // Relaxed: the futex word only has to change; sleepers re-check the ring after waking.

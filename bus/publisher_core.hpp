@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "shmbus/raw.hpp"
 #include "topic_map.hpp"
@@ -61,6 +62,9 @@ class PublisherCore {
   // slowest_cursor(), rescanned only when the cached value says "full" or the set of
   // subscribers changed: cursors only grow, so a cached minimum is a safe lower bound.
   std::uint64_t slowest_cursor_cached(std::uint64_t tail) noexcept;
+  // Drop-oldest, after the commit that displaced `chunk` (sequence `displaced`) from its ring
+  // slot: turns the subscribers' pins of it into counted references (TopicMap::count_pins).
+  void count_displaced_pins(std::uint32_t chunk, std::uint64_t displaced) noexcept;
 
   Topic topic_;
   TopicMap& map_;
@@ -84,8 +88,16 @@ class PublisherCore {
   std::unique_ptr<std::atomic<bool>[]> returned_;
   std::atomic<std::uint32_t> foreign_returns_{0};
   bool stamp_time_;
+  bool drop_oldest_;
+  // Block and fail-publish: the slowest cursor, and the subscriber epoch it was read at.
   std::uint64_t cached_slowest_ = ~0ULL;
   std::uint32_t cached_epoch_ = ~0u;
+  // Drop-oldest (count_displaced_pins()): each subscriber slot's cursor as last read (~0 for a
+  // free slot; lower bounds, since cursors only grow), their minimum, and the epoch of the
+  // last full read. Allocated once, at registration.
+  std::vector<std::uint64_t> known_cursors_;
+  std::uint64_t slowest_known_cursor_ = 0;
+  std::uint32_t pins_epoch_ = ~0u;
 };
 
 }  // namespace shmbus::detail

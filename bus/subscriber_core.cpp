@@ -27,9 +27,9 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     slot_ = i;
     holds_ = map_.holds_of(i);
     held_samples_ = std::make_unique<HeldSample[]>(max_held_);
-    // A one-slot ring would stop its publisher at the first sample held (pins are converted
-    // only when the subscriber takes or waits, not when it polls has_data()).
-    pinning_ = block_policy_ && map_.ring_capacity() >= 2;
+    // A one-slot ring would stop a block-policy publisher at the first sample held (pins are
+    // converted only when the subscriber takes or waits, not when it polls has_data()).
+    pinning_ = map_.ring_capacity() >= 2;
     pin_lag_limit_ = std::max<std::uint64_t>(1, map_.ring_capacity() / 2);
     pins_.resize(std::bit_ceil(pin_lag_limit_ + 2));  // a power of two: pin_at() masks
     for (std::uint32_t h = 0; h < max_held_; ++h) holds_[h].store(kNoChunk, std::memory_order_relaxed);
@@ -69,14 +69,14 @@ SubscriberCore::~SubscriberCore() {
   stop_event_thread();
   // Every sample is gone (each holds a reference to us); rows still set are counted
   // references to give back, or pins (kHoldPinned), which hold nothing. A sample released on
-  // another thread gave its reference back itself.
+  // another thread gave its reference back itself. Exchanges: under drop-oldest a publisher
+  // may be counting a pin for us right now (layout.hpp).
   for (std::uint32_t h = 0; h < max_held_; ++h) {
-    std::uint32_t c = holds_[h].load(std::memory_order_relaxed);
-    if (c != kNoChunk && (c & kHoldPinned) == 0 && map_.valid_chunk(c)) {
-      UnrecordedWindow window(map_.subscriber(slot_).op_seq);
-      holds_[h].store(kNoChunk, std::memory_order_relaxed);
-      map_.release(c);
-    }
+    if (holds_[h].load(std::memory_order_relaxed) == kNoChunk) continue;
+    UnrecordedWindow window(map_.subscriber(slot_).op_seq);
+    // Acq_rel: acquire for a count a publisher added (see TopicMap::count_pins()).
+    const std::uint32_t c = holds_[h].exchange(kNoChunk, std::memory_order_acq_rel);
+    if (map_.valid_chunk(c)) map_.release(c);
   }
   // Release: the next owner sees the cleared row; block-policy publishers stop waiting on us.
   map_.subscriber(slot_).state.store(kSlotFree, std::memory_order_release);
@@ -176,10 +176,12 @@ std::uint32_t SubscriberCore::new_entry(std::uint32_t chunk, std::uint32_t row, 
 }
 
 SubscriberCore::TakeStep SubscriberCore::take_pinned(const RingSlot& rs, std::uint32_t chunk, Taken& out) noexcept {
-  // Nobody rewrites this slot while our cursor is at or below its sequence, so what we read
-  // here stays true until we release the sample. Relaxed: published by the commit word's
-  // release, read after its acquire load.
+  // Under block and fail-publish nobody rewrites this slot while our cursor is at or below
+  // its sequence; under drop-oldest the checks after our pin tell whether what we read is
+  // one message's. Relaxed: published by the commit word's release, read after its acquire
+  // load.
   const std::uint32_t generation = rs.pool_generation.load(std::memory_order_relaxed);
+  const std::uint64_t used_bytes = rs.used_bytes.load(std::memory_order_relaxed);
   const std::byte* base = map_.pool_base(map_.pool_of(chunk), generation);
   if (base == nullptr) {  // its pool is gone for us (publisher dead, or not ours to open)
     skip_lost();
@@ -190,14 +192,28 @@ SubscriberCore::TakeStep SubscriberCore::take_pinned(const RingSlot& rs, std::ui
   out.payload = map_.payload_span(base, chunk);
   __builtin_prefetch(out.payload.data);
   if (map_.unusable()) return TakeStep::failed;  // the region went away while we looked
-  // For tools only (region inspect, stats): recoverers skip marked entries. A plain store to
-  // our own line.
+  // Recoverers and auditors skip marked entries; drop-oldest publishers count them (below).
+  // A store to our own line.
   const std::uint32_t row = record_hold(chunk | kHoldPinned);
   if (row == max_held_) return TakeStep::failed;
+  if (!block_policy_) {
+    // Seq_cst fence: Dekker pairing with the publisher that overwrites this slot (commit
+    // store; fence; look for pins of the chunk it displaced): either it sees our pin and
+    // counts it for us before it drops the ring's reference, or we see its rewrite here. The
+    // fence also orders our reads of the slot's fields before the loads below: a rewrite
+    // that began before them shows in `writing`.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (rs.commit.load(std::memory_order_relaxed) != cursor_ + 1 ||
+        rs.writing.load(std::memory_order_relaxed) > cursor_ + 1) {
+      clear_pin(row, chunk);  // overwritten under us: the message at our cursor is lost
+      resync(cursor_ + 1);
+      return TakeStep::next;
+    }
+  }
   const std::uint32_t entry = new_entry(chunk, row, State::pinned);
   out.chunk = chunk;
   out.hold_index = entry;
-  out.used_bytes = rs.used_bytes.load(std::memory_order_relaxed);
+  out.used_bytes = used_bytes;
   out.pool_base = base;
   return TakeStep::taken;
 }
@@ -254,9 +270,23 @@ std::uint32_t SubscriberCore::record_hold(std::uint32_t chunk) noexcept {
   // read as zeros) or another process wrote it. Never scan past the row.
   std::uint32_t row = 0;
   while (row < max_held_ && holds_[row].load(std::memory_order_relaxed) != kNoChunk) ++row;
-  // Relaxed: read only by a recoverer after we died (process teardown orders it).
-  if (row < max_held_) holds_[row].store(chunk, std::memory_order_relaxed);
+  // Release: a drop-oldest publisher that reads this entry (acquire, TopicMap::count_pins())
+  // sees our reads of the samples we released before. (Recoverers read the row after we died:
+  // process teardown orders it.)
+  if (row < max_held_) holds_[row].store(chunk, std::memory_order_release);
   return row;
+}
+
+void SubscriberCore::clear_pin(std::uint32_t row, std::uint32_t chunk) noexcept {
+  if (block_policy_) {
+    holds_[row].store(kNoChunk, std::memory_order_release);  // release: as in record_hold()
+    return;
+  }
+  // Under drop-oldest a publisher may have counted the pin for us (TopicMap::count_pins()):
+  // then the entry holds the bare chunk, and that count is ours to give back.
+  UnrecordedWindow window(map_.subscriber(slot_).op_seq);
+  // Acq_rel: release as in record_hold(), acquire for the count the publisher added.
+  if (holds_[row].exchange(kNoChunk, std::memory_order_acq_rel) == chunk) map_.release(chunk);
 }
 
 void SubscriberCore::unpin(bool all) noexcept {
@@ -275,10 +305,21 @@ void SubscriberCore::unpin(bool all) noexcept {
     }
     --pinned_;
     UnrecordedWindow window(map_.subscriber(slot_).op_seq);
-    // The ring still holds its reference (our cursor kept its slot), so the CAS succeeds
-    // unless the region is lost; then the sample keeps no reference at all.
+    // The ring still holds its reference (our cursor kept its slot), or under drop-oldest the
+    // publisher that displaced it counted our pin, so the CAS succeeds unless the region is
+    // lost; then the sample keeps no reference at all.
     const bool counted = map_.try_acquire(h.chunk);
-    if (counted) holds_[h.row].store(h.chunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
+    if (counted && block_policy_) {
+      holds_[h.row].store(h.chunk, std::memory_order_release);  // release: as in record_hold()
+    } else if (counted) {
+      std::uint32_t pinned_entry = h.chunk | kHoldPinned;
+      // Acq_rel: as in TopicMap::count_pins(). Failing, a publisher counted the pin first:
+      // its count is the sample's, ours goes back.
+      if (!holds_[h.row].compare_exchange_strong(pinned_entry, h.chunk, std::memory_order_acq_rel,
+                                                 std::memory_order_acquire)) {
+        map_.release(h.chunk);
+      }
+    }
     // Release: a thread releasing the sample elsewhere (acquire) sees the row and count.
     h.state.store(counted ? State::counted : State::unreferenced, std::memory_order_release);
   }
@@ -332,10 +373,10 @@ void SubscriberCore::release_on_taking_thread(HeldSample& h) noexcept {
   --held_;
   if (state == State::counted) {
     UnrecordedWindow window(map_.subscriber(slot_).op_seq);
-    holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
+    holds_[h.row].store(kNoChunk, std::memory_order_release);  // release: as in record_hold()
     map_.release(h.chunk);
   } else {
-    holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
+    clear_pin(h.row, h.chunk);
   }
   h.state.store(State::free, std::memory_order_relaxed);  // relaxed: only this thread frees
   if (state == State::pinned) {
@@ -384,7 +425,7 @@ void SubscriberCore::collect_foreign_releases() noexcept {
     const State state = h.state.load(std::memory_order_acquire);  // acquire: their release
     if (state != State::released_pinned && state != State::released_counted) continue;
     if (state == State::released_pinned) {
-      holds_[h.row].store(kNoChunk, std::memory_order_relaxed);  // relaxed: as in record_hold()
+      clear_pin(h.row, h.chunk);
       --pinned_;
       cursor_may_move = true;
     }

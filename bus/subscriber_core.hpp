@@ -68,11 +68,16 @@ class SubscriberCore {
   // publishers back: all of them (before we wait), or those more than half a lap old.
   void unpin(bool all) noexcept;
   std::uint32_t record_hold(std::uint32_t chunk) noexcept;  // its hold-row entry, or max_held_
+  // Clears the hold-row entry of a pinned (or unreferenced) sample of `chunk`, giving back the
+  // count a drop-oldest publisher may have turned the pin into.
+  void clear_pin(std::uint32_t row, std::uint32_t chunk) noexcept;
 
   // A sample the user holds, recorded in hold-row entry `row`. Its state:
-  //   pinned        kept alive by our cursor; its row entry carries kHoldPinned, for tools
-  //   counted       holds a reference (drop-oldest, a converted pin, history before
-  //                 pin_safe_from_)
+  //   pinned        kept alive by the ring's reference (layout.hpp); its row entry carries
+  //                 kHoldPinned. Under drop-oldest the publisher that displaces it may turn
+  //                 the entry into a counted reference meanwhile (clear_pin() gives it back).
+  //   counted       holds a reference (a converted pin, history before pin_safe_from_, a
+  //                 one-slot ring)
   //   unreferenced  a pin that could not be converted because the region was lost
   // The taking thread moves free -> pinned|counted (take), pinned -> converting ->
   // counted|unreferenced (unpin), and back to free when a release is finished. A sample
@@ -117,7 +122,7 @@ class SubscriberCore {
   std::uint64_t pins_front_ = 0, pins_back_ = 0;
   std::pair<std::uint64_t, std::uint32_t>& pin_at(std::uint64_t pos) noexcept { return pins_[pos & (pins_.size() - 1)]; }
   std::uint32_t pinned_ = 0;
-  bool pinning_ = false;             // the policy respects cursors (block, fail-publish)
+  bool pinning_ = false;             // takes pin (a ring of two slots or more)
   std::uint64_t pin_safe_from_ = 0;  // older messages may be overwritten under us: count them
   std::uint64_t pin_lag_limit_ = 0;  // unpin samples older than this many messages
   std::uint64_t cursor_ = 0;     // local copy of the slot's cursor (we are its only writer)

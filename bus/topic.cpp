@@ -291,6 +291,18 @@ std::set<std::uint32_t> chain_of(TopicMap& m, std::uint32_t head) {
   return chain;
 }
 
+// Drops the ring's reference to `old`, which a recoverer just replaced in a ring slot and
+// committed over. Under drop-oldest, subscribers may pin it: as a publisher does after its
+// commit, count their pins first, after a seq_cst fence (layout.hpp, protocol summary).
+void drop_displaced(TopicMap& m, std::uint32_t old) {
+  if (!m.valid_chunk(old)) return;
+  if (m.control().policy == SlowSubscriberPolicyWire::kDropOldest) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    m.count_pins_everywhere(old);
+  }
+  m.drop_ring_ref(old);
+}
+
 // A publisher that died between taking a sequence from `tail` and recording it leaves a ring
 // slot that nobody will ever commit, and subscribers would wait at it forever (and publishers,
 // a lap later). Fill every such hole below `tail` with a tombstone. A live publisher
@@ -334,9 +346,9 @@ bool fill_holes(TopicMap& m, std::uint32_t dead_slot) {
       // whose ring reference we now own. Chunk first, commit last: the publisher a lap ahead
       // waits for this commit before it writes.
       std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
-      if (old != kNoChunk && m.valid_chunk(old)) m.drop_ring_ref(old);
       // Release: the lap-ahead publisher (acquire) sees the tombstone before it takes the slot.
       rs.commit.store(next + 1, std::memory_order_release);
+      drop_displaced(m, old);
     }
   }
   return true;
@@ -425,7 +437,7 @@ bool audit_references_locked(TopicMap& m) {
   if (!read_ops(after) || before != after) return false;
   for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
     for (std::uint32_t n = recorded[i]; n < count[i]; ++n) m.release(i);
-    if (ring_bit[i]) m.drop_ring_ref(i);  // orphaned: no slot holds it
+    if (ring_bit[i]) drop_displaced(m, i);  // orphaned: no slot holds it
   }
   return true;
 }
@@ -491,17 +503,18 @@ bool reclaim_publisher(TopicMap& m, std::uint32_t p) {
     RingSlot& rs = m.ring_slot(seq);
     std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
     if (commit < seq + 1) {
+      std::uint32_t old = kNoChunk;
       if (rs.chunk.load(std::memory_order_acquire) != head) {
         // Died before writing the slot: leave a tombstone so subscribers skip this sequence,
         // and free the message it never published.
-        std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
-        if (old != kNoChunk && m.valid_chunk(old)) m.drop_ring_ref(old);
+        old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
         if (m.valid_chunk(head)) drop_unpublished(m, head);
       }
       // Either way the slot now holds what it should for seq: make it visible.
       while (commit < seq + 1 &&
              !rs.commit.compare_exchange_weak(commit, seq + 1, std::memory_order_release, std::memory_order_acquire)) {
       }
+      drop_displaced(m, old);
     }
   }
   for (std::uint32_t l = 0; l < m.config().max_loans_per_publisher; ++l) {

@@ -440,6 +440,28 @@ bool TopicMap::try_acquire(std::uint32_t chunk) noexcept {
   return false;
 }
 
+void TopicMap::count_pins(std::uint32_t sub, std::uint32_t chunk) noexcept {
+  std::atomic<std::uint32_t>* row = holds_of(sub);
+  for (std::uint32_t h = 0; h < config_.max_held_per_subscriber; ++h) {
+    // Acquire: pairs with the subscriber's release stores and exchanges of its entries, so
+    // that a pin released before we looked was read completely before we free the chunk.
+    std::uint32_t pinned = row[h].load(std::memory_order_acquire);
+    if (pinned != (chunk | kHoldPinned) || !try_acquire(chunk)) continue;
+    // The count first, then the entry: in between, the subscriber may release the pin (the
+    // CAS then fails and the count goes back; the ring's reference keeps it above 0). No
+    // unrecorded window: a publisher is inside its claim here and recoverers hold the
+    // recovery lock, so no audit runs meanwhile. Acq_rel: the subscriber that later finds
+    // its entry counted (acquire) finds the count too.
+    if (!row[h].compare_exchange_strong(pinned, chunk, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      release(chunk);
+    }
+  }
+}
+
+void TopicMap::count_pins_everywhere(std::uint32_t chunk) noexcept {
+  for (std::uint32_t i = 0; i < config_.max_subscribers; ++i) count_pins(i, chunk);
+}
+
 namespace {
 void push_free(FreeList& list, ChunkHeader& c, std::uint32_t idx) noexcept {
   std::atomic<std::uint64_t>& head = list.head;

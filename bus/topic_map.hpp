@@ -138,6 +138,14 @@ class TopicMap {
   // record the loan (it is a counted reference).
   bool ring_ref_to_loan(std::uint32_t chunk, std::uint32_t generation) noexcept;
 
+  // Drop-oldest: turns every pin of `chunk` in subscriber `sub`'s hold row into a counted
+  // reference for that subscriber (layout.hpp, protocol summary). The caller displaced the
+  // chunk from its ring slot, committed the slot and issued a seq_cst fence, and still holds
+  // the ring's reference (so the count never rises from 0).
+  void count_pins(std::uint32_t sub, std::uint32_t chunk) noexcept;
+  // count_pins() for every subscriber slot: recoverers, which displace chunks rarely.
+  void count_pins_everywhere(std::uint32_t chunk) noexcept;
+
   bool valid_chunk(std::uint32_t chunk) const noexcept { return chunk < total_chunks_; }
   // The chunk a hold-row entry names, counted or pinned (kHoldPinned); kNoChunk for none.
   std::uint32_t held_chunk(std::uint32_t entry) const noexcept {
