@@ -552,10 +552,11 @@ int run(const Args& a) {
     if (t == "shmbus") {
       // The ring keeps a reference to each of the last `queue` messages: chunks = queue +
       // loans + held + slack. 16 MiB chunks are fallocated in the memfd, so keep them few; but
-      // the same queue at every size, so that sizes differ in nothing else (with two slots, a
-      // drop-oldest publisher re-reads its subscriber's cursor every other message,
-      // bench/NOTES.md).
-      const std::uint32_t queue = 4, chunks = S >= (8u << 20) ? 8 : 16;
+      // the same queue at every size, so that sizes differ in nothing else. A publisher
+      // re-reads its subscriber's cursor once a lap (block: to respect it; drop-oldest: to
+      // know whether it may pin what is overwritten), which with 4 slots cost 10-15 % of the
+      // median, 2 slots more (bench/NOTES.md); 8 slots are still short of the default 64.
+      const std::uint32_t queue = 8, chunks = S >= (8u << 20) ? 12 : 16;
       const shmbus::SlowSubscriberPolicy policy = policy_or(a, shmbus::SlowSubscriberPolicy::drop_oldest);
       shmbus::Topic topics[2] = {make_topic("ping", S, queue, chunks, policy), make_topic("pong", S, queue, chunks, policy)};
       return case_latency(a, [&](int role) -> std::unique_ptr<PingPong> {
