@@ -231,6 +231,114 @@ int die_waiting_for_the_previous_lap(const Topic& shared, Pipe& claimed, Pipe& n
   return kChildOk;
 }
 
+// In a child process: publish a stamped message the way RawPublisher::publish() does up to and
+// including its commit store under drop-oldest (sequence taken and recorded, loan turned into
+// the ring's reference, `writing`, the slot's fields and its commit word stored), and wait there
+// for SIGKILL: the chunk it displaced keeps its ring bit, and nobody counted its pins.
+// Reports the sequence it committed.
+int die_after_the_commit_store(const Topic& shared, std::uint32_t body, Pipe& committed, Pipe& never) {
+  Topic mine = Topic::open_fd(shared.fd());
+  RawPublisher pub(mine);
+  Result<RawLoan> loan = pub.loan(stamped_size(body));
+  if (!loan) return kChildFirstFree;
+  const std::uint32_t head = loan->chunk();
+  detail::ChunkHeader& h = section_of<detail::ChunkHeader>(mine, detail::kSectionChunks)[head];
+  detail::PublisherSlot& me = publisher_slot_of(mine, pub.slot());
+  me.claim_chunk.store(head, std::memory_order_relaxed);
+  me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
+  const std::uint64_t seq = control_of(mine).tail.fetch_add(1, std::memory_order_seq_cst);
+  me.claimed_plus1.store(seq + 1, std::memory_order_relaxed);
+  write_stamped(loan->data(), 2, seq, body);
+  h.used_bytes.store(stamped_size(body), std::memory_order_relaxed);
+  h.sequence.store(seq, std::memory_order_relaxed);
+  std::atomic<std::uint32_t>* row = loan_row_of(mine, pub.slot());
+  for (std::uint32_t l = 0; l < mine.config().max_loans_per_publisher; ++l) {
+    if (row[l].load(std::memory_order_relaxed) == head) row[l].store(detail::kNoChunk, std::memory_order_relaxed);
+  }
+  h.refs.fetch_add(detail::kRingRef - 1, std::memory_order_acq_rel);
+  const auto& header = *static_cast<const detail::RegionHeader*>(mine.mapping_base());
+  const std::uint64_t capacity = header.sections[detail::kSectionRing].size / sizeof(detail::RingSlot);
+  detail::RingSlot& rs = section_of<detail::RingSlot>(mine, detail::kSectionRing)[seq % capacity];
+  rs.writing.store(seq + 1, std::memory_order_relaxed);
+  rs.chunk.store(head, std::memory_order_relaxed);
+  rs.pool_generation.store(h.pool_generation.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  rs.used_bytes.store(stamped_size(body), std::memory_order_relaxed);
+  rs.commit.store(seq + 1, std::memory_order_release);
+  if (!committed.send(seq)) return kChildPipeFailed;
+  never.await(600s);  // until SIGKILL
+  return kChildOk;
+}
+
+// Under drop-oldest the publisher that overwrites a ring slot counts the pins of the chunk it
+// displaces before it lets that chunk go (bus/layout.hpp). `victim` (a child process body that
+// reports the sequence it claimed and then waits for SIGKILL) is killed around that moment,
+// one lap after a message the test's subscriber holds pinned. The recovery that drops the
+// displaced chunk's ring reference must count the pin first, or the chunk is freed under the
+// reader and the next loans overwrite it.
+void expect_pinned_sample_survives_killed_publisher(
+    const std::string& tag, const std::function<int(const Topic&, std::uint32_t, Pipe&, Pipe&)>& victim) {
+  constexpr std::uint32_t kQueue = 4, kBody = 24;
+  TopicConfig c;
+  c.name = unique_name(tag);
+  c.size_classes = {{128, 16}};
+  c.queue_depth = kQueue;
+  c.policy = SlowSubscriberPolicy::drop_oldest;
+  RegionOptions shared_pool;  // the victim's message outlives its process
+  shared_pool.payload_in_region = true;
+  Topic topic = Topic::create(c, shared_pool);
+  SubscriberOptions no_history;
+  no_history.with_history = false;
+  RawSubscriber sub(topic, no_history);
+  RawPublisher pub(topic);
+  for (std::uint64_t i = 0; i < kQueue; ++i) ASSERT_TRUE(publish_stamped(pub, 1, i, kBody).ok());
+  Result<RawSample> held = sub.take();  // sequence 0, in ring slot 0
+  ASSERT_TRUE(static_cast<bool>(held)) << held.name();
+  const std::uint32_t chunk = held->chunk();
+  auto state_of = [&](std::uint32_t index) {
+    for (const Topic::ChunkInfo& ci : topic.busy_chunks()) {
+      if (ci.index == index) return ci.state;
+    }
+    return std::string("free");
+  };
+  ASSERT_NE(state_of(chunk).find("pinned"), std::string::npos) << state_of(chunk);
+
+  Pipe claimed, never;
+  Child killed = Child::spawn([&] { return victim(topic, kBody, claimed, never); });
+  ASSERT_EQ(claimed.receive<std::uint64_t>(), std::optional<std::uint64_t>(kQueue)) << "slot 0's next lap";
+  const pid_t pid = killed.pid();
+  killed.kill_and_reap();
+  ASSERT_EQ(topic.reclaim_process(pid), 1u);
+  const std::string after = state_of(chunk);
+  EXPECT_NE(after.find("held by subscriber"), std::string::npos) << after;
+  EXPECT_EQ(after.find("pinned"), std::string::npos) << "the pin was not counted: " << after;
+
+  // Ten laps of loans: a freed chunk would be among them.
+  for (std::uint64_t i = kQueue + 1; i < kQueue + 1 + 10 * kQueue; ++i) {
+    ASSERT_TRUE(publish_stamped(pub, 1, i, kBody).ok());
+  }
+  std::optional<Stamp> stamp = check_stamped(held->data());
+  ASSERT_TRUE(static_cast<bool>(stamp)) << "the held message was overwritten";
+  EXPECT_EQ(stamp->sequence, 0u);
+  EXPECT_EQ(stamp->publisher, 1u);
+  held = Result<RawSample>(Errc::no_data);  // release it
+  EXPECT_EQ(state_of(chunk), "free");
+  const TopicStats st = topic.stats();
+  EXPECT_EQ(st.classes[0].free + st.classes[0].in_ring, st.classes[0].total) << topic.describe_pool();
+}
+
+// Killed after its commit store: the displaced chunk is an orphan (ring bit, no slot), which
+// the reference audit of the reclaim drops.
+TEST(CrashReclaim, PinsOfAChunkAPublisherKilledAfterItsCommitDisplacedAreCounted) {
+  expect_pinned_sample_survives_killed_publisher("orphan-pin", die_after_the_commit_store);
+}
+
+// Killed before writing the slot: the reclaim's tombstone displaces the chunk.
+TEST(CrashReclaim, PinsOfAChunkATombstoneDisplacesAreCounted) {
+  expect_pinned_sample_survives_killed_publisher("tombstone-pin", [](const Topic& t, std::uint32_t, Pipe& claimed, Pipe& never) {
+    return die_waiting_for_the_previous_lap(t, claimed, never);
+  });
+}
+
 // Two publishers killed with claims one lap apart in the same ring slot, the later one while it
 // waited for the earlier. Reclaiming the later one first must wait: its tombstone would jump
 // over the earlier claim, and the earlier one's message chunk would be left for the reference
