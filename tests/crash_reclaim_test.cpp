@@ -207,6 +207,22 @@ std::atomic<std::uint32_t>* loan_row_of(const Topic& topic, std::uint32_t slot) 
          std::size_t{slot} * topic.config().max_loans_per_publisher;
 }
 
+// What RawPublisher::publish() does with the loan of `head` before it writes a ring slot:
+// take a sequence and record it as the claim of `head`, then forget the loan (the claim covers
+// the chunk now). Returns the sequence.
+std::uint64_t claim_as_publish_does(const Topic& mine, const RawPublisher& pub, std::uint32_t head) {
+  detail::PublisherSlot& me = publisher_slot_of(mine, pub.slot());
+  me.claim_chunk.store(head, std::memory_order_relaxed);
+  me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
+  const std::uint64_t seq = control_of(mine).tail.fetch_add(1, std::memory_order_seq_cst);
+  me.claimed_plus1.store(seq + 1, std::memory_order_relaxed);
+  std::atomic<std::uint32_t>* row = loan_row_of(mine, pub.slot());
+  for (std::uint32_t l = 0; l < mine.config().max_loans_per_publisher; ++l) {
+    if (row[l].load(std::memory_order_relaxed) == head) row[l].store(detail::kNoChunk, std::memory_order_relaxed);
+  }
+  return seq;
+}
+
 // In a child process: loan a chunk, then leave exactly the shared state RawPublisher::publish()
 // leaves at the moment it waits for its ring slot's previous lap (sequence taken and recorded,
 // head chunk recorded as the claim, loan row cleared, slot not written yet), and wait there
@@ -216,16 +232,7 @@ int die_waiting_for_the_previous_lap(const Topic& shared, Pipe& claimed, Pipe& n
   RawPublisher pub(mine);
   Result<RawLoan> loan = pub.loan(16);
   if (!loan) return kChildFirstFree;
-  const std::uint32_t head = loan->chunk();
-  detail::PublisherSlot& me = publisher_slot_of(mine, pub.slot());
-  me.claim_chunk.store(head, std::memory_order_relaxed);
-  me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
-  const std::uint64_t seq = control_of(mine).tail.fetch_add(1, std::memory_order_release);
-  me.claimed_plus1.store(seq + 1, std::memory_order_relaxed);
-  std::atomic<std::uint32_t>* row = loan_row_of(mine, pub.slot());
-  for (std::uint32_t l = 0; l < mine.config().max_loans_per_publisher; ++l) {
-    if (row[l].load(std::memory_order_relaxed) == head) row[l].store(detail::kNoChunk, std::memory_order_relaxed);
-  }
+  const std::uint64_t seq = claim_as_publish_does(mine, pub, loan->chunk());
   if (!claimed.send(seq)) return kChildPipeFailed;
   never.await(600s);  // until SIGKILL
   return kChildOk;
@@ -243,18 +250,10 @@ int die_after_the_commit_store(const Topic& shared, std::uint32_t body, Pipe& co
   if (!loan) return kChildFirstFree;
   const std::uint32_t head = loan->chunk();
   detail::ChunkHeader& h = section_of<detail::ChunkHeader>(mine, detail::kSectionChunks)[head];
-  detail::PublisherSlot& me = publisher_slot_of(mine, pub.slot());
-  me.claim_chunk.store(head, std::memory_order_relaxed);
-  me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
-  const std::uint64_t seq = control_of(mine).tail.fetch_add(1, std::memory_order_seq_cst);
-  me.claimed_plus1.store(seq + 1, std::memory_order_relaxed);
+  const std::uint64_t seq = claim_as_publish_does(mine, pub, head);
   write_stamped(loan->data(), 2, seq, body);
   h.used_bytes.store(stamped_size(body), std::memory_order_relaxed);
   h.sequence.store(seq, std::memory_order_relaxed);
-  std::atomic<std::uint32_t>* row = loan_row_of(mine, pub.slot());
-  for (std::uint32_t l = 0; l < mine.config().max_loans_per_publisher; ++l) {
-    if (row[l].load(std::memory_order_relaxed) == head) row[l].store(detail::kNoChunk, std::memory_order_relaxed);
-  }
   h.refs.fetch_add(detail::kRingRef - 1, std::memory_order_acq_rel);
   const auto& header = *static_cast<const detail::RegionHeader*>(mine.mapping_base());
   const std::uint64_t capacity = header.sections[detail::kSectionRing].size / sizeof(detail::RingSlot);
