@@ -239,15 +239,19 @@ class ShmbusPingPong : public PingPong {
     o.with_history = false;
     return o;
   }
-  void send(std::uint64_t seq) override { publish_seq(pub_, size_, seq, false); }
+  void send(std::uint64_t seq) override {
+    publish_seq(pub_, size_, seq, false);
+    request_ = {};  // released once the reply is out (PingPong)
+  }
   std::uint64_t recv() override {
-    shmbus::RawSample s = take_one(sub_, busy_);
-    return get_seq(s.data().data(), s.data().size());
+    request_ = take_one(sub_, busy_);
+    return get_seq(request_.data().data(), request_.data().size());
   }
 
  private:
   shmbus::RawPublisher pub_;
   shmbus::RawSubscriber sub_;
+  shmbus::RawSample request_;
   std::size_t size_;
   bool busy_;
 };

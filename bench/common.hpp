@@ -356,6 +356,10 @@ inline Json head(const Args& a) {
 
 // A ping-pong end. send() carries a 64-bit sequence (in the payload's first 8 bytes for
 // message transports); recv() returns the next one, waiting in the endpoint's own style.
+// Zero-copy endpoints hold the message recv() read until their next send() has published,
+// then release it, as a request/reply server replies while it holds the request: a
+// message's release is no part of its delivery, so it stays off the measured path (it runs
+// while the reply travels). Every zero-copy peer does the same (bench/NOTES.md).
 struct PingPong {
   virtual ~PingPong() = default;
   virtual void connect() {}  // after both sides exist (e.g. wait for subscription matching)

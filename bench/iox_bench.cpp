@@ -8,6 +8,7 @@
 // Untyped publisher/subscriber: loan(size) -> write -> publish; take() -> read -> release().
 // busy: spin on take(); waitset: WaitSet::wait() on SubscriberState::HAS_DATA, then take().
 #include <stdexcept>
+#include <utility>
 
 #include "common.hpp"
 #include "iceoryx_hoofs/log/logmanager.hpp"
@@ -105,6 +106,9 @@ class IoxPingPong : public PingPong {
   IoxPingPong(int role, const Args& a)
       : pub_(service(role == 0 ? "ping" : "pong"), pub_options(false)),
         in_(role == 0 ? "pong" : "ping", a.size >= (1u << 20) ? 4 : 16, false, a.wait == "waitset"), size_(a.size) {}
+  ~IoxPingPong() override {
+    if (request_ != nullptr) in_.release(request_);
+  }
   void connect() override {
     wait_connected([&] { return in_.subscribed() && pub_.hasSubscribers(); });
   }
@@ -112,17 +116,17 @@ class IoxPingPong : public PingPong {
     void* p = loan(pub_, size_);
     put_seq(p, size_, seq);
     pub_.publish(p);
+    if (request_ != nullptr) in_.release(std::exchange(request_, nullptr));  // once the reply is out (PingPong)
   }
   std::uint64_t recv() override {
-    const void* p = in_.take_blocking();
-    std::uint64_t s = get_seq(p, IoxIn::size_of(p));
-    in_.release(p);
-    return s;
+    request_ = in_.take_blocking();
+    return get_seq(request_, IoxIn::size_of(request_));
   }
 
  private:
   iox::popo::UntypedPublisher pub_;
   IoxIn in_;
+  const void* request_ = nullptr;
   std::size_t size_;
 };
 
