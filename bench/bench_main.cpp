@@ -5,6 +5,7 @@
 // Transports:
 //   floor         two processes ping-ponging an atomic word in shared memory (lat, probe)
 //   floor_memcpy  the same, the sender copying the payload into shared memory first (lat)
+//   floor_line    the same, the payload in a cache line of its own that the word names (lat)
 //   futex         a raw FUTEX_WAIT/FUTEX_WAKE between processes (lat --wait block, wake, fanout)
 //   ring          a raw single-producer single-consumer ring in shared memory (tput)
 //   shmbus        RawPublisher::loan/publish + RawSubscriber::take / take_wait
@@ -73,6 +74,38 @@ class FloorPingPong : public PingPong {
   void* out_buf_;
   std::size_t size_;
   std::vector<char> src_;
+  std::uint64_t last_ = 0;
+};
+
+// The floor of any transport that does not put the payload in the cache line it signals
+// with, zero-copy ones among them: the sender writes the message into one of 16 payload lines
+// (in turn, as a pool hands out chunks), then the word; the receiver reads the word, then the
+// line the word names, which it can only ask for once the word has arrived. After sending,
+// the sender asks for its next line for writing, as shmbus's publisher does.
+class FloorLinePingPong : public PingPong {
+ public:
+  static constexpr std::uint64_t kLines = 16;
+  FloorLinePingPong(Word* out, Word* in, Word* out_lines, Word* in_lines)
+      : out_(out), in_(in), out_lines_(out_lines), in_lines_(in_lines) {}
+  void send(std::uint64_t seq) override {
+    out_lines_[seq % kLines].v.store(seq, std::memory_order_relaxed);
+    out_->v.store(seq + 1, std::memory_order_release);  // publishes the line's store
+    // prefetchw, spelt out: GCC's baseline target compiles __builtin_prefetch(p, 1) to a read
+    // prefetch (bus/prefetch.hpp).
+    asm volatile("prefetchw %0" : : "m"(out_lines_[(seq + 1) % kLines]));
+  }
+  std::uint64_t recv() override {
+    std::uint64_t v;
+    while ((v = in_->v.load(std::memory_order_acquire)) == last_) _mm_pause();
+    last_ = v;
+    return in_lines_[(v - 1) % kLines].v.load(std::memory_order_relaxed);  // its address depends on v
+  }
+
+ private:
+  Word* out_;
+  Word* in_;
+  Word* out_lines_;
+  Word* in_lines_;
   std::uint64_t last_ = 0;
 };
 
@@ -545,6 +578,14 @@ int run(const Args& a) {
       }
       return case_latency(a, [&](int role) -> std::unique_ptr<PingPong> {
         return std::make_unique<FloorPingPong>(&w[role], &w[1 - role], bufs[role], S);
+      });
+    }
+    if (t == "floor_line") {
+      Word* w = shared_new<Word>(2);
+      Word* lines = shared_new<Word>(2 * FloorLinePingPong::kLines);
+      return case_latency(a, [&](int role) -> std::unique_ptr<PingPong> {
+        return std::make_unique<FloorLinePingPong>(&w[role], &w[1 - role], lines + role * FloorLinePingPong::kLines,
+                                                   lines + (1 - role) * FloorLinePingPong::kLines);
       });
     }
     if (t == "futex") {
