@@ -3,8 +3,8 @@
 # sockets, Boost.Interprocess, raw shared-memory floors) and writes docs/BENCHMARKS.md with
 # plots in docs/bench/.
 #
-#   scripts/bench.sh            full suite (3 rounds, ~15-20 minutes on the 2-core dev machine)
-#   scripts/bench.sh --quick    reduced suite, under two minutes (CI runs this)
+#   scripts/bench.sh            full suite (3 rounds, ~3 minutes of measuring on the 2-core dev machine)
+#   scripts/bench.sh --quick    reduced suite, under a minute (CI runs this)
 #
 # Extra arguments go to bench/run_bench.py (e.g. --rounds 5, --no-iceoryx).
 # Installs missing Debian packages with apt-get (root or sudo): the build deps, iceoryx,
