@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "common.hpp"
+#include "prefetch.hpp"  // bus/: the library's own write prefetch, for the floor+line peer
 #include "shmbus/shmbus.hpp"
 
 #ifdef SHMBUS_BENCH_HAVE_BOOST
@@ -88,17 +89,16 @@ class FloorLinePingPong : public PingPong {
   FloorLinePingPong(Word* out, Word* in, Word* out_lines, Word* in_lines)
       : out_(out), in_(in), out_lines_(out_lines), in_lines_(in_lines) {}
   void send(std::uint64_t seq) override {
-    out_lines_[seq % kLines].v.store(seq, std::memory_order_relaxed);
-    out_->v.store(seq + 1, std::memory_order_release);  // publishes the line's store
-    // prefetchw, spelt out: GCC's baseline target compiles __builtin_prefetch(p, 1) to a read
-    // prefetch (bus/prefetch.hpp).
-    asm volatile("prefetchw %0" : : "m"(out_lines_[(seq + 1) % kLines]));
+    out_lines_[seq % kLines].v.store(seq, std::memory_order_relaxed);  // relaxed: published by the word
+    out_->v.store(seq + 1, std::memory_order_release);  // release: publishes the line's store
+    shmbus::detail::prefetch_for_write(&out_lines_[(seq + 1) % kLines]);
   }
   std::uint64_t recv() override {
     std::uint64_t v;
     while ((v = in_->v.load(std::memory_order_acquire)) == last_) _mm_pause();
     last_ = v;
-    return in_lines_[(v - 1) % kLines].v.load(std::memory_order_relaxed);  // its address depends on v
+    // Relaxed: ordered by the word's acquire above; its address depends on v.
+    return in_lines_[(v - 1) % kLines].v.load(std::memory_order_relaxed);
   }
 
  private:

@@ -306,20 +306,9 @@ void SubscriberCore::unpin(bool all) noexcept {
     --pinned_;
     UnrecordedWindow window(map_.subscriber(slot_).op_seq);
     // The ring still holds its reference (our cursor kept its slot), or under drop-oldest the
-    // publisher that displaced it counted our pin, so the CAS succeeds unless the region is
-    // lost; then the sample keeps no reference at all.
-    const bool counted = map_.try_acquire(h.chunk);
-    if (counted && block_policy_) {
-      holds_[h.row].store(h.chunk, std::memory_order_release);  // release: as in record_hold()
-    } else if (counted) {
-      std::uint32_t pinned_entry = h.chunk | kHoldPinned;
-      // Acq_rel: as in TopicMap::count_pins(). Failing, a publisher counted the pin first:
-      // its count is the sample's, ours goes back.
-      if (!holds_[h.row].compare_exchange_strong(pinned_entry, h.chunk, std::memory_order_acq_rel,
-                                                 std::memory_order_acquire)) {
-        map_.release(h.chunk);
-      }
-    }
+    // publisher that displaced it counted our pin (then that count is the sample's), so a
+    // count can be taken unless the region is lost; then the sample keeps no reference at all.
+    const bool counted = map_.count_pin(holds_[h.row], h.chunk);
     // Release: a thread releasing the sample elsewhere (acquire) sees the row and count.
     h.state.store(counted ? State::counted : State::unreferenced, std::memory_order_release);
   }

@@ -440,21 +440,28 @@ bool TopicMap::try_acquire(std::uint32_t chunk) noexcept {
   return false;
 }
 
+bool TopicMap::count_pin(std::atomic<std::uint32_t>& entry, std::uint32_t chunk) noexcept {
+  if (!try_acquire(chunk)) return false;
+  // The count first, then the entry: in between, the entry may change under us (the
+  // subscriber released the pin, or a publisher counted it first); the CAS then fails and our
+  // count goes back (the ring's reference, or the other count, keeps it above 0). Acq_rel:
+  // whoever later finds the entry counted (acquire) finds the count too; acquire on failure
+  // for the count another party added.
+  std::uint32_t pinned = chunk | kHoldPinned;
+  if (!entry.compare_exchange_strong(pinned, chunk, std::memory_order_acq_rel, std::memory_order_acquire)) {
+    release(chunk);
+  }
+  return true;
+}
+
 void TopicMap::count_pins(std::uint32_t sub, std::uint32_t chunk) noexcept {
   std::atomic<std::uint32_t>* row = holds_of(sub);
   for (std::uint32_t h = 0; h < config_.max_held_per_subscriber; ++h) {
     // Acquire: pairs with the subscriber's release stores and exchanges of its entries, so
     // that a pin released before we looked was read completely before we free the chunk.
-    std::uint32_t pinned = row[h].load(std::memory_order_acquire);
-    if (pinned != (chunk | kHoldPinned) || !try_acquire(chunk)) continue;
-    // The count first, then the entry: in between, the subscriber may release the pin (the
-    // CAS then fails and the count goes back; the ring's reference keeps it above 0). No
-    // unrecorded window: a publisher is inside its claim here and recoverers hold the
-    // recovery lock, so no audit runs meanwhile. Acq_rel: the subscriber that later finds
-    // its entry counted (acquire) finds the count too.
-    if (!row[h].compare_exchange_strong(pinned, chunk, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      release(chunk);
-    }
+    // No unrecorded window around count_pin(): a publisher is inside its claim here and
+    // recoverers hold the recovery lock, so no audit runs meanwhile.
+    if (row[h].load(std::memory_order_acquire) == (chunk | kHoldPinned)) count_pin(row[h], chunk);
   }
 }
 

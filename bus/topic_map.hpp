@@ -138,6 +138,13 @@ class TopicMap {
   // record the loan (it is a counted reference).
   bool ring_ref_to_loan(std::uint32_t chunk, std::uint32_t generation) noexcept;
 
+  // Turns the pin of `chunk` in hold-row entry `entry` (chunk|kHoldPinned) into a counted
+  // reference for the entry's subscriber: a count first, then a CAS of the entry to the bare
+  // chunk. If the entry changed meanwhile (released, or already counted by someone else), our
+  // count goes back. False when no count could be taken (the chunk is free: the region was
+  // lost). The caller covers the window between the count and the entry (UnrecordedWindow),
+  // unless no audit can run meanwhile.
+  bool count_pin(std::atomic<std::uint32_t>& entry, std::uint32_t chunk) noexcept;
   // Drop-oldest: turns every pin of `chunk` in subscriber `sub`'s hold row into a counted
   // reference for that subscriber (layout.hpp, protocol summary). The caller displaced the
   // chunk from its ring slot, committed the slot and issued a seq_cst fence, and still holds
