@@ -14,7 +14,7 @@ Result<CowView> CowView::from(RawSample&& sample) noexcept {
   if (m.unusable()) return Errc::region_lost;
   const std::byte* payload = sample.data().data();
   // The payload pool mapping the sample was read through: a sealed memfd of its publisher (a
-  // private writable mapping of it is allowed, LINUX-NOTES §3), or the region file itself.
+  // private writable mapping of it is allowed, docs/linux-facts.md §3), or the region file itself.
   std::shared_ptr<detail::PoolMapping> pool = m.mapping_containing(payload);
   if (!pool) return Errc::system_error;
   std::size_t offset = static_cast<std::size_t>(payload - pool->base) + pool->file_offset;

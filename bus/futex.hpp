@@ -1,5 +1,5 @@
 // Raw cross-process futex calls on words in shared mappings. std::atomic::wait/notify do not
-// work across processes with libstdc++ 12 (LINUX-NOTES §5), so the bus uses the syscall with
+// work across processes with libstdc++ 12 (docs/linux-facts.md §6), so the bus uses futex(2) with
 // the non-private operations.
 #pragma once
 

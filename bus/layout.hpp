@@ -2,77 +2,59 @@
 // other processes map, so every struct is standard-layout, fixed-width, pointer-free (offsets
 // and chunk indices only) and pinned by static_asserts. Bump kLayoutVersion on ANY change to a
 // size, offset, field meaning or protocol rule below; a process meeting another version refuses
-// the region (DESIGN.md property 6).
+// the region (docs/design.md property 6).
 //
-//   offset 0         RegionHeader (one page): magic, ABI word, kind, size, bus identity, section
-//                    table; layout_version is written last (release) and read first (acquire).
-//   section control  TopicControl: immutable topic configuration, then hot words each on its
-//                    own cache line (tail, data futex, space futex).
-//   section classes  SizeClassEntry[class_count]: chunk size/count and the lock-free free list.
-//   section pubs     PublisherSlot[max_publishers]
-//   section subs     SubscriberSlot[max_subscribers]
-//   section loans    uint32 chunk index [max_publishers * max_loans_per_publisher]
-//   section holds    uint32 chunk index [max_subscribers * max_held_per_subscriber]
-//   section ring     RingSlot[ring_capacity]  (power of two; index = sequence & (capacity-1));
-//                    one slot per cache line
-//   section chunks   ChunkHeader[total_chunks]  (total_chunks = pool_count * chunks_per_pool)
-//   section payload  with kTopicFlagPayloadInRegion only: pool 0's payload, page-aligned; per
-//                    size class a page-aligned run of chunk payloads. Empty otherwise.
-//   section schema   the message type's Cap'n Proto schema (a serialized
-//                    schema.capnp CodeGeneratorRequest holding the type's node and every node
-//                    it depends on); empty for raw topics. Written once at creation.
-//   section pools    PoolSlot[pool_count]: where each payload pool lives now.
-//   section free     FreeList[pool_count * class_count]: one lock-free free list per pool and
-//                    size class.
+// A region is a RegionHeader (one page) followed by the sections of SectionId, found through
+// the header's section table. docs/internals.md has the picture of a region and its pools, the
+// life of a message, and why each rule below is what it is; each field's comment says who
+// writes it, and each atomic's use names its memory order and its pair.
 //
-// Payload pools (least privilege, DESIGN.md property 4). Subscribers must write this region
-// (references, cursors), so payload cannot live in it if they must not write payload. In an
-// anonymous region each publisher slot p owns pool p: the publisher creates the pool's memfd,
-// maps it writable, then seals it SHRINK|GROW|FUTURE_WRITE|SEAL, so that every other mapping
-// of it, by anyone, ever, is read-only (LINUX-NOTES §3). Subscribers find it through PoolSlot
-// (owner pid and fd number, opened via /proc/<pid>/fd, checked by inode, size and seals).
-// Chunk c belongs to pool c / chunks_per_pool, and its header's pool_generation names which
-// memfd of that pool (a new publisher in slot p creates a new one) holds its payload. A region
-// created with kTopicFlagPayloadInRegion has one pool instead, in its own payload section,
-// shared by every publisher, generation 0 (the pre-pool model, for trusted setups).
+// Payload pools (least privilege, docs/design.md property 4). Subscribers must write this
+// region, so payload lives outside it: publisher slot p owns pool p, a memfd its publisher maps
+// writable and then seals SHRINK|GROW|FUTURE_WRITE|SEAL, so every other mapping of it is
+// read-only (docs/linux-facts.md §3). PoolSlot p says where it is now. Chunk c belongs to pool
+// c / chunks_per_pool; its header's pool_generation names which memfd of that pool holds its
+// payload. With kTopicFlagPayloadInRegion there is one pool instead, generation 0, in the
+// region's payload section and shared by every publisher (trusted setups only).
 //
-// Protocol summary (details at each field):
-//   * A chunk's `refs` word is 0 while free. Its top bit (kRingRef) is the ring slot's
-//     reference, the rest counts every other reference (a loan, subscriber samples, snapshots).
-//     Loan sets it to 1. Publishing converts the loan into the ring bit. A subscriber takes a
-//     counted reference with a CAS that never raises 0, then checks `sequence` to know it got
-//     the message it wanted. The ring's reference is a bit, not a count, so that dropping it is
-//     idempotent: a recoverer may drop the reference of a chunk no ring slot holds any more
-//     even while a live publisher is about to do the same, and exactly one of them frees it.
-//   * Publishers claim a sequence from `tail`, write the chunk into ring slot seq & mask and
-//     store seq+1 into the slot's commit word last (release). A ring slot has one writer at a
-//     time: the claimant of seq writes its slot only once the message a lap earlier
-//     (seq - capacity) is committed, so it writes with plain stores, not read-modify-writes
-//     (bench/NOTES.md: a locked instruction on the line subscribers poll cost a quarter of the
-//     64 B latency). A claimant marks PublisherSlot::claimed_plus1 = ~0 just before it takes
-//     a sequence from `tail` (release), so a recoverer that read `tail` knows every live claim.
-//   * Subscribers read in order from their own cursor; a slot holding a newer sequence means
-//     they were overtaken (drop-oldest) and they count what they lost.
-//   * A subscriber's sample is normally pinned instead of counted: its hold-row entry holds
-//     the chunk with kHoldPinned, and the ring's reference keeps the chunk while the slot
-//     holds it. Such a take reads only the ring slot (which carries the message's size and
-//     pool generation for it) and the payload: no write to, and no read of, the chunk header,
-//     whose line would otherwise cross cores on every message (bench/NOTES.md: +20 % of 64 B
-//     throughput under block, +25 % under drop-oldest). The subscriber's stored
-//     cursor stays at the oldest sequence it pins. A sample held while its subscriber waits,
-//     or held longer than half a lap, is converted into a counted reference
-//     (SubscriberCore::unpin). What keeps the slot:
-//       - Under a policy that respects cursors (block, fail-publish), no publisher can claim
-//         that sequence's next lap.
-//       - Under drop-oldest a publisher may overwrite the slot at any time. The pin is valid
-//         only once the subscriber, after storing it, has found the slot unchanged (a seq_cst
-//         fence between; RingSlot::writing tells a rewrite in progress). The slot's next
-//         writer, after its commit store and a seq_cst fence, and before it drops the ring's
-//         reference, looks for pins of the chunk it displaced in the rows of subscribers
-//         whose cursor is at or below the displaced sequence, and turns each into a counted
-//         reference for its subscriber: count added first, then a CAS of the entry from
-//         chunk|kHoldPinned to chunk. Recoverers that displace a chunk do the same. So hold
-//         entries change only by atomic read-modify-write under drop-oldest.
+// Protocol summary: the rules every process keeps (cite them as "layout.hpp rule N").
+//   1. References. ChunkHeader::refs is 0 while free. Its top bit (kRingRef) is the ring's
+//      reference; the rest counts every other one (a loan, a counted sample, a snapshot, a
+//      view). A loan sets refs = 1, publishing turns it into the ring bit. The ring's
+//      reference is a bit so that dropping it is idempotent: a recoverer and a live publisher
+//      may both drop it, and only the one that sees exactly kRingRef frees the chunk.
+//   2. Records. Every counted reference a process holds is recorded in its slot's loan or hold
+//      row, except inside a window its slot's op_seq (or foreign_windows) marks open; so a
+//      recoverer releases what the rows record, and audits counts only on a quiet view.
+//   3. Claims. A publisher stores PublisherSlot::claimed_plus1 = ~0 before it takes a
+//      sequence from `tail`, then seq+1, so a recoverer that read `tail` knows every live
+//      claim; a dead one's holes get tombstones (chunk kNoChunk), chunk first, commit last.
+//   4. One writer per ring slot. The claimant of seq writes slot seq & mask only once the
+//      message a lap earlier (seq - capacity) is committed, and nobody else writes it until
+//      its own commit; so it writes with plain stores (drop-oldest: `writing` = seq+1 first)
+//      and stores `commit` = seq+1 last, with release.
+//   5. Takes. A subscriber takes in order from its cursor; a commit word above cursor+1 means
+//      it was overtaken (drop-oldest), and it counts exactly what it lost.
+//   6. Pins. A sample is normally pinned: its hold entry is chunk|kHoldPinned, the ring's
+//      reference keeps the chunk, and the take reads the ring slot (which carries the size and
+//      pool generation) and the payload, never the chunk header. The subscriber's stored
+//      cursor stays at the oldest sequence it pins. A pin held while its subscriber waits, or
+//      for more than half a lap, becomes a counted reference (SubscriberCore::unpin).
+//   7. What keeps a pinned slot. Block and fail_publish: publishers respect cursors, so none
+//      claims the pinned sequence's next lap. Drop-oldest: the pin holds only if, after
+//      storing it and a seq_cst fence, the subscriber finds `commit` and `writing` unchanged;
+//      and the slot's next writer, after its commit store and a seq_cst fence and before it
+//      drops the ring's reference, turns every pin of the chunk it displaced (in the rows of
+//      subscribers whose cursor is at or below that sequence) into a counted reference: count
+//      added first, then a CAS of the entry from chunk|kHoldPinned to chunk. Recoverers that
+//      displace a chunk do the same. So under drop-oldest hold entries change only by RMW.
+//   8. Counted takes (a one-slot ring, or a message more than a lap older than the tail a new
+//      subscriber read after bumping subscriber_epoch): a CAS that never raises refs from 0,
+//      then a check that `sequence` is the one wanted; if not, the chunk was recycled under
+//      us, and the subscriber resynchronises.
+//   9. Sleeping. A sleeper registers (sleepers, lap_waiters, blocked_publishers; seq_cst) and
+//      then re-checks; the party it waits for makes its progress visible, issues a seq_cst
+//      fence and then reads the count, and calls FUTEX_WAKE only when it is non-zero.
 #pragma once
 
 #include <atomic>

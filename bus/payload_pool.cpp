@@ -63,7 +63,7 @@ std::shared_ptr<PoolMapping> create_pool(const std::string& topic, std::uint32_t
   m->writable = true;
   m->base = static_cast<std::byte*>(map_shared(fd, size, what, /*writable=*/true));
   // From here on no new writable shared mapping of this memfd can be made, by anyone: ours,
-  // made above, is the only one there will ever be (LINUX-NOTES §3).
+  // made above, is the only one there will ever be (docs/linux-facts.md §3).
   if (fcntl(fd, F_ADD_SEALS, pool_seals()) != 0) throw_errno("sealing " + what);
   return m;
 }

@@ -55,7 +55,7 @@ int create_reserved_file(const std::filesystem::path& path, std::size_t size, un
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) throw_errno("creating region file " + path.string());
   if (int rc = posix_fallocate(fd, 0, static_cast<off_t>(size)); rc != 0) {
-    // ext4 keeps what a failed fallocate managed to allocate (LINUX-NOTES §0.6): remove it.
+    // ext4 keeps what a failed fallocate managed to allocate (docs/linux-facts.md §5): remove it.
     struct statvfs vfs {};
     std::string avail = "unknown";
     if (fstatvfs(fd, &vfs) == 0) {
@@ -84,7 +84,7 @@ void check_seals(int fd, const std::string& what) {
 void* map_shared(int fd, std::size_t size, const std::string& what, bool writable) {
   void* p = mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) throw_errno("mmap of " + what);
-  madvise(p, size, MADV_HUGEPAGE);  // harmless where THP for shmem is off (LINUX-NOTES §8)
+  madvise(p, size, MADV_HUGEPAGE);  // harmless where THP for shmem is off (docs/linux-facts.md §9)
   return p;
 }
 

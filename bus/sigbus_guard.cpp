@@ -74,7 +74,7 @@ void install() {
   struct sigaction sa {};
   sa.sa_sigaction = on_sigbus;
   // SA_NODEFER: a second fault (in another mapping, or passed on) must not find SIGBUS
-  // blocked, which would kill the process (LINUX-NOTES §0.7).
+  // blocked, which would kill the process (docs/linux-facts.md §2).
   sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
   sigemptyset(&sa.sa_mask);
   if (sigaction(SIGBUS, &sa, &g_previous) != 0) {

@@ -1,5 +1,5 @@
 // The process-wide SIGBUS guard. A region whose backing file is truncated under us raises
-// SIGBUS on the next access to a lost page (LINUX-NOTES §2). The guard turns that into an
+// SIGBUS on the next access to a lost page (docs/linux-facts.md §2). The guard turns that into an
 // error for the caller instead of a crash:
 //
 //   * one handler per process, installed on first use; the previous handler is kept and every

@@ -3,7 +3,7 @@
 // Rules are checked in order; the first whose topic pattern (fnmatch glob, '*' also matches
 // '/') matches the topic decides, for both roles. When none matches, the default applies: only
 // root and the daemon's own uid. Identities come from SO_PEERCRED/SO_PEERGROUPS at connect time
-// (LINUX-NOTES.md §7), never from anything the client says.
+// (docs/linux-facts.md §8), never from anything the client says.
 #pragma once
 
 #include <optional>

@@ -2,7 +2,7 @@
 // process opens a region file for writing or truncates it, and revoke the region.
 //
 // Why a write lease: a read lease cannot be had on a file that anyone maps PROT_WRITE
-// MAP_SHARED (LINUX-NOTES §1), and every client does. But the daemon opens each region file
+// MAP_SHARED (docs/linux-facts.md §1), and every client does. But the daemon opens each region
 // once (O_RDWR) and hands that very open file description to every client (SCM_RIGHTS), so
 // the inode has exactly one writable file description and the kernel grants F_WRLCK on it
 // even while clients map it. Any open(2) of the path by anybody else, and truncate(2), then

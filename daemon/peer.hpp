@@ -1,4 +1,4 @@
-// Who is on the other end of an accepted Unix socket, as the kernel says (LINUX-NOTES.md §7):
+// Who is on the other end of an accepted Unix socket, as the kernel says (docs/linux-facts.md §8):
 // SO_PEERCRED (pid/uid/gid frozen at connect; never SCM_CREDENTIALS, which root can forge),
 // SO_PEERGROUPS (supplementary groups) and SO_PEERPIDFD (Linux >= 6.5) to follow its life.
 #pragma once

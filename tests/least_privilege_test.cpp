@@ -1,7 +1,7 @@
-// Least privilege (DESIGN.md property 4): a subscriber can read a publisher's payload but has
+// Least privilege (docs/design.md property 4): a subscriber can read a publisher's payload but has
 // no way to change it. Payload lives in the publisher's own memfd, sealed
 // SHRINK|GROW|FUTURE_WRITE|SEAL after the publisher mapped it, and subscribers map it
-// read-only. LINUX-NOTES §3: a read-only fd can be reopened read-write through /proc, so the
+// read-only. docs/linux-facts.md §3: a read-only fd can be reopened writable through /proc, so the
 // seals, not the fd's access mode, are what must stop the subscriber. This test is that
 // subscriber, in a process of its own, trying every way in.
 #include <gtest/gtest.h>

@@ -97,7 +97,7 @@ void truncate_region(const fs::path& file, Truncation how) {
     case Truncation::by_path:
       ASSERT_EQ(truncate(file.c_str(), 4096), 0);
       break;
-    case Truncation::by_open_rdonly_trunc: {  // breaks no lease (LINUX-NOTES §1)
+    case Truncation::by_open_rdonly_trunc: {  // breaks no read lease (docs/linux-facts.md §1)
       int fd = open(file.c_str(), O_RDONLY | O_TRUNC);
       ASSERT_GE(fd, 0);
       close(fd);

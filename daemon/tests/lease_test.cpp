@@ -188,7 +188,7 @@ TEST(Lease, TruncateByPathRevokesTheRegion) {
   f.expect_revoked_by([&] { ASSERT_EQ(truncate(f.file.c_str(), 0), 0) << strerror(errno); });
 }
 
-// O_RDONLY|O_TRUNC breaks a write lease only as a reader would (LINUX-NOTES §1 and the probe
+// O_RDONLY|O_TRUNC breaks a write lease only as a reader would (docs/linux-facts.md §1, the probe
 // in docs/internals.md): the daemon must still tell it from a reader.
 TEST(Lease, ReadOnlyOpenWithTruncRevokesTheRegion) {
   Fixture f("lease-rotrunc");

@@ -5,7 +5,7 @@
 // process keeps reading the original in place. The view keeps the message's chunk out of the
 // pool for as long as it lives (it inherits the sample's reference), which is what keeps its
 // unwritten pages unchanged: MAP_PRIVATE pages nobody wrote still show later writes to the
-// file (LINUX-NOTES §4), so the chunk must not be reused under the view. A view therefore
+// file (docs/linux-facts.md §4), so the chunk must not be reused under the view. A view therefore
 // counts against the subscriber's max_held_per_subscriber.
 //
 // Payloads of chunks of 4 KiB and more are page-aligned, so a view copies pages of its own
