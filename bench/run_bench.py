@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
-"""Runs shmbus's benchmark suite and writes docs/BENCHMARKS.md and docs/bench/*.png.
+"""Runs shmbus's benchmark suite and writes the report: docs/BENCHMARKS.md, its plots
+docs/bench/*.png, every run with its probes in docs/bench/runs.md, and the raw results in
+docs/bench/results.json.
 
     python3 bench/run_bench.py --build build-bench [--quick]
+    python3 bench/run_bench.py --report-only     # re-render from docs/bench/results.json
+
+The report is the current state (machine, method, targets, tables, plots). How the figures came
+about, what was tried and what it gained, is bench/NOTES.md, written by hand; the report links
+to it and does not repeat it.
 
 Method (issue 6, "Measuring honestly on this machine"): the host moves this guest's vCPUs,
 so the cost of handing a cache line from one core to the other changes (about 0.28, 0.085 or
@@ -26,6 +33,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+NOTES = os.path.join(HERE, "NOTES.md")
+PLOTS = ("latency_vs_size.png", "latency_percentiles.png", "throughput.png")
+RUNS_FILE = "runs.md"
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -482,12 +492,13 @@ def verdict(value, limit, le=True):
     return "**met**" if ok else "**missed**"
 
 
-def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, t_end, notes):
+def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, t_end):
     R = results
     L = []
     L.append("# shmbus benchmarks\n")
-    L.append("Written by `scripts/bench.sh" + (" --quick" if args.quick else "") + "` (bench/run_bench.py). "
-             "Do not edit by hand: rerun the script.\n")
+    L.append("Written by `scripts/bench.sh" + (" --quick" if args.quick else "") + "` (bench/run_bench.py), which "
+             "saves the raw results in `bench/results.json` beside this file. Do not edit by hand: rerun the "
+             "script, or re-render from the saved results with `python3 bench/run_bench.py --report-only`.\n")
     if args.quick:
         L.append("> **Quick run** (`--quick`): reduced sizes, iterations and one round. "
                  "The numbers are indicative only; run `scripts/bench.sh` for the full suite.\n")
@@ -499,7 +510,8 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
         ["load average at start / end", f"{facts['load']} / {facts.get('load_end', '?')}"],
         ["rounds", str(args.rounds)],
         ["iceoryx", runner.iox_status or "not tried"],
-        ["runs kept / total", f"{sum(1 for r in R if r['kept'])} / {len(R)}"],
+        ["runs kept / total", f"{sum(1 for r in R if r['kept'])} / {len(R)} "
+                              f"(every run, with its probes: [bench/{RUNS_FILE}](bench/{RUNS_FILE}))"],
     ]))
     L.append("")
     L.append("""## Method
@@ -598,9 +610,9 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
     trows.append(["Fan-out to 8 blocking subscribers: publisher cost ≤ 2× with one", txt, verdict(v, 2.0)])
     L.append(table(["target", "measured ratio (median over rounds, per placement)", "verdict"], trows))
     L.append("")
-    if notes:
-        L.append(notes)
-        L.append("")
+    notes = os.path.relpath(NOTES, os.path.dirname(os.path.abspath(path)))
+    L.append(f"Why each target stands where it does, and what was built or tried to get there, with what "
+             f"it gained: [bench/NOTES.md]({notes}).\n")
 
     # ---------------- tables
     lat_labels = ["floor", "floor+line", "floor+memcpy", "shmbus", "iceoryx", "uds (busy-poll)", "boost mq (busy-poll)"]
@@ -679,11 +691,21 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
     if roudi:
         m = roudi[-1]["roudi"]
         rows.append(["iceoryx RouDi daemon", m.get("rss_kb"), m.get("pss_kb"), "", ""])
-    rows.append(["shmbus daemon (shmbusd)", "n/a until shmbusd lands", "", "", ""])
+    rows.append(["shmbus daemon (shmbusd)", "not measured (it is off the data path)", "", "", ""])
     L.append(table(["process", "pinger VmRSS KiB", "pinger Pss KiB", "ponger VmRSS KiB", "ponger Pss KiB"], rows))
     L.append("")
-    L.append("## Every run, with its probes\n")
-    L.append("Probe = one-way median of the atomic ping-pong right before / after the run (µs).\n")
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+def write_runs(path, results, t_start):
+    """The log of every run: docs/bench/runs.md beside the plots."""
+    R = results
+    L = ["# Every run of the benchmark, with its probes\n",
+         f"The runs behind [BENCHMARKS.md](../{os.path.basename(path)}) "
+         f"({t_start.strftime('%Y-%m-%d %H:%M:%S %Z').strip()}), in the order they ran. Probe = one-way median of "
+         "the atomic ping-pong right before / after the run (µs); a run whose probes disagree is dropped "
+         "(BENCHMARKS.md, \"Method\").\n"]
     rows = []
     for r in R:
         main = r.get("median_us")
@@ -703,7 +725,7 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
                      r["placement"], "kept" if r["kept"] else "dropped: " + r.get("why", ""), main, unit])
     L.append(table(["round", "case", "transport", "size", "probe before", "probe after", "placement", "status", "value", "unit"], rows))
     L.append("")
-    with open(path, "w") as f:
+    with open(os.path.join(os.path.dirname(os.path.abspath(path)), "bench", RUNS_FILE), "w") as f:
         f.write("\n".join(L))
 
 
@@ -713,11 +735,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
-    ap.add_argument("--notes", default=os.path.join(HERE, "NOTES.md"),
-                    help="markdown appended under the targets table (analysis of missed targets)")
     ap.add_argument("--no-iceoryx", action="store_true")
     ap.add_argument("--report-only", action="store_true",
-                    help="rewrite the report and plots from docs/bench/results.json without running")
+                    help="rewrite the report, runs.md and plots from the saved results.json beside --out "
+                         "(docs/bench/results.json), measuring nothing and needing no build")
     args = ap.parse_args()
     # SIGTERM (CI timeouts, kill) unwinds like Ctrl-C, so RouDi is stopped in the finally below.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -725,14 +746,13 @@ def main():
         args.rounds = 1 if args.quick else 3
     plots_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), "bench")
     os.makedirs(plots_dir, exist_ok=True)
-    log = open(os.path.join(args.build, "bench-run.log"), "w")
-    runner = Runner(args.build, log)
-    if not os.path.exists(runner.bench):
-        sys.exit(f"{runner.bench} not built")
-    facts = machine_facts()
-    t_start = datetime.datetime.now().astimezone()
     if args.report_only:
-        with open(os.path.join(plots_dir, "results.json")) as f:
+        log = open(os.path.join(args.build, "bench-run.log") if os.path.isdir(args.build) else os.devnull, "w")
+        runner = Runner(args.build, log)
+        saved_path = os.path.join(plots_dir, "results.json")
+        if not os.path.exists(saved_path):
+            sys.exit(f"--report-only: no saved results at {saved_path}")
+        with open(saved_path) as f:
             saved = json.load(f)
         runner.results = saved["results"]
         runner.iox_status = saved.get("iox_status")
@@ -743,6 +763,12 @@ def main():
         have_iox = bool(runner.iox_status and runner.iox_status.startswith("ok"))
         finish(args, runner, facts, plots_dir, log, have_iox, t_start, t_end, save=False)
         return
+    log = open(os.path.join(args.build, "bench-run.log"), "w")
+    runner = Runner(args.build, log)
+    if not os.path.exists(runner.bench):
+        sys.exit(f"{runner.bench} not built")
+    facts = machine_facts()
+    t_start = datetime.datetime.now().astimezone()
     have_iox = False
     if args.no_iceoryx:
         runner.iox_status = "skipped, because --no-iceoryx was given"
@@ -774,11 +800,12 @@ def finish(args, runner, facts, plots_dir, log, have_iox, t_start, t_end, save):
     if isinstance(plots, str):
         print(plots)
         plots = []
-    notes = ""
-    if args.notes and os.path.exists(args.notes) and not args.quick:
-        with open(args.notes) as f:
-            notes = f.read()
-    write_report(args.out, plots_dir, runner.results, facts, args, runner, plots, t_start, t_end, notes)
+        if not save:  # re-rendering saved results: the plots already drawn from them still hold
+            plots = [p for p in PLOTS if os.path.exists(os.path.join(plots_dir, p))]
+            if plots:
+                print(f"keeping the plots already in {plots_dir}: {', '.join(plots)}")
+    write_report(args.out, plots_dir, runner.results, facts, args, runner, plots, t_start, t_end)
+    write_runs(args.out, runner.results, t_start)
     if save:
         with open(os.path.join(plots_dir, "results.json"), "w") as f:
             json.dump({"facts": facts, "quick": args.quick, "rounds": args.rounds, "iox_status": runner.iox_status,
