@@ -42,12 +42,13 @@
 //      for more than half a lap, becomes a counted reference (SubscriberCore::unpin).
 //   7. What keeps a pinned slot. Block and fail_publish: publishers respect cursors, so none
 //      claims the pinned sequence's next lap. Drop-oldest: the pin holds only if, after
-//      storing it and a seq_cst fence, the subscriber finds `commit` and `writing` unchanged;
-//      and the slot's next writer, after its commit store and a seq_cst fence and before it
-//      drops the ring's reference, turns every pin of the chunk it displaced (in the rows of
-//      subscribers whose cursor is at or below that sequence) into a counted reference: count
-//      added first, then a CAS of the entry from chunk|kHoldPinned to chunk. Recoverers that
-//      displace a chunk do the same. So under drop-oldest hold entries change only by RMW.
+//      storing it and a seq_cst fence, the subscriber finds that `commit` still names its
+//      message and `writing` is not past it; and the slot's next writer, after its commit
+//      store and a seq_cst fence and before it drops the ring's reference, turns every pin of
+//      the chunk it displaced (in the rows of subscribers whose cursor is at or below that
+//      sequence) into a counted reference: count added first, then a CAS of the entry from
+//      chunk|kHoldPinned to chunk. Recoverers that displace a chunk do the same. So under
+//      drop-oldest, hold entries change only by atomic read-modify-writes.
 //   8. Counted takes (a one-slot ring, or a message more than a lap older than the tail a new
 //      subscriber read after bumping subscriber_epoch): a CAS that never raises refs from 0,
 //      then a check that `sequence` is the one wanted; if not, the chunk was recycled under
