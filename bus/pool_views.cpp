@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "process_identity.hpp"
@@ -87,9 +88,6 @@ void TopicMap::drop_unreferenced_views() {
 
 namespace {
 
-std::mutex g_sources_mutex;  // held while a source runs: remove_pool_fd_source() waits for it
-std::vector<std::pair<const void*, TopicMap::PoolFdSource>> g_sources;
-
 // A consistent copy of a PoolSlot, read under its sequence lock; false if it kept changing.
 struct PoolSlotCopy {
   std::uint32_t generation;
@@ -118,6 +116,8 @@ std::byte* TopicMap::resolve_pool(std::uint32_t pool, std::uint32_t generation) 
   if (pool >= pool_count_) return nullptr;
   try {
     PoolSlotCopy slot{};
+    bool slot_names_it = false;  // the pool slot still names this generation's memfd
+    std::shared_ptr<const PoolFdSource> source;
     {
       std::lock_guard lock(pools_mutex_);
       if (current_[pool] && current_[pool]->generation == generation) return current_[pool]->base;
@@ -125,31 +125,40 @@ std::byte* TopicMap::resolve_pool(std::uint32_t pool, std::uint32_t generation) 
         if (v->pool == pool && v->generation == generation) return v->base;
       }
       if (!external_pools_) return nullptr;  // the region's own pool has generation 0 only
-      if (!read_pool_slot(pool_slots_[pool], slot) || slot.generation != generation) {
-        return nullptr;  // replaced by a newer publisher's pool: that memfd is gone for us
+      if (std::find(unreachable_.begin(), unreachable_.end(), std::pair{pool, generation}) != unreachable_.end()) {
+        return nullptr;
       }
+      slot_names_it = read_pool_slot(pool_slots_[pool], slot) && slot.generation == generation;
+      source = pool_source_;
     }
     // Not under pools_mutex_: asking the daemon runs on a client's event loop thread, which
     // takes that mutex itself when it registers pools.
-    const std::string what = "payload pool " + std::to_string(pool) + " of " + describe();
-    // The bus daemon first (see PoolFdSource): it vouches for who created the pool, and it
-    // keeps pools of publishers that exited or run as other users.
-    int fd = kPoolUnknownHere;
-    {
-      std::lock_guard sources(g_sources_mutex);
-      for (const auto& [owner, source] : g_sources) {
-        if ((fd = source(*this, pool, generation)) != kPoolUnknownHere) break;
-      }
-    }
-    if (fd == kPoolRefused) return nullptr;
-    if (fd < 0 && slot.pid > 0 && slot.fd >= 0) {
+    const std::string what = "payload pool " + std::to_string(pool) + " (generation " + std::to_string(generation) +
+                             ") of " + describe();
+    // The bus daemon first, whatever the slot says now: it vouched for who created the pool,
+    // and keeps generations the slot no longer names while any message of theirs is queued.
+    int fd = source ? (*source)(pool, generation) : kPoolUnknownHere;
+    std::shared_ptr<PoolMapping> m;
+    if (fd >= 0) {
+      // The slot's inode is checked when the slot still names this generation; an older
+      // generation's memfd is the one the daemon checked against the slot when it took it.
+      m = open_pool(fd, pool, generation, slot_names_it ? std::optional(slot.inode) : std::nullopt, pool_bytes_, what);
+    } else if (fd == kPoolUnknownHere && slot_names_it) {
       // No daemon: the creator's descriptor, opened anew read-only. Works for processes of our
       // uid (the kernel's ptrace read check); the seals make it read-only for everyone anyway.
-      std::string path = "/proc/" + std::to_string(slot.pid) + "/fd/" + std::to_string(slot.fd);
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      m = open_pool(open_slot_named_pool(slot.pid, slot.fd, slot.inode, pool_bytes_, what), pool, generation,
+                    slot.inode, pool_bytes_, what);
+    } else if (slot_names_it) {
+      return nullptr;  // refused by the daemon for now (a publisher may register late): ask again
+    } else {
+      // A generation replaced in its slot by a newer publisher's that the daemon refused (or,
+      // without one, that this process never mapped while its creator lived): its memfd is out
+      // of reach of this process for good.
+      std::lock_guard lock(pools_mutex_);
+      if (unreachable_.size() >= 64) unreachable_.erase(unreachable_.begin());
+      unreachable_.emplace_back(pool, generation);
+      return nullptr;
     }
-    if (fd < 0) return nullptr;
-    std::shared_ptr<PoolMapping> m = open_pool(fd, pool, generation, slot.inode, pool_bytes_, what);
     std::lock_guard lock(pools_mutex_);
     if (current_[pool] && current_[pool]->generation == generation) return current_[pool]->base;  // raced
     // A view older than the one we hold stays retired; a newer one becomes current.
@@ -207,14 +216,10 @@ bool TopicMap::pool_in_use(std::uint32_t pool, std::uint32_t generation) const n
   return false;
 }
 
-void TopicMap::add_pool_fd_source(const void* owner, PoolFdSource source) {
-  std::lock_guard lock(g_sources_mutex);
-  g_sources.emplace_back(owner, std::move(source));
-}
-
-void TopicMap::remove_pool_fd_source(const void* owner) {
-  std::lock_guard lock(g_sources_mutex);
-  std::erase_if(g_sources, [owner](const auto& s) { return s.first == owner; });
+void TopicMap::set_pool_fd_source(PoolFdSource source) {
+  auto shared = std::make_shared<const PoolFdSource>(std::move(source));
+  std::lock_guard lock(pools_mutex_);
+  pool_source_ = std::move(shared);
 }
 
 std::shared_ptr<PoolMapping> TopicMap::mapping_containing(const void* p) {
