@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "region.hpp"
 #include "shmbus/error.hpp"
 
@@ -68,12 +70,13 @@ std::shared_ptr<PoolMapping> create_pool(const std::string& topic, std::uint32_t
   return m;
 }
 
-void check_pool_memfd(int fd, std::uint64_t inode, std::size_t size, const std::string& what) {
+void check_pool_memfd(int fd, std::optional<std::uint64_t> inode, std::size_t size, const std::string& what) {
   struct stat st {};
   if (fstat(fd, &st) != 0) throw_errno("fstat of " + what);
-  if (static_cast<std::uint64_t>(st.st_ino) != inode) {
+  if (!S_ISREG(st.st_mode)) throw Error(Errc::region_corrupt, what + ": not a memfd (not a regular file)");
+  if (inode && static_cast<std::uint64_t>(st.st_ino) != *inode) {
     throw Error(Errc::region_corrupt, what + ": not the memfd the pool slot names (inode " + std::to_string(st.st_ino) +
-                                          ", the slot names " + std::to_string(inode) + ")");
+                                          ", the slot names " + std::to_string(*inode) + ")");
   }
   if (static_cast<std::uint64_t>(st.st_size) != size) {
     throw Error(Errc::region_corrupt, what + ": " + std::to_string(st.st_size) + " bytes, the topic's pools have " +
@@ -85,8 +88,41 @@ void check_pool_memfd(int fd, std::uint64_t inode, std::size_t size, const std::
   }
 }
 
-std::shared_ptr<PoolMapping> open_pool(int fd, std::uint32_t pool, std::uint32_t generation, std::uint64_t inode,
-                                       std::size_t size, const std::string& what) {
+int open_slot_named_pool(std::int32_t pid, std::int32_t fd_number, std::uint64_t inode, std::size_t size,
+                         const std::string& what) {
+  // pid 1 is not refused here: in a container the publisher may well be pid 1; the checks
+  // below refuse whatever init's fd is unless it is the very memfd the slot names.
+  if (pid <= 0 || fd_number < 0) {
+    throw Error(Errc::region_corrupt, what + ": the pool slot names pid " + std::to_string(pid) + " fd " +
+                                          std::to_string(fd_number) + ", which no process has");
+  }
+  const std::string path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd_number);
+  // stat() follows the /proc link to the file itself without opening it: a FIFO, socket or
+  // device is refused here, before an open() that could block or act on a device.
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) throw_errno("stat of " + path + " for " + what);
+  if (!S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_ino) != inode ||
+      static_cast<std::uint64_t>(st.st_size) != size) {
+    throw Error(Errc::region_corrupt, what + ": the pool slot names " + path + ", which is not the pool's memfd (" +
+                                          (S_ISREG(st.st_mode) ? "inode " + std::to_string(st.st_ino) + ", " +
+                                                                     std::to_string(st.st_size) + " bytes"
+                                                               : std::string("not a regular file")) +
+                                          "; the slot names inode " + std::to_string(inode) + ", " +
+                                          std::to_string(size) + " bytes)");
+  }
+  // The creator may swap fd_number for something else after our stat: O_NONBLOCK keeps even a
+  // FIFO's open from waiting, and the caller's fstat checks refuse what it got. A few tries
+  // for EINTR only; any other failure is final.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0) return fd;
+    if (errno != EINTR) break;
+  }
+  throw_errno("opening " + path + " for " + what);
+}
+
+std::shared_ptr<PoolMapping> open_pool(int fd, std::uint32_t pool, std::uint32_t generation,
+                                       std::optional<std::uint64_t> inode, std::size_t size, const std::string& what) {
   raise_fd_limit_once();
   std::shared_ptr<PoolMapping> m = owned_mapping(fd, pool, generation, size);
   check_pool_memfd(fd, inode, size, what);

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace shmbus::detail {
@@ -36,13 +37,26 @@ std::shared_ptr<PoolMapping> create_pool(const std::string& topic, std::uint32_t
                                          std::size_t size);
 
 // Throws Error(region_corrupt / region_unsealed) naming the check that failed unless `fd` is a
-// memfd with inode `inode`, `size` bytes, carrying pool_seals().
-void check_pool_memfd(int fd, std::uint64_t inode, std::size_t size, const std::string& what);
+// memfd (a regular file) with inode `inode` (any, when nullopt), `size` bytes, carrying
+// pool_seals().
+void check_pool_memfd(int fd, std::optional<std::uint64_t> inode, std::size_t size, const std::string& what);
+
+// Opens, read-only, the pool memfd a pool slot names: fd `fd_number` of process `pid`, through
+// /proc/<pid>/fd. The slot is shared memory any participant can rewrite, so the path may name
+// anything: it is stat-ed first (a regular file with the slot's inode and the pool's size,
+// else refused without opening it, so no FIFO or device is ever opened), then opened with
+// O_RDONLY | O_NONBLOCK | O_CLOEXEC (which cannot block, should it have been swapped since).
+// Returns the fd (the caller checks it with check_pool_memfd() before mapping). Throws
+// Error(region_corrupt) naming what the slot got wrong, Error(system_error) when the path
+// cannot be reached (the process exited, or is not ours to read).
+int open_slot_named_pool(std::int32_t pid, std::int32_t fd_number, std::uint64_t inode, std::size_t size,
+                         const std::string& what);
 
 // Maps `fd` (owned by the result) read-only as pool `pool` after checking that it is the
-// memfd the pool slot names (inode), of the expected size, and carries pool_seals(). Throws
-// Error(region_unsealed / region_corrupt / system_error) saying which check failed.
-std::shared_ptr<PoolMapping> open_pool(int fd, std::uint32_t pool, std::uint32_t generation, std::uint64_t inode,
-                                       std::size_t size, const std::string& what);
+// memfd the pool slot names (inode; nullopt when the daemon vouched for it instead), of the
+// expected size, and carries pool_seals(). Throws Error(region_unsealed / region_corrupt /
+// system_error) saying which check failed.
+std::shared_ptr<PoolMapping> open_pool(int fd, std::uint32_t pool, std::uint32_t generation,
+                                       std::optional<std::uint64_t> inode, std::size_t size, const std::string& what);
 
 }  // namespace shmbus::detail

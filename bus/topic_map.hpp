@@ -48,8 +48,10 @@ class TopicMap {
   // becomes this process's view of that pool. Throws Error.
   std::shared_ptr<PoolMapping> own_pool(std::uint32_t slot);
   // Payload base of pool `pool` at `generation` in this process, mapping it on first use
-  // (read-only, through /proc/<owner>/fd); nullptr when it cannot be mapped (its publisher is
-  // gone, or a newer generation replaced it). Hot path: one acquire load and a compare.
+  // (read-only; from the daemon, or through /proc/<owner>/fd); nullptr when it cannot be
+  // mapped (no daemon, and its publisher is gone or a newer generation replaced it, or the
+  // pool slot names something that is not that sealed memfd). Hot path: one acquire load and a
+  // compare.
   std::byte* pool_base(std::uint32_t pool, std::uint32_t generation) noexcept {
     // Acquire: pairs with the release store that installed the view (its fields are set).
     const PoolMapping* v = views_[pool].load(std::memory_order_acquire);
@@ -66,18 +68,19 @@ class TopicMap {
   // See Topic::check_pool_fd() and Topic::pool_in_use().
   void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const;
   bool pool_in_use(std::uint32_t pool, std::uint32_t generation) const noexcept;
-  // Where a subscriber gets a pool's memfd from first: a bus daemon client that has this topic
-  // open asks the daemon, which accepted the pool only from a connection with publish rights
-  // whose pid created it. Returns an fd the caller owns; kPoolUnknownHere when it cannot tell
-  // (not its topic, daemon unreachable: the subscriber then opens the pool through /proc); or
-  // kPoolRefused when the daemon answered that it has no such pool (the subscriber then does
-  // not trust the pool slot, which any participant could have rewritten, and counts the
-  // message lost). Sources are tried in order.
+  // Where this map gets a pool's memfd from first: the bus daemon, when a shmbus::Client
+  // mapped the topic (it hands the map a source then). The daemon accepted each pool only from
+  // a connection with publish rights whose pid created it, and keeps it while any message of
+  // its generation is queued or held, also after its publisher exited and its slot was reused.
+  // A source returns an fd the caller owns; kPoolUnknownHere when it cannot tell (daemon
+  // unreachable, its client gone: the subscriber then opens the pool through /proc if the slot
+  // still names that generation); or kPoolRefused when the daemon answered that it has no
+  // such pool (the subscriber then does not trust the pool slot, which any participant could
+  // have rewritten, and counts the message lost). Called without any lock held.
   static constexpr int kPoolUnknownHere = -1;
   static constexpr int kPoolRefused = -2;
-  using PoolFdSource = std::function<int(const TopicMap&, std::uint32_t pool, std::uint32_t generation)>;
-  static void add_pool_fd_source(const void* owner, PoolFdSource source);
-  static void remove_pool_fd_source(const void* owner);
+  using PoolFdSource = std::function<int(std::uint32_t pool, std::uint32_t generation)>;
+  void set_pool_fd_source(PoolFdSource source);
   // Where chunk `chunk`'s payload starts in the pool mapped at `pool_base`, and how many bytes
   // it can hold (one class lookup for both: the take path wants both).
   struct PayloadSpan {
@@ -251,6 +254,10 @@ class TopicMap {
   std::mutex pools_mutex_;
   std::vector<std::shared_ptr<PoolMapping>> current_;
   std::vector<std::shared_ptr<PoolMapping>> retired_;
+  std::shared_ptr<const PoolFdSource> pool_source_;  // under pools_mutex_; called outside it
+  // (pool, generation) pairs found out of reach for good (an older generation that neither
+  // the daemon nor /proc offers), so that each of their messages does not ask again. Bounded.
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> unreachable_;
   std::atomic<std::uint32_t> lost_{0};  // set by the SIGBUS guard
   bool guarded_ = false;
   bool writable_ = true;

@@ -46,7 +46,9 @@ int main(int argc, char** argv) {
       const std::uint64_t latency = now - msg.getSendTimeNs();
       stats.add(latency);
       if (sample->lost_before() != 0) {
-        std::printf("subscriber: lost %llu messages (too slow)\n",
+        // Overwritten while we lagged a whole queue behind, or (without shmbusd) their
+        // publisher exited before we read its pool: docs/usage.md, "lost_before".
+        std::printf("subscriber: lost %llu messages before this one\n",
                     static_cast<unsigned long long>(sample->lost_before()));
       }
       if (print_every != 0 && received % print_every == 0) {

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -102,6 +103,16 @@ struct Client::Impl {
   std::atomic<bool> up{false};
   std::atomic<std::uint64_t> connections{0};
 
+  // Where the topics this client mapped get payload pools from: this client, while it lives.
+  // A Topic can outlive its Client, so each map holds this and not the client; ~Client()
+  // empties it, waiting for fetches in flight (this client's lock, shared by fetches, never a
+  // process-wide one).
+  struct PoolBroker {
+    std::shared_mutex mu;
+    Impl* client = nullptr;  // under mu
+  };
+  std::shared_ptr<PoolBroker> pool_broker = std::make_shared<PoolBroker>();
+
   // Loop thread only (after start).
   std::thread thread;
   const kj::Executor* executor = nullptr;
@@ -183,24 +194,33 @@ struct Client::Impl {
     call("registering a payload pool", [&](control::Bus::Client& b) { return send_pool(b, topic, pool); });
   }
 
-  // The daemon's copy of pool `pool` at `generation` of the topic whose region `m` maps, when
-  // this client opened that topic; kPoolUnknownHere (not a topic of ours, daemon unreachable)
-  // or kPoolRefused (the daemon has no such pool). Never throws. Matched by region identity,
-  // not by mapping: every open_topic() maps the region anew and `topics` keeps only the latest
-  // handle, while subscribers made on an earlier handle of the same topic need pools just the
-  // same.
-  int fetch_pool(const detail::TopicMap& m, std::uint32_t pool, std::uint32_t generation) {
-    struct stat want {};
-    if (fstat(m.fd(), &want) != 0) return detail::TopicMap::kPoolUnknownHere;
-    std::string name;
+  // Hands `topic`'s map its pool source: the daemon's copy of a pool, asked for by the topic's
+  // name as long as this client's latest handle of that name maps the same region (a topic
+  // revoked and served anew under its name has other pools).
+  void serve_pools(const Topic& topic) {
+    struct stat region {};
+    if (fstat(topic.fd(), &region) != 0) return;  // the source only adds a way to find pools
+    topic.map().set_pool_fd_source([broker = pool_broker, name = topic.name(), dev = region.st_dev,
+                                    ino = region.st_ino](std::uint32_t pool, std::uint32_t generation) {
+      std::shared_lock lock(broker->mu);
+      if (broker->client == nullptr) return detail::TopicMap::kPoolUnknownHere;  // client gone
+      return broker->client->fetch_pool(name, dev, ino, pool, generation);
+    });
+  }
+
+  // The daemon's copy of pool `pool` at `generation` of topic `name` (region dev/ino);
+  // kPoolUnknownHere (not the region this client's handle of `name` maps, daemon unreachable)
+  // or kPoolRefused (the daemon has no such pool). Never throws.
+  int fetch_pool(const std::string& name, dev_t dev, ino_t ino, std::uint32_t pool, std::uint32_t generation) {
     {
       std::lock_guard lock(mu);
-      for (const auto& [n, t] : topics) {
-        struct stat have {};
-        if (fstat(t.fd(), &have) == 0 && have.st_dev == want.st_dev && have.st_ino == want.st_ino) name = n;
+      auto it = topics.find(name);
+      struct stat have {};
+      if (it == topics.end() || fstat(it->second.fd(), &have) != 0 || have.st_dev != dev || have.st_ino != ino) {
+        return detail::TopicMap::kPoolUnknownHere;
       }
     }
-    if (name.empty() || !up) return detail::TopicMap::kPoolUnknownHere;
+    if (!up) return detail::TopicMap::kPoolUnknownHere;
     try {
       return call("fetching a payload pool", [&](control::Bus::Client& b) {
         auto req = b.getPoolRequest();
@@ -354,15 +374,15 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
     im.thread.join();
     throw Error(Errc::system_error, "shmbus daemon at " + im.socket.string() + " is unreachable: " + error);
   }
-  // Subscribers of this process that cannot open a publisher's pool themselves ask us.
-  detail::TopicMap::add_pool_fd_source(&im, [&im](const detail::TopicMap& m, std::uint32_t pool, std::uint32_t gen) {
-    return im.fetch_pool(m, pool, gen);
-  });
+  im.pool_broker->client = &im;  // no topic holds the broker yet: no lock needed
 }
 
 Client::~Client() {
   Impl& im = *impl_;
-  detail::TopicMap::remove_pool_fd_source(&im);  // waits for a fetch in flight
+  {
+    std::unique_lock lock(im.pool_broker->mu);  // waits for fetches in flight
+    im.pool_broker->client = nullptr;
+  }
   // Forget registrations first, so the daemon does not reclaim slots still in use.
   std::set<Registration> regs;
   {
@@ -400,6 +420,7 @@ Topic Client::open_topic(const TopicConfig& config, Role role, std::span<const s
       });
     });
   });
+  im.serve_pools(topic);
   std::lock_guard lock(im.mu);
   im.topics.insert_or_assign(topic.name(), topic);
   return topic;
@@ -419,6 +440,7 @@ Topic Client::open_topic(const std::string& name, Role role) {
       });
     });
   });
+  im.serve_pools(topic);
   std::lock_guard lock(im.mu);
   im.topics.insert_or_assign(topic.name(), topic);
   return topic;

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 
+#include <fstream>
 #include <functional>
 #include <memory>
 
@@ -495,6 +496,83 @@ TEST(PoolBroker, RegisterPoolRefusesAFdThatIsNotThePublishersSealedPool) {
   EXPECT_EQ(refusal(bus.statusRequest().send(), ws), "");
   int st;
   EXPECT_EQ(waitpid(d.pid(), &st, WNOHANG), 0) << "shmbusd died";
+}
+
+// ---- 4: a publisher slot reused while messages of its earlier pools are still queued ----
+
+// A process's state, from /proc/<pid>/stat ('T' = stopped), or '?' when it is gone.
+char process_state(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : '?';
+}
+
+// How the subscriber stays away while the publishers come and go.
+enum class Away { stopped, not_taking };
+
+// `count` short-lived publishers in a row, each a process of its own that publishes message i
+// and exits, while the subscriber is `away`: each one takes publisher slot 0 after the one
+// before released it, so each creates a new generation of pool 0 while the messages of the
+// earlier generations wait in the queue. Then the subscriber reads on.
+void publishers_in_a_row_while_the_subscriber_is(Away away) {
+  DaemonProcess d(make_temp_dir("poolreuse"));
+  d.start();
+  shmbus::TopicConfig cfg;
+  cfg.name = away == Away::stopped ? "reuse/stopped" : "reuse/idle";
+  cfg.size_classes = {{256, 32}};
+  cfg.queue_depth = 16;  // far from full: nothing may be lost as "too slow"
+  const int count = 5;
+  Gate sub_ready, publishers_done;
+
+  Child subscriber([&]() -> std::string {
+    shmbus::Client client(client_at(d, /*reconnect=*/false));
+    shmbus::Topic t = client.open_topic(cfg, shmbus::Role::subscriber);
+    shmbus::RawSubscriber sub = client.subscriber(t, {.with_history = false});
+    sub_ready.open();
+    if (away == Away::not_taking && !publishers_done.wait(30s)) return "the publishers never finished";
+    std::string took;
+    for (int i = 0; i < count; ++i) {
+      auto s = sub.take_wait(10s);
+      if (!s) return "took" + took + " then " + s.name() + ", lost " + std::to_string(sub.lost());
+      took += " " + std::to_string(check_stamped(s->data()));
+    }
+    return "took" + took + " lost " + std::to_string(sub.lost()) + ", pool 0 at generation " +
+           std::to_string(t.map().pool_slot(0).generation.load());
+  });
+  ASSERT_TRUE(sub_ready.wait(10s));
+  if (away == Away::stopped) {
+    ASSERT_EQ(::kill(subscriber.pid(), SIGSTOP), 0);
+    for (int i = 0; i < 500 && process_state(subscriber.pid()) != 'T'; ++i) std::this_thread::sleep_for(2ms);
+    ASSERT_EQ(process_state(subscriber.pid()), 'T');
+  }
+  for (int i = 0; i < count; ++i) {
+    Child publisher([&]() -> std::string {
+      shmbus::Client client(client_at(d, /*reconnect=*/false));
+      shmbus::Topic t = client.open_topic(cfg, shmbus::Role::publisher);
+      shmbus::RawPublisher pub = client.publisher(t);
+      if (auto st = pub.publish_copy(stamped(i)); !st) return "publish: " + std::string(st.name());
+      return "slot " + std::to_string(pub.slot());
+    });
+    ASSERT_EQ(publisher.report(), "slot 0") << "publisher " << i;
+    ASSERT_FALSE(process_exists(publisher.pid()));
+  }
+  publishers_done.open();
+  if (away == Away::stopped) {
+    ASSERT_EQ(::kill(subscriber.pid(), SIGCONT), 0);
+  }
+  // Every message, in order, none lost, though each came from a pool generation whose
+  // publisher had exited and whose slot the next publisher had taken over.
+  EXPECT_EQ(subscriber.report(30s), "took 0 1 2 3 4 lost 0, pool 0 at generation 5");
+}
+
+TEST(PoolBroker, PublishersInARowWhileTheSubscriberIsStoppedAllArriveInOrder) {
+  publishers_in_a_row_while_the_subscriber_is(Away::stopped);
+}
+
+TEST(PoolBroker, PublishersInARowWhileTheSubscriberIsNotTakingAllArriveInOrder) {
+  publishers_in_a_row_while_the_subscriber_is(Away::not_taking);
 }
 
 }  // namespace
