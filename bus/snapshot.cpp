@@ -167,9 +167,17 @@ std::size_t save_snapshot(const Topic& topic, const std::filesystem::path& file)
     // Relaxed: the ring's commit words (acquire) are what make each message visible.
     const std::uint64_t tail = m.control().tail.load(std::memory_order_relaxed);
     std::uint64_t from = 0;
+    // At most what the topic can retain at once (ring plus every hold row): sequences read
+    // from shared memory must not keep us here, however they are rewritten meanwhile.
+    std::uint64_t budget = m.ring_capacity() + std::uint64_t{m.config().max_subscribers} * m.config().max_held_per_subscriber;
     for (;;) {
       std::vector<Held> batch = hold_batch(holder, from, tail);
       if (batch.empty()) break;
+      if (batch.size() > budget) {
+        for (const Held& h : batch) holder.return_chunk(h.chunk);
+        break;
+      }
+      budget -= batch.size();
       for (const Held& h : batch) {
         if (write_message(w, m, h)) ++saved;
         holder.return_chunk(h.chunk);
