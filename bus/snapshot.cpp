@@ -12,6 +12,7 @@
 
 #include "publisher_core.hpp"
 #include "region.hpp"
+#include "sigbus_guard.hpp"
 
 namespace shmbus {
 namespace {
@@ -65,6 +66,21 @@ class FileWriter {
  private:
   int fd_;
   std::filesystem::path path_;
+};
+
+// A read-only snapshot mapping registered with the SIGBUS guard.
+struct GuardedMapping {
+  GuardedMapping(void* p, std::size_t n) : base(p), size(n) {}
+  ~GuardedMapping() {
+    if (registered) detail::SigbusGuard::unregister_mapping(base);
+    munmap(base, size);
+  }
+  GuardedMapping(const GuardedMapping&) = delete;
+  GuardedMapping& operator=(const GuardedMapping&) = delete;
+  void* base;
+  std::size_t size;
+  bool registered = false;
+  std::atomic<std::uint32_t> lost{0};
 };
 
 struct Held {
@@ -214,8 +230,13 @@ Snapshot Snapshot::open(const std::filesystem::path& file) {
   void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (p == MAP_FAILED) detail::throw_errno("mapping " + what);
+  // Under the SIGBUS guard like a region: a snapshot file truncated while we read it then
+  // reads as zeros (and fails its checks) instead of killing the tool.
+  auto guarded = std::make_shared<GuardedMapping>(p, size);
+  detail::SigbusGuard::register_mapping(p, size, &guarded->lost);
+  guarded->registered = true;
   Snapshot s;
-  s.mapping_ = std::shared_ptr<void>(p, [size](void* q) { munmap(q, size); });
+  s.mapping_ = std::shared_ptr<void>(guarded, p);
   const auto* base = static_cast<const std::byte*>(p);
   SnapshotFileHeader hdr;
   std::memcpy(&hdr, base, sizeof hdr);
