@@ -427,6 +427,61 @@ TEST(RegionFuzz, AnInconsistentFieldIsNamedInTheError) {
   }
 }
 
+// Introspection reads mutable words too (ring slots, rows, chunk headers, pool and client
+// slots): with another process writing random values over all of them, stats(), busy_chunks(),
+// region_info() and describe_pool() must neither crash nor stray, on both pool models.
+TEST(RegionFuzz, IntrospectionSurvivesAConcurrentScribblerOfEveryMutableWord) {
+  for (bool in_region : {false, true}) {
+    SCOPED_TRACE(in_region ? "payload in region" : "publisher pools");
+    TopicConfig config = configs()[0];
+    config.name = testing::unique_name("fuzz-scribbled");
+    RegionOptions options;
+    options.payload_in_region = in_region;
+    Topic created = Topic::create(config, options);
+    {
+      RawPublisher pub(created);
+      RawSubscriber sub(created);
+      for (int i = 0; i < 5; ++i) {
+        auto loan = pub.loan(100);
+        ASSERT_TRUE(loan);
+        ASSERT_TRUE(pub.publish(std::move(*loan), 100));
+      }
+      ASSERT_TRUE(sub.take());
+    }
+    Topic inspector = Topic::open_fd(created.fd());
+    const RegionFacts& f = created.map().facts();
+    // Everything after the control block's immutable part, up to the end of the last section
+    // that holds words (the payload and schema are never indexed with).
+    std::byte* first = created.map().base() + f.section(kSectionControl).offset + offsetof(TopicControl, tail);
+    std::byte* end = created.map().base() + f.section(kSectionFreeLists).offset + f.section(kSectionFreeLists).size;
+    testing::Pipe started;
+    testing::Child scribbler = testing::Child::spawn([&] {
+      std::mt19937_64 rng(42);
+      started.notify();
+      const std::uint64_t targeted[] = {0, 1, ~0ULL, 0xFFFF'FFFFULL, 1ULL << 31, 0x8000'0000'FFFF'FFFFULL};
+      for (;;) {
+        auto* word = reinterpret_cast<std::atomic<std::uint64_t>*>(first + (rng() % static_cast<std::uint64_t>(end - first)) / 8 * 8);
+        const std::uint64_t v = rng() % 2 ? rng() : targeted[rng() % std::size(targeted)];
+        word->store(v, std::memory_order_relaxed);
+      }
+      return 0;
+    });
+    ASSERT_TRUE(started.await());
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
+    int rounds = 0;
+    while (std::chrono::steady_clock::now() < until) {
+      (void)inspector.stats();
+      (void)inspector.busy_chunks();
+      (void)inspector.region_info();
+      (void)inspector.describe_pool();
+      ++rounds;
+    }
+    scribbler.kill_and_reap();
+    EXPECT_GT(rounds, 10);
+    EXPECT_EQ(inspector.config().queue_depth, 8u);  // the copy never moved
+  }
+}
+
 #ifdef SHMBUS_CLI_PATH
 // Runs `shmbus region inspect FILE`; returns its exit status, stdout and stderr.
 struct CliRun {
