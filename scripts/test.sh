@@ -64,7 +64,7 @@ cmake --build "$tmp/consumer"
 mkdir -p "$tmp/run"
 build/daemon/shmbusd --runtime-dir "$tmp/run" --log-level warn &
 daemon=$!
-trap 'kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 50); do [ -S "$tmp/run/default.sock" ] && break; sleep 0.1; done
 pc_flags=$(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs shmbus)
 consumer_flag_sets=("-O0" "-O0 -DNDEBUG" "-O1" "-O1 -DNDEBUG" "-O2" "-O2 -DNDEBUG" "-O1 -flto=auto" "-O2 -flto=auto")
