@@ -17,6 +17,8 @@ Result<CowView> CowView::from(RawSample&& sample) noexcept {
   // private writable mapping of it is allowed, docs/linux-facts.md §3), or the region file itself.
   std::shared_ptr<detail::PoolMapping> pool = m.mapping_containing(payload);
   if (!pool) return Errc::system_error;
+  // The sample's extent must lie in its pool mapping (its size came from shared memory).
+  if (sample.data().size() > pool->size - static_cast<std::size_t>(payload - pool->base)) return Errc::malformed_message;
   std::size_t offset = static_cast<std::size_t>(payload - pool->base) + pool->file_offset;
   std::size_t first_page = offset / detail::kPageSize * detail::kPageSize;
   std::size_t end = detail::round_up(offset + std::max<std::size_t>(sample.data().size(), 1), detail::kPageSize);

@@ -14,7 +14,7 @@ namespace shmbus::detail {
 PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
     : topic_(topic), map_(topic.map()), ctl_(map_.control()),
       max_loans_(map_.config().max_loans_per_publisher), stamp_time_(map_.config().stamp_publish_time),
-      drop_oldest_(ctl_.policy == SlowSubscriberPolicyWire::kDropOldest) {
+      drop_oldest_(map_.policy_wire() == SlowSubscriberPolicyWire::kDropOldest) {
   if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
   for (std::uint32_t i = 0; i < map_.config().max_publishers; ++i) {
     PublisherSlot& s = map_.publisher(i);
@@ -31,7 +31,7 @@ PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
     s.kept_chunk.store(kNoChunk, std::memory_order_relaxed);
     s.published.store(0, std::memory_order_relaxed);
     s.generation.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the state release below
-    keep_chunks_ = with_pool && (ctl_.flags & kTopicFlagPayloadInRegion) == 0;
+    keep_chunks_ = with_pool && (map_.flags() & kTopicFlagPayloadInRegion) == 0;
     known_cursors_.assign(map_.config().max_subscribers, 0);
     if (with_pool) {
       try {
@@ -263,7 +263,7 @@ void PublisherCore::count_displaced_pins(std::uint32_t chunk, std::uint64_t disp
 
 Status PublisherCore::claim(std::uint64_t& seq) noexcept {
   PublisherSlot& me = map_.publisher(slot_);
-  if (ctl_.policy == SlowSubscriberPolicyWire::kDropOldest) {
+  if (map_.policy_wire() == SlowSubscriberPolicyWire::kDropOldest) {
     // "Taking a sequence", for recoverers: see PublisherSlot::claimed_plus1. Relaxed, published
     // by the release below.
     me.claimed_plus1.store(~0ULL, std::memory_order_relaxed);
@@ -292,10 +292,10 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
     }
     // Not taking a sequence while we wait, so recoverers need not wait for us.
     me.claimed_plus1.store(0, std::memory_order_relaxed);
-    if (ctl_.policy == SlowSubscriberPolicyWire::kFailPublish) return Errc::subscriber_queue_full;
+    if (map_.policy_wire() == SlowSubscriberPolicyWire::kFailPublish) return Errc::subscriber_queue_full;
     // Block policy: sleep on space_futex until a subscriber takes, or the timeout passes.
     std::uint64_t now = monotonic_ns();
-    if (deadline == 0) deadline = now + ctl_.block_timeout_ns;
+    if (deadline == 0) deadline = now + map_.block_timeout_ns();
     if (now >= deadline) return Errc::timeout;
     if (map_.unusable()) return Errc::region_lost;
     // Seq_cst: Dekker pairing with the subscriber's (cursor store; fence; load

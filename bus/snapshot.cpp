@@ -12,6 +12,7 @@
 
 #include "publisher_core.hpp"
 #include "region.hpp"
+#include "sigbus_guard.hpp"
 
 namespace shmbus {
 namespace {
@@ -65,6 +66,21 @@ class FileWriter {
  private:
   int fd_;
   std::filesystem::path path_;
+};
+
+// A read-only snapshot mapping registered with the SIGBUS guard.
+struct GuardedMapping {
+  GuardedMapping(void* p, std::size_t n) : base(p), size(n) {}
+  ~GuardedMapping() {
+    if (registered) detail::SigbusGuard::unregister_mapping(base);
+    munmap(base, size);
+  }
+  GuardedMapping(const GuardedMapping&) = delete;
+  GuardedMapping& operator=(const GuardedMapping&) = delete;
+  void* base;
+  std::size_t size;
+  bool registered = false;
+  std::atomic<std::uint32_t> lost{0};
 };
 
 struct Held {
@@ -167,9 +183,17 @@ std::size_t save_snapshot(const Topic& topic, const std::filesystem::path& file)
     // Relaxed: the ring's commit words (acquire) are what make each message visible.
     const std::uint64_t tail = m.control().tail.load(std::memory_order_relaxed);
     std::uint64_t from = 0;
+    // At most what the topic can retain at once (ring plus every hold row): sequences read
+    // from shared memory must not keep us here, however they are rewritten meanwhile.
+    std::uint64_t budget = m.ring_capacity() + std::uint64_t{m.config().max_subscribers} * m.config().max_held_per_subscriber;
     for (;;) {
       std::vector<Held> batch = hold_batch(holder, from, tail);
       if (batch.empty()) break;
+      if (batch.size() > budget) {
+        for (const Held& h : batch) holder.return_chunk(h.chunk);
+        break;
+      }
+      budget -= batch.size();
       for (const Held& h : batch) {
         if (write_message(w, m, h)) ++saved;
         holder.return_chunk(h.chunk);
@@ -206,8 +230,13 @@ Snapshot Snapshot::open(const std::filesystem::path& file) {
   void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (p == MAP_FAILED) detail::throw_errno("mapping " + what);
+  // Under the SIGBUS guard like a region: a snapshot file truncated while we read it then
+  // reads as zeros (and fails its checks) instead of killing the tool.
+  auto guarded = std::make_shared<GuardedMapping>(p, size);
+  detail::SigbusGuard::register_mapping(p, size, &guarded->lost);
+  guarded->registered = true;
   Snapshot s;
-  s.mapping_ = std::shared_ptr<void>(p, [size](void* q) { munmap(q, size); });
+  s.mapping_ = std::shared_ptr<void>(guarded, p);
   const auto* base = static_cast<const std::byte*>(p);
   SnapshotFileHeader hdr;
   std::memcpy(&hdr, base, sizeof hdr);

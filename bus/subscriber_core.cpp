@@ -16,8 +16,8 @@ namespace shmbus::detail {
 SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     : topic_(topic), map_(topic.map()), ctl_(map_.control()), options_(options),
       max_held_(map_.config().max_held_per_subscriber),
-      block_policy_(ctl_.policy != SlowSubscriberPolicyWire::kDropOldest),
-      file_backed_(map_.header().kind == RegionKind::kFile) {
+      block_policy_(map_.policy_wire() != SlowSubscriberPolicyWire::kDropOldest),
+      file_backed_(map_.kind() == RegionKind::kFile) {
   if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
   for (std::uint32_t i = 0; i < map_.config().max_subscribers; ++i) {
     SubscriberSlot& s = map_.subscriber(i);
@@ -40,7 +40,7 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     s.generation.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the state release below
     // Acquire: with the commit words we then read, we start from a consistent tail.
     std::uint64_t tail = ctl_.tail.load(std::memory_order_acquire);
-    std::uint64_t history = options.with_history ? ctl_.history_depth : 0;
+    std::uint64_t history = options.with_history ? map_.config().history_depth : 0;
     cursor_ = tail - std::min<std::uint64_t>(tail, history);
     shared_cursor_ = cursor_;
     s.cursor.store(cursor_, std::memory_order_relaxed);

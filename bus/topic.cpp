@@ -75,13 +75,46 @@ Topic Topic::inspect_file(const std::filesystem::path& path, std::chrono::millis
   return Topic(TopicMap::open(fd, path, /*writable=*/false));
 }
 
-Topic::RegionInfo Topic::region_info() const {
-  static const char* kNames[kSectionCount] = {"control", "classes", "publishers", "subscribers",
-                                              "loans",   "holds",   "ring",       "chunks",
-                                              "payload", "schema",  "pools",      "free lists"};
-  const RegionHeader& h = map_->header();
+namespace {
+
+const char* const kSectionNames[kSectionCount] = {"control", "classes", "publishers", "subscribers",
+                                                  "loans",   "holds",   "ring",       "chunks",
+                                                  "payload", "schema",  "pools",      "free lists"};
+
+}  // namespace
+
+Topic::RegionInfo Topic::read_region_header(const std::filesystem::path& path, std::chrono::milliseconds lease_wait) {
+  int fd = open_region_path(path, O_RDONLY, lease_wait);
+  RegionHeader h;  // a plain buffer here: read, never mapped, so a truncated file cannot fault
+  ssize_t n = pread(fd, &h, sizeof h, 0);
+  int saved = errno;
+  close(fd);
+  if (n < 0) {
+    errno = saved;
+    throw_errno("reading the header of region file " + path.string());
+  }
+  if (static_cast<std::size_t>(n) < sizeof h) {
+    throw Error(Errc::region_too_short, "region file " + path.string() + ": " + std::to_string(n) +
+                                           " bytes, shorter than the " + std::to_string(sizeof h) + "-byte region header");
+  }
   RegionInfo info;
-  info.layout_version = h.layout_version.load(std::memory_order_acquire);
+  info.layout_version = h.layout_version.load(std::memory_order_relaxed);
+  info.anonymous = h.kind == RegionKind::kAnonymous;
+  info.size = h.region_size;
+  info.bus_name = std::string(h.bus_name, strnlen(h.bus_name, sizeof h.bus_name));
+  info.bus_epoch = h.bus_epoch;
+  info.healthy = false;
+  info.revoked = h.health.load(std::memory_order_relaxed) == kRegionRevoked;
+  info.seals = -1;
+  for (std::uint32_t i = 0; i < kSectionCount; ++i) info.sections.push_back({kSectionNames[i], h.sections[i].offset, h.sections[i].size});
+  return info;
+}
+
+Topic::RegionInfo Topic::region_info() const {
+  // The header's immutable facts from the copy validated at open; layout_version is a live word.
+  const HeaderFacts& h = map_->facts().header;
+  RegionInfo info;
+  info.layout_version = map_->header().layout_version.load(std::memory_order_acquire);
   info.anonymous = h.kind == RegionKind::kAnonymous;
   info.size = h.region_size;
   info.bus_name = std::string(h.bus_name, strnlen(h.bus_name, sizeof h.bus_name));
@@ -89,7 +122,7 @@ Topic::RegionInfo Topic::region_info() const {
   info.healthy = !map_->unusable();
   info.revoked = revoked();
   info.seals = fcntl(map_->fd(), F_GET_SEALS);
-  for (std::uint32_t i = 0; i < kSectionCount; ++i) info.sections.push_back({kNames[i], h.sections[i].offset, h.sections[i].size});
+  for (std::uint32_t i = 0; i < kSectionCount; ++i) info.sections.push_back({kSectionNames[i], h.sections[i].offset, h.sections[i].size});
   for (std::uint32_t p = 0; p < map_->pool_count(); ++p) {
     if (!map_->pool_initialised(p)) continue;
     const PoolSlot& ps = map_->pool_slot(p);
@@ -296,7 +329,7 @@ std::set<std::uint32_t> chain_of(TopicMap& m, std::uint32_t head) {
 // commit, count their pins first, after a seq_cst fence (layout.hpp, protocol summary).
 void drop_displaced(TopicMap& m, std::uint32_t old) {
   if (!m.valid_chunk(old)) return;
-  if (m.control().policy == SlowSubscriberPolicyWire::kDropOldest) {
+  if (m.policy_wire() == SlowSubscriberPolicyWire::kDropOldest) {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     m.count_pins_everywhere(old);
   }

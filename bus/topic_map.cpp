@@ -17,6 +17,7 @@ namespace shmbus::detail {
 namespace {
 
 constexpr std::uint32_t kMaxSegmentsLimit = 32;  // inline segment table of typed samples
+constexpr std::uint64_t kMaxChunkSize = 1ULL << 40;
 
 std::uint64_t payload_stride(std::uint64_t chunk_size) {
   // Page-aligned payloads from one page up: copy-on-write views then copy whole pages of one
@@ -46,7 +47,7 @@ TopicConfig normalised(TopicConfig c) {
   std::uint64_t chunks = 0;
   for (auto& sc : c.size_classes) {
     if (sc.chunk_size == 0 || sc.count == 0) bad_config(c.name, "size classes need chunk_size > 0 and count > 0");
-    if (sc.chunk_size > (1ULL << 40)) bad_config(c.name, "chunk_size above 1 TiB");
+    if (sc.chunk_size > kMaxChunkSize) bad_config(c.name, "chunk_size above 1 TiB");
     sc.chunk_size = round_up(sc.chunk_size, 8);  // Cap'n Proto words
     chunks += sc.count;
   }
@@ -116,6 +117,7 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
   const bool in_region = options.payload_in_region;
   Plan plan = plan_for(config, in_region);
   std::shared_ptr<TopicMap> m(new TopicMap());
+  m->config_.name = config.name;  // for describe() in errors below
   if (options.backing == RegionOptions::Backing::anonymous) {
     m->fd_ = create_sealed_memfd(config.name, plan.total_size);
   } else {
@@ -180,6 +182,12 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
     classes[ci].first_chunk = lc.first_chunk;
     classes[ci].chunk_count = lc.chunk_count;
   }
+  // The creator's private copy is what it just wrote (no other process has the region yet).
+  std::memcpy(&m->facts_.header, &h, sizeof m->facts_.header);
+  std::memcpy(&m->facts_.control, ctl, sizeof m->facts_.control);
+  m->facts_.classes.assign(classes, classes + plan.classes.size());
+  m->classes_ = plan.classes;
+  m->config_ = config;
   m->bind_sections();
   // External pools are built by their first publisher (own_pool), so that the chunk headers
   // of pools nobody uses are never touched; the one pool in the region is built now.
@@ -191,7 +199,6 @@ std::shared_ptr<TopicMap> TopicMap::create(const TopicConfig& config_in, const R
   for (std::size_t i = 0; i < loan_words; ++i) m->loans_[i].store(kNoChunk, std::memory_order_relaxed);
   std::size_t hold_words = std::size_t{config.max_subscribers} * config.max_held_per_subscriber;
   for (std::size_t i = 0; i < hold_words; ++i) m->holds_[i].store(kNoChunk, std::memory_order_relaxed);
-  m->config_ = config;
   // Release: an opener that reads this version (acquire) sees every field written above.
   h.layout_version.store(kLayoutVersion, std::memory_order_release);
   return m;
@@ -215,18 +222,40 @@ std::shared_ptr<TopicMap> TopicMap::open(int fd, std::filesystem::path path, boo
   SigbusGuard::register_mapping(m->base_, m->size_, &m->lost_);
   m->guarded_ = true;
   m->validate(what);
-  if (m->unusable()) throw Error(Errc::region_lost, what + ": region truncated while opening it");
+  if (m->lost_.load(std::memory_order_acquire) != 0) throw Error(Errc::region_lost, what + ": region truncated while opening it");
+  if (std::uint32_t health = m->header().health.load(std::memory_order_acquire); health != kRegionHealthy) {
+    throw Error(Errc::region_lost, what + ": region revoked by the bus daemon (health word " + std::to_string(health) + ")");
+  }
   return m;
 }
 
+namespace {
+
+// a * b, or ~0 when that overflows (a size no section can have).
+std::uint64_t times(std::uint64_t a, std::uint64_t b) noexcept {
+  std::uint64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? ~0ULL : r;
+}
+
+}  // namespace
+
 void TopicMap::validate(const std::string& what) {
-  const RegionHeader& h = header();
-  if (lost_.load(std::memory_order_acquire) != 0) {
-    throw Error(Errc::region_lost, what + ": region truncated (file shorter than its mapping)");
-  }
+  // Every check below reads the private copy (facts_), never the mapping: a participant that
+  // rewrites the region meanwhile cannot make us use a value other than the one we checked.
+  auto lost = [&] {
+    if (lost_.load(std::memory_order_acquire) != 0) {
+      throw Error(Errc::region_lost, what + ": region truncated (file shorter than its mapping)");
+    }
+  };
+  lost();
+  RegionFacts f;
+  // Acquire: pairs with the creator's release store, so the rest of the header is complete
+  // when we copy it next.
+  const std::uint32_t version = header().layout_version.load(std::memory_order_acquire);
+  std::memcpy(&f.header, base_, sizeof f.header);
+  lost();
+  const HeaderFacts& h = f.header;
   if (h.magic != kRegionMagic) throw Error(Errc::not_a_region, what + ": not a shmbus region (bad magic)");
-  // Acquire: pairs with the creator's release store, so the rest of the header is complete.
-  std::uint32_t version = h.layout_version.load(std::memory_order_acquire);
   if (version == 0) {
     throw Error(Errc::region_corrupt, what + ": region was never completely initialised (its creator died or is still creating it)");
   }
@@ -240,103 +269,162 @@ void TopicMap::validate(const std::string& what) {
   }
   if (h.region_size > size_) {
     throw Error(Errc::region_too_short, what + ": header says " + std::to_string(h.region_size) +
-                                            " bytes but the file has " + std::to_string(size_));
+                                            " bytes (region_size) but the file has " + std::to_string(size_));
   }
   if (h.region_size != size_) {
     throw Error(Errc::region_corrupt, what + ": file is " + std::to_string(size_) + " bytes, header says " +
-                                          std::to_string(h.region_size));
+                                          std::to_string(h.region_size) + " (region_size)");
   }
   if (h.kind == RegionKind::kAnonymous) check_seals(fd_, what);
-  else if (h.kind != RegionKind::kFile) throw Error(Errc::region_corrupt, what + ": unknown region kind");
-  if (h.section_count != kSectionCount) throw Error(Errc::region_corrupt, what + ": unexpected section count");
+  else if (h.kind != RegionKind::kFile) {
+    throw Error(Errc::region_corrupt, what + ": unknown region kind " + std::to_string(static_cast<std::uint32_t>(h.kind)));
+  }
+  if (h.section_count != kSectionCount) {
+    throw Error(Errc::region_corrupt, what + ": section_count is " + std::to_string(h.section_count) + ", expected " +
+                                          std::to_string(kSectionCount));
+  }
   for (std::uint32_t i = 0; i < kSectionCount; ++i) {
     const Section& s = h.sections[i];
     if (s.offset < kPageSize || s.offset > size_ || s.size > size_ - s.offset || s.offset % kCacheLine != 0) {
-      throw Error(Errc::region_corrupt, what + ": section " + std::to_string(i) + " lies outside the region");
+      throw Error(Errc::region_corrupt, what + ": section " + std::to_string(i) + " (offset " + std::to_string(s.offset) +
+                                            ", size " + std::to_string(s.size) + ") lies outside the region");
     }
   }
-  if (h.sections[kSectionControl].size < sizeof(TopicControl)) throw Error(Errc::region_corrupt, what + ": control section too small");
-  const auto* ctl = reinterpret_cast<const TopicControl*>(base_ + h.sections[kSectionControl].offset);
+  // No two sections share a byte: one participant's legitimate writes to one section must
+  // never land in another (a creator never lays them out so).
+  for (std::uint32_t i = 0; i < kSectionCount; ++i) {
+    for (std::uint32_t j = i + 1; j < kSectionCount; ++j) {
+      const Section& a = h.sections[i];
+      const Section& b = h.sections[j];
+      if (a.size != 0 && b.size != 0 && a.offset < b.offset + b.size && b.offset < a.offset + a.size) {
+        throw Error(Errc::region_corrupt, what + ": sections " + std::to_string(i) + " and " + std::to_string(j) + " overlap");
+      }
+    }
+  }
   auto corrupt = [&](const std::string& why) { throw Error(Errc::region_corrupt, what + ": " + why); };
-  if (std::memchr(ctl->name, 0, sizeof(ctl->name)) == nullptr || ctl->name[0] == 0) corrupt("bad topic name");
-  if (ctl->ring_capacity == 0 || !std::has_single_bit(ctl->ring_capacity)) corrupt("ring capacity is not a power of two");
-  if (ctl->history_depth > ctl->ring_capacity) corrupt("history deeper than the ring");
-  if (ctl->max_segments == 0 || ctl->max_segments > kMaxSegmentsLimit) corrupt("bad max_segments");
-  if (ctl->class_count == 0 || ctl->max_publishers == 0 || ctl->max_subscribers == 0 ||
-      ctl->max_loans_per_publisher == 0 || ctl->max_held_per_subscriber == 0) {
-    corrupt("zero count in the topic configuration");
+  if (h.sections[kSectionControl].size < sizeof(TopicControl)) corrupt("control section too small");
+  std::memcpy(&f.control, base_ + h.sections[kSectionControl].offset, sizeof f.control);
+  lost();
+  const ControlFacts& ctl = f.control;
+  if (std::memchr(ctl.name, 0, sizeof(ctl.name)) == nullptr || ctl.name[0] == 0) corrupt("bad topic name (not 1..255 bytes)");
+  // The same limits as a creator's (normalised()), so that no product below can overflow.
+  auto at_most = [&](std::uint64_t value, std::uint64_t limit, const char* field) {
+    if (value == 0 || value > limit) {
+      corrupt(std::string(field) + " is " + std::to_string(value) + ", outside 1.." + std::to_string(limit));
+    }
+  };
+  at_most(ctl.ring_capacity, 1u << 24, "ring_capacity");
+  if (!std::has_single_bit(ctl.ring_capacity)) corrupt("ring_capacity " + std::to_string(ctl.ring_capacity) + " is not a power of two");
+  if (ctl.history_depth > ctl.ring_capacity) corrupt("history_depth " + std::to_string(ctl.history_depth) + " deeper than the ring");
+  at_most(ctl.max_segments, kMaxSegmentsLimit, "max_segments");
+  at_most(ctl.max_publishers, 65536, "max_publishers");
+  at_most(ctl.max_subscribers, 65536, "max_subscribers");
+  at_most(ctl.max_loans_per_publisher, 4096, "max_loans_per_publisher");
+  at_most(ctl.max_held_per_subscriber, 4096, "max_held_per_subscriber");
+  at_most(ctl.total_chunks, kHoldPinned - 1, "total_chunks");
+  at_most(ctl.chunks_per_pool, ctl.total_chunks, "chunks_per_pool");
+  at_most(ctl.class_count, ctl.chunks_per_pool, "class_count");  // each class has a chunk
+  if (ctl.block_timeout_ns > static_cast<std::uint64_t>(std::chrono::nanoseconds::max().count())) {
+    corrupt("block_timeout_ns " + std::to_string(ctl.block_timeout_ns) + " out of range");
+  }
+  if ((ctl.flags & ~(kTopicFlagStampTime | kTopicFlagPayloadInRegion)) != 0) {
+    corrupt("unknown bits in flags " + std::to_string(ctl.flags));
   }
   auto need = [&](SectionId id, std::uint64_t bytes, const char* name) {
-    if (h.sections[id].size < bytes) corrupt(std::string(name) + " section smaller than the configuration needs");
-  };
-  need(kSectionClasses, std::uint64_t{ctl->class_count} * sizeof(SizeClassEntry), "size class");
-  need(kSectionPublishers, std::uint64_t{ctl->max_publishers} * sizeof(PublisherSlot), "publisher");
-  need(kSectionSubscribers, std::uint64_t{ctl->max_subscribers} * sizeof(SubscriberSlot), "subscriber");
-  need(kSectionLoans, 4ULL * ctl->max_publishers * ctl->max_loans_per_publisher, "loan");
-  need(kSectionHolds, 4ULL * ctl->max_subscribers * ctl->max_held_per_subscriber, "hold");
-  need(kSectionRing, std::uint64_t{ctl->ring_capacity} * sizeof(RingSlot), "ring");
-  need(kSectionChunks, std::uint64_t{ctl->total_chunks} * sizeof(ChunkHeader), "chunk");
-  const bool in_region = (ctl->flags & kTopicFlagPayloadInRegion) != 0;
-  if (ctl->total_chunks >= kHoldPinned) corrupt("more chunks than chunk indices can name");
-  if (ctl->pool_count == 0 || ctl->chunks_per_pool == 0 ||
-      std::uint64_t{ctl->pool_count} * ctl->chunks_per_pool != ctl->total_chunks) {
-    corrupt("pool count and chunks per pool do not give the chunk count");
-  }
-  if (in_region ? ctl->pool_count != 1 : ctl->pool_count != ctl->max_publishers) {
-    corrupt("wrong number of payload pools (payload " + std::string(in_region ? "in the region" : "in publisher pools") + ")");
-  }
-  need(kSectionPools, std::uint64_t{ctl->pool_count} * sizeof(PoolSlot), "pool");
-  need(kSectionFreeLists, std::uint64_t{ctl->pool_count} * ctl->class_count * sizeof(FreeList), "free list");
-  const Section& pay = h.sections[kSectionPayload];
-  if (ctl->pool_bytes == 0 || ctl->pool_bytes % kPageSize != 0 || (in_region && pay.size < ctl->pool_bytes) ||
-      pay.offset % kPageSize != 0) {
-    corrupt("bad pool size");
-  }
-  bind_sections();
-  std::uint64_t expect_first = 0;
-  TopicConfig c;
-  classes_.clear();  // bind_sections() copied them unvalidated; rebuild from the checked entries
-  for (std::uint32_t i = 0; i < ctl->class_count; ++i) {
-    const SizeClassEntry& e = class_entries_[i];
-    if (e.chunk_size == 0 || e.chunk_size % 8 != 0 || e.payload_stride < e.chunk_size || e.chunk_count == 0 ||
-        e.first_chunk != expect_first || e.payload_offset % kPageSize != 0 || e.payload_offset > ctl->pool_bytes ||
-        e.payload_stride * e.chunk_count / e.chunk_count != e.payload_stride ||
-        e.payload_stride * e.chunk_count > ctl->pool_bytes - e.payload_offset) {
-      corrupt("size class " + std::to_string(i) + " is inconsistent");
+    if (h.sections[id].size < bytes) {
+      corrupt(std::string(name) + " section (" + std::to_string(h.sections[id].size) + " bytes) smaller than the configuration needs (" +
+              std::to_string(bytes) + ")");
     }
-    classes_.push_back({e.chunk_size, e.payload_stride, e.payload_offset, e.first_chunk, e.chunk_count});
+  };
+  need(kSectionClasses, times(ctl.class_count, sizeof(SizeClassEntry)), "size class");
+  need(kSectionPublishers, times(ctl.max_publishers, sizeof(PublisherSlot)), "publisher");
+  need(kSectionSubscribers, times(ctl.max_subscribers, sizeof(SubscriberSlot)), "subscriber");
+  need(kSectionLoans, times(4ULL * ctl.max_publishers, ctl.max_loans_per_publisher), "loan");
+  need(kSectionHolds, times(4ULL * ctl.max_subscribers, ctl.max_held_per_subscriber), "hold");
+  need(kSectionRing, times(ctl.ring_capacity, sizeof(RingSlot)), "ring");
+  need(kSectionChunks, times(ctl.total_chunks, sizeof(ChunkHeader)), "chunk");
+  const bool in_region = (ctl.flags & kTopicFlagPayloadInRegion) != 0;
+  if (std::uint64_t{ctl.pool_count} * ctl.chunks_per_pool != ctl.total_chunks) {
+    corrupt("pool_count " + std::to_string(ctl.pool_count) + " times chunks_per_pool " + std::to_string(ctl.chunks_per_pool) +
+            " is not total_chunks " + std::to_string(ctl.total_chunks));
+  }
+  if (in_region ? ctl.pool_count != 1 : ctl.pool_count != ctl.max_publishers) {
+    corrupt("wrong pool_count " + std::to_string(ctl.pool_count) + " (payload " +
+            std::string(in_region ? "in the region: 1" : "in publisher pools: max_publishers") + ")");
+  }
+  need(kSectionPools, times(ctl.pool_count, sizeof(PoolSlot)), "pool");
+  need(kSectionFreeLists, times(times(ctl.pool_count, ctl.class_count), sizeof(FreeList)), "free list");
+  const Section& pay = h.sections[kSectionPayload];
+  if (ctl.pool_bytes == 0 || ctl.pool_bytes % kPageSize != 0 || (in_region && pay.size < ctl.pool_bytes) ||
+      pay.offset % kPageSize != 0) {
+    corrupt("bad pool_bytes " + std::to_string(ctl.pool_bytes) + " (payload section " + std::to_string(pay.size) + " bytes)");
+  }
+  f.classes.resize(ctl.class_count);
+  std::memcpy(f.classes.data(), base_ + h.sections[kSectionClasses].offset, ctl.class_count * sizeof(SizeClassEntry));
+  TopicConfig c;
+  c.size_classes.clear();  // not TopicConfig's default class: only the region's own
+  std::vector<LocalClass> classes;
+  std::uint64_t expect_first = 0;
+  // The classes must lie in the pool exactly as plan_for() lays them out, and the pool be
+  // exactly as large as they need: a forged pool_bytes would make every joining publisher
+  // create (and reserve) a memfd of that size.
+  std::uint64_t pool_end = 0;
+  for (std::uint32_t i = 0; i < ctl.class_count; ++i) {
+    const SizeClassEntry& e = f.classes[i];
+    if (e.chunk_size == 0 || e.chunk_size % 8 != 0 || e.chunk_size > kMaxChunkSize || e.chunk_count == 0 ||
+        e.payload_stride != payload_stride(e.chunk_size) || e.first_chunk != expect_first ||
+        e.payload_offset != round_up(pool_end, kPageSize) || e.payload_offset > ctl.pool_bytes ||
+        times(e.payload_stride, e.chunk_count) > ctl.pool_bytes - e.payload_offset) {
+      corrupt("size class " + std::to_string(i) + " is inconsistent (chunk_size " + std::to_string(e.chunk_size) +
+              ", payload_stride " + std::to_string(e.payload_stride) + ", payload_offset " + std::to_string(e.payload_offset) +
+              ", first_chunk " + std::to_string(e.first_chunk) + ", chunk_count " + std::to_string(e.chunk_count) + ")");
+    }
+    classes.push_back({e.chunk_size, e.payload_stride, e.payload_offset, e.first_chunk, e.chunk_count});
     c.size_classes.push_back({e.chunk_size, e.chunk_count});
     expect_first += e.chunk_count;
+    pool_end = e.payload_offset + e.payload_stride * e.chunk_count;
   }
-  if (expect_first != ctl->chunks_per_pool) corrupt("size classes do not add up to the chunks per pool");
-  c.name = ctl->name;
-  c.type_id = ctl->type_id;
-  switch (ctl->policy) {
+  if (ctl.pool_bytes != round_up(pool_end, kPageSize)) {
+    corrupt("pool_bytes " + std::to_string(ctl.pool_bytes) + " is not what the size classes need (" +
+            std::to_string(round_up(pool_end, kPageSize)) + ")");
+  }
+  if (expect_first != ctl.chunks_per_pool) {
+    corrupt("size class chunk_counts add up to " + std::to_string(expect_first) + ", not chunks_per_pool " +
+            std::to_string(ctl.chunks_per_pool));
+  }
+  c.name = ctl.name;
+  c.type_id = ctl.type_id;
+  switch (ctl.policy) {
     case SlowSubscriberPolicyWire::kBlock: c.policy = SlowSubscriberPolicy::block; break;
     case SlowSubscriberPolicyWire::kDropOldest: c.policy = SlowSubscriberPolicy::drop_oldest; break;
     case SlowSubscriberPolicyWire::kFailPublish: c.policy = SlowSubscriberPolicy::fail_publish; break;
-    default: corrupt("unknown slow-subscriber policy");
+    default: corrupt("unknown slow-subscriber policy " + std::to_string(static_cast<std::uint32_t>(ctl.policy)));
   }
-  c.queue_depth = ctl->ring_capacity;
-  c.history_depth = ctl->history_depth;
-  c.max_publishers = ctl->max_publishers;
-  c.max_subscribers = ctl->max_subscribers;
-  c.max_loans_per_publisher = ctl->max_loans_per_publisher;
-  c.max_held_per_subscriber = ctl->max_held_per_subscriber;
-  c.max_segments = ctl->max_segments;
-  c.max_message_size = ctl->max_message_size;
-  c.block_timeout = std::chrono::nanoseconds(ctl->block_timeout_ns);
-  c.stamp_publish_time = (ctl->flags & kTopicFlagStampTime) != 0;
+  c.queue_depth = ctl.ring_capacity;
+  c.history_depth = ctl.history_depth;
+  c.max_publishers = ctl.max_publishers;
+  c.max_subscribers = ctl.max_subscribers;
+  c.max_loans_per_publisher = ctl.max_loans_per_publisher;
+  c.max_held_per_subscriber = ctl.max_held_per_subscriber;
+  c.max_segments = ctl.max_segments;
+  c.max_message_size = ctl.max_message_size;
+  c.block_timeout = std::chrono::nanoseconds(ctl.block_timeout_ns);
+  c.stamp_publish_time = (ctl.flags & kTopicFlagStampTime) != 0;
   const Section& schema = h.sections[kSectionSchema];
   c.schema.assign(reinterpret_cast<const char*>(base_ + schema.offset), schema.size);
+  lost();
+  facts_ = std::move(f);
+  classes_ = std::move(classes);
   config_ = std::move(c);
+  bind_sections();
 }
 
 void TopicMap::bind_sections() {
-  const RegionHeader& h = header();
+  // Only from the validated private copy (see validate()).
+  const HeaderFacts& h = facts_.header;
+  const ControlFacts& ctl = facts_.control;
   auto at = [&](SectionId id) { return base_ + h.sections[id].offset; };
   control_ = reinterpret_cast<TopicControl*>(at(kSectionControl));
-  class_entries_ = reinterpret_cast<SizeClassEntry*>(at(kSectionClasses));
   publishers_ = reinterpret_cast<PublisherSlot*>(at(kSectionPublishers));
   subscribers_ = reinterpret_cast<SubscriberSlot*>(at(kSectionSubscribers));
   loans_ = reinterpret_cast<std::atomic<std::uint32_t>*>(at(kSectionLoans));
@@ -345,13 +433,13 @@ void TopicMap::bind_sections() {
   chunks_ = reinterpret_cast<ChunkHeader*>(at(kSectionChunks));
   pool_slots_ = reinterpret_cast<PoolSlot*>(at(kSectionPools));
   free_lists_ = reinterpret_cast<FreeList*>(at(kSectionFreeLists));
-  ring_mask_ = control_->ring_capacity - 1;
-  total_chunks_ = control_->total_chunks;
-  pool_count_ = control_->pool_count;
-  chunks_per_pool_ = control_->chunks_per_pool;
+  ring_mask_ = ctl.ring_capacity - 1;
+  total_chunks_ = ctl.total_chunks;
+  pool_count_ = ctl.pool_count;
+  chunks_per_pool_ = ctl.chunks_per_pool;
   pool_magic_ = chunks_per_pool_ > 1 ? ~0ULL / chunks_per_pool_ + 1 : 0;
-  pool_bytes_ = control_->pool_bytes;
-  external_pools_ = (control_->flags & kTopicFlagPayloadInRegion) == 0;
+  pool_bytes_ = ctl.pool_bytes;
+  external_pools_ = (ctl.flags & kTopicFlagPayloadInRegion) == 0;
   if (!views_) {
     views_ = std::make_unique<std::atomic<const PoolMapping*>[]>(pool_count_);
     current_.resize(pool_count_);
@@ -369,12 +457,6 @@ void TopicMap::bind_sections() {
     // Release: a reader of views_ (acquire) sees the view's fields.
     views_[0].store(v.get(), std::memory_order_release);
   }
-  if (classes_.empty()) {  // creator: copy the plan it just wrote
-    for (std::uint32_t i = 0; i < control_->class_count; ++i) {
-      const SizeClassEntry& e = class_entries_[i];
-      classes_.push_back({e.chunk_size, e.payload_stride, e.payload_offset, e.first_chunk, e.chunk_count});
-    }
-  }
 }
 
 TopicMap::~TopicMap() {
@@ -384,7 +466,7 @@ TopicMap::~TopicMap() {
 }
 
 std::string TopicMap::describe() const {
-  std::string s = "topic '" + (control_ ? std::string(control_->name) : config_.name) + "'";
+  std::string s = "topic '" + config_.name + "'";  // the private copy: the mapping may be gone
   if (!path_.empty()) s += " (file " + path_.string() + ")";
   return s;
 }

@@ -16,6 +16,7 @@
 
 #include "layout.hpp"
 #include "payload_pool.hpp"
+#include "region_facts.hpp"
 #include "shmbus/config.hpp"
 #include "shmbus/error.hpp"
 
@@ -175,6 +176,8 @@ class TopicMap {
   std::uint64_t capacity(std::uint32_t chunk) const noexcept { return class_of(chunk).chunk_size; }
 
   // ---- accessors ----
+  // The mapping's header and control block: use them for the mutable words only (health,
+  // layout_version, tail, futexes, ...); immutable ones come from facts().
   RegionHeader& header() const noexcept { return *reinterpret_cast<RegionHeader*>(base_); }
   TopicControl& control() const noexcept { return *control_; }
   ChunkHeader& chunk(std::uint32_t i) const noexcept { return chunks_[i]; }
@@ -189,7 +192,14 @@ class TopicMap {
   }
   const std::vector<LocalClass>& classes() const noexcept { return classes_; }
 
+  // The topic's configuration and the region's immutable facts, from the private copy taken
+  // and validated at open: never re-read from the mapping, which anyone may rewrite.
   const TopicConfig& config() const noexcept { return config_; }
+  const RegionFacts& facts() const noexcept { return facts_; }
+  SlowSubscriberPolicyWire policy_wire() const noexcept { return facts_.control.policy; }
+  std::uint32_t flags() const noexcept { return facts_.control.flags; }
+  RegionKind kind() const noexcept { return facts_.header.kind; }
+  std::uint64_t block_timeout_ns() const noexcept { return facts_.control.block_timeout_ns; }
   std::uint64_t ring_capacity() const noexcept { return ring_mask_ + 1; }
   std::uint32_t total_chunks() const noexcept { return total_chunks_; }
   int fd() const noexcept { return fd_; }
@@ -230,8 +240,8 @@ class TopicMap {
   std::byte* base_ = nullptr;
   std::size_t size_ = 0;
   TopicConfig config_;
+  RegionFacts facts_;  // validated private copy of the immutable words (region_facts.hpp)
   TopicControl* control_ = nullptr;
-  SizeClassEntry* class_entries_ = nullptr;
   PoolSlot* pool_slots_ = nullptr;
   FreeList* free_lists_ = nullptr;
   PublisherSlot* publishers_ = nullptr;

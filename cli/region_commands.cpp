@@ -3,7 +3,9 @@
 // disturbs the bus and works with no daemon running.
 #include <fcntl.h>
 
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
@@ -29,9 +31,56 @@ std::string seal_names(int seals) {
 }
 
 
+// `shmbus region inspect` of a region file the library refused (damaged, foreign, another
+// version): prints what the header says, read without mapping it, and rethrows the
+// validation error, which names the inconsistent field (main() prints it as the one-line
+// error and exits 1).
+[[noreturn]] void show_refused(const std::string& target, const GlobalOptions& global, const Error& refusal) {
+  Topic::RegionInfo info;
+  try {
+    info = Topic::read_region_header(target);
+  } catch (const Error&) {
+    throw refusal;  // not even a header to show
+  }
+  if (global.json) {
+    nlohmann::json j;
+    j["file"] = target;
+    j["error"] = refusal.what();
+    j["header"] = {{"layout_version", info.layout_version}, {"kind", info.anonymous ? "anonymous" : "file"},
+                   {"size", info.size}, {"bus", info.bus_name}, {"epoch", info.bus_epoch}, {"revoked", info.revoked}};
+    for (const auto& s : info.sections) j["sections"].push_back({{"name", s.name}, {"offset", s.offset}, {"size", s.size}});
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << "region " << target << " (REFUSED, as its header says, unchecked)\n"
+              << "  layout version " << info.layout_version << ", " << (info.anonymous ? "anonymous (memfd)" : "file-backed")
+              << ", size " << info.size << ", bus '" << info.bus_name << "'" << (info.revoked ? ", revoked" : "") << "\n\n";
+    Table sections({"SECTION", "OFFSET", "SIZE"});
+    for (const auto& s : info.sections) sections.add({s.name, std::to_string(s.offset), std::to_string(s.size)});
+    std::cout << sections.render() << std::flush;
+  }
+  throw refusal;
+}
 
+// Every region this command maps goes through Topic::inspect_file (or the daemon's
+// open_topic), i.e. TopicMap::open, which registers the mapping with the library's SIGBUS
+// guard before its first read: a region truncated under us becomes Errc::region_lost, not a
+// crash. Everything shown is bounded by the configuration validated at open (stats(),
+// busy_chunks() and region_info() never index with a value read from the mapping unchecked).
 void inspect(const std::string& target, const GlobalOptions& global) {
-  OpenedTopic opened = inspect_topic(target, global);
+  std::optional<OpenedTopic> maybe;
+  try {
+    maybe.emplace(inspect_topic(target, global));
+  } catch (const Error& e) {
+    switch (e.code()) {
+      case Errc::not_a_region: case Errc::unknown_layout_version: case Errc::abi_mismatch:
+      case Errc::region_too_short: case Errc::region_corrupt: case Errc::region_unsealed: case Errc::region_lost:
+        if (std::error_code ec; std::filesystem::is_regular_file(target, ec)) show_refused(target, global, e);
+        break;
+      default: break;
+    }
+    throw;
+  }
+  OpenedTopic& opened = *maybe;
   Topic& topic = opened.topic;
   Topic::RegionInfo info = topic.region_info();
   TopicStats stats = topic.stats();

@@ -57,16 +57,37 @@ cmake --install build --prefix "$tmp/prefix"
 cmake -S examples/install_consumer -B "$tmp/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix"
 cmake --build "$tmp/consumer"
 "$tmp/consumer/consumer"
-# shellcheck disable=SC2046  # word splitting of pkg-config's flags is wanted
-c++ -O1 examples/install_consumer/main.cpp -o "$tmp/consumer_pc" \
-  $(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs shmbus)
-"$tmp/consumer_pc"
-# The same with LTO: the archive's fat objects must also feed GCC's link-time optimiser.
-# shellcheck disable=SC2046
-c++ -O2 -flto examples/install_consumer/main.cpp -o "$tmp/consumer_lto" \
-  $(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs shmbus)
-"$tmp/consumer_lto"
-passed=$((passed + 3))
+# The same program built by hand with pkg-config under every usual set of flags: optimisation
+# levels, NDEBUG or not, LTO (the archive's fat objects then feed GCC's link-time optimiser).
+# Each consumer also opens a topic through build/'s daemon (Client::open_topic: the region fd
+# arrives over the control socket), the path an -O1 consumer once broke.
+mkdir -p "$tmp/run"
+build/daemon/shmbusd --runtime-dir "$tmp/run" --log-level warn &
+daemon=$!
+trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+for _ in $(seq 50); do [ -S "$tmp/run/default.sock" ] && break; sleep 0.1; done
+pc_flags=$(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs shmbus)
+consumer_flag_sets=("-O0" "-O0 -DNDEBUG" "-O1" "-O1 -DNDEBUG" "-O2" "-O2 -DNDEBUG" "-O1 -flto=auto" "-O2 -flto=auto")
+consumers_ok=0
+for i in "${!consumer_flag_sets[@]}"; do
+  # shellcheck disable=SC2086  # word splitting of the flags is wanted
+  c++ ${consumer_flag_sets[$i]} examples/install_consumer/main.cpp -o "$tmp/consumer_pc$i" $pc_flags &
+done
+wait_all_ok=1
+for job in $(jobs -p); do [ "$job" = "$daemon" ] || wait "$job" || wait_all_ok=0; done
+[ "$wait_all_ok" = 1 ] || { echo "test.sh: building a pkg-config consumer failed" >&2; status=1; }
+for i in "${!consumer_flag_sets[@]}"; do
+  if "$tmp/consumer_pc$i" "$tmp/run"; then
+    consumers_ok=$((consumers_ok + 1))
+  else
+    echo "test.sh: the install consumer built with '${consumer_flag_sets[$i]}' failed" >&2
+    failed=$((failed + 1))
+    status=1
+  fi
+done
+kill "$daemon" 2>/dev/null || true
+wait "$daemon" 2>/dev/null || true
+passed=$((passed + 1 + consumers_ok))
 
 step "3/3 ASan+UBSan build"
 shmbus_configure build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_SANITIZE=address \

@@ -229,13 +229,15 @@ struct Client::Impl {
         req.setGeneration(generation);
         return req.send().then([](capnp::Response<control::Bus::GetPoolResults>&& resp) {
           control::PayloadPool::Client memfd = resp.getMemfd();
-          return memfd.getFd().then([memfd](kj::Maybe<int> fd) mutable -> int {
-            KJ_IF_MAYBE (f, fd) {
-              int own = fcntl(*f, F_DUPFD_CLOEXEC, 0);  // theirs closes with `memfd`
-              return own >= 0 ? own : detail::TopicMap::kPoolUnknownHere;
-            }
-            return detail::TopicMap::kPoolRefused;
-          });
+          return memfd.getFd()
+              .then([memfd](kj::Maybe<int> fd) mutable -> int {
+                KJ_IF_MAYBE (f, fd) {
+                  int own = fcntl(*f, F_DUPFD_CLOEXEC, 0);  // theirs closes with the reply (see open_topic)
+                  return own >= 0 ? own : detail::TopicMap::kPoolUnknownHere;
+                }
+                return detail::TopicMap::kPoolRefused;
+              })
+              .attach(kj::mv(resp));
         });
       });
     } catch (const Error& e) {
@@ -414,10 +416,18 @@ Topic Client::open_topic(const TopicConfig& config, Role role, std::span<const s
     req.setTypeSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(type_schema.data()), type_schema.size()));
     return req.send().then([](capnp::Response<control::Bus::OpenTopicResults>&& resp) {
       control::Region::Client region = resp.getRegion();
-      return region.getFd().then([region](kj::Maybe<int> fd) mutable -> Topic {
-        KJ_IF_MAYBE (f, fd) { return Topic::open_fd(*f); }  // dups the fd; ours closes with `region`
-        KJ_FAIL_REQUIRE("the daemon's reply carried no region fd (fd passing unavailable?)");
-      });
+      // The fd that came with the reply is closed when the reply is destroyed (capnp 0.9.2:
+      // seen in gdb, ~Response closes it although `region` is still referenced), and kj
+      // destroys the reply as soon as this lambda returns, before the continuation below
+      // runs. So the reply stays attached until open_fd() holds its own dup. Without that,
+      // every open failed with EBADF in consumers whose link re-optimised the library's LTO
+      // code at -O0/-O1 (issue 21); at -O2 it went unnoticed.
+      return region.getFd()
+          .then([region](kj::Maybe<int> fd) mutable -> Topic {
+            KJ_IF_MAYBE (f, fd) { return Topic::open_fd(*f); }  // dups the fd
+            KJ_FAIL_REQUIRE("the daemon's reply carried no region fd (fd passing unavailable?)");
+          })
+          .attach(kj::mv(resp));
     });
   });
   im.serve_pools(topic);
@@ -434,10 +444,12 @@ Topic Client::open_topic(const std::string& name, Role role) {
     req.setRole(to_wire(role));
     return req.send().then([](capnp::Response<control::Bus::OpenTopicResults>&& resp) {
       control::Region::Client region = resp.getRegion();
-      return region.getFd().then([region](kj::Maybe<int> fd) mutable -> Topic {
-        KJ_IF_MAYBE (f, fd) { return Topic::open_fd(*f); }
-        KJ_FAIL_REQUIRE("the daemon's reply carried no region fd (fd passing unavailable?)");
-      });
+      return region.getFd()
+          .then([region](kj::Maybe<int> fd) mutable -> Topic {
+            KJ_IF_MAYBE (f, fd) { return Topic::open_fd(*f); }  // dups the fd; see open_topic above
+            KJ_FAIL_REQUIRE("the daemon's reply carried no region fd (fd passing unavailable?)");
+          })
+          .attach(kj::mv(resp));
     });
   });
   im.serve_pools(topic);

@@ -100,6 +100,12 @@ class Topic {
     std::vector<PoolInfo> pools;
   };
   RegionInfo region_info() const;
+  // What the header of region file `path` says, read as it is (one pread, no mapping, nothing
+  // validated: a damaged region's fields may be anything), for tools that show a region
+  // open/inspect_file refused. `healthy` is false; sections as the table lists them, even out
+  // of range; no pools. Throws Error(region_too_short) for a file shorter than a header.
+  static RegionInfo read_region_header(const std::filesystem::path& path,
+                                       std::chrono::milliseconds lease_wait = std::chrono::milliseconds(2000));
   // Every chunk that is not free, with where it is, for tools: "in queue/history as seq N",
   // "loaned by publisher slot S (pid P)", "held by subscriber slot S (pid P)" (several may
   // apply, comma-separated), or "referenced (segment of a message, or in flight)".
