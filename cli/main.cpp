@@ -5,6 +5,7 @@
 // (unknown command or option, missing argument). docs/cli.md lists them.
 #include <cstdio>
 #include <kj/exception.h>
+#include <string>
 
 #include "commands.hpp"
 #include "shmbus/error.hpp"
@@ -26,6 +27,15 @@ void add_global_options(CLI::App& app, shmbus::cli::GlobalOptions& global) {
   for (CLI::App* sub : app.get_subcommands([](CLI::App* a) { return !a->get_name().empty(); })) {
     add_global_options(*sub, global);
   }
+}
+
+// Cap'n Proto's own checks read "expected endPtr == s.end() [x == ]; String does not contain
+// valid number; s = x": keep what follows the failed condition, on one line.
+std::string one_line(const kj::Exception& e) {
+  std::string s = e.getDescription().cStr();
+  if (s.starts_with("expected ") && s.find("; ") != std::string::npos) s = s.substr(s.find("; ") + 2);
+  for (char& c : s) c = c == '\n' ? ' ' : c;
+  return s;
 }
 
 // The path of the command that failed to parse, for the hint: "shmbus topic info".
@@ -70,7 +80,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shmbus: %s\n", e.what());
     return kExitFailed;
   } catch (const kj::Exception& e) {
-    std::fprintf(stderr, "shmbus: %s\n", e.getDescription().cStr());
+    std::fprintf(stderr, "shmbus: %s\n", one_line(e).c_str());
     return kExitFailed;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "shmbus: %s\n", e.what());

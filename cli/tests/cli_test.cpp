@@ -194,6 +194,18 @@ TEST_F(CliTest, AMessageTooLargeForTheTopicIsOneLineNamingTopicSizeAndLargestChu
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+TEST_F(CliTest, AMessageThatDoesNotParseIsOneLineWithoutTheFailedCondition) {
+  for (const char* message : {"'{\"seq\": \"x\"}'", "'{\"seq\": '"}) {
+    SCOPED_TRACE(message);
+    CliRun r = shmbus_cli("pub " + file_ + " --json " + message);
+    EXPECT_EQ(exit_code(r), 1) << r.err;
+    EXPECT_EQ(r.err.find("expected "), std::string::npos) << r.err;  // KJ_REQUIRE's "expected endPtr == ..."
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  CliRun number = shmbus_cli("pub " + file_ + " --json '{\"seq\": \"x\"}'");
+  EXPECT_NE(number.err.find("valid number"), std::string::npos) << number.err;
+}
+
 TEST_F(CliTest, SnapshotThenDumpOffline) {
   for (std::uint64_t i = 0; i < 5; ++i) publish(100 + i, "m" + std::to_string(i));
   fs::path snap = dir_ / "snap.bin";
