@@ -21,9 +21,9 @@ constexpr int kExitUsage = 2;
 // (`shmbus --json status` and `shmbus status --json`) and each command's --help lists them.
 void add_global_options(CLI::App& app, shmbus::cli::GlobalOptions& global) {
   CLI::Option_group* group = app.add_option_group("Global options", "Accepted before or after the command");
-  group->add_option("--bus", global.bus, "Bus name (default: default)");
+  group->add_option("--bus", global.bus, "Bus name (default: default)")->type_name("NAME");
   group->add_flag("--json", global.json, "Print JSON instead of tables/text");
-  group->add_option("--socket", global.socket, "Daemon socket path (default: from --bus)");
+  group->add_option("--socket", global.socket, "Daemon socket path (default: from --bus)")->type_name("PATH");
   for (CLI::App* sub : app.get_subcommands([](CLI::App* a) { return !a->get_name().empty(); })) {
     add_global_options(*sub, global);
   }
