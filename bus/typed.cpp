@@ -70,8 +70,13 @@ kj::ArrayPtr<capnp::word> ChunkMessageBuilder::allocateSegment(unsigned minimum_
     KJ_REQUIRE(status_.ok() || handed_out_ == 0, "shmbus: message cannot grow", errc_name(status_.code()));
     status_ = Errc::ok;
     chunk = loan_segment(want);
-    KJ_REQUIRE(chunk != kNoChunk, "shmbus: cannot allocate a message segment", errc_name(status_.code()),
-               core_->map().describe(), want);
+    if (chunk == kNoChunk) {
+      // Cap'n Proto can only throw here. Say what a user can act on (the topic, the size, the
+      // largest chunk and max message size for message_too_large), not KJ_REQUIRE's internals;
+      // status() keeps the code.
+      std::string why = core_->explain(status_.code(), want);
+      kj::throwFatalException(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::heapString(why.c_str())));
+    }
   }
   ++handed_out_;
   std::uint64_t capacity = core_->map().capacity(chunk);

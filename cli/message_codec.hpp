@@ -31,7 +31,7 @@ class MessageCodec {
   // kj::Exception for a malformed message.
   std::string decode(const std::vector<std::span<const std::byte>>& segments, bool json) const;
   // Fills `builder`'s root from Cap'n Proto text or JSON. Throws kj::Exception naming what
-  // did not parse.
+  // did not parse, and std::invalid_argument naming a JSON member the type has no field for.
   void encode(const std::string& text, bool json, capnp::MessageBuilder& builder) const;
   capnp::StructSchema schema() const { return *type_; }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -159,7 +160,10 @@ void pub(const PubArgs& args, const GlobalOptions& global) {
       codec.encode(args.text, global.json, builder);
       st = builder.publish();
     } else {
-      st = publisher.publish_copy(std::as_bytes(std::span<const char>(args.text.data(), args.text.size())));
+      Result<RawLoan> loan = publisher.loan(args.text.size());
+      if (!loan) throw Error(loan.code(), publisher.explain(loan.code(), args.text.size()));
+      std::memcpy(loan->data().data(), args.text.data(), args.text.size());
+      st = publisher.publish(std::move(loan.value()));
     }
     if (!st.ok()) throw Error(st.code(), "topic '" + topic.name() + "': publish failed: " + st.name());
     if (period.count() > 0) {

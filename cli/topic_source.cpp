@@ -7,8 +7,14 @@
 namespace shmbus::cli {
 namespace {
 
+// A region file, or a topic name? Topic names may contain '/' ("camera/front"), so a slash
+// alone does not make a path: an existing file, a name ending in ".shmbus" (region files
+// always do; a file-backed topic "a/b" is stored as "a%b.shmbus") or an explicitly absolute
+// or relative path ("/...", "./...", "../...") does. Anything else is a topic name.
 bool looks_like_path(const std::string& arg) {
-  return arg.find('/') != std::string::npos || arg.ends_with(".shmbus") || std::filesystem::exists(arg);
+  std::error_code ignored;  // an unreadable or missing path is simply not an existing file
+  return std::filesystem::is_regular_file(arg, ignored) || arg.ends_with(".shmbus") || arg.starts_with("/") ||
+         arg.starts_with("./") || arg.starts_with("../");
 }
 
 OpenedTopic through_daemon(const std::string& name, const GlobalOptions& global, Role role) {

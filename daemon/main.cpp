@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "daemon.hpp"
+#include "shmbus_version.hpp"
 
 namespace {
 
@@ -26,6 +27,7 @@ extern "C" void on_signal(int sig) {
 
 int main(int argc, char** argv) {
   CLI::App app{"shmbusd: the shmbus shared-memory bus daemon"};
+  app.set_version_flag("--version", shmbus::build::version_line("shmbusd"));
   std::string config, bus, runtime_dir, region_dir, socket_group, backing, log_level = "info";
   long handshake_ms = -1;
   long max_rps = -1;

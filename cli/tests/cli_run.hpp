@@ -18,10 +18,10 @@ struct CliRun {
   int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 };
 
-// `args` are already shell-quoted.
-inline CliRun shmbus_cli(const std::string& args) {
+// Runs `program` (a path) with `args`, which are already shell-quoted.
+inline CliRun run_program(const std::string& program, const std::string& args) {
   std::filesystem::path err_file = std::filesystem::temp_directory_path() / ("shmbus-cli-err-" + std::to_string(getpid()));
-  std::string cmd = std::string(SHMBUS_CLI_PATH) + " " + args + " 2>" + err_file.string();
+  std::string cmd = program + " " + args + " 2>" + err_file.string();
   FILE* p = popen(cmd.c_str(), "r");
   CliRun r{};
   char buf[4096];
@@ -32,5 +32,7 @@ inline CliRun shmbus_cli(const std::string& args) {
   std::filesystem::remove(err_file);
   return r;
 }
+
+inline CliRun shmbus_cli(const std::string& args) { return run_program(SHMBUS_CLI_PATH, args); }
 
 }  // namespace shmbus::test

@@ -141,6 +141,71 @@ TEST_F(CliTest, PubParsesTextAndJsonThroughTheRecordedSchema) {
   EXPECT_NE(bad.err.find("nosuchfield"), std::string::npos) << bad.err;
 }
 
+TEST_F(CliTest, JsonPubRejectsAFieldTheTypeDoesNotHave) {
+  Subscriber<test::Reading> sub(*topic_);
+  CliRun typo = shmbus_cli("--json pub " + file_ + " '{\"seq\": \"1\", \"sensr\": \"typo\"}'");
+  EXPECT_EQ(exit_code(typo), 1) << typo.err;
+  EXPECT_NE(typo.err.find("unknown field 'sensr'"), std::string::npos) << typo.err;
+  EXPECT_NE(typo.err.find("Reading"), std::string::npos) << typo.err;  // the type
+  EXPECT_EQ(std::count(typo.err.begin(), typo.err.end(), '\n'), 1) << typo.err;
+  EXPECT_EQ(sub.take().code(), Errc::no_data) << "a message with a misspelt field was published";
+
+  // Inside a list of structs too, with where it is.
+  TopicConfig c = typed_topic<test::Tree>("trees");
+  RegionOptions o;
+  o.backing = RegionOptions::Backing::file;
+  o.payload_in_region = true;
+  o.directory = dir_;
+  Topic trees = Topic::create(c, o);
+  CliRun nested = shmbus_cli("pub " + trees.path().string() + " --json '{\"value\": \"1\", \"children\": [{\"valeu\": \"2\"}]}'");
+  EXPECT_EQ(exit_code(nested), 1) << nested.err;
+  EXPECT_NE(nested.err.find("unknown field 'valeu' in 'children[0]'"), std::string::npos) << nested.err;
+  CliRun good = shmbus_cli("pub " + trees.path().string() + " --json '{\"value\": \"1\", \"children\": [{\"value\": \"2\"}]}'");
+  EXPECT_EQ(exit_code(good), 0) << good.err;
+}
+
+TEST_F(CliTest, AMessageTooLargeForTheTopicIsOneLineNamingTopicSizeAndLargestChunk) {
+  const std::string body(2000, 'x');  // the topic's only chunk size is 512 bytes
+  for (const char* json : {"", "--json "}) {
+    SCOPED_TRACE(json);
+    std::string bytes;  // Cap'n Proto's JSON has Data as an array of numbers
+    for (char ch : body) bytes += (bytes.empty() ? "" : ",") + std::to_string(static_cast<int>(ch));
+    std::string message = *json ? "'{\"body\": [" + bytes + "]}'" : "'(body = \"" + body + "\")'";
+    CliRun r = shmbus_cli(std::string(json) + "pub " + file_ + " " + message);
+    EXPECT_EQ(exit_code(r), 1) << r.err;
+    EXPECT_NE(r.err.find("topic 'readings'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("message too large"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("largest chunk 512 bytes"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("kNoChunk"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  // A raw topic: the argument's bytes are the message.
+  TopicConfig c;
+  c.name = "raw/small";
+  c.size_classes = {{64, 8}};
+  RegionOptions o;
+  o.backing = RegionOptions::Backing::file;
+  o.directory = dir_;
+  Topic raw = Topic::create(c, o);
+  CliRun r = shmbus_cli("pub " + raw.path().string() + " " + std::string(100, 'y'));
+  EXPECT_EQ(exit_code(r), 1) << r.err;
+  EXPECT_NE(r.err.find("topic 'raw/small'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot loan 100 bytes: message too large (largest chunk 64 bytes"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(CliTest, AMessageThatDoesNotParseIsOneLineWithoutTheFailedCondition) {
+  for (const char* message : {"'{\"seq\": \"x\"}'", "'{\"seq\": '"}) {
+    SCOPED_TRACE(message);
+    CliRun r = shmbus_cli("pub " + file_ + " --json " + message);
+    EXPECT_EQ(exit_code(r), 1) << r.err;
+    EXPECT_EQ(r.err.find("expected "), std::string::npos) << r.err;  // KJ_REQUIRE's "expected endPtr == ..."
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  CliRun number = shmbus_cli("pub " + file_ + " --json '{\"seq\": \"x\"}'");
+  EXPECT_NE(number.err.find("valid number"), std::string::npos) << number.err;
+}
+
 TEST_F(CliTest, SnapshotThenDumpOffline) {
   for (std::uint64_t i = 0; i < 5; ++i) publish(100 + i, "m" + std::to_string(i));
   fs::path snap = dir_ / "snap.bin";

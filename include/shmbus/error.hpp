@@ -13,11 +13,15 @@
 
 namespace shmbus {
 
+// Every code has a row in docs/usage.md's error table (cli/tests/docs_error_table_test.cpp
+// fails naming a code without one).
 enum class Errc {
   ok = 0,
   // Data path
   pool_exhausted,        // no free chunk of a size class that fits; see Topic::describe_pool()
-  message_too_large,     // larger than the topic's largest chunk or max message size
+  message_too_large,     // larger than the topic's largest chunk or max message size; a typed
+                         // message outgrowing them while built throws kj::Exception (one line:
+                         // topic, size, largest chunk) and its loan's status() is this code
   too_many_segments,     // a typed message needed more chunks than the topic allows
   too_many_loans,        // this publisher already holds max_loans_per_publisher chunks
   too_many_held,         // this subscriber already holds max_held_per_subscriber samples
