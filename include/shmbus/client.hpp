@@ -20,6 +20,11 @@
 // handing back regions the new daemon does not know. While disconnected, set-up calls
 // (open_topic, registration) throw Error(system_error) saying the daemon is unreachable.
 //
+// When the daemon revokes a topic's region (its file opened for writing or truncated by
+// someone else) and serves a fresh one, the publishers and subscribers this client made or
+// registered follow it by themselves at their next call: subscribers count what was lost
+// (RawSubscriber::lost_revoked()). See docs/usage.md, "Revocation and resumption".
+//
 // Lifetime: destroy publishers/subscribers before the Client, or accept that they are no
 // longer looked after: ~Client() first tells the daemon to forget this client's
 // registrations (so they are not reclaimed while still in use), then disconnects.
@@ -60,7 +65,11 @@ struct ClientOptions {
   std::filesystem::path socket;   // explicit socket path; overrides `bus`
   std::string name;               // shown by `shmbus clients`; default: /proc/self/comm
   std::chrono::milliseconds timeout{5000};  // per control request
-  bool reconnect = true;          // reconnect and re-register after the daemon restarts
+  // Reconnect and re-register after the daemon restarts, and follow revoked topics: a
+  // publisher or subscriber this client made or registered moves by itself to the fresh
+  // region the daemon serves after revoking its region (docs/usage.md, "Revocation and
+  // resumption"). false: fail at once, and region_lost is final.
+  bool reconnect = true;
 };
 
 // The bus daemon's view of itself (Client::status()).
@@ -168,6 +177,13 @@ class Client {
 
  private:
   Topic open_topic_typed(const TopicConfig& config, Role role, capnp::Schema schema);
+
+  // ---- following revoked topics (bus/control/client.cpp, "Following revoked topics") ----
+  void start_following_revoked_topics();
+  void stop_following_revoked_topics() noexcept;
+  // Lets a publisher/subscriber registered here reopen its topic after region_lost.
+  void follow_revoked_topic(detail::Resumption& r) const noexcept;
+
   std::unique_ptr<Impl> impl_;
 };
 
