@@ -165,8 +165,16 @@ bool RawPublisher::resume() noexcept {
 
 // ---------------------------------------------------------------- RawSubscriber
 
+namespace {
+// The sequence a subscriber core just made starts at: the cursor it stored in its slot (we
+// are its only writer, so relaxed).
+std::uint64_t start_of(const detail::SubscriberCore& core) noexcept {
+  return core.map().subscriber(core.slot()).cursor.load(std::memory_order_relaxed);
+}
+}  // namespace
+
 RawSubscriber::RawSubscriber(const Topic& topic, SubscriberOptions options)
-    : core_(std::make_shared<detail::SubscriberCore>(topic, options)), options_(options) {}
+    : core_(std::make_shared<detail::SubscriberCore>(topic, options)), options_(options), joined_at_(start_of(*core_)) {}
 RawSubscriber::~RawSubscriber() {
   if (core_) core_->stop_event_thread();
 }
@@ -253,23 +261,27 @@ bool RawSubscriber::resume() noexcept {
       SubscriberOptions options = options_;
       options.with_history = true;  // the fresh region's retained messages are the topic's
       auto next = std::make_shared<detail::SubscriberCore>(*fresh, options);
-      // What the lost region still owed us: published after our cursor. Relaxed loads: a
-      // count for the user, no data is read by it. A truncated region's words are gone (the
-      // SIGBUS guard mapped zeros over them): what it owed cannot be known, count nothing.
+      // What the lost region still owed us: published after our cursor, which is where we
+      // joined plus what we took and lost there (the slot's cursor word lags behind it by the
+      // samples we still pin). Relaxed loads: a count for the user, no data is read by it. A
+      // truncated region's words are gone (the SIGBUS guard mapped zeros over them): what it
+      // owed cannot be known, count nothing.
       std::uint64_t owed = 0;
       detail::TopicMap& old = core_->map();
       if (old.lost_flag()->load(std::memory_order_acquire) == 0) {  // pairs with the guard's release
         const std::uint64_t tail = old.control().tail.load(std::memory_order_relaxed);
-        const std::uint64_t cursor = old.subscriber(core_->slot()).cursor.load(std::memory_order_relaxed);
+        const std::uint64_t cursor =
+            joined_at_ + old.subscriber(core_->slot()).taken.load(std::memory_order_relaxed) + core_->lost();
         owed = tail > cursor ? tail - cursor : 0;
       }
-      // And what the fresh region published before we joined, beyond its retained history:
-      // our new cursor (we stored it ourselves, just now).
-      owed += next->map().subscriber(next->slot()).cursor.load(std::memory_order_relaxed);
+      // And what the fresh region published before we joined, beyond its retained history.
+      const std::uint64_t joined = start_of(*next);
+      owed += joined;
       lost_earlier_ += core_->lost();
       lost_revoked_ += owed;
       lost_revoked_unreported_ += owed;
       core_ = std::move(next);  // the old core lives on while samples of it do
+      joined_at_ = joined;
       r.reopener->register_slot(core_->topic(), /*publisher=*/false, core_->slot());
       resumed(r);
       return true;

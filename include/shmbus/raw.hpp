@@ -229,6 +229,7 @@ class RawSubscriber {
   Result<RawSample> sample_after_resumption(const detail::Taken& t) noexcept;
   std::shared_ptr<detail::SubscriberCore> core_;
   SubscriberOptions options_;
+  std::uint64_t joined_at_ = 0;           // the sequence core_ started at
   std::uint64_t lost_earlier_ = 0;        // lost() of the cores of regions left behind
   std::uint64_t lost_revoked_ = 0;
   std::uint64_t lost_revoked_unreported_ = 0;  // not yet in a sample's lost_before()
