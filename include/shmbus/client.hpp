@@ -154,12 +154,16 @@ class Client {
   RawPublisher publisher(const Topic& topic);
   RawSubscriber subscriber(const Topic& topic, SubscriberOptions options = {});
   // Registers one made by hand (typed ones: pass pub.raw() / sub.raw()). The topic must have
-  // been opened through this client with the matching role.
+  // been opened through this client with the matching role. From then on (with
+  // ClientOptions::reconnect) it follows its topic to a fresh region after a revocation; this
+  // is the one change registration makes to the object, so call it from the thread that owns
+  // the publisher/subscriber.
   void register_publisher(const RawPublisher& pub);
   void register_subscriber(const RawSubscriber& sub);
   // Tells the daemon to forget a registration; call before handing the slot's clean-up to
-  // someone else. Destroying a publisher/subscriber needs no call: a stale registration is
-  // never acted on (it is matched by generation).
+  // someone else. The publisher/subscriber no longer follows revoked topics either.
+  // Destroying a publisher/subscriber needs no call: a stale registration is never acted on
+  // (it is matched by generation).
   void unregister_publisher(const RawPublisher& pub);
   void unregister_subscriber(const RawSubscriber& sub);
 
