@@ -41,6 +41,7 @@ int run_subscriber(int region_fd, std::uint64_t count) {
     if (sample.code() == shmbus::Errc::timeout) break;
     if (!sample) {
       std::printf("[subscriber] %s\n", sample.name());
+      if (sample.code() == shmbus::Errc::region_lost) break;  // final without a daemon: never loop on it
       continue;
     }
     const std::uint64_t now = examples::monotonic_ns();
@@ -138,6 +139,7 @@ int main(int argc, char** argv) {
       if (!loan) {
         std::printf("[publisher] loan: %s\n", loan.status().name());
         ++failed;
+        if (loan.status().code() == shmbus::Errc::region_lost) break;  // final without a daemon
         continue;
       }
       Telemetry::Builder msg = loan.init();

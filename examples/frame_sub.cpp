@@ -28,6 +28,13 @@ int main(int argc, char** argv) {
     while (count == 0 || received < count) {
       auto sample = sub.take_wait(std::chrono::seconds(idle_s));
       if (sample.code() == shmbus::Errc::timeout) break;
+      if (sample.code() == shmbus::Errc::region_lost) {
+        // The region file was truncated or revoked. Opened without a daemon, nothing brings
+        // it back: the loss is final, and looping on it would only spin. Stop.
+        std::fprintf(stderr, "frame_sub: %s\n", sample.name());
+        ++bad;
+        break;
+      }
       if (!sample) {
         std::fprintf(stderr, "frame_sub: %s\n", sample.name());
         ++bad;

@@ -44,8 +44,20 @@ int main(int argc, char** argv) {
     for (std::uint64_t i = 0; i < count; ++i) {
       auto loan = pub.loan();  // a chunk of the pool: the message is built where it is read
       if (!loan) {
-        std::fprintf(stderr, "publisher: %s\n", pub.raw().explain(loan.status().code(), 256).c_str());
         ++failed;
+        if (loan.status().code() != shmbus::Errc::region_lost) {
+          std::fprintf(stderr, "publisher: %s\n", pub.raw().explain(loan.status().code(), 256).c_str());
+        } else if (pub.raw().resumable()) {
+          // Revoked, and the daemon has no fresh region for us yet (it is away): a later loan
+          // asks again (the publisher follows the topic by itself, through the Client).
+          std::fprintf(stderr, "publisher: region lost, waiting for the daemon\n");
+        } else {
+          std::fprintf(stderr, "publisher: region lost for good\n");  // without a Client
+          failed += count - i - 1;
+          break;
+        }
+        next += period;  // keep the pace: a failing loan must not turn the loop into a spin
+        std::this_thread::sleep_until(next);
         continue;
       }
       Telemetry::Builder msg = loan.init();

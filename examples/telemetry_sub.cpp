@@ -4,7 +4,9 @@
 //   telemetry_sub [--bus default | --socket PATH] [--count 0] [--idle 3] [--print-every 100]
 //                 [--busy-poll]
 //
-// Stops after --count messages (0: no limit) or when nothing arrives for --idle seconds.
+// Stops after --count messages (0: no limit) or when nothing arrives for --idle seconds. When
+// the topic's region is revoked it follows the topic to the fresh region (through its Client),
+// waiting as long as the daemon is away.
 #include <cstdio>
 
 #include "example_util.hpp"
@@ -37,6 +39,16 @@ int main(int argc, char** argv) {
     while (count == 0 || received < count) {
       auto sample = sub.take_wait(std::chrono::seconds(idle_s));
       if (sample.code() == shmbus::Errc::timeout) break;  // the publisher went quiet
+      if (sample.code() == shmbus::Errc::region_lost) {
+        // The topic's region was revoked (someone wrote to or truncated its file) and no fresh
+        // one could be had within the timeout: the daemon is down, say. Registered through the
+        // Client, the subscriber follows the topic by itself once there is one, and take_wait()
+        // sleeps meanwhile. Without a Client the loss is final: stop, never loop on it.
+        if (!sub.raw().resumable()) break;
+        std::fprintf(stderr, "subscriber: region lost, waiting for the daemon to serve '%s' again\n",
+                     topic.name().c_str());
+        continue;
+      }
       if (!sample) {  // e.g. malformed_message: that message is skipped, the next one is fine
         std::fprintf(stderr, "subscriber: %s\n", sample.name());
         continue;
@@ -46,8 +58,9 @@ int main(int argc, char** argv) {
       const std::uint64_t latency = now - msg.getSendTimeNs();
       stats.add(latency);
       if (sample->lost_before() != 0) {
-        // Overwritten while we lagged a whole queue behind, or (without shmbusd) their
-        // publisher exited before we read its pool: docs/usage.md, "lost_before".
+        // Overwritten while we lagged a whole queue behind, left in a revoked region, or
+        // (without shmbusd) their publisher exited before we read its pool: docs/usage.md,
+        // "lost_before".
         std::printf("subscriber: lost %llu messages before this one\n",
                     static_cast<unsigned long long>(sample->lost_before()));
       }
@@ -59,7 +72,11 @@ int main(int argc, char** argv) {
       ++received;
     }
     stats.print("subscriber");
-    if (sub.lost() != 0) std::printf("subscriber: %llu lost in all\n", static_cast<unsigned long long>(sub.lost()));
+    if (sub.lost() != 0) {
+      std::printf("subscriber: %llu lost in all, %llu of them to %llu revocation(s)\n",
+                  static_cast<unsigned long long>(sub.lost()), static_cast<unsigned long long>(sub.raw().lost_revoked()),
+                  static_cast<unsigned long long>(sub.raw().resumptions()));
+    }
     return received > 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "subscriber: %s\n", e.what());

@@ -30,6 +30,7 @@
 #include "control/pool_cap.hpp"
 #include "control/region_cap.hpp"
 #include "control/wire.hpp"
+#include "reopener.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -79,6 +80,8 @@ control::Role to_wire(Role r) {
 
 Role from_wire(control::Role r) { return r == control::Role::PUBLISHER ? Role::publisher : Role::subscriber; }
 
+class ClientReopener;  // "Following revoked topics", at the end of this file
+
 }  // namespace
 
 std::filesystem::path default_runtime_dir() {
@@ -102,6 +105,9 @@ struct Client::Impl {
   std::set<Registration> regs;
   std::atomic<bool> up{false};
   std::atomic<std::uint64_t> connections{0};
+  // Given to what this client makes or registers, so it follows a revoked topic (set when
+  // opts.reconnect; null otherwise).
+  std::shared_ptr<ClientReopener> reopener;
 
   // Where the topics this client mapped get payload pools from: this client, while it lives.
   // A Topic can outlive its Client, so each map holds this and not the client; ~Client()
@@ -377,10 +383,12 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
     throw Error(Errc::system_error, "shmbus daemon at " + im.socket.string() + " is unreachable: " + error);
   }
   im.pool_broker->client = &im;  // no topic holds the broker yet: no lock needed
+  start_following_revoked_topics();
 }
 
 Client::~Client() {
   Impl& im = *impl_;
+  stop_following_revoked_topics();  // waits for a reopen in flight
   {
     std::unique_lock lock(im.pool_broker->mu);  // waits for fetches in flight
     im.pool_broker->client = nullptr;
@@ -479,20 +487,24 @@ void Client::register_publisher(const RawPublisher& pub) {
   const Topic& t = pub.topic();
   impl_->add_registration({t.name(), control::Role::PUBLISHER, pub.slot(), t.publisher_generation(pub.slot())});
   if (t.external_pools()) impl_->add_pool(t, pub.slot());  // pool index = publisher slot
+  follow_revoked_topic(pub.resume_);
 }
 
 void Client::register_subscriber(const RawSubscriber& sub) {
   const Topic& t = sub.topic();
   impl_->add_registration({t.name(), control::Role::SUBSCRIBER, sub.slot(), t.subscriber_generation(sub.slot())});
+  follow_revoked_topic(sub.resume_);
 }
 
 void Client::unregister_publisher(const RawPublisher& pub) {
   const Topic& t = pub.topic();
+  pub.resume_.reopener = nullptr;  // no longer ours to look after
   impl_->remove_registration({t.name(), control::Role::PUBLISHER, pub.slot(), t.publisher_generation(pub.slot())});
 }
 
 void Client::unregister_subscriber(const RawSubscriber& sub) {
   const Topic& t = sub.topic();
+  sub.resume_.reopener = nullptr;  // no longer ours to look after
   impl_->remove_registration({t.name(), control::Role::SUBSCRIBER, sub.slot(), t.subscriber_generation(sub.slot())});
 }
 
@@ -565,5 +577,98 @@ std::vector<ClientListing> Client::clients() {
 
 bool Client::connected() const { return impl_->up; }
 std::uint64_t Client::connection_count() const { return impl_->connections; }
+
+// ---------------------------------------------------------------- Following revoked topics
+//
+// When the daemon revokes a region (a lease break: its file opened for writing or truncated)
+// it serves a fresh region under the same name to the next openTopic. A publisher or
+// subscriber this client made or registered holds our ClientReopener; after its core reports
+// region_lost it asks here for the topic again, with the lost region's configuration and its
+// own role, makes a new core on the fresh region and registers its new slot (bus/raw.cpp).
+// Nothing here runs unless a region was lost. See docs/usage.md, "Revocation and resumption".
+
+namespace {
+
+class ClientReopener final : public detail::Reopener {
+ public:
+  ClientReopener(Client& client, Client::Impl& im) : client_(&client), im_(&im) {}
+
+  // ~Client: from now on region_lost is final for everything we gave this to.
+  void detach() noexcept {
+    std::lock_guard lock(mu_);
+    client_ = nullptr;
+    im_ = nullptr;
+  }
+
+  bool alive() const noexcept override {
+    std::lock_guard lock(mu_);
+    return client_ != nullptr;
+  }
+
+  std::optional<Topic> reopen(const Topic& lost, bool publisher) noexcept override {
+    std::lock_guard lock(mu_);
+    if (client_ == nullptr || !im_->up) return std::nullopt;
+    try {
+      const std::string name = lost.name();  // a private copy: readable after truncation too
+      const bool held_lost_region = same_region(lookup(name), lost);
+      Topic fresh = client_->open_topic(lost.config(), publisher ? Role::publisher : Role::subscriber);
+      // The daemon has not revoked it (yet): a truncation it could not see (ftruncate through
+      // a client's own fd), or a lease break it has not handled. Ask again later.
+      if (same_region(fresh, lost) || fresh.revoked()) return std::nullopt;
+      // The first of our publishers/subscribers to follow the topic: every registration we
+      // hold under its name was made on the lost region. Forget them (the daemon dropped them
+      // with it), lest a resync hand them over as slots of the fresh region.
+      if (held_lost_region) {
+        std::lock_guard regs_lock(im_->mu);
+        std::erase_if(im_->regs, [&](const Registration& r) { return r.topic == name; });
+      }
+      return fresh;
+    } catch (const std::exception&) {  // unreachable, refused: the caller backs off
+      return std::nullopt;
+    }
+  }
+
+  void register_slot(const Topic& fresh, bool publisher, std::uint32_t slot) noexcept override {
+    std::lock_guard lock(mu_);
+    if (client_ == nullptr) return;
+    try {
+      if (publisher) {
+        im_->add_registration({fresh.name(), control::Role::PUBLISHER, slot, fresh.publisher_generation(slot)});
+        if (fresh.external_pools()) im_->add_pool(fresh, slot);
+      } else {
+        im_->add_registration({fresh.name(), control::Role::SUBSCRIBER, slot, fresh.subscriber_generation(slot)});
+      }
+    } catch (const std::exception&) {  // the daemon went away meanwhile: its sweep reclaims dead slots
+    }
+  }
+
+ private:
+  std::optional<Topic> lookup(const std::string& name) const {
+    std::lock_guard lock(im_->mu);
+    auto it = im_->topics.find(name);
+    if (it == im_->topics.end()) return std::nullopt;
+    return it->second;
+  }
+  static bool same_region(const std::optional<Topic>& a, const Topic& b) {
+    struct stat sa {}, sb {};
+    return a && fstat(a->fd(), &sa) == 0 && fstat(b.fd(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  }
+
+  mutable std::mutex mu_;  // held across a reopen, so ~Client waits for one in flight
+  Client* client_;
+  Client::Impl* im_;
+};
+
+}  // namespace
+
+void Client::start_following_revoked_topics() {
+  if (impl_->opts.reconnect) impl_->reopener = std::make_shared<ClientReopener>(*this, *impl_);
+}
+
+void Client::stop_following_revoked_topics() noexcept {
+  if (impl_->reopener) impl_->reopener->detach();
+}
+
+void Client::follow_revoked_topic(detail::Resumption& r) const noexcept { r.reopener = impl_->reopener; }
 
 }  // namespace shmbus

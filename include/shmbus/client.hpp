@@ -20,6 +20,11 @@
 // handing back regions the new daemon does not know. While disconnected, set-up calls
 // (open_topic, registration) throw Error(system_error) saying the daemon is unreachable.
 //
+// When the daemon revokes a topic's region (its file opened for writing or truncated by
+// someone else) and serves a fresh one, the publishers and subscribers this client made or
+// registered follow it by themselves at their next call: subscribers count what was lost
+// (RawSubscriber::lost_revoked()). See docs/usage.md, "Revocation and resumption".
+//
 // Lifetime: destroy publishers/subscribers before the Client, or accept that they are no
 // longer looked after: ~Client() first tells the daemon to forget this client's
 // registrations (so they are not reclaimed while still in use), then disconnects.
@@ -60,7 +65,11 @@ struct ClientOptions {
   std::filesystem::path socket;   // explicit socket path; overrides `bus`
   std::string name;               // shown by `shmbus clients`; default: /proc/self/comm
   std::chrono::milliseconds timeout{5000};  // per control request
-  bool reconnect = true;          // reconnect and re-register after the daemon restarts
+  // Reconnect and re-register after the daemon restarts, and follow revoked topics: a
+  // publisher or subscriber this client made or registered moves by itself to the fresh
+  // region the daemon serves after revoking its region (docs/usage.md, "Revocation and
+  // resumption"). false: fail at once, and region_lost is final.
+  bool reconnect = true;
 };
 
 // The bus daemon's view of itself (Client::status()).
@@ -145,12 +154,16 @@ class Client {
   RawPublisher publisher(const Topic& topic);
   RawSubscriber subscriber(const Topic& topic, SubscriberOptions options = {});
   // Registers one made by hand (typed ones: pass pub.raw() / sub.raw()). The topic must have
-  // been opened through this client with the matching role.
+  // been opened through this client with the matching role. From then on (with
+  // ClientOptions::reconnect) it follows its topic to a fresh region after a revocation; this
+  // is the one change registration makes to the object, so call it from the thread that owns
+  // the publisher/subscriber.
   void register_publisher(const RawPublisher& pub);
   void register_subscriber(const RawSubscriber& sub);
   // Tells the daemon to forget a registration; call before handing the slot's clean-up to
-  // someone else. Destroying a publisher/subscriber needs no call: a stale registration is
-  // never acted on (it is matched by generation).
+  // someone else. The publisher/subscriber no longer follows revoked topics either.
+  // Destroying a publisher/subscriber needs no call: a stale registration is never acted on
+  // (it is matched by generation).
   void unregister_publisher(const RawPublisher& pub);
   void unregister_subscriber(const RawSubscriber& sub);
 
@@ -168,6 +181,13 @@ class Client {
 
  private:
   Topic open_topic_typed(const TopicConfig& config, Role role, capnp::Schema schema);
+
+  // ---- following revoked topics (bus/control/client.cpp, "Following revoked topics") ----
+  void start_following_revoked_topics();
+  void stop_following_revoked_topics() noexcept;
+  // Lets a publisher/subscriber registered here reopen its topic after region_lost.
+  void follow_revoked_topic(detail::Resumption& r) const noexcept;
+
   std::unique_ptr<Impl> impl_;
 };
 

@@ -6,6 +6,12 @@
 //
 // Roles and threads: a RawPublisher or RawSubscriber belongs to one thread at a time (move it
 // between threads freely). Loans and samples may be released from any thread.
+//
+// Revocation: when the topic's region is lost (Errc::region_lost: its file truncated, or the
+// bus daemon revoked it), one made or registered through a shmbus::Client (with
+// ClientOptions::reconnect) follows the topic to the fresh region the daemon serves, by
+// itself; one made without a Client stops for good. See docs/usage.md, "Revocation and
+// resumption", and resumable() below.
 #pragma once
 
 #include <chrono>
@@ -14,15 +20,29 @@
 #include <memory>
 #include <span>
 #include <thread>
+#include <vector>
 
 #include "shmbus/error.hpp"
 #include "shmbus/topic.hpp"
 
 namespace shmbus {
 
+class Client;
+
 namespace detail {
 class PublisherCore;
 class SubscriberCore;
+class Reopener;  // bus/reopener.hpp
+struct Taken;
+
+// A publisher's or subscriber's way back to its topic after region_lost: the Client that made
+// or registered it, and when to ask it next. Touched only after the core reported region_lost.
+struct Resumption {
+  std::shared_ptr<Reopener> reopener;  // null: made without a Client; region_lost is final
+  std::chrono::steady_clock::time_point retry_at{};
+  std::chrono::milliseconds backoff{0};  // 0 after a success; then 100 ms doubling to 1 s
+  std::uint64_t count = 0;               // regions followed so far
+};
 }  // namespace detail
 
 // A chunk loaned from the topic's pool. Write the payload through data(), then hand it to
@@ -59,7 +79,8 @@ class RawSample {
 
   std::span<const std::byte> data() const noexcept { return {data_, size_}; }
   std::uint64_t sequence() const noexcept { return sequence_; }
-  // Messages this subscriber lost (drop-oldest policy) between its previous take and this one.
+  // Messages this subscriber lost between its previous take and this one: overwritten under the
+  // drop-oldest policy, or left behind in a revoked region (RawSubscriber::lost_revoked()).
   std::uint64_t lost_before() const noexcept { return lost_before_; }
   // CLOCK_MONOTONIC at publish, or 0 unless the topic has TopicConfig::stamp_publish_time.
   std::uint64_t publish_time_ns() const noexcept;
@@ -70,6 +91,7 @@ class RawSample {
 
  private:
   friend class detail::SubscriberCore;
+  friend class RawSubscriber;  // adds what a region change lost to the first sample after it
   std::shared_ptr<detail::SubscriberCore> core_;
   const std::byte* data_ = nullptr;
   const std::byte* pool_base_ = nullptr;
@@ -89,10 +111,14 @@ class RawPublisher {
   RawPublisher& operator=(RawPublisher&&) noexcept;
 
   // Loans a chunk of at least `size` bytes (the smallest size class that fits).
-  // Errors: message_too_large, pool_exhausted, too_many_loans. Never blocks.
+  // Errors: message_too_large, pool_exhausted, too_many_loans, region_lost (see resumable()).
+  // Never blocks, except once after a region is lost: a resumable publisher then asks its
+  // Client for the fresh region (one control request) and loans from there.
   Result<RawLoan> loan(std::size_t size) noexcept;
   // Publishes the first `used` bytes of the loan (all of it by default). On error the loan is
-  // returned to the pool. Errors: subscriber_queue_full (fail policy), timeout (block policy).
+  // returned to the pool. Errors: subscriber_queue_full (fail policy), timeout (block policy),
+  // region_lost (the loan's region is lost: a resumable publisher loans from the fresh region
+  // next time; a loan of the old region stays a valid object, but publishing it fails so).
   Status publish(RawLoan&& loan) noexcept;
   Status publish(RawLoan&& loan, std::size_t used) noexcept;
   // Copies `bytes` into a new loan and publishes it: a convenience, not the zero-copy path.
@@ -103,12 +129,30 @@ class RawPublisher {
   // off the hot path, e.g. when logging the failure.
   std::string explain(Errc error, std::size_t requested_bytes) const;
 
+  // The topic of the region it publishes into now (the fresh one after a resumption).
   const Topic& topic() const noexcept;
   std::uint32_t slot() const noexcept;
-  detail::PublisherCore& core() noexcept { return *core_; }
+  // True when region_lost is not final: made or registered through a Client that still exists
+  // and reconnects. Such a publisher follows a revoked topic to its fresh region by itself.
+  bool resumable() const noexcept;
+  // Fresh regions this publisher moved to after region_lost.
+  std::uint64_t resumptions() const noexcept { return resume_.count; }
+  // The current core; for a resumable publisher whose region is lost, first moves to the
+  // fresh region (typed loans come through here).
+  detail::PublisherCore& core() noexcept {
+    if (resume_.reopener) [[unlikely]] return core_following_topic();
+    return *core_;
+  }
 
  private:
+  friend class Client;
+  detail::PublisherCore& core_following_topic() noexcept;
+  // After region_lost: moves to the topic's fresh region. False when there is none (yet).
+  bool resume() noexcept;
   std::unique_ptr<detail::PublisherCore> core_;
+  // Cores of regions left behind: loans made on them stay valid objects until we are gone.
+  std::vector<std::unique_ptr<detail::PublisherCore>> retired_;
+  mutable detail::Resumption resume_;  // set by Client::register_publisher (on a const&)
 };
 
 // How a subscriber waits for data in wait()/take_wait().
@@ -122,7 +166,8 @@ struct SubscriberOptions {
   WaitMode wait_mode = WaitMode::adaptive;
   std::chrono::nanoseconds spin_time = std::chrono::microseconds(50);
   // Start with the topic's retained history (up to history_depth messages) instead of only
-  // messages published after joining.
+  // messages published after joining. (On a fresh region after a revocation a subscriber
+  // always starts with the retained history: it already belongs to the topic.)
   bool with_history = true;
 };
 
@@ -134,27 +179,61 @@ class RawSubscriber {
   RawSubscriber(RawSubscriber&&) noexcept;
   RawSubscriber& operator=(RawSubscriber&&) noexcept;
 
-  // Takes the next message in order, or Errc::no_data. Errors: too_many_held.
+  // Takes the next message in order, or Errc::no_data. Errors: too_many_held, region_lost.
+  // A resumable subscriber meets region_lost only while no fresh region can be had (the
+  // daemon is unreachable, or serves no fresh region yet): it asks its Client again at most
+  // every 100 ms..1 s (backing off), and takes from the fresh region once there is one.
   Result<RawSample> take() noexcept;
-  // Waits for a message, then takes it. Errors: timeout, plus those of take().
+  // Waits for a message, then takes it. Errors: timeout, plus those of take(). A resumable
+  // subscriber whose region is lost sleeps between attempts to reopen (no spinning) and
+  // returns region_lost when the timeout passes without a fresh region; a negative timeout
+  // waits for good. One that is not resumable returns region_lost at once: stop then.
   Result<RawSample> take_wait(std::chrono::nanoseconds timeout) noexcept;
   // Waits until take() would return a message, or the timeout passes (Errc::timeout).
+  // region_lost as for take_wait().
   Status wait(std::chrono::nanoseconds timeout) noexcept;
   // True when take() would return a message now.
   bool has_data() const noexcept;
 
   // A file descriptor that is readable while data is available, for epoll/poll loops. A
   // helper thread is started on first call; read the fd (8 bytes) after waking, then take()
-  // until no_data. The fd is owned by the subscriber.
+  // until no_data. The fd is owned by the subscriber. After a resumption (resumptions() grew)
+  // it is a new descriptor: the old one is closed once the old region's samples are gone.
   int event_fd();
 
-  std::uint64_t lost() const noexcept;  // total lost to drop-oldest
+  // Total lost: overwritten under drop-oldest, plus lost_revoked().
+  std::uint64_t lost() const noexcept;
+  // Of lost(), those lost to revocations: messages of a revoked region this subscriber had not
+  // taken yet (when its control words could still be read; a truncated region's cannot), and
+  // messages of the fresh region published before it joined there, beyond the retained history.
+  std::uint64_t lost_revoked() const noexcept { return lost_revoked_; }
+  // The topic of the region it reads now (the fresh one after a resumption).
   const Topic& topic() const noexcept;
   std::uint32_t slot() const noexcept;
+  // True when region_lost is not final: made or registered through a Client that still exists
+  // and reconnects. Such a subscriber follows a revoked topic to its fresh region by itself.
+  bool resumable() const noexcept;
+  // Fresh regions this subscriber moved to after region_lost.
+  std::uint64_t resumptions() const noexcept { return resume_.count; }
   detail::SubscriberCore& core() noexcept { return *core_; }
 
  private:
+  friend class Client;
+  // After region_lost: counts what the old region still owed us, moves to the topic's fresh
+  // region. False when there is none (yet).
+  bool resume() noexcept;
+  // take_wait()/wait() on a lost region: resumes, or sleeps until the next attempt is due or
+  // `deadline` passes (then region_lost). Unbounded when `bounded` is false.
+  Errc resume_or_sleep(bool bounded, std::chrono::steady_clock::time_point deadline) noexcept;
+  // take()'s first sample after a resumption: carries what the region change lost.
+  Result<RawSample> sample_after_resumption(const detail::Taken& t) noexcept;
   std::shared_ptr<detail::SubscriberCore> core_;
+  SubscriberOptions options_;
+  std::uint64_t joined_at_ = 0;           // the sequence core_ started at
+  std::uint64_t lost_earlier_ = 0;        // lost() of the cores of regions left behind
+  std::uint64_t lost_revoked_ = 0;
+  std::uint64_t lost_revoked_unreported_ = 0;  // not yet in a sample's lost_before()
+  mutable detail::Resumption resume_;     // set by Client::register_subscriber (on a const&)
 };
 
 }  // namespace shmbus
