@@ -54,8 +54,8 @@ int listen_unix(const std::filesystem::path& path) {
     errno = err;
     fail_errno("bind " + path.string());
   }
-  // Who can reach the socket is decided by the directory's mode (0700, or 0750 + group);
-  // what they may do by the access rules.
+  // Who can reach the socket is decided by the directory's mode (Options::
+  // resolved_socket_dir_mode); what they may do by the access rules.
   chmod(path.c_str(), 0666);
   if (listen(fd, 128) != 0) {
     int err = errno;
@@ -234,8 +234,7 @@ Daemon::Daemon(Options options) : s_(std::make_unique<State>()) {
   if (s.opts.bus.empty() || s.opts.bus.find('/') != std::string::npos || s.opts.bus.size() > 63) {
     throw std::runtime_error("bus name must be 1..63 bytes without '/': '" + s.opts.bus + "'");
   }
-  unsigned dir_mode = s.opts.socket_dir_mode.value_or(s.opts.socket_group ? 0750 : 0700);
-  make_private_dir(s.opts.resolved_runtime_dir(), dir_mode, s.opts.socket_group);
+  make_private_dir(s.opts.resolved_runtime_dir(), s.opts.resolved_socket_dir_mode(), s.opts.socket_group);
   s.lock = std::make_unique<InstanceLock>(s.opts.lock_path(), s.opts.bus);
   make_private_dir(s.opts.resolved_region_dir(), 0700, std::nullopt);  // clients get fds, not paths
   s.adopt_region_files();

@@ -22,6 +22,15 @@ std::filesystem::path Options::resolved_region_dir() const {
 std::filesystem::path Options::socket_path() const { return shmbus::bus_socket_path(bus, resolved_runtime_dir()); }
 std::filesystem::path Options::lock_path() const { return resolved_runtime_dir() / (bus + ".lock"); }
 
+unsigned Options::resolved_socket_dir_mode() const {
+  if (socket_dir_mode) return *socket_dir_mode;
+  if (socket_group) return 0750;
+  std::error_code ec;
+  const bool system = std::filesystem::weakly_canonical(resolved_runtime_dir(), ec) ==
+                      std::filesystem::weakly_canonical(shmbus::system_runtime_dir(), ec);
+  return system ? 0755 : 0700;
+}
+
 namespace {
 
 struct Ctx {
@@ -199,7 +208,7 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
       ++index;
       const toml::table* t = e.as_table();
       if (!t) cx.fail(e, "[[access]] entries must be tables");
-      cx.only_keys(*t, {"topic", "publish", "subscribe"}, "[[access]]");
+      cx.only_keys(*t, {"topic", "publish", "subscribe", "create"}, "[[access]]");
       AccessRule r;
       auto pattern = cx.get<std::string>(*t, "topic");
       if (!pattern) cx.fail(e, "[[access]] needs topic = \"<glob>\"");
@@ -207,6 +216,10 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
       try {
         for (const std::string& s : cx.strings(*t, "publish")) r.publishers.push_back(parse_principal(s));
         for (const std::string& s : cx.strings(*t, "subscribe")) r.subscribers.push_back(parse_principal(s));
+        if (t->get("create")) {
+          r.creators.emplace();
+          for (const std::string& s : cx.strings(*t, "create")) r.creators->push_back(parse_principal(s));
+        }
       } catch (const std::runtime_error& err) {
         cx.fail(e, err.what());
       }
