@@ -64,15 +64,11 @@ std::string process_name() {
   return s;
 }
 
-// Why connecting to `path` failed, for the error message: a refused permission says what the
-// operator can do about it.
-std::string connect_failure(const std::filesystem::path& path, int err) {
-  if (err == EACCES || err == EPERM) {
-    return "permission denied on socket " + path.string() + " (uid " + std::to_string(geteuid()) +
-           " may not reach it: the daemon's operator opens it with socket_dir_mode, or socket_group plus "
-           "membership of that group, in shmbusd.toml; which topics you may use is then up to its access rules)";
-  }
-  return path.string() + " (" + strerror(err) + ")";
+// A refused permission to connect, with what the operator can do about it.
+std::string permission_denied(const std::filesystem::path& path) {
+  return "permission denied on socket " + path.string() + ": uid " + std::to_string(geteuid()) +
+         " may not reach it (the daemon's operator lets other users connect with socket_dir_mode, or with "
+         "socket_group and membership of that group, in shmbusd.toml; its access rules then decide)";
 }
 
 }  // namespace
@@ -269,7 +265,7 @@ kj::Promise<void> Client::Impl::connect_now() {
   // The first candidate that answers: a per-user daemon, else the system one. Each failure is
   // named, so "no daemon" and "not allowed to reach it" read differently.
   int fd = -1;
-  std::string tried;
+  std::string denied, absent;  // why each candidate failed
   connect_error = Errc::system_error;
   for (const std::filesystem::path& path : candidates) {
     fd = connect_unix(path);
@@ -279,13 +275,19 @@ kj::Promise<void> Client::Impl::connect_now() {
       break;
     }
     const int err = errno;
-    if (err == EACCES || err == EPERM) connect_error = Errc::access_denied;
-    tried += (tried.empty() ? "" : ", ") + connect_failure(path, err);
+    if (err == EACCES || err == EPERM) {
+      connect_error = Errc::access_denied;
+      denied += (denied.empty() ? "" : "; ") + permission_denied(path);
+    } else {
+      absent += (absent.empty() ? "" : ", ") + path.string() + " (" + strerror(err) + ")";
+    }
   }
   if (fd < 0) {
-    std::string bus = opts.socket.empty() ? "for bus '" + opts.bus + "' " : "";
-    return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
-                         kj::str("no shmbusd answers ", bus, "at ", tried));
+    const std::string bus = opts.socket.empty() ? "for bus '" + opts.bus + "' " : "";
+    const std::string why = denied.empty()   ? "no shmbusd answers " + bus + "at " + absent
+                            : absent.empty() ? denied
+                                             : denied + "; no shmbusd at " + absent;
+    return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::str(why));
   }
   stream = io->lowLevelProvider->wrapUnixSocketFd(
       fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
