@@ -3,7 +3,7 @@
 // Rules are checked in order; the first whose topic pattern (fnmatch glob, '*' also matches
 // '/') matches the topic decides, for every right. When none matches, the default applies: only
 // root and the daemon's own uid. Identities come from SO_PEERCRED/SO_PEERGROUPS at connect time
-// (docs/usage.md, "Access rules"), never from anything the client says.
+// (docs/usage.md, "Which daemon, and who may do what"), never from anything the client says.
 //
 // Creating a topic the bus does not have (with a configuration of the creator's choosing) is a
 // right of its own: a rule's `create` list, or, when the rule has none, its `publish` list. So
