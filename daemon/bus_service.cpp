@@ -29,8 +29,9 @@ class BusService final : public control::Bus::Server {
     auto p = context.getParams();
     c_->name = std::string(p.getClientName()).substr(0, 64);
     if (p.getProtocolVersion() != control::PROTOCOL_VERSION) {
-      refuse(*c_, control::RefusalCode::UNSUPPORTED_VERSION, "protocol version " + std::to_string(p.getProtocolVersion()) + " is not spoken here (daemon speaks " +
-                      std::to_string(control::PROTOCOL_VERSION) + ")");
+      refuse(*c_, control::RefusalCode::UNSUPPORTED_VERSION,
+             "protocol version " + std::to_string(p.getProtocolVersion()) + " is not spoken here (daemon speaks " +
+                 std::to_string(control::PROTOCOL_VERSION) + ")");
     }
     spdlog::debug("{}: hello from '{}'", c_->tag(), c_->name);
     auto r = context.getResults();
@@ -50,7 +51,9 @@ class BusService final : public control::Bus::Server {
     }
     // The access check comes first, so that a refused peer learns nothing about which topics exist.
     if (!d_.topics.count(name)) {
-      if (p.getMustExist()) refuse(*c_, control::RefusalCode::NO_SUCH_TOPIC, "no topic '" + name + "' on bus '" + d_.opts.bus + "'");
+      if (p.getMustExist()) {
+        refuse(*c_, control::RefusalCode::NO_SUCH_TOPIC, "no topic '" + name + "' on bus '" + d_.opts.bus + "'");
+      }
       if (std::string why = d_.opts.rules.check(name, Right::create, identity(*c_)); !why.empty()) {
         refuse(*c_, control::RefusalCode::ACCESS_DENIED, why);
       }
@@ -195,6 +198,11 @@ class BusService final : public control::Bus::Server {
         if (!sealed) {
           refuse(*c_, control::RefusalCode::BAD_REQUEST,
                  "adoptRegion: topic '" + name + "' is neither a sealed anonymous region nor a file of this bus");
+        }
+        // A region of the client's making becomes a topic of this bus: that is creating one.
+        // (A file of our region directory was created by a daemon of this bus; no right needed.)
+        if (std::string why = d_.opts.rules.check(name, Right::create, identity(*c_)); !why.empty()) {
+          refuse(*c_, control::RefusalCode::ACCESS_DENIED, "adoptRegion: " + why);
         }
         it = d_.topics.emplace(name, TopicEntry{handed, handed.config().schema, true, c_->peer.uid}).first;
         spdlog::info("{}: handed back anonymous region of topic '{}'", c_->tag(), name);

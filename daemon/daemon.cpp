@@ -124,6 +124,12 @@ struct Loop final : kj::TaskSet::ErrorHandler {
       close(fd);
       return;
     }
+    if (over_connection_limit(client->peer.uid)) {
+      spdlog::warn("closing a connection of uid {} (pid {}): that uid already holds max_connections_per_uid = {}",
+                   client->peer.uid, client->peer.pid, d.opts.max_connections_per_uid);
+      close(fd);
+      return;
+    }
     client->id = d.next_client_id++;
     client->connected_at = std::chrono::steady_clock::now();
     client->budget = RequestBudget(d.opts.request_limits, client->connected_at);
@@ -134,6 +140,13 @@ struct Loop final : kj::TaskSet::ErrorHandler {
                 kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
     auto conn = kj::heap<Connection>(d, client, kj::mv(stream));
     tasks.add(serve(kj::mv(conn)));
+  }
+
+  bool over_connection_limit(uid_t uid) const {
+    if (d.opts.max_connections_per_uid == 0 || uid == 0 || uid == geteuid()) return false;
+    std::uint32_t held = 0;
+    for (const auto& [id, c] : d.clients) held += c->peer.uid == uid;
+    return held >= d.opts.max_connections_per_uid;
   }
 
   kj::Promise<void> serve(kj::Own<Connection> conn) {

@@ -154,7 +154,8 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
                              std::string(e.description()));
   }
   cx.only_keys(root, {"bus", "runtime_dir", "region_dir", "socket_group", "socket_dir_mode", "default_backing",
-                      "handshake_timeout_ms", "max_requests_per_second", "request_burst", "defaults", "topic", "access"},
+                      "handshake_timeout_ms", "max_requests_per_second", "request_burst", "max_connections_per_uid",
+                      "defaults", "topic", "access"},
                "the top level");
   if (auto v = cx.get<std::string>(root, "bus")) o.bus = *v;
   if (auto v = cx.get<std::string>(root, "runtime_dir")) o.runtime_dir = *v;
@@ -167,6 +168,7 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
   if (auto v = cx.get<unsigned>(root, "socket_dir_mode")) o.socket_dir_mode = *v;
   if (auto v = cx.get<std::uint64_t>(root, "handshake_timeout_ms")) o.handshake_timeout = std::chrono::milliseconds(*v);
   if (auto v = cx.get<std::uint32_t>(root, "max_requests_per_second")) o.request_limits.per_second = *v;
+  if (auto v = cx.get<std::uint32_t>(root, "max_connections_per_uid")) o.max_connections_per_uid = *v;
   if (auto v = cx.get<std::uint32_t>(root, "request_burst")) {
     if (*v == 0) cx.fail(*root.get("request_burst"), "request_burst must be at least 1");
     o.request_limits.burst = *v;

@@ -44,6 +44,10 @@ struct Options {
   std::filesystem::path config_file;  // re-read for access rules on SIGHUP
   // A connection that makes no request within this time is closed (it holds a daemon fd).
   std::chrono::milliseconds handshake_timeout{5000};
+  // Connections one uid may hold at once (0: no limit); root and the daemon's uid are exempt.
+  // Every local user may connect to the system daemon, and each connection holds a daemon fd:
+  // without a cap one user could use up the daemon's fds and lock everybody else out.
+  std::uint32_t max_connections_per_uid = 256;
   // Control requests per connection (request_budget.hpp): over the rate a request is refused,
   // and a connection that goes on regardless is closed.
   RequestLimits request_limits;

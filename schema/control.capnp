@@ -195,7 +195,8 @@ interface Bus {
 
   # After a daemon restart: a client hands back an anonymous region the new daemon does not
   # know (the fd travels with `region`), with its registrations. Requires publish rights on
-  # the topic named in the region's header. A topic the daemon already has is not replaced.
+  # the topic named in the region's header, and the create right when it becomes a new topic
+  # of this bus (an anonymous region). A topic the daemon already has is not replaced.
   adoptRegion @7 (region :Region, slots :List(SlotRef)) -> (region :Region);
 
   # A publisher hands the daemon the memfd of its payload pool (pool index = its publisher

@@ -300,10 +300,19 @@ kj::Promise<void> Client::Impl::connect_now() {
   req.setClientName(name);
   req.setProtocolVersion(control::PROTOCOL_VERSION);
   return req.send()
-      .then([this](auto&&) {
-        up = true;
-        return resync();
-      })
+      .then(
+          [this](auto&&) {
+            up = true;
+            return resync();
+          },
+          [this](kj::Exception&& e) -> kj::Promise<void> {
+            if (e.getType() != kj::Exception::Type::DISCONNECTED) return kj::mv(e);
+            return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                                 kj::str("shmbusd at ", socket_now().string(),
+                                         " closed the connection before answering (its log says why, e.g. this uid "
+                                         "holds max_connections_per_uid connections already): ",
+                                         e.getDescription()));
+          })
       .then([this]() {
         ++connections;
         if (!opts.reconnect) return;
@@ -372,7 +381,13 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   std::string error = result.get();
   if (!error.empty()) {
     im.thread.join();
-    throw Error(im.connect_error, error);  // names every socket tried and why each failed
+    // A refusal of hello() (e.g. the protocol version) keeps its code; else the message names
+    // every socket tried and why each failed.
+    wire::Refusal refused = wire::read_refusal(error);
+    if (refused.code != control::RefusalCode::UNSPECIFIED) {
+      throw Error(wire::to_errc(refused.code), "shmbusd at " + im.socket_now().string() + " refused: " + refused.message);
+    }
+    throw Error(im.connect_error, error);
   }
   // Subscribers of this process that cannot open a publisher's pool themselves ask us.
   detail::TopicMap::add_pool_fd_source(&im, [&im](const detail::TopicMap& m, std::uint32_t pool, std::uint32_t gen) {

@@ -37,10 +37,11 @@ inline std::string slurp(const std::filesystem::path& p) {
   return s.str();
 }
 
-// `argv` run as uid/gid 65534 without supplementary groups, with exactly `env`.
-inline Ran run_as_other_uid(const std::filesystem::path& scratch, std::vector<std::string> argv,
-                            std::vector<std::string> env) {
-  const auto out = scratch / "other-uid.out", err = scratch / "other-uid.err";
+// Starts `argv` as uid/gid 65534 without supplementary groups, with exactly `env`; its
+// stdout/stderr go to <scratch>/<tag>.out and .err. setpriv execs, so the pid is the program's.
+inline pid_t spawn_as_other_uid(const std::filesystem::path& scratch, const std::string& tag,
+                                std::vector<std::string> argv, std::vector<std::string> env) {
+  const auto out = scratch / (tag + ".out"), err = scratch / (tag + ".err");
   pid_t pid = fork();
   if (pid == 0) {
     int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -56,14 +57,21 @@ inline Ran run_as_other_uid(const std::filesystem::path& scratch, std::vector<st
     execve(a[0], a.data(), v.data());
     _exit(127);
   }
+  return pid;
+}
+
+// Runs `argv` as spawn_as_other_uid does and waits for it (killed after 20 s).
+inline Ran run_as_other_uid(const std::filesystem::path& scratch, std::vector<std::string> argv,
+                            std::vector<std::string> env) {
+  pid_t pid = spawn_as_other_uid(scratch, "other-uid", std::move(argv), std::move(env));
   Ran r;
   r.status = wait_exit(pid, std::chrono::seconds(20));
   if (r.status == -1) {
     kill(pid, SIGKILL);
     wait_exit(pid);
   }
-  r.out = slurp(out);
-  r.err = slurp(err);
+  r.out = slurp(scratch / "other-uid.out");
+  r.err = slurp(scratch / "other-uid.err");
   return r;
 }
 

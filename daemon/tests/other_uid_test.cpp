@@ -118,5 +118,42 @@ TEST(OtherUid, APermissionDeniedSocketIsNamedWithWhatToChange) {
                             bus.own_socket() + " (No such file or directory)\n");
 }
 
+// Every local user may connect to the system daemon, so one uid must not hold all its fds.
+TEST(OtherUid, AUidOverItsConnectionLimitIsToldWhileRootStillGetsIn) {
+  if (std::string why = other_uid_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  SystemBus bus("max_connections_per_uid = 1\n");
+  shmbus::Client root(client_at(*bus.daemon));
+  root.open_topic(examples::telemetry_topic(), shmbus::Role::publisher);
+
+  pid_t holder = spawn_as_other_uid(bus.scratch, "holder", {TELEMETRY_SUB_BINARY, "--count", "1", "--idle", "10"}, bus.env());
+  auto other_uid_connected = [&] {
+    for (const shmbus::ClientListing& c : root.clients()) {
+      if (c.uid == kOtherUid) return true;
+    }
+    return false;
+  };
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!other_uid_connected() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(other_uid_connected()) << slurp(bus.scratch / "holder.err");
+
+  Ran second = bus.as_other_uid({SHMBUS_CLI_BINARY, "topics"});
+  EXPECT_EQ(second.status, 1);
+  EXPECT_EQ(second.err.rfind("shmbus: shmbusd at " + bus.daemon->socket().string() +
+                                 " closed the connection before answering (its log says why, e.g. this uid holds "
+                                 "max_connections_per_uid connections already)",
+                             0),
+            0u)
+      << second.err;
+  shmbus::Client root_again(client_at(*bus.daemon));  // root is exempt
+  EXPECT_EQ(root_again.status().clients, 3u);
+
+  kill(holder, SIGKILL);
+  wait_exit(holder);
+  end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (other_uid_connected() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  Ran after = bus.as_other_uid({SHMBUS_CLI_BINARY, "topics"});
+  EXPECT_EQ(after.status, 0) << after.err;
+}
+
 }  // namespace
 }  // namespace shmbusd::test

@@ -98,5 +98,28 @@ TEST(AccessRules, CreatingNeedsTheCreateListOrElseThePublishList) {
   std::filesystem::remove_all(dir);
 }
 
+// Handing an anonymous region back to a restarted daemon makes it a topic of this bus again:
+// that needs the create right like opening a new topic does.
+TEST(AccessRules, HandingBackARegionTheDaemonDoesNotKnowNeedsTheCreateRight) {
+  auto dir = make_temp_dir("adopt-create");
+  auto conf = dir / "shmbusd.toml";
+  std::ofstream(conf) << "[[access]]\ntopic = \"*\"\npublish = [\"uid:0\"]\nsubscribe = [\"uid:0\"]\n";
+  auto d = std::make_unique<DaemonProcess>(dir, std::vector<std::string>{"--config", conf.string()});
+  d->start();
+  shmbus::Client client(client_at(*d));
+  shmbus::Topic topic = client.open_topic("handed", shmbus::Role::publisher);
+  shmbus::RawPublisher pub = client.publisher(topic);
+  d->kill_now(SIGKILL);
+
+  std::ofstream(conf) << "[[access]]\ntopic = \"*\"\npublish = [\"uid:0\"]\nsubscribe = [\"uid:0\"]\ncreate = []\n";
+  d = std::make_unique<DaemonProcess>(dir, std::vector<std::string>{"--config", conf.string()});
+  d->start();
+  for (int i = 0; i < 500 && client.connection_count() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(client.connection_count(), 2u);
+  shmbus::Client observer(client_at(*d));
+  EXPECT_TRUE(observer.list_topics().empty()) << "a publisher without the create right made the topic again";
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace shmbusd::test
