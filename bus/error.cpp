@@ -32,6 +32,7 @@ const char* errc_name(Errc code) noexcept {
     case Errc::system_error: return "system error";
     case Errc::rate_limited: return "rate limited";
     case Errc::lease_held: return "file lease not released";
+    case Errc::no_such_topic: return "no such topic";
   }
   return "unknown error";
 }

@@ -19,11 +19,15 @@ bool looks_like_path(const std::string& arg) {
 
 OpenedTopic through_daemon(const std::string& name, const GlobalOptions& global, Role role) {
   std::unique_ptr<Client> client = connect(global);
-  bool known = false;
-  for (const TopicListing& t : client->list_topics()) known |= t.config.name == name;
-  if (!known) throw Error(Errc::invalid_config, "no topic '" + name + "' on bus '" + global.bus + "' (see: shmbus topics)");
-  Topic topic = client->open_topic(name, role);
-  return {std::move(client), std::move(topic)};
+  try {
+    // Never creates: a tool that mistypes a name must not make a topic of it. A refusal by
+    // the access rules arrives as access_denied naming the rule, before any "no such topic".
+    Topic topic = client->open_existing_topic(name, role);
+    return {std::move(client), std::move(topic)};
+  } catch (const Error& e) {
+    if (e.code() != Errc::no_such_topic) throw;
+    throw Error(Errc::no_such_topic, "no topic '" + name + "' on bus '" + global.bus + "' (see: shmbus topics)");
+  }
 }
 
 }  // namespace
@@ -37,9 +41,9 @@ std::unique_ptr<Client> connect(const GlobalOptions& global) {
   try {
     return std::make_unique<Client>(o);
   } catch (const Error& e) {
-    std::string socket = global.socket.empty() ? bus_socket_path(global.bus).string() : global.socket;
-    throw Error(e.code(), "no shmbusd answers for bus '" + global.bus + "' at " + socket +
-                              " (start it with: shmbusd --bus " + global.bus + ")");
+    // The library names every socket it tried; permission denied says what to change instead.
+    if (e.code() == Errc::access_denied) throw;
+    throw Error(e.code(), std::string(e.what()) + " (start it with: shmbusd --bus " + global.bus + ")");
   }
 }
 

@@ -63,19 +63,38 @@ bool matches(const Principal& p, const PeerIdentity& peer) {
 
 }  // namespace
 
-std::string AccessRules::check(const std::string& topic, bool publish, const PeerIdentity& peer) const {
-  const char* verb = publish ? "publish" : "subscribe";
-  std::string who = "uid " + std::to_string(peer.uid) + " gid " + std::to_string(peer.gid);
+const char* right_name(Right right) {
+  switch (right) {
+    case Right::publish: return "publish";
+    case Right::subscribe: return "subscribe";
+    case Right::create: return "create";
+  }
+  return "?";
+}
+
+std::string AccessRules::check(const std::string& topic, Right right, const PeerIdentity& peer) const {
+  const std::string who = "uid " + std::to_string(peer.uid) + " gid " + std::to_string(peer.gid);
+  const std::string what = right == Right::create ? "create topic '" + topic + "'"
+                                                  : std::string(right_name(right)) + " on topic '" + topic + "'";
   for (const AccessRule& r : rules) {
     if (fnmatch(r.topic_pattern.c_str(), topic.c_str(), 0) != 0) continue;
-    for (const Principal& p : publish ? r.publishers : r.subscribers) {
+    const bool create_by_publish = right == Right::create && !r.creators;
+    const std::vector<Principal>& allowed = right == Right::publish     ? r.publishers
+                                            : right == Right::subscribe ? r.subscribers
+                                            : create_by_publish         ? r.publishers
+                                                                        : *r.creators;
+    for (const Principal& p : allowed) {
       if (matches(p, peer)) return {};
     }
-    return who + " may not " + verb + " on topic '" + topic + "': refused by " + r.origin;
+    // Which list left the peer out, never who is on it: the rule's principals are the operator's business.
+    const std::string list = create_by_publish ? "its 'publish' list (the rule has no 'create' list, so publishers create)"
+                                               : std::string("its '") + right_name(right) + "' list";
+    return who + " may not " + what + ": refused by " + r.origin + ": " + list + " has neither uid " +
+           std::to_string(peer.uid) + " nor any of its groups";
   }
   if (peer.uid == 0 || peer.uid == daemon_uid) return {};
-  return who + " may not " + verb + " on topic '" + topic + "': refused by the default rule (no [[access]] rule in " +
-         source + " matches the topic; only root and the daemon's uid " + std::to_string(daemon_uid) + " may)";
+  return who + " may not " + what + ": refused by the default rule (no [[access]] rule in " + source +
+         " matches the topic; only root and the daemon's uid " + std::to_string(daemon_uid) + " may)";
 }
 
 }  // namespace shmbusd

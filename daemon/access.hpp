@@ -1,9 +1,14 @@
-// Who may publish or subscribe on which topics.
+// Who may publish on, subscribe to, or create which topics.
 //
 // Rules are checked in order; the first whose topic pattern (fnmatch glob, '*' also matches
-// '/') matches the topic decides, for both roles. When none matches, the default applies: only
+// '/') matches the topic decides, for every right. When none matches, the default applies: only
 // root and the daemon's own uid. Identities come from SO_PEERCRED/SO_PEERGROUPS at connect time
-// (docs/linux-facts.md §8), never from anything the client says.
+// (docs/linux-facts.md §8; docs/usage.md, "Which daemon, and who may do what"), never from anything the client says.
+//
+// Creating a topic the bus does not have (with a configuration of the creator's choosing) is a
+// right of its own: a rule's `create` list, or, when the rule has none, its `publish` list. So
+// a subscriber never creates topics, and configs written before the right existed keep letting
+// their publishers create.
 #pragma once
 
 #include <optional>
@@ -23,11 +28,15 @@ struct Principal {
 // Throws std::runtime_error for an unknown user or group.
 Principal parse_principal(const std::string& text);
 
+enum class Right { publish, subscribe, create };
+const char* right_name(Right right);  // "publish", "subscribe", "create": the config's keys
+
 struct AccessRule {
   std::string topic_pattern;
   std::vector<Principal> publishers;
   std::vector<Principal> subscribers;
-  std::string origin;  // "rule #2 (topic \"cam/*\") in /etc/shmbus/shmbusd.toml"
+  std::string origin;  // "rule #2 (topic \"cam/*\") at /etc/shmbus/shmbusd.toml:12"
+  std::optional<std::vector<Principal>> creators;  // unset: `publishers` may create
 };
 
 struct PeerIdentity {
@@ -40,8 +49,11 @@ struct AccessRules {
   std::vector<AccessRule> rules;
   std::string source = "built-in default";
   uid_t daemon_uid = 0;
-  // Empty when allowed, else the reason naming the rule that refused.
-  std::string check(const std::string& topic, bool publish, const PeerIdentity& peer) const;
+  // Empty when allowed, else the reason naming the rule that refused, the right and the uid.
+  std::string check(const std::string& topic, Right right, const PeerIdentity& peer) const;
+  std::string check(const std::string& topic, bool publish, const PeerIdentity& peer) const {
+    return check(topic, publish ? Right::publish : Right::subscribe, peer);
+  }
 };
 
 }  // namespace shmbusd

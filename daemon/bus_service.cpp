@@ -15,6 +15,10 @@ namespace {
 
 PeerIdentity identity(const ClientState& c) { return {c.peer.uid, c.peer.gid, c.peer.groups}; }
 
+shmbus::wire::SlotRef slot_ref(const SlotRegistration& r) {
+  return {r.topic, r.publisher ? shmbus::Role::publisher : shmbus::Role::subscriber, r.slot, r.generation};
+}
+
 class BusService final : public control::Bus::Server {
  public:
   BusService(Daemon::State& d, std::shared_ptr<ClientState> c) : d_(d), c_(std::move(c)) {}
@@ -25,8 +29,9 @@ class BusService final : public control::Bus::Server {
     auto p = context.getParams();
     c_->name = std::string(p.getClientName()).substr(0, 64);
     if (p.getProtocolVersion() != control::PROTOCOL_VERSION) {
-      refuse(*c_, "protocol version " + std::to_string(p.getProtocolVersion()) + " is not spoken here (daemon speaks " +
-                      std::to_string(control::PROTOCOL_VERSION) + ")");
+      refuse(*c_, control::RefusalCode::UNSUPPORTED_VERSION,
+             "protocol version " + std::to_string(p.getProtocolVersion()) + " is not spoken here (daemon speaks " +
+                 std::to_string(control::PROTOCOL_VERSION) + ")");
     }
     spdlog::debug("{}: hello from '{}'", c_->tag(), c_->name);
     auto r = context.getResults();
@@ -42,15 +47,28 @@ class BusService final : public control::Bus::Server {
     std::string name = p.getConfig().getName();
     bool publish = p.getRole() == control::Role::PUBLISHER;
     if (std::string why = d_.opts.rules.check(name, publish, identity(*c_)); !why.empty()) {
-      refuse(*c_, shmbus::wire::kAccessDenied + why);
+      refuse(*c_, control::RefusalCode::ACCESS_DENIED, why);
+    }
+    // The access check comes first, so that a refused peer learns nothing about which topics exist.
+    if (!d_.topics.count(name)) {
+      if (p.getMustExist()) {
+        refuse(*c_, control::RefusalCode::NO_SUCH_TOPIC, "no topic '" + name + "' on bus '" + d_.opts.bus + "'");
+      }
+      if (std::string why = d_.opts.rules.check(name, Right::create, identity(*c_)); !why.empty()) {
+        refuse(*c_, control::RefusalCode::ACCESS_DENIED, why);
+      }
     }
     TopicEntry* entry = nullptr;
     try {
       auto schema = p.getTypeSchema();
       entry = &d_.open_or_create(p.getConfig(), std::string(reinterpret_cast<const char*>(schema.begin()), schema.size()),
                                  c_->peer.uid);
+    } catch (const shmbus::Error& e) {
+      refuse(*c_, e.code() == shmbus::Errc::type_mismatch ? control::RefusalCode::EXISTS_WITH_OTHER_CONFIG
+                                                          : control::RefusalCode::INVALID_CONFIG,
+             "cannot open topic '" + name + "': " + e.what());
     } catch (const std::exception& e) {
-      refuse(*c_, "cannot open topic '" + name + "': " + e.what());
+      refuse(*c_, control::RefusalCode::INVALID_CONFIG, "cannot open topic '" + name + "': " + e.what());
     }
     if (entry->schema.empty() && p.getTypeSchema().size() != 0) {
       auto bytes = p.getTypeSchema();
@@ -74,7 +92,8 @@ class BusService final : public control::Bus::Server {
   kj::Promise<void> unregisterSlot(UnregisterSlotContext context) override {
     admit();
     auto s = context.getParams().getSlot();
-    c_->regs.erase({s.getTopic(), s.getRole() == control::Role::PUBLISHER, s.getSlot(), s.getGeneration()});
+    shmbus::wire::SlotRef ref = shmbus::wire::from_wire(s);
+    c_->regs.erase({ref.topic, ref.role == shmbus::Role::publisher, ref.slot, ref.generation});
     return kj::READY_NOW;
   }
 
@@ -101,20 +120,20 @@ class BusService final : public control::Bus::Server {
 
   kj::Promise<void> status(StatusContext context) override {
     admit();
-    auto s = context.getResults().initStatus();
-    s.setBusName(d_.opts.bus);
-    s.setDaemonPid(getpid());
-    s.setDaemonUid(geteuid());
-    s.setProtocolVersion(control::PROTOCOL_VERSION);
-    s.setEpoch(d_.epoch);
-    s.setUptimeMs(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 std::chrono::steady_clock::now() - d_.started)
-                                                 .count()));
-    s.setSocketPath(d_.opts.socket_path().string());
-    s.setRegionDir(d_.opts.resolved_region_dir().string());
-    s.setTopics(static_cast<std::uint32_t>(d_.topics.size()));
-    s.setClients(static_cast<std::uint32_t>(d_.clients.size()));
-    s.setRulesSource(d_.opts.rules.source);
+    shmbus::BusStatusInfo s;
+    s.bus_name = d_.opts.bus;
+    s.daemon_pid = getpid();
+    s.daemon_uid = geteuid();
+    s.protocol_version = control::PROTOCOL_VERSION;
+    s.epoch = d_.epoch;
+    s.uptime_ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - d_.started).count());
+    s.socket_path = d_.opts.socket_path().string();
+    s.region_dir = d_.opts.resolved_region_dir().string();
+    s.topics = static_cast<std::uint32_t>(d_.topics.size());
+    s.clients = static_cast<std::uint32_t>(d_.clients.size());
+    s.rules_source = d_.opts.rules.source;
+    shmbus::wire::to_wire(s, context.getResults().initStatus());
     return kj::READY_NOW;
   }
 
@@ -130,23 +149,13 @@ class BusService final : public control::Bus::Server {
     auto now = std::chrono::steady_clock::now();
     for (unsigned i = 0; i < shown.size(); ++i) {
       const ClientState& c = *shown[i];
-      auto o = list[i];
-      o.setId(c.id);
-      o.setPid(c.peer.pid);
-      o.setUid(c.peer.uid);
-      o.setGid(c.peer.gid);
-      o.setName(c.name);
-      o.setConnectedForMs(static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(now - c.connected_at).count()));
-      auto regs = o.initRegistrations(static_cast<unsigned>(c.regs.size()));
-      unsigned j = 0;
-      for (const SlotRegistration& r : c.regs) {
-        regs[j].setTopic(r.topic);
-        regs[j].setRole(r.publisher ? control::Role::PUBLISHER : control::Role::SUBSCRIBER);
-        regs[j].setSlot(r.slot);
-        regs[j].setGeneration(r.generation);
-        ++j;
-      }
+      shmbus::ClientListing l{c.id, c.peer.pid, c.peer.uid, c.peer.gid, c.name,
+                              static_cast<std::uint64_t>(
+                                  std::chrono::duration_cast<std::chrono::milliseconds>(now - c.connected_at).count()),
+                              {}};
+      std::vector<shmbus::wire::SlotRef> regs;
+      for (const SlotRegistration& r : c.regs) regs.push_back(slot_ref(r));
+      shmbus::wire::to_wire(l, regs, list[i]);
     }
     return kj::READY_NOW;
   }
@@ -158,7 +167,7 @@ class BusService final : public control::Bus::Server {
     return region.getFd().then([this, context, region](kj::Maybe<int> maybe_fd) mutable {
       int fd = -1;
       KJ_IF_MAYBE (f, maybe_fd) { fd = *f; }
-      if (fd < 0) refuse(*c_, "adoptRegion: no region fd came with the request");
+      if (fd < 0) refuse(*c_, control::RefusalCode::BAD_REQUEST, "adoptRegion: no region fd came with the request");
       // A sealed memfd (an anonymous region of a previous daemon), or a file of our region
       // directory that the killed daemon's lease keeps us from opening by path: the client's
       // fd is that very file description, so adopting through it takes the lease over at once
@@ -170,13 +179,15 @@ class BusService final : public control::Bus::Server {
         try {
           return shmbus::Topic::open_fd(fd, pending.value_or(std::filesystem::path{}));
         } catch (const std::exception& e) {
-          refuse(*c_, std::string("adoptRegion: not a usable region: ") + e.what());
+          refuse(*c_, control::RefusalCode::BAD_REQUEST, std::string("adoptRegion: not a usable region: ") + e.what());
         }
       }();
       std::string name = handed.name();
       if (std::string why = d_.opts.rules.check(name, true, identity(*c_)); !why.empty()) {
         // A pure subscriber may still re-register its slots on a region the daemon knows.
-        if (!d_.topics.count(name) || d_.opts.rules.check(name, false, identity(*c_)).size()) refuse(*c_, why);
+        if (!d_.topics.count(name) || d_.opts.rules.check(name, false, identity(*c_)).size()) {
+          refuse(*c_, control::RefusalCode::ACCESS_DENIED, why);
+        }
       }
       auto it = d_.topics.find(name);
       if (it == d_.topics.end() && pending) {
@@ -184,14 +195,23 @@ class BusService final : public control::Bus::Server {
         spdlog::info("{}: handed back the file description of {} (topic '{}'); lease taken over", c_->tag(),
                      pending->string(), name);
       } else if (it == d_.topics.end()) {
-        if (!sealed) refuse(*c_, "adoptRegion: topic '" + name + "' is neither a sealed anonymous region nor a file of this bus");
+        if (!sealed) {
+          refuse(*c_, control::RefusalCode::BAD_REQUEST,
+                 "adoptRegion: topic '" + name + "' is neither a sealed anonymous region nor a file of this bus");
+        }
+        // A region of the client's making becomes a topic of this bus: that is creating one.
+        // (A file of our region directory was created by a daemon of this bus; no right needed.)
+        if (std::string why = d_.opts.rules.check(name, Right::create, identity(*c_)); !why.empty()) {
+          refuse(*c_, control::RefusalCode::ACCESS_DENIED, "adoptRegion: " + why);
+        }
         it = d_.topics.emplace(name, TopicEntry{handed, handed.config().schema, true, c_->peer.uid}).first;
         spdlog::info("{}: handed back anonymous region of topic '{}'", c_->tag(), name);
       } else {
         struct stat a {}, b {};
         if (fstat(fd, &a) != 0 || fstat(it->second.topic.fd(), &b) != 0 || a.st_dev != b.st_dev ||
             a.st_ino != b.st_ino) {
-          refuse(*c_, "adoptRegion: this bus already has another region for topic '" + name + "'");
+          refuse(*c_, control::RefusalCode::EXISTS_WITH_OTHER_CONFIG,
+                 "adoptRegion: this bus already has another region for topic '" + name + "'");
         }
       }
       for (auto s : context.getParams().getSlots()) {
@@ -213,24 +233,27 @@ class BusService final : public control::Bus::Server {
     auto p = context.getParams();
     std::string name = p.getTopic();
     const std::uint32_t pool = p.getPool(), generation = p.getGeneration();
-    if (!c_->granted.count({name, true})) refuse(*c_, "registerPool: topic '" + name + "' was not opened to publish on this connection");
+    if (!c_->granted.count({name, true})) {
+      refuse(*c_, control::RefusalCode::BAD_REQUEST,
+             "registerPool: topic '" + name + "' was not opened to publish on this connection");
+    }
     control::PayloadPool::Client memfd = p.getMemfd();
     return memfd.getFd().then([this, name, pool, generation, memfd](kj::Maybe<int> maybe_fd) mutable {
       int fd = -1;
       KJ_IF_MAYBE (f, maybe_fd) { fd = *f; }
-      if (fd < 0) refuse(*c_, "registerPool: no memfd came with the request");
+      if (fd < 0) refuse(*c_, control::RefusalCode::BAD_REQUEST, "registerPool: no memfd came with the request");
       auto it = d_.topics.find(name);
-      if (it == d_.topics.end()) refuse(*c_, "registerPool: no topic '" + name + "'");
+      if (it == d_.topics.end()) refuse(*c_, control::RefusalCode::NO_SUCH_TOPIC, "registerPool: no topic '" + name + "'");
       try {
         // Created by the very process on this connection (SO_PEERCRED; 0 in another pid
         // namespace, where only the inode can be checked): a participant that rewrote the pool
         // slot cannot get its own memfd vouched for.
         it->second.topic.check_pool_fd(pool, generation, fd, c_->peer.pid);
       } catch (const std::exception& e) {
-        refuse(*c_, std::string("registerPool: ") + e.what());
+        refuse(*c_, control::RefusalCode::BAD_REQUEST, std::string("registerPool: ") + e.what());
       }
       int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-      if (own < 0) refuse(*c_, "registerPool: out of file descriptors");
+      if (own < 0) refuse(*c_, control::RefusalCode::UNSPECIFIED, "registerPool: out of file descriptors");
       it->second.pools[{pool, generation}] = std::make_shared<kj::AutoCloseFd>(own);
       spdlog::debug("{}: registered payload pool {} (generation {}) of topic '{}'", c_->tag(), pool, generation, name);
     });
@@ -241,13 +264,13 @@ class BusService final : public control::Bus::Server {
     auto p = context.getParams();
     std::string name = p.getTopic();
     if (!c_->granted.count({name, false}) && !c_->granted.count({name, true})) {
-      refuse(*c_, "getPool: topic '" + name + "' was not opened on this connection");
+      refuse(*c_, control::RefusalCode::BAD_REQUEST, "getPool: topic '" + name + "' was not opened on this connection");
     }
     auto it = d_.topics.find(name);
-    if (it == d_.topics.end()) refuse(*c_, "getPool: no topic '" + name + "'");
+    if (it == d_.topics.end()) refuse(*c_, control::RefusalCode::NO_SUCH_TOPIC, "getPool: no topic '" + name + "'");
     auto pool = it->second.pools.find({p.getPool(), p.getGeneration()});
     if (pool == it->second.pools.end()) {
-      refuse(*c_, "getPool: topic '" + name + "' has no registered pool " + std::to_string(p.getPool()) +
+      refuse(*c_, control::RefusalCode::BAD_REQUEST, "getPool: topic '" + name + "' has no registered pool " + std::to_string(p.getPool()) +
                       " of generation " + std::to_string(p.getGeneration()));
     }
     context.getResults().setMemfd(
@@ -269,24 +292,24 @@ class BusService final : public control::Bus::Server {
                    c_->budget.limits().per_second, c_->budget.limits().burst, c_->budget.refused());
     }
     if (c_->budget.should_close() && c_->cut_off) c_->cut_off->fulfill();
-    kj::throwFatalException(kj::Exception(
-        kj::Exception::Type::FAILED, __FILE__, __LINE__,
-        kj::str(shmbus::wire::kRateLimited, "this connection sent more than ", c_->budget.limits().per_second,
-                " requests per second (burst ", c_->budget.limits().burst, "); slow down")));
+    kj::throwFatalException(shmbus::wire::refusal(
+        control::RefusalCode::RATE_LIMITED, "rate limit: this connection sent more than " +
+                                                std::to_string(c_->budget.limits().per_second) + " requests per second (burst " +
+                                                std::to_string(c_->budget.limits().burst) + "); slow down"));
   }
 
   void register_one(control::SlotRef::Reader s) {
     std::string topic = s.getTopic();
     bool publish = s.getRole() == control::Role::PUBLISHER;
     if (!c_->granted.count({topic, publish})) {
-      refuse(*c_, std::string("register: topic '") + topic + "' was not opened to " +
+      refuse(*c_, control::RefusalCode::BAD_REQUEST, std::string("register: topic '") + topic + "' was not opened to " +
                       shmbus::wire::role_name(s.getRole()) + " on this connection");
     }
     auto it = d_.topics.find(topic);
-    if (it == d_.topics.end()) refuse(*c_, "register: no topic '" + topic + "'");
+    if (it == d_.topics.end()) refuse(*c_, control::RefusalCode::NO_SUCH_TOPIC, "register: no topic '" + topic + "'");
     const shmbus::Topic& t = it->second.topic;
     std::uint32_t max = publish ? t.config().max_publishers : t.config().max_subscribers;
-    if (s.getSlot() >= max) refuse(*c_, "register: topic '" + topic + "' has no slot " + std::to_string(s.getSlot()));
+    if (s.getSlot() >= max) refuse(*c_, control::RefusalCode::BAD_REQUEST, "register: topic '" + topic + "' has no slot " + std::to_string(s.getSlot()));
     std::uint64_t gen = publish ? t.publisher_generation(s.getSlot()) : t.subscriber_generation(s.getSlot());
     bool active = false;
     for (const shmbus::ClientSlotInfo& ci : t.stats().clients) {
@@ -295,7 +318,7 @@ class BusService final : public control::Bus::Server {
     // The pid the slot records is not compared with SO_PEERCRED: in another pid namespace they
     // differ legitimately, and a client with rights on the topic can write the region anyway.
     if (!active || gen != s.getGeneration()) {
-      refuse(*c_, "register: slot " + std::to_string(s.getSlot()) + " of topic '" + topic +
+      refuse(*c_, control::RefusalCode::BAD_REQUEST, "register: slot " + std::to_string(s.getSlot()) + " of topic '" + topic +
                       "' is not active with generation " + std::to_string(s.getGeneration()));
     }
     c_->regs.insert({topic, publish, s.getSlot(), s.getGeneration()});
@@ -303,57 +326,43 @@ class BusService final : public control::Bus::Server {
 
   void fill(const TopicEntry& e, control::TopicInfo::Builder o) {
     const shmbus::Topic& t = e.topic;
-    shmbus::wire::to_wire(t.config(), o.initConfig());
-    auto backing = t.path().empty() ? control::Backing::ANONYMOUS : control::Backing::FILE;
-    o.getConfig().setBacking(backing);
-    o.setTypeSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(e.schema.data()), e.schema.size()));
-    o.setBacking(backing);
-    o.setPath(t.path().string());
-    o.setRegionSize(t.mapping_size());
-    o.setCreatorUid(e.creator_uid);
-    o.setAdopted(e.adopted);
-    o.setLeased(e.leased);
+    shmbus::TopicListing l;
+    l.config = t.config();
+    l.config.schema = e.schema;
+    l.anonymous = t.path().empty();
+    l.path = t.path();
+    l.region_size = t.mapping_size();
+    l.creator_uid = e.creator_uid;
+    l.adopted = e.adopted;
+    l.leased = e.leased;
     shmbus::TopicStats st = t.stats();
-    o.setPublished(st.published);
-    auto classes = o.initClasses(static_cast<unsigned>(st.classes.size()));
-    for (unsigned i = 0; i < st.classes.size(); ++i) {
-      classes[i].setChunkSize(st.classes[i].chunk_size);
-      classes[i].setTotal(st.classes[i].total);
-      classes[i].setFree(st.classes[i].free);
-      classes[i].setInRing(st.classes[i].in_ring);
-      classes[i].setLoaned(st.classes[i].loaned);
-      classes[i].setHeld(st.classes[i].held);
-    }
-    auto slots = o.initSlots(static_cast<unsigned>(st.clients.size()));
-    for (unsigned i = 0; i < st.clients.size(); ++i) {
-      const shmbus::ClientSlotInfo& ci = st.clients[i];
-      bool pub = ci.role == shmbus::ClientSlotInfo::Role::publisher;
-      slots[i].setRole(pub ? control::Role::PUBLISHER : control::Role::SUBSCRIBER);
-      slots[i].setSlot(ci.slot);
-      slots[i].setPid(ci.pid);
-      slots[i].setMessages(ci.messages);
-      slots[i].setLost(ci.lost);
-      slots[i].setBacklog(ci.backlog);
-      slots[i].setChunksHeld(static_cast<std::uint32_t>(ci.chunks.size()));
+    l.published = st.published;
+    l.classes = st.classes;
+    for (const shmbus::ClientSlotInfo& ci : st.clients) {
+      const bool pub = ci.role == shmbus::ClientSlotInfo::Role::publisher;
+      std::uint64_t client_id = 0;
       for (auto& [id, c] : d_.clients) {
         for (const SlotRegistration& r : c->regs) {
-          if (r.topic == t.name() && r.publisher == pub && r.slot == ci.slot) slots[i].setClientId(id);
+          if (r.topic == t.name() && r.publisher == pub && r.slot == ci.slot) client_id = id;
         }
       }
+      l.slots.push_back({pub ? shmbus::Role::publisher : shmbus::Role::subscriber, ci.slot, ci.pid, ci.messages, ci.lost,
+                         ci.backlog, static_cast<std::uint32_t>(ci.chunks.size()), client_id});
     }
+    shmbus::wire::to_wire(l, o);
   }
 
   // A revoked topic: what it was and where its file went. No statistics: the daemon no longer
   // maps it (the file may have been truncated).
   void fill_revoked(const RevokedTopic& r, control::TopicInfo::Builder o) {
-    shmbus::wire::to_wire(r.config, o.initConfig());
-    o.getConfig().setBacking(control::Backing::FILE);
-    o.setTypeSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(r.config.schema.data()), r.config.schema.size()));
-    o.setBacking(control::Backing::FILE);
-    o.setPath(r.file.string());
-    o.setRegionSize(r.region_size);
-    o.setCreatorUid(r.creator_uid);
-    o.setRevoked(true);
+    shmbus::TopicListing l;
+    l.config = r.config;
+    l.anonymous = false;
+    l.path = r.file;
+    l.region_size = r.region_size;
+    l.creator_uid = r.creator_uid;
+    l.revoked = true;
+    shmbus::wire::to_wire(l, o);
   }
 
   Daemon::State& d_;

@@ -54,8 +54,8 @@ int listen_unix(const std::filesystem::path& path) {
     errno = err;
     fail_errno("bind " + path.string());
   }
-  // Who can reach the socket is decided by the directory's mode (0700, or 0750 + group);
-  // what they may do by the access rules.
+  // Who can reach the socket is decided by the directory's mode (Options::
+  // resolved_socket_dir_mode); what they may do by the access rules.
   chmod(path.c_str(), 0666);
   if (listen(fd, 128) != 0) {
     int err = errno;
@@ -124,6 +124,12 @@ struct Loop final : kj::TaskSet::ErrorHandler {
       close(fd);
       return;
     }
+    if (over_connection_limit(client->peer.uid)) {
+      spdlog::warn("closing a connection of uid {} (pid {}): that uid already holds max_connections_per_uid = {}",
+                   client->peer.uid, client->peer.pid, d.opts.max_connections_per_uid);
+      close(fd);
+      return;
+    }
     client->id = d.next_client_id++;
     client->connected_at = std::chrono::steady_clock::now();
     client->budget = RequestBudget(d.opts.request_limits, client->connected_at);
@@ -134,6 +140,13 @@ struct Loop final : kj::TaskSet::ErrorHandler {
                 kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
     auto conn = kj::heap<Connection>(d, client, kj::mv(stream));
     tasks.add(serve(kj::mv(conn)));
+  }
+
+  bool over_connection_limit(uid_t uid) const {
+    if (d.opts.max_connections_per_uid == 0 || uid == 0 || uid == geteuid()) return false;
+    std::uint32_t held = 0;
+    for (const auto& [id, c] : d.clients) held += c->peer.uid == uid;
+    return held >= d.opts.max_connections_per_uid;
   }
 
   kj::Promise<void> serve(kj::Own<Connection> conn) {
@@ -234,8 +247,7 @@ Daemon::Daemon(Options options) : s_(std::make_unique<State>()) {
   if (s.opts.bus.empty() || s.opts.bus.find('/') != std::string::npos || s.opts.bus.size() > 63) {
     throw std::runtime_error("bus name must be 1..63 bytes without '/': '" + s.opts.bus + "'");
   }
-  unsigned dir_mode = s.opts.socket_dir_mode.value_or(s.opts.socket_group ? 0750 : 0700);
-  make_private_dir(s.opts.resolved_runtime_dir(), dir_mode, s.opts.socket_group);
+  make_private_dir(s.opts.resolved_runtime_dir(), s.opts.resolved_socket_dir_mode(), s.opts.socket_group);
   s.lock = std::make_unique<InstanceLock>(s.opts.lock_path(), s.opts.bus);
   make_private_dir(s.opts.resolved_region_dir(), 0700, std::nullopt);  // clients get fds, not paths
   s.adopt_region_files();

@@ -22,6 +22,15 @@ std::filesystem::path Options::resolved_region_dir() const {
 std::filesystem::path Options::socket_path() const { return shmbus::bus_socket_path(bus, resolved_runtime_dir()); }
 std::filesystem::path Options::lock_path() const { return resolved_runtime_dir() / (bus + ".lock"); }
 
+unsigned Options::resolved_socket_dir_mode() const {
+  if (socket_dir_mode) return *socket_dir_mode;
+  if (socket_group) return 0750;
+  std::error_code ec;
+  const bool system = std::filesystem::weakly_canonical(resolved_runtime_dir(), ec) ==
+                      std::filesystem::weakly_canonical(shmbus::system_runtime_dir(), ec);
+  return system ? 0755 : 0700;
+}
+
 namespace {
 
 struct Ctx {
@@ -145,7 +154,8 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
                              std::string(e.description()));
   }
   cx.only_keys(root, {"bus", "runtime_dir", "region_dir", "socket_group", "socket_dir_mode", "default_backing",
-                      "handshake_timeout_ms", "max_requests_per_second", "request_burst", "defaults", "topic", "access"},
+                      "handshake_timeout_ms", "max_requests_per_second", "request_burst", "max_connections_per_uid",
+                      "defaults", "topic", "access"},
                "the top level");
   if (auto v = cx.get<std::string>(root, "bus")) o.bus = *v;
   if (auto v = cx.get<std::string>(root, "runtime_dir")) o.runtime_dir = *v;
@@ -158,6 +168,7 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
   if (auto v = cx.get<unsigned>(root, "socket_dir_mode")) o.socket_dir_mode = *v;
   if (auto v = cx.get<std::uint64_t>(root, "handshake_timeout_ms")) o.handshake_timeout = std::chrono::milliseconds(*v);
   if (auto v = cx.get<std::uint32_t>(root, "max_requests_per_second")) o.request_limits.per_second = *v;
+  if (auto v = cx.get<std::uint32_t>(root, "max_connections_per_uid")) o.max_connections_per_uid = *v;
   if (auto v = cx.get<std::uint32_t>(root, "request_burst")) {
     if (*v == 0) cx.fail(*root.get("request_burst"), "request_burst must be at least 1");
     o.request_limits.burst = *v;
@@ -199,7 +210,7 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
       ++index;
       const toml::table* t = e.as_table();
       if (!t) cx.fail(e, "[[access]] entries must be tables");
-      cx.only_keys(*t, {"topic", "publish", "subscribe"}, "[[access]]");
+      cx.only_keys(*t, {"topic", "publish", "subscribe", "create"}, "[[access]]");
       AccessRule r;
       auto pattern = cx.get<std::string>(*t, "topic");
       if (!pattern) cx.fail(e, "[[access]] needs topic = \"<glob>\"");
@@ -207,6 +218,10 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
       try {
         for (const std::string& s : cx.strings(*t, "publish")) r.publishers.push_back(parse_principal(s));
         for (const std::string& s : cx.strings(*t, "subscribe")) r.subscribers.push_back(parse_principal(s));
+        if (t->get("create")) {
+          r.creators.emplace();
+          for (const std::string& s : cx.strings(*t, "create")) r.creators->push_back(parse_principal(s));
+        }
       } catch (const std::runtime_error& err) {
         cx.fail(e, err.what());
       }

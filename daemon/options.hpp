@@ -33,8 +33,8 @@ struct Options {
   std::string bus = "default";
   std::filesystem::path runtime_dir;  // empty: shmbus::default_runtime_dir()
   std::filesystem::path region_dir;   // empty: <runtime_dir>/<bus>.regions
-  // Group allowed to reach the socket: the runtime directory becomes 0750 with this group
-  // (else 0700, owner only). `socket_dir_mode` overrides the mode.
+  // Who may reach the socket (what they may do there is up to `rules`): see
+  // resolved_socket_dir_mode(). With `socket_group`, the runtime directory gets that group.
   std::optional<gid_t> socket_group;
   std::optional<unsigned> socket_dir_mode;
   shmbus::TopicConfig defaults;  // topic defaults (name unused)
@@ -44,6 +44,10 @@ struct Options {
   std::filesystem::path config_file;  // re-read for access rules on SIGHUP
   // A connection that makes no request within this time is closed (it holds a daemon fd).
   std::chrono::milliseconds handshake_timeout{5000};
+  // Connections one uid may hold at once (0: no limit); root and the daemon's uid are exempt.
+  // Every local user may connect to the system daemon, and each connection holds a daemon fd:
+  // without a cap one user could use up the daemon's fds and lock everybody else out.
+  std::uint32_t max_connections_per_uid = 256;
   // Control requests per connection (request_budget.hpp): over the rate a request is refused,
   // and a connection that goes on regardless is closed.
   RequestLimits request_limits;
@@ -53,6 +57,11 @@ struct Options {
   std::filesystem::path resolved_runtime_dir() const;
   std::filesystem::path resolved_region_dir() const;
   std::filesystem::path socket_path() const;
+  // The runtime directory's mode: `socket_dir_mode` when set; else 0750 with `socket_group`;
+  // else 0755 for the system daemon (runtime directory = shmbus::system_runtime_dir(), where
+  // other users' clients look), so every local user can connect and the access rules, checked
+  // against SO_PEERCRED, decide; else 0700 (a user's own daemon, for that user alone).
+  unsigned resolved_socket_dir_mode() const;
   std::filesystem::path lock_path() const;
 };
 

@@ -16,9 +16,9 @@ ClientState::~ClientState() {
   if (peer.pidfd >= 0) close(peer.pidfd);
 }
 
-void refuse(const ClientState& client, const std::string& reason) {
-  spdlog::warn("{}: refused: {}", client.tag(), reason);
-  kj::throwFatalException(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(reason)));
+void refuse(const ClientState& client, control::RefusalCode code, const std::string& reason) {
+  spdlog::warn("{}: refused ({}): {}", client.tag(), shmbus::wire::refusal_name(code), reason);
+  kj::throwFatalException(shmbus::wire::refusal(code, reason));
 }
 
 namespace {
@@ -31,27 +31,6 @@ void check_name(const std::string& name) {
   if (name.find('%') != std::string::npos) throw std::invalid_argument("'%' is reserved in topic names");
 }
 
-// The client's request over the daemon's defaults: fields left 0/unset keep the defaults.
-shmbus::TopicConfig merge_request(shmbus::TopicConfig c, control::TopicConfig::Reader r) {
-  if (r.getSizeClasses().size() != 0) {
-    c.size_classes.clear();
-    for (auto sc : r.getSizeClasses()) c.size_classes.push_back({sc.getChunkSize(), sc.getCount()});
-  }
-  if (r.getQueueDepth()) c.queue_depth = r.getQueueDepth();
-  if (r.getHistoryDepth()) c.history_depth = r.getHistoryDepth();
-  c.policy = shmbus::wire::from_wire(r.getPolicy(), c.policy);
-  if (r.getBlockTimeoutNs()) c.block_timeout = std::chrono::nanoseconds(r.getBlockTimeoutNs());
-  if (r.getMaxPublishers()) c.max_publishers = r.getMaxPublishers();
-  if (r.getMaxSubscribers()) c.max_subscribers = r.getMaxSubscribers();
-  if (r.getMaxLoansPerPublisher()) c.max_loans_per_publisher = r.getMaxLoansPerPublisher();
-  if (r.getMaxHeldPerSubscriber()) c.max_held_per_subscriber = r.getMaxHeldPerSubscriber();
-  if (r.getMaxSegments()) c.max_segments = r.getMaxSegments();
-  if (r.getMaxMessageSize()) c.max_message_size = r.getMaxMessageSize();
-  if (r.getTypeId()) c.type_id = r.getTypeId();
-  if (r.getStampPublishTime()) c.stamp_publish_time = true;
-  return c;
-}
-
 }  // namespace
 
 TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, std::string type_schema,
@@ -60,13 +39,13 @@ TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, 
   if (auto it = topics.find(name); it != topics.end()) {
     std::uint64_t have = it->second.topic.config().type_id;
     if (request.getTypeId() != 0 && have != 0 && request.getTypeId() != have) {
-      throw std::invalid_argument("topic '" + name + "' carries type id " + std::to_string(have) + ", not " +
-                                  std::to_string(request.getTypeId()));
+      throw shmbus::Error(shmbus::Errc::type_mismatch, "topic '" + name + "' carries type id " + std::to_string(have) +
+                                                           ", not " + std::to_string(request.getTypeId()));
     }
     return it->second;
   }
   check_name(name);
-  shmbus::TopicConfig config = merge_request(opts.defaults, request);
+  shmbus::TopicConfig config = shmbus::wire::merge_request(opts.defaults, request);
   config.name = name;
   config.schema = std::move(type_schema);  // recorded in the region, so tools need no daemon to decode
   shmbus::RegionOptions region;

@@ -127,8 +127,9 @@ struct Daemon::State {
                                                     const std::filesystem::path& file, uid_t fallback_owner);
 };
 
-// For the client, with the reason: the RPC layer delivers it as "remote exception: <reason>".
-[[noreturn]] void refuse(const ClientState& client, const std::string& reason);
+// Refuses the request in progress: logged, and thrown as wire::refusal(code, reason), which the
+// client turns into an Errc and keeps the reason.
+[[noreturn]] void refuse(const ClientState& client, control::RefusalCode code, const std::string& reason);
 
 // The Bus capability served to one connection.
 kj::Own<control::Bus::Server> make_bus_service(Daemon::State& daemon, std::shared_ptr<ClientState> client);

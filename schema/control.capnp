@@ -16,11 +16,27 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("shmbus::control");
 
-const protocolVersion :UInt32 = 1;
+# 2: typed refusals ("[code] message", RefusalCode), openTopic.mustExist, the create right.
+const protocolVersion :UInt32 = 2;
 
 enum Role {
   publisher @0;
   subscriber @1;
+}
+
+# Why the daemon refused a request. Cap'n Proto 0.9's RPC carries only an exception's type and
+# text, so a refusal travels as the exception text "[<enumerant name>] <message>";
+# bus/control/wire.* is the one place that writes and reads that form (wire::refusal /
+# wire::read_refusal), and the client maps the code to a shmbus::Errc, keeping the message.
+enum RefusalCode {
+  unspecified @0;            # an exception without the form (a daemon bug, or an older daemon)
+  accessDenied @1;           # the access rules refused; the message names rule, right and uid
+  noSuchTopic @2;            # openTopic(mustExist = true), registerPool, getPool, registerSlot
+  badRequest @3;             # malformed or out-of-order request (e.g. a slot never granted)
+  existsWithOtherConfig @4;  # the topic exists with another type id, or another region
+  invalidConfig @5;          # the topic could not be created with this configuration
+  rateLimited @6;            # over the connection's request budget
+  unsupportedVersion @7;     # hello() with a protocol version this daemon does not speak
 }
 
 enum Policy {
@@ -157,11 +173,13 @@ interface Bus {
         -> (busName :Text, protocolVersion :UInt32, epoch :UInt64);
 
   # Opens topic `config.name`, creating its region if the bus has none yet. `role` is checked
-  # against the access rules (an error names the rule that refused). `typeSchema`: optional
+  # against the access rules (an error names the rule that refused); creating the topic also
+  # needs the `create` right. With `mustExist`, a topic the bus does not have is refused
+  # (noSuchTopic) instead of created (tools that only look at existing topics). `typeSchema`: optional
   # serialized Cap'n Proto message whose root is a schema.capnp CodeGeneratorRequest holding
   # the nodes of the message type and its dependencies (only `nodes` is used); recorded in the
   # registry by the first opener that gives one, for tools that decode messages.
-  openTopic @1 (config :TopicConfig, role :Role, typeSchema :Data)
+  openTopic @1 (config :TopicConfig, role :Role, typeSchema :Data, mustExist :Bool)
             -> (region :Region, config :TopicConfig);
 
   # Records that this connection owns a publisher/subscriber slot. The role must have been
@@ -177,7 +195,8 @@ interface Bus {
 
   # After a daemon restart: a client hands back an anonymous region the new daemon does not
   # know (the fd travels with `region`), with its registrations. Requires publish rights on
-  # the topic named in the region's header. A topic the daemon already has is not replaced.
+  # the topic named in the region's header, and the create right when it becomes a new topic
+  # of this bus (an anonymous region). A topic the daemon already has is not replaced.
   adoptRegion @7 (region :Region, slots :List(SlotRef)) -> (region :Region);
 
   # A publisher hands the daemon the memfd of its payload pool (pool index = its publisher

@@ -37,15 +37,7 @@ namespace shmbus {
 
 namespace {
 
-struct Registration {
-  std::string topic;
-  control::Role role;
-  std::uint32_t slot;
-  std::uint64_t generation;
-  bool operator<(const Registration& o) const {
-    return std::tie(topic, role, slot, generation) < std::tie(o.topic, o.role, o.slot, o.generation);
-  }
-};
+using Registration = wire::SlotRef;
 
 // A connected, non-blocking, close-on-exec Unix stream socket, or -1 with errno set.
 int connect_unix(const std::filesystem::path& path) {
@@ -74,18 +66,24 @@ std::string process_name() {
   return s;
 }
 
-control::Role to_wire(Role r) {
-  return r == Role::publisher ? control::Role::PUBLISHER : control::Role::SUBSCRIBER;
+// A refused permission to connect, with what the operator can do about it.
+std::string permission_denied(const std::filesystem::path& path) {
+  return "permission denied on socket " + path.string() + ": uid " + std::to_string(geteuid()) +
+         " may not reach it (the daemon's operator lets other users connect with socket_dir_mode, or with "
+         "socket_group and membership of that group, in shmbusd.toml; its access rules then decide)";
 }
-
-Role from_wire(control::Role r) { return r == control::Role::PUBLISHER ? Role::publisher : Role::subscriber; }
 
 class ClientReopener;  // "Following revoked topics", at the end of this file
 
 }  // namespace
 
+std::filesystem::path system_runtime_dir() {
+  if (const char* dir = getenv("SHMBUS_SYSTEM_RUNTIME_DIR"); dir && *dir) return dir;
+  return "/run/shmbus";
+}
+
 std::filesystem::path default_runtime_dir() {
-  if (geteuid() == 0) return "/run/shmbus";
+  if (geteuid() == 0) return system_runtime_dir();
   if (const char* xdg = getenv("XDG_RUNTIME_DIR"); xdg && *xdg) return std::filesystem::path(xdg) / "shmbus";
   return "/tmp/shmbus-" + std::to_string(geteuid());
 }
@@ -94,9 +92,20 @@ std::filesystem::path bus_socket_path(const std::string& bus, const std::filesys
   return (runtime_dir.empty() ? default_runtime_dir() : runtime_dir) / (bus + ".sock");
 }
 
+std::vector<std::filesystem::path> socket_search_path(const ClientOptions& options) {
+  if (!options.socket.empty()) return {options.socket};
+  if (const char* env = getenv("SHMBUS_SOCKET"); env && *env) return {env};
+  std::vector<std::filesystem::path> paths = {bus_socket_path(options.bus)};
+  std::filesystem::path system = bus_socket_path(options.bus, system_runtime_dir());
+  if (system != paths.front()) paths.push_back(system);
+  return paths;
+}
+
 struct Client::Impl {
   ClientOptions opts;
-  std::filesystem::path socket;
+  std::vector<std::filesystem::path> candidates;  // socket_search_path(opts)
+  std::filesystem::path socket;                   // the candidate last connected to; under `mu`
+  Errc connect_error = Errc::system_error;        // access_denied when a socket refused us
   std::string name;
 
   // Shared between user threads and the loop thread.
@@ -156,27 +165,23 @@ struct Client::Impl {
     } catch (const kj::Exception& e) {
       std::string why(e.getDescription().cStr());
       if (e.getType() == kj::Exception::Type::DISCONNECTED || e.getType() == kj::Exception::Type::OVERLOADED) {
-        throw Error(Errc::system_error, std::string(what) + ": shmbus daemon at " + socket.string() +
+        throw Error(Errc::system_error, std::string(what) + ": shmbus daemon at " + socket_now().string() +
                                             " is unreachable (" + why + ")");
       }
-      // A refusal by the daemon arrives as "remote exception: <reason>"; keep the reason.
-      const std::string prefix = "remote exception: ";
-      if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
-      Errc code = Errc::invalid_config;
-      if (why.rfind(wire::kAccessDenied, 0) == 0) code = Errc::access_denied;
-      if (why.rfind(wire::kRateLimited, 0) == 0) code = Errc::rate_limited;
-      throw Error(code, std::string(what) + ": " + why);
+      wire::Refusal refused = wire::read_refusal(why);
+      throw Error(wire::to_errc(refused.code), std::string(what) + ": " + refused.message);
     }
+  }
+
+  std::filesystem::path socket_now() {
+    std::lock_guard lock(mu);
+    return socket;
   }
 
   void add_registration(const Registration& r) {
     call("registering a slot", [&](control::Bus::Client& b) {
       auto req = b.registerSlotRequest();
-      auto s = req.initSlot();
-      s.setTopic(r.topic);
-      s.setRole(r.role);
-      s.setSlot(r.slot);
-      s.setGeneration(r.generation);
+      wire::to_wire(r, req.initSlot());
       return req.send().ignoreResult();
     });
     std::lock_guard lock(mu);
@@ -260,11 +265,7 @@ struct Client::Impl {
     }
     call("unregistering a slot", [&](control::Bus::Client& b) {
       auto req = b.unregisterSlotRequest();
-      auto s = req.initSlot();
-      s.setTopic(r.topic);
-      s.setRole(r.role);
-      s.setSlot(r.slot);
-      s.setGeneration(r.generation);
+      wire::to_wire(r, req.initSlot());
       return req.send().ignoreResult();
     });
   }
@@ -289,9 +290,32 @@ void Client::Impl::run(std::promise<std::string>& started) {
 }
 
 kj::Promise<void> Client::Impl::connect_now() {
-  int fd = connect_unix(socket);
+  // The first candidate that answers: a per-user daemon, else the system one. Each failure is
+  // named, so "no daemon" and "not allowed to reach it" read differently.
+  int fd = -1;
+  std::string denied, absent;  // why each candidate failed
+  connect_error = Errc::system_error;
+  for (const std::filesystem::path& path : candidates) {
+    fd = connect_unix(path);
+    if (fd >= 0) {
+      std::lock_guard lock(mu);  // read by user threads for messages and socket_path()
+      socket = path;
+      break;
+    }
+    const int err = errno;
+    if (err == EACCES || err == EPERM) {
+      connect_error = Errc::access_denied;
+      denied += (denied.empty() ? "" : "; ") + permission_denied(path);
+    } else {
+      absent += (absent.empty() ? "" : ", ") + path.string() + " (" + strerror(err) + ")";
+    }
+  }
   if (fd < 0) {
-    return KJ_EXCEPTION(DISCONNECTED, "connecting to shmbus daemon", socket.string(), strerror(errno));
+    const std::string bus = opts.socket.empty() ? "for bus '" + opts.bus + "' " : "";
+    const std::string why = denied.empty()   ? "no shmbusd answers " + bus + "at " + absent
+                            : absent.empty() ? denied
+                                             : denied + "; no shmbusd at " + absent;
+    return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::str(why));
   }
   stream = io->lowLevelProvider->wrapUnixSocketFd(
       fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP | kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
@@ -304,10 +328,19 @@ kj::Promise<void> Client::Impl::connect_now() {
   req.setClientName(name);
   req.setProtocolVersion(control::PROTOCOL_VERSION);
   return req.send()
-      .then([this](auto&&) {
-        up = true;
-        return resync();
-      })
+      .then(
+          [this](auto&&) {
+            up = true;
+            return resync();
+          },
+          [this](kj::Exception&& e) -> kj::Promise<void> {
+            if (e.getType() != kj::Exception::Type::DISCONNECTED) return kj::mv(e);
+            return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                                 kj::str("shmbusd at ", socket_now().string(),
+                                         " closed the connection before answering (its log says why, e.g. this uid "
+                                         "holds max_connections_per_uid connections already): ",
+                                         e.getDescription()));
+          })
       .then([this]() {
         ++connections;
         if (!opts.reconnect) return;
@@ -346,15 +379,10 @@ kj::Promise<void> Client::Impl::resync() {
     req.setRegion(kj::heap<wire::RegionServer>(topic));
     const auto& rs = by_topic[topic_name];
     auto slots = req.initSlots(static_cast<unsigned>(rs.size()));
-    for (unsigned i = 0; i < rs.size(); ++i) {
-      slots[i].setTopic(rs[i].topic);
-      slots[i].setRole(rs[i].role);
-      slots[i].setSlot(rs[i].slot);
-      slots[i].setGeneration(rs[i].generation);
-    }
+    for (unsigned i = 0; i < rs.size(); ++i) wire::to_wire(rs[i], slots[i]);
     std::vector<std::uint32_t> pools;
     for (const Registration& r : rs) {
-      if (r.role == control::Role::PUBLISHER) pools.push_back(r.slot);
+      if (r.role == Role::publisher) pools.push_back(r.slot);
     }
     all.add(req.send()
                 .then([b, topic = topic, pools](auto&&) mutable {
@@ -372,7 +400,8 @@ Client::Client() : Client(ClientOptions{}) {}
 Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   im.opts = std::move(options);
-  im.socket = im.opts.socket.empty() ? bus_socket_path(im.opts.bus) : im.opts.socket;
+  im.candidates = socket_search_path(im.opts);
+  im.socket = im.candidates.front();
   im.name = im.opts.name.empty() ? process_name() : im.opts.name;
   std::promise<std::string> started;
   std::future<std::string> result = started.get_future();
@@ -380,7 +409,13 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   std::string error = result.get();
   if (!error.empty()) {
     im.thread.join();
-    throw Error(Errc::system_error, "shmbus daemon at " + im.socket.string() + " is unreachable: " + error);
+    // A refusal of hello() (e.g. the protocol version) keeps its code; else the message names
+    // every socket tried and why each failed.
+    wire::Refusal refused = wire::read_refusal(error);
+    if (refused.code != control::RefusalCode::UNSPECIFIED) {
+      throw Error(wire::to_errc(refused.code), "shmbusd at " + im.socket_now().string() + " refused: " + refused.message);
+    }
+    throw Error(im.connect_error, error);
   }
   im.pool_broker->client = &im;  // no topic holds the broker yet: no lock needed
   start_following_revoked_topics();
@@ -413,15 +448,13 @@ Client::~Client() {
   im.thread.join();
 }
 
-Topic Client::open_topic(const TopicConfig& config, Role role, std::span<const std::byte> type_schema) {
-  Impl& im = *impl_;
-  // A config from typed_topic<T>() already carries the schema: record that one.
-  if (type_schema.empty() && !config.schema.empty()) type_schema = std::as_bytes(std::span(config.schema));
-  Topic topic = im.call(("opening topic '" + config.name + "'").c_str(), [&](control::Bus::Client& b) {
+// One openTopic request, filled by `fill`; maps the region whose fd comes with the reply and
+// remembers the topic for re-registration after a daemon restart.
+template <typename Fill>
+Topic open_through(Client::Impl& im, const std::string& name, Fill&& fill) {
+  Topic topic = im.call(("opening topic '" + name + "'").c_str(), [&](control::Bus::Client& b) {
     auto req = b.openTopicRequest();
-    wire::to_wire(config, req.initConfig());
-    req.setRole(to_wire(role));
-    req.setTypeSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(type_schema.data()), type_schema.size()));
+    fill(req);
     return req.send().then([](capnp::Response<control::Bus::OpenTopicResults>&& resp) {
       control::Region::Client region = resp.getRegion();
       // The fd that came with the reply is closed when the reply is destroyed (capnp 0.9.2:
@@ -444,26 +477,29 @@ Topic Client::open_topic(const TopicConfig& config, Role role, std::span<const s
   return topic;
 }
 
-Topic Client::open_topic(const std::string& name, Role role) {
-  Impl& im = *impl_;
-  Topic topic = im.call(("opening topic '" + name + "'").c_str(), [&](control::Bus::Client& b) {
-    auto req = b.openTopicRequest();
-    req.initConfig().setName(name);  // everything else 0/unset: the daemon's defaults
-    req.setRole(to_wire(role));
-    return req.send().then([](capnp::Response<control::Bus::OpenTopicResults>&& resp) {
-      control::Region::Client region = resp.getRegion();
-      return region.getFd()
-          .then([region](kj::Maybe<int> fd) mutable -> Topic {
-            KJ_IF_MAYBE (f, fd) { return Topic::open_fd(*f); }  // dups the fd; see open_topic above
-            KJ_FAIL_REQUIRE("the daemon's reply carried no region fd (fd passing unavailable?)");
-          })
-          .attach(kj::mv(resp));
-    });
+Topic Client::open_topic(const TopicConfig& config, Role role, std::span<const std::byte> type_schema) {
+  // A config from typed_topic<T>() already carries the schema: record that one.
+  if (type_schema.empty() && !config.schema.empty()) type_schema = std::as_bytes(std::span(config.schema));
+  return open_through(*impl_, config.name, [&](control::Bus::OpenTopicParams::Builder req) {
+    wire::to_wire(config, req.initConfig());
+    req.setRole(wire::to_wire(role));
+    req.setTypeSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(type_schema.data()), type_schema.size()));
   });
-  im.serve_pools(topic);
-  std::lock_guard lock(im.mu);
-  im.topics.insert_or_assign(topic.name(), topic);
-  return topic;
+}
+
+Topic Client::open_topic(const std::string& name, Role role) {
+  return open_through(*impl_, name, [&](control::Bus::OpenTopicParams::Builder req) {
+    req.initConfig().setName(name);  // everything else 0/unset: the daemon's defaults
+    req.setRole(wire::to_wire(role));
+  });
+}
+
+Topic Client::open_existing_topic(const std::string& name, Role role) {
+  return open_through(*impl_, name, [&](control::Bus::OpenTopicParams::Builder req) {
+    req.initConfig().setName(name);
+    req.setRole(wire::to_wire(role));
+    req.setMustExist(true);
+  });
 }
 
 Topic Client::open_topic_typed(const TopicConfig& config, Role role, capnp::Schema schema) {
@@ -485,47 +521,33 @@ RawSubscriber Client::subscriber(const Topic& topic, SubscriberOptions options) 
 
 void Client::register_publisher(const RawPublisher& pub) {
   const Topic& t = pub.topic();
-  impl_->add_registration({t.name(), control::Role::PUBLISHER, pub.slot(), t.publisher_generation(pub.slot())});
+  impl_->add_registration({t.name(), Role::publisher, pub.slot(), t.publisher_generation(pub.slot())});
   if (t.external_pools()) impl_->add_pool(t, pub.slot());  // pool index = publisher slot
   follow_revoked_topic(pub.resume_);
 }
 
 void Client::register_subscriber(const RawSubscriber& sub) {
   const Topic& t = sub.topic();
-  impl_->add_registration({t.name(), control::Role::SUBSCRIBER, sub.slot(), t.subscriber_generation(sub.slot())});
+  impl_->add_registration({t.name(), Role::subscriber, sub.slot(), t.subscriber_generation(sub.slot())});
   follow_revoked_topic(sub.resume_);
 }
 
 void Client::unregister_publisher(const RawPublisher& pub) {
   const Topic& t = pub.topic();
   pub.resume_.reopener = nullptr;  // no longer ours to look after
-  impl_->remove_registration({t.name(), control::Role::PUBLISHER, pub.slot(), t.publisher_generation(pub.slot())});
+  impl_->remove_registration({t.name(), Role::publisher, pub.slot(), t.publisher_generation(pub.slot())});
 }
 
 void Client::unregister_subscriber(const RawSubscriber& sub) {
   const Topic& t = sub.topic();
   sub.resume_.reopener = nullptr;  // no longer ours to look after
-  impl_->remove_registration({t.name(), control::Role::SUBSCRIBER, sub.slot(), t.subscriber_generation(sub.slot())});
+  impl_->remove_registration({t.name(), Role::subscriber, sub.slot(), t.subscriber_generation(sub.slot())});
 }
 
 BusStatusInfo Client::status() {
   return impl_->call("reading bus status", [](control::Bus::Client& b) {
-    return b.statusRequest().send().then([](capnp::Response<control::Bus::StatusResults>&& resp) {
-      auto s = resp.getStatus();
-      BusStatusInfo info;
-      info.bus_name = s.getBusName();
-      info.daemon_pid = s.getDaemonPid();
-      info.daemon_uid = s.getDaemonUid();
-      info.protocol_version = s.getProtocolVersion();
-      info.epoch = s.getEpoch();
-      info.uptime_ms = s.getUptimeMs();
-      info.topics = s.getTopics();
-      info.clients = s.getClients();
-      info.socket_path = s.getSocketPath();
-      info.region_dir = s.getRegionDir();
-      info.rules_source = s.getRulesSource();
-      return info;
-    });
+    return b.statusRequest().send().then(
+        [](capnp::Response<control::Bus::StatusResults>&& resp) { return wire::from_wire(resp.getStatus()); });
   });
 }
 
@@ -533,27 +555,7 @@ std::vector<TopicListing> Client::list_topics() {
   return impl_->call("listing topics", [](control::Bus::Client& b) {
     return b.listTopicsRequest().send().then([](capnp::Response<control::Bus::ListTopicsResults>&& resp) {
       std::vector<TopicListing> out;
-      for (control::TopicInfo::Reader t : resp.getTopics()) {
-        TopicListing l;
-        l.config = wire::from_wire(t.getConfig());
-        l.config.schema.assign(reinterpret_cast<const char*>(t.getTypeSchema().begin()), t.getTypeSchema().size());
-        l.anonymous = t.getBacking() != control::Backing::FILE;
-        l.path = std::string(t.getPath());
-        l.region_size = t.getRegionSize();
-        l.published = t.getPublished();
-        for (auto c : t.getClasses()) {
-          l.classes.push_back({c.getChunkSize(), c.getTotal(), c.getFree(), c.getInRing(), c.getLoaned(), c.getHeld()});
-        }
-        for (auto s : t.getSlots()) {
-          l.slots.push_back({from_wire(s.getRole()), s.getSlot(),
-                             s.getPid(), s.getMessages(), s.getLost(), s.getBacklog(), s.getChunksHeld(), s.getClientId()});
-        }
-        l.creator_uid = t.getCreatorUid();
-        l.adopted = t.getAdopted();
-        l.revoked = t.getRevoked();
-        l.leased = t.getLeased();
-        out.push_back(std::move(l));
-      }
+      for (control::TopicInfo::Reader t : resp.getTopics()) out.push_back(wire::from_wire(t));
       return out;
     });
   });
@@ -563,17 +565,13 @@ std::vector<ClientListing> Client::clients() {
   return impl_->call("listing clients", [](control::Bus::Client& b) {
     return b.clientsRequest().send().then([](capnp::Response<control::Bus::ClientsResults>&& resp) {
       std::vector<ClientListing> out;
-      for (control::ClientInfo::Reader c : resp.getClients()) {
-        ClientListing l{c.getId(), c.getPid(), c.getUid(), c.getGid(), c.getName(), c.getConnectedForMs(), {}};
-        for (auto r : c.getRegistrations()) {
-          l.registrations.push_back({r.getTopic(), from_wire(r.getRole()), r.getSlot()});
-        }
-        out.push_back(std::move(l));
-      }
+      for (control::ClientInfo::Reader c : resp.getClients()) out.push_back(wire::from_wire(c));
       return out;
     });
   });
 }
+
+std::filesystem::path Client::socket_path() const { return impl_->socket_now(); }
 
 bool Client::connected() const { return impl_->up; }
 std::uint64_t Client::connection_count() const { return impl_->connections; }
@@ -633,10 +631,10 @@ class ClientReopener final : public detail::Reopener {
     if (client_ == nullptr) return;
     try {
       if (publisher) {
-        im_->add_registration({fresh.name(), control::Role::PUBLISHER, slot, fresh.publisher_generation(slot)});
+        im_->add_registration({fresh.name(), Role::publisher, slot, fresh.publisher_generation(slot)});
         if (fresh.external_pools()) im_->add_pool(fresh, slot);
       } else {
-        im_->add_registration({fresh.name(), control::Role::SUBSCRIBER, slot, fresh.subscriber_generation(slot)});
+        im_->add_registration({fresh.name(), Role::subscriber, slot, fresh.subscriber_generation(slot)});
       }
     } catch (const std::exception&) {  // the daemon went away meanwhile: its sweep reclaims dead slots
     }

@@ -53,8 +53,11 @@ namespace shmbus {
 // Which side of a topic a process wants: checked against the daemon's access rules.
 enum class Role { publisher, subscriber };
 
-// The directory holding bus sockets and regions: /run/shmbus as root, else
-// $XDG_RUNTIME_DIR/shmbus, else /tmp/shmbus-<uid>.
+// The system daemon's directory: /run/shmbus, or $SHMBUS_SYSTEM_RUNTIME_DIR when set (tests,
+// or a system daemon installed elsewhere).
+std::filesystem::path system_runtime_dir();
+// The directory holding bus sockets and regions of a daemon started by this user:
+// system_runtime_dir() as root, else $XDG_RUNTIME_DIR/shmbus, else /tmp/shmbus-<uid>.
 std::filesystem::path default_runtime_dir();
 // The control socket of bus `bus` under `runtime_dir` (default_runtime_dir() when empty).
 std::filesystem::path bus_socket_path(const std::string& bus = "default",
@@ -62,7 +65,7 @@ std::filesystem::path bus_socket_path(const std::string& bus = "default",
 
 struct ClientOptions {
   std::string bus = "default";
-  std::filesystem::path socket;   // explicit socket path; overrides `bus`
+  std::filesystem::path socket;   // explicit socket path; overrides `bus` (see socket_search_path)
   std::string name;               // shown by `shmbus clients`; default: /proc/self/comm
   std::chrono::milliseconds timeout{5000};  // per control request
   // Reconnect and re-register after the daemon restarts, and follow revoked topics: a
@@ -71,6 +74,12 @@ struct ClientOptions {
   // resumption"). false: fail at once, and region_lost is final.
   bool reconnect = true;
 };
+
+// The sockets a Client tries, in order, until one answers: `options.socket` alone when set;
+// else $SHMBUS_SOCKET alone when set; else the bus's socket under default_runtime_dir() (a
+// daemon of your own), then under system_runtime_dir() (the system daemon, e.g. the shipped
+// systemd unit's, which admits other users and leaves the decision to its access rules).
+std::vector<std::filesystem::path> socket_search_path(const ClientOptions& options);
 
 // The bus daemon's view of itself (Client::status()).
 struct BusStatusInfo {
@@ -127,8 +136,10 @@ struct ClientListing {
 
 class Client {
  public:
-  // Connects to the default bus. Throws Error(system_error) naming the socket when no daemon
-  // answers there.
+  // Connects to the first socket of socket_search_path() that answers. Throws
+  // Error(access_denied) when a socket refused this process's permission to connect (the
+  // message names the socket and what the operator can change), else Error(system_error)
+  // naming every socket tried and why each failed.
   Client();
   explicit Client(ClientOptions options);
   ~Client();
@@ -138,11 +149,19 @@ class Client {
   // Opens (creating if needed) the topic `config.name`. Fields of `config` are what the
   // client asks for; the daemon's per-topic settings may override them (read the result's
   // config()). `type_schema`: optional serialized schema nodes (see open_topic<T>).
-  // Throws Error(invalid_config) when refused, with the daemon's reason (naming the access
-  // rule), Error(system_error) when the daemon is unreachable.
+  // Throws Error(access_denied) when the access rules refuse the role, or refuse creating a
+  // topic the bus does not have yet (the `create` right), with the daemon's reason naming the
+  // rule, the right and the uid; Error(type_mismatch) when the topic exists with another type
+  // id; Error(invalid_config) when the daemon cannot create it with this configuration;
+  // Error(rate_limited) over the connection's request budget; Error(system_error) when the
+  // daemon is unreachable.
   Topic open_topic(const TopicConfig& config, Role role, std::span<const std::byte> type_schema = {});
   // Opens a topic with the daemon's default configuration for that name.
   Topic open_topic(const std::string& name, Role role);
+  // Opens a topic the bus already has; never creates one. Throws Error(no_such_topic) when
+  // the bus has none of that name (after the access check: a refused role still reads as
+  // access_denied), else as open_topic.
+  Topic open_existing_topic(const std::string& name, Role role);
   // Typed: records T's type id and schema (T and its dependencies) with the topic.
   template <typename T>
   Topic open_topic(TopicConfig config, Role role) {
@@ -176,6 +195,8 @@ class Client {
   bool connected() const;
   // Connections made so far (1 + reconnections); for tests and diagnostics.
   std::uint64_t connection_count() const;
+  // The socket of the daemon this client connected to last (one of socket_search_path()).
+  std::filesystem::path socket_path() const;
 
   struct Impl;
 

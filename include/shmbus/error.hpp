@@ -47,6 +47,7 @@ enum class Errc {
   system_error,
   rate_limited,          // the bus daemon refused a control request: too many from this connection
   lease_held,            // opening a region file: a file lease holder (a killed bus daemon) does not let go
+  no_such_topic,         // the bus daemon has no such topic (Client::open_existing_topic)
 };
 
 const char* errc_name(Errc code) noexcept;
