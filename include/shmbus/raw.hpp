@@ -92,7 +92,10 @@ class RawPublisher {
   // Errors: message_too_large, pool_exhausted, too_many_loans. Never blocks.
   Result<RawLoan> loan(std::size_t size) noexcept;
   // Publishes the first `used` bytes of the loan (all of it by default). On error the loan is
-  // returned to the pool. Errors: subscriber_queue_full (fail policy), timeout (block policy).
+  // returned to the pool. Errors: subscriber_queue_full (fail policy), timeout (block policy;
+  // or, under any policy, its ring slot's previous lap stayed uncommitted by a live claimant
+  // for max(1 s, block_timeout)), region_lost. Never waits longer than that, and never more
+  // than 60 s, whatever the shared region says (docs/usage.md, "Bounded waits").
   Status publish(RawLoan&& loan) noexcept;
   Status publish(RawLoan&& loan, std::size_t used) noexcept;
   // Copies `bytes` into a new loan and publishes it: a convenience, not the zero-copy path.
@@ -134,7 +137,8 @@ class RawSubscriber {
   RawSubscriber(RawSubscriber&&) noexcept;
   RawSubscriber& operator=(RawSubscriber&&) noexcept;
 
-  // Takes the next message in order, or Errc::no_data. Errors: too_many_held.
+  // Takes the next message in order, or Errc::no_data. Errors: too_many_held, region_lost.
+  // Skips at most two laps of lost or unreadable messages per call, then says no_data.
   Result<RawSample> take() noexcept;
   // Waits for a message, then takes it. Errors: timeout, plus those of take().
   Result<RawSample> take_wait(std::chrono::nanoseconds timeout) noexcept;
