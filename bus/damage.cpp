@@ -3,6 +3,8 @@
 // region that breaks one (daemon/daemon.cpp); the data path itself never relies on them (it
 // bounds every value it reads instead), so this only decides when to start afresh.
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -27,12 +29,36 @@ std::uint64_t tail_slack(const detail::TopicMap& m) {
 
 }  // namespace
 
-std::optional<std::string> Topic::find_damage() const {
+// The header up to `health`, then TopicControl up to `tail` (the configuration words).
+constexpr std::size_t kHeaderConfigBytes = offsetof(detail::RegionHeader, health);
+constexpr std::size_t kControlConfigBytes = offsetof(detail::TopicControl, tail);
+
+std::vector<std::byte> Topic::immutable_words() const {
+  const detail::TopicMap& m = *map_;
+  std::vector<std::byte> words(kHeaderConfigBytes + kControlConfigBytes);
+  // Plain copies: nobody writes these words after creation; a scribbler that does is what the
+  // comparison in find_damage() is for, and a torn copy of its write is damage all the same.
+  std::memcpy(words.data(), &m.header(), kHeaderConfigBytes);
+  std::memcpy(words.data() + kHeaderConfigBytes, &m.control(), kControlConfigBytes);
+  return words;
+}
+
+std::optional<std::string> Topic::find_damage(const std::vector<std::byte>& immutable_baseline) const {
   const detail::TopicMap& m = *map_;
   const TopicConfig& c = m.config();
   // Lost (truncated under us): the SIGBUS guard's zero pages are nothing to judge. A health
   // word set by somebody else than the daemon that serves the region is a forged revoke.
   if (map_->lost_flag()->load(std::memory_order_acquire) != 0) return std::nullopt;
+  if (!immutable_baseline.empty()) {
+    const std::vector<std::byte> now = immutable_words();
+    const auto [at, _] = std::mismatch(now.begin(), now.end(), immutable_baseline.begin(), immutable_baseline.end());
+    if (at != now.end()) {
+      const std::size_t i = static_cast<std::size_t>(at - now.begin());
+      return i < kHeaderConfigBytes ? "header: configuration byte " + num(i) + " changed after creation"
+                                    : "topic configuration: byte " + num(i - kHeaderConfigBytes) +
+                                          " of the control section changed after creation";
+    }
+  }
   if (const std::uint32_t health = m.header().health.load(std::memory_order_acquire); health != detail::kRegionHealthy) {
     return "header: health word " + num(health) + " (marked revoked, but not by the daemon that serves it)";
   }

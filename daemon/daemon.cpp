@@ -211,7 +211,9 @@ struct Loop final : kj::TaskSet::ErrorHandler {
       // go on at the next tick. So the loop, and SIGTERM with it, is never held for long.
       std::vector<std::pair<std::string, std::string>> damaged;
       for (auto& [name, entry] : d.topics) {
-        if (std::optional<std::string> what = entry.topic.find_damage()) {
+        // Adopted and handed-back regions: their words as of the first sweep that saw them.
+        if (entry.immutable_words.empty()) entry.immutable_words = entry.topic.immutable_words();
+        if (std::optional<std::string> what = entry.topic.find_damage(entry.immutable_words)) {
           damaged.emplace_back(name, std::move(*what));
           continue;
         }

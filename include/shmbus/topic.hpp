@@ -186,8 +186,13 @@ class Topic {
   // loan or hold entry naming no chunk, a slot state out of range...), named with the field;
   // nullopt when it finds none. Transient states of live or killed participants (holes, claims
   // in flight) are not damage. Reads only; O(ring + slots + rows). The daemon's sweep revokes
-  // a damaged topic and serves a fresh one.
-  std::optional<std::string> find_damage() const;
+  // a damaged topic and serves a fresh one. With `immutable_baseline` (immutable_words() of
+  // the region when it was sound), a changed configuration word is damage too.
+  std::optional<std::string> find_damage(const std::vector<std::byte>& immutable_baseline = {}) const;
+  // The bytes of the region's configuration words, which nobody writes after creation: the
+  // header up to its health word and the topic configuration at the head of the control
+  // section. Located through this process's validated view, not the header's offsets.
+  std::vector<std::byte> immutable_words() const;
   // After a crash inside a loan or take, a chunk reference may be held that no row records.
   // The reclaim calls above audit the counts and release such references, but only when no
   // live process is mid-operation; this retries that audit (the daemon's sweep calls it).
