@@ -311,8 +311,9 @@ void drop_displaced(TopicMap& m, std::uint32_t old) {
 // one's. That matters because the claimant writes its slot with plain stores (layout.hpp):
 // we must never write a slot a live publisher is about to write. False when a live publisher
 // stayed in the middle of taking a sequence for a whole second, or past `deadline` (then try
-// again later), or when the ring does not look like anything honest publishers leave (see
-// kMaxHoleLaps): then it waits for the daemon's damage check (Topic::find_damage()).
+// again later), or when the ring does not look like anything honest publishers leave (more
+// laps of holes on one slot than max_laps below): then it waits for the daemon's damage
+// check (Topic::find_damage()).
 bool fill_holes(TopicMap& m, std::uint32_t dead_slot, std::uint64_t deadline) {
   // Acquire: pairs with the release RMWs on tail, so every claimant of a sequence below
   // `tail` has its ~0 marker (or something later) visible to the loads below.
