@@ -281,6 +281,10 @@ int run_cli(const std::vector<std::string>& args, Clock::time_point end) {
       std::fprintf(stderr, "chaos: CLI '%s' died by signal %d\n", args.back().c_str(), WTERMSIG(st));
       return 128 + WTERMSIG(st);
     }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
+      std::fprintf(stderr, "chaos: could not run the CLI at %s\n", SHMBUS_CLI_PATH);
+      return kChildThrew;
+    }
   }
   return kChildOk;
 }
@@ -550,9 +554,13 @@ TEST(Chaos, NoParticipantDiesOrHangsAndTheDaemonServesAFreshRegionAfterScribblin
 // The immutable configuration words too (the header, TopicControl's first lines, the size
 // classes): what the openers validate (TopicMap::validate and bind_sections) must hold.
 TEST(Chaos, NoParticipantDiesOrHangsWhenEveryWordIncludingTheConfigurationIsScribbled) {
-  file_backed_case(3, true);
-  anonymous_case(4, true);
-  daemon_case(5, true);
+  // One seed per kind in the default suite; every seed in the soak.
+  const std::vector<std::uint64_t> soak = seeds();
+  for (std::uint64_t seed : std::getenv("SHMBUS_CHAOS_SECONDS") ? soak : std::vector<std::uint64_t>{3}) {
+    file_backed_case(seed, true);
+    anonymous_case(seed + 1, true);
+    daemon_case(seed + 2, true);
+  }
 }
 
 }  // namespace
