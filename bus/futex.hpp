@@ -3,6 +3,7 @@
 // the non-private operations.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -29,5 +30,16 @@ inline std::uint64_t monotonic_ns() noexcept {
           std::chrono::steady_clock::now().time_since_epoch())
           .count());
 }
+
+// Bounds of the data plane's waits (docs/usage.md, "Bounded waits"). A topic's block timeout
+// is a setting any participant could have rewritten in the region before we opened it, so a
+// wait never takes more than kMaxWaitNs from it, however long the setting says.
+inline constexpr std::uint64_t kMaxWaitNs = 60'000'000'000ULL;
+inline std::uint64_t bounded_wait_ns(std::chrono::nanoseconds setting) noexcept {
+  return setting.count() <= 0 ? 0 : std::min<std::uint64_t>(static_cast<std::uint64_t>(setting.count()), kMaxWaitNs);
+}
+// A publisher waiting for the previous lap of its ring slot waits at least this long for a
+// live claimant (a descheduled one on a busy machine), whatever the block timeout.
+inline constexpr std::uint64_t kMinLapWaitNs = 1'000'000'000ULL;
 
 }  // namespace shmbus::detail

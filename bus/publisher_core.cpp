@@ -56,7 +56,9 @@ PublisherCore::~PublisherCore() {
     if (c != kNoChunk) {
       UnrecordedWindow window(map_.publisher(slot_).op_seq);
       loans_[l].store(kNoChunk, std::memory_order_relaxed);
-      map_.release(c);
+      // The row is shared memory: anybody may have written it. release() ignores an index
+      // outside the chunk table; checked here too, so the intent is plain.
+      if (map_.valid_chunk(c)) map_.release(c);
     }
   }
   // Release: the next owner of this slot (acquire CAS) sees the cleared loan row.
@@ -295,7 +297,7 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
     if (map_.policy_wire() == SlowSubscriberPolicyWire::kFailPublish) return Errc::subscriber_queue_full;
     // Block policy: sleep on space_futex until a subscriber takes, or the timeout passes.
     std::uint64_t now = monotonic_ns();
-    if (deadline == 0) deadline = now + map_.block_timeout_ns();
+    if (deadline == 0) deadline = now + bounded_wait_ns(map_.config().block_timeout);
     if (now >= deadline) return Errc::timeout;
     if (map_.unusable()) return Errc::region_lost;
     // Seq_cst: Dekker pairing with the subscriber's (cursor store; fence; load
@@ -315,15 +317,38 @@ Status PublisherCore::claim(std::uint64_t& seq) noexcept {
   }
 }
 
-std::uint64_t PublisherCore::wait_for_previous_lap(const RingSlot& rs, std::uint64_t seq) noexcept {
+bool PublisherCore::previous_lap_claimed(std::uint64_t seq) const noexcept {
+  const std::uint64_t mask = map_.ring_capacity() - 1;
+  for (std::uint32_t p = 0; p < map_.config().max_publishers; ++p) {
+    if (p == slot_) continue;
+    const PublisherSlot& s = map_.publisher(p);
+    // Acquire, both: a claimant that cleared its claim (release, after its commit store) has
+    // its commit seen by our next load of the commit word. Its ~0 marker is visible to us:
+    // it took its sequence from `tail` before we took ours (release sequence on tail).
+    if (s.state.load(std::memory_order_acquire) == kSlotFree) continue;
+    const std::uint64_t c = s.claimed_plus1.load(std::memory_order_acquire);
+    if (c == ~0ULL) return true;  // taking a sequence now: it may be the one we wait for
+    if (c != 0 && c - 1 < seq && ((c - 1) & mask) == (seq & mask)) return true;
+  }
+  return false;
+}
+
+Status PublisherCore::wait_for_previous_lap(const RingSlot& rs, std::uint64_t seq, std::uint64_t& commit) noexcept {
   // The claimant of seq - capacity has not committed yet: it was descheduled (or killed)
   // between its claim and its commit while the others went round the whole ring. Wait for it;
   // if it died, reclaim it ourselves (its hole would otherwise hold every publisher here).
-  const std::uint64_t capacity = map_.ring_capacity();
-  std::uint64_t commit = 0;
-  std::uint64_t next_check = monotonic_ns() + 1'000'000;
+  // The commit word is shared memory: a lowered word or a raised `tail` may name a lap that
+  // nobody will ever commit. So the wait ends (a) when no live publisher holds a claim that
+  // could still write this slot, checked twice with a reclaim in between: then we are the
+  // slot's only possible writer, as after a commit; (b) after the topic's block timeout
+  // (bounded_wait_ns(), at least kMinLapWaitNs) with Errc::timeout: a live claimant that
+  // makes no progress.
+  const std::uint64_t start = monotonic_ns();
+  const std::uint64_t deadline = start + std::max(kMinLapWaitNs, bounded_wait_ns(map_.config().block_timeout));
+  std::uint64_t next_check = start + 1'000'000;
+  std::uint32_t unclaimed_checks = 0;
   // Acquire: as in commit().
-  for (std::uint32_t i = 0; (commit = rs.commit.load(std::memory_order_acquire)) + capacity < seq + 1; ++i) {
+  for (std::uint32_t i = 0; !lap_committed(commit = rs.commit.load(std::memory_order_acquire), seq); ++i) {
     if (i < 1024) {
       cpu_relax();
       continue;
@@ -334,22 +359,29 @@ std::uint64_t PublisherCore::wait_for_previous_lap(const RingSlot& rs, std::uint
     // (commit store; fence; load lap_waiters).
     ctl_.lap_waiters.fetch_add(1, std::memory_order_seq_cst);
     const std::uint32_t v = ctl_.lap_futex.load(std::memory_order_seq_cst);
-    if (rs.commit.load(std::memory_order_acquire) + capacity < seq + 1) {
+    if (!lap_committed(rs.commit.load(std::memory_order_acquire), seq)) {
       // 1 ms slices: the dead-owner check below, and a lost region, need us awake now and then.
       futex_wait(&ctl_.lap_futex, v, std::chrono::milliseconds(1));
     }
     // Relaxed: a committer that still sees us as a waiter only makes one needless wake.
     ctl_.lap_waiters.fetch_sub(1, std::memory_order_relaxed);
-    if (map_.unusable()) return commit;
-    if (std::uint64_t now = monotonic_ns(); now >= next_check) {
+    if (map_.unusable()) return Errc::region_lost;
+    const std::uint64_t now = monotonic_ns();
+    if (now >= next_check) {
       try {
-        topic_.reclaim_dead_owners();
+        topic_.reclaim_dead_owners(std::chrono::nanoseconds(deadline - std::min(deadline, now)));
       } catch (...) {  // out of memory in the reclaim: keep waiting, try again later
       }
-      next_check = now + 10'000'000;
+      next_check = monotonic_ns() + 10'000'000;
+      // Nobody can still write the slot for the previous lap: it lied, or its claimant gave up.
+      unclaimed_checks = previous_lap_claimed(seq) ? 0 : unclaimed_checks + 1;
+      if (unclaimed_checks >= 2 && !lap_committed(commit = rs.commit.load(std::memory_order_acquire), seq)) {
+        return Errc::ok;
+      }
     }
+    if (now >= deadline) return Errc::timeout;
   }
-  return commit;
+  return Errc::ok;
 }
 
 Status PublisherCore::commit(std::uint32_t head) noexcept {
@@ -373,7 +405,15 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   // Acquire: pairs with the release store of the previous lap's commit, so that its chunk
   // index (which we take over below) is visible.
   std::uint64_t current = rs.commit.load(std::memory_order_acquire);
-  if (current + map_.ring_capacity() < seq + 1) [[unlikely]] current = wait_for_previous_lap(rs, seq);
+  if (!lap_committed(current, seq)) [[unlikely]] {
+    if (Status st = wait_for_previous_lap(rs, seq, current); !st.ok()) {
+      // The ring never took our message: give back the loan (claim_chunk covered it), and the
+      // claim. The sequence stays a hole for the recoverers (fill_holes) or the next lap.
+      map_.release(head);
+      me.claimed_plus1.store(0, std::memory_order_release);  // release: as at the end below
+      return st;
+    }
+  }
   if (current >= seq + 1) {
     // A recoverer already filled our sequence with a tombstone (it took us for dead, or the
     // region is lost): the message cannot be delivered any more.

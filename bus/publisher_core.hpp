@@ -55,9 +55,20 @@ class PublisherCore {
   // (the caller records the sequence), at 0 on failure.
   Status claim(std::uint64_t& seq) noexcept;
   // commit()'s slow path when the message a lap before `seq` is not committed in `rs` yet:
-  // returns once it is (from then on we are the slot's only writer, layout.hpp), with the
-  // commit word it saw. Reclaims dead publishers if that takes long.
-  std::uint64_t wait_for_previous_lap(const RingSlot& rs, std::uint64_t seq) noexcept;
+  // returns ok once it is, or once no live publisher holds a claim that could still write the
+  // slot (from then on we are the slot's only writer, layout.hpp), with the commit word it saw
+  // in `commit`. Reclaims dead publishers if that takes long. Bounded: Errc::timeout after the
+  // topic's block timeout (bounded_wait_ns()), region_lost when the region goes.
+  Status wait_for_previous_lap(const RingSlot& rs, std::uint64_t seq, std::uint64_t& commit) noexcept;
+  // True when a live publisher slot other than ours is taking a sequence, or holds a claim
+  // below `seq` on the same ring slot (which it may still write).
+  bool previous_lap_claimed(std::uint64_t seq) const noexcept;
+  // The commit word `commit` of seq's ring slot says the lap before `seq` is committed (or a
+  // later one: written without overflow, since a forged word may be near 2^64).
+  bool lap_committed(std::uint64_t commit, std::uint64_t seq) const noexcept {
+    const std::uint64_t capacity = map_.ring_capacity();
+    return seq < capacity || commit >= seq + 1 - capacity;
+  }
   std::uint64_t slowest_cursor() const noexcept;
   // slowest_cursor(), rescanned only when the cached value says "full" or the set of
   // subscribers changed: cursors only grow, so a cached minimum is a safe lower bound.

@@ -114,7 +114,17 @@ Errc SubscriberCore::take_chunk(Taken& out) noexcept {
   collect_foreign_releases();
   if (held_ >= max_held_) return Errc::too_many_held;
   bool pinned = false;
-  for (;;) {
+  // Every pass moves the cursor on. Commit words are shared memory: forged ones could make
+  // every slot look newer than the cursor for 2^64 passes. Honest ones let us skip at most a
+  // lap of lost or tombstoned messages after a resync, so after two laps we stop and say
+  // no_data (the cursor has moved; the next take goes on from there).
+  const std::uint64_t max_passes = 2 * map_.ring_capacity() + 2;
+  for (std::uint64_t pass = 0;; ++pass) {
+    if (pass == max_passes) [[unlikely]] {
+      if (pinned_ != 0) unpin(true);
+      publish_cursor();
+      return map_.unusable() ? Errc::region_lost : Errc::no_data;
+    }
     RingSlot& rs = map_.ring_slot(cursor_);
     // Acquire: pairs with the publisher's release store of commit; the chunk index, chunk
     // header and payload it wrote before are visible after this load.

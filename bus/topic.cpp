@@ -343,19 +343,22 @@ void drop_displaced(TopicMap& m, std::uint32_t old) {
 // so that every uncommitted sequence we then find and no live publisher recorded is the dead
 // one's. That matters because the claimant writes its slot with plain stores (layout.hpp):
 // we must never write a slot a live publisher is about to write. False when a live publisher
-// stayed in the middle of taking a sequence for a whole second (then try again later).
-bool fill_holes(TopicMap& m, std::uint32_t dead_slot) {
+// stayed in the middle of taking a sequence for a whole second, or past `deadline` (then try
+// again later), or when the ring does not look like anything honest publishers leave (more
+// laps of holes on one slot than max_laps below): then it waits for the daemon's damage
+// check (Topic::find_damage()).
+bool fill_holes(TopicMap& m, std::uint32_t dead_slot, std::uint64_t deadline) {
   // Acquire: pairs with the release RMWs on tail, so every claimant of a sequence below
   // `tail` has its ~0 marker (or something later) visible to the loads below.
   const std::uint64_t tail = m.control().tail.load(std::memory_order_acquire);
   std::set<std::uint64_t> claimed_by_live;
+  const std::uint64_t give_up = std::min(deadline, monotonic_ns() + 1'000'000'000);
   for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
     if (p == dead_slot) continue;
     PublisherSlot& s = m.publisher(p);
     std::uint64_t c = s.claimed_plus1.load(std::memory_order_acquire);
     bool dead = false;
-    for (const std::uint64_t give_up = monotonic_ns() + 1'000'000'000;
-         c == ~0ULL && s.state.load(std::memory_order_acquire) == kSlotActive;
+    for (; c == ~0ULL && s.state.load(std::memory_order_acquire) == kSlotActive;
          c = s.claimed_plus1.load(std::memory_order_acquire)) {
       // Another dead publisher, not reclaimed yet: its claim is a hole like dead_slot's.
       if ((dead = owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) == Liveness::dead)) break;
@@ -366,11 +369,16 @@ bool fill_holes(TopicMap& m, std::uint32_t dead_slot) {
     if (c != 0 && c != ~0ULL) claimed_by_live.insert(c - 1);
   }
   // Slot by slot: a hole holds up the slot's later laps (their claimants wait for it), so one
-  // slot can hold a chain of uncommitted sequences, one lap apart, as far as `tail`.
+  // slot can hold a chain of uncommitted sequences, one lap apart, as far as `tail`: one per
+  // publisher slot at most (each holds one claim), plus the laps publishers gave up on
+  // (PublisherCore::wait_for_previous_lap). `tail` and the commit words are shared memory,
+  // so the walk is bounded by that, never by `tail` alone (a forged tail near 2^64).
   const std::uint64_t capacity = m.ring_capacity();
+  const std::uint64_t max_laps = 2 * std::uint64_t{m.config().max_publishers} + 2;
   for (std::uint64_t slot = 0; slot < capacity; ++slot) {
     RingSlot& rs = m.ring_slot(slot);
-    for (;;) {
+    for (std::uint64_t lap = 0;; ++lap) {
+      if (lap == max_laps) return false;  // no honest ring looks like this: left to find_damage()
       // Acquire: after the claims, so a live publisher that cleared its claim has its commit seen.
       const std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
       const std::uint64_t next = commit == 0 ? slot : commit - 1 + capacity;  // the slot's next sequence
@@ -475,16 +483,20 @@ bool audit_references_locked(TopicMap& m) {
   return true;
 }
 
+// How long a recoverer waits for the recovery lock when asked to wait.
+constexpr std::uint64_t kRecoveryLockWaitNs = 2'000'000'000ULL;
+
 // Mutual exclusion of recoverers (see TopicControl::recovery_lock).
 class RecoveryLock {
  public:
-  // With `wait`, tries for up to two seconds; otherwise once.
-  RecoveryLock(TopicMap& m, bool wait) : word_(m.control().recovery_lock) {
-    const std::uint64_t give_up = monotonic_ns() + (wait ? 2'000'000'000ULL : 0);
+  // Tries until `give_up` (CLOCK_MONOTONIC ns; now or earlier: once).
+  RecoveryLock(TopicMap& m, std::uint64_t give_up) : word_(m.control().recovery_lock) {
     for (;;) {
       std::uint64_t now = monotonic_ns();
       std::uint64_t held = word_.load(std::memory_order_relaxed);
-      bool stale = held != 0 && now - std::min(held, now) > 1'000'000'000ULL;
+      // Held for over a second, or "taken" in the future (CLOCK_MONOTONIC is the same in every
+      // process, so that is a forged word): taken over.
+      bool stale = held != 0 && (now - std::min(held, now) > 1'000'000'000ULL || held > now + 1'000'000'000ULL);
       // Acquire: see everything the previous recoverer did before it let go.
       if ((held == 0 || stale) && word_.compare_exchange_strong(held, now, std::memory_order_acquire)) {
         mine_ = now;
@@ -518,12 +530,12 @@ void drop_unpublished(TopicMap& m, std::uint32_t head) {
 // fill_holes()), or it died waiting for its slot's previous lap, whose claimant must be
 // committed or reclaimed first: our tombstone would jump over that lap, which then nobody
 // would tombstone, and its message's chunk would be left to the reference audit.
-bool reclaim_publisher(TopicMap& m, std::uint32_t p) {
+bool reclaim_publisher(TopicMap& m, std::uint32_t p, std::uint64_t deadline) {
   PublisherSlot& s = m.publisher(p);
   std::set<std::uint32_t> handled;
   std::uint64_t claim = s.claimed_plus1.load(std::memory_order_acquire);
   const bool recorded = claim != 0 && claim != ~0ULL;
-  if ((claim == ~0ULL && !fill_holes(m, p)) ||
+  if ((claim == ~0ULL && !fill_holes(m, p, deadline)) ||
       (recorded && m.ring_slot(claim - 1).commit.load(std::memory_order_acquire) + m.ring_capacity() < claim)) {
     // Release: nothing of the slot changed; the next recoverer's acquire CAS takes it as it was.
     s.state.store(kSlotActive, std::memory_order_release);
@@ -586,26 +598,34 @@ void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
 }  // namespace
 
 bool Topic::audit_references() {
-  RecoveryLock lock(*map_, /*wait=*/false);
+  RecoveryLock lock(*map_, /*give_up=*/0);
   return lock.held() && audit_references_locked(*map_);
 }
 
 bool Topic::reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation) {
+  return reclaim_publisher_slot_until(slot, generation, monotonic_ns() + kRecoveryLockWaitNs);
+}
+
+bool Topic::reclaim_publisher_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline) {
   TopicMap& m = *map_;
   if (slot >= m.config().max_publishers) return false;
-  RecoveryLock lock(m, /*wait=*/true);
+  RecoveryLock lock(m, deadline);
   if (!lock.held()) return false;
   PublisherSlot& s = m.publisher(slot);
   std::uint32_t active = kSlotActive;
   if (s.generation.load(std::memory_order_relaxed) != generation) return false;
   if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return false;
-  return reclaim_publisher(m, slot);
+  return reclaim_publisher(m, slot, deadline);
 }
 
 bool Topic::reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation) {
+  return reclaim_subscriber_slot_until(slot, generation, monotonic_ns() + kRecoveryLockWaitNs);
+}
+
+bool Topic::reclaim_subscriber_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline) {
   TopicMap& m = *map_;
   if (slot >= m.config().max_subscribers) return false;
-  RecoveryLock lock(m, /*wait=*/true);
+  RecoveryLock lock(m, deadline);
   if (!lock.held()) return false;
   SubscriberSlot& s = m.subscriber(slot);
   std::uint32_t active = kSlotActive;
@@ -625,33 +645,35 @@ std::uint64_t Topic::subscriber_generation(std::uint32_t slot) const {
   return map_->subscriber(slot).generation.load(std::memory_order_relaxed);
 }
 
-std::size_t Topic::reclaim_dead_owners() {
+std::size_t Topic::reclaim_dead_owners(std::chrono::nanoseconds budget) {
   TopicMap& m = *map_;
+  const std::uint64_t deadline = monotonic_ns() + bounded_wait_ns(budget);
   std::size_t n = 0;
-  for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
+  for (std::uint32_t p = 0; p < m.config().max_publishers && monotonic_ns() < deadline; ++p) {
     PublisherSlot& s = m.publisher(p);
     // Generation first: if the slot is re-registered after this read, the reclaim below
     // finds another generation and leaves the new owner alone.
     std::uint64_t generation = s.generation.load(std::memory_order_acquire);
     if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
     if (owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) != Liveness::dead) continue;
-    n += reclaim_publisher_slot(p, generation) ? 1 : 0;
+    n += reclaim_publisher_slot_until(p, generation, deadline) ? 1 : 0;
   }
-  for (std::uint32_t i = 0; i < m.config().max_subscribers; ++i) {
+  for (std::uint32_t i = 0; i < m.config().max_subscribers && monotonic_ns() < deadline; ++i) {
     SubscriberSlot& s = m.subscriber(i);
     // Generation first: if the slot is re-registered after this read, the reclaim below
     // finds another generation and leaves the new owner alone.
     std::uint64_t generation = s.generation.load(std::memory_order_acquire);
     if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
     if (owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) != Liveness::dead) continue;
-    n += reclaim_subscriber_slot(i, generation) ? 1 : 0;
+    n += reclaim_subscriber_slot_until(i, generation, deadline) ? 1 : 0;
   }
   return n;
 }
 
 std::size_t Topic::reclaim_process(pid_t pid) {
   TopicMap& m = *map_;
-  RecoveryLock lock(m, /*wait=*/true);
+  const std::uint64_t deadline = monotonic_ns() + kRecoveryLockWaitNs;
+  RecoveryLock lock(m, deadline);
   if (!lock.held()) return 0;
   std::size_t n = 0;
   for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
@@ -659,7 +681,7 @@ std::size_t Topic::reclaim_process(pid_t pid) {
     std::uint32_t active = kSlotActive;
     if (s.pid.load(std::memory_order_relaxed) != pid) continue;
     if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) continue;
-    n += reclaim_publisher(m, p) ? 1 : 0;
+    n += reclaim_publisher(m, p, deadline) ? 1 : 0;
   }
   for (std::uint32_t i = 0; i < m.config().max_subscribers; ++i) {
     SubscriberSlot& s = m.subscriber(i);

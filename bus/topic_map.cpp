@@ -512,6 +512,7 @@ std::uint32_t TopicMap::allocate(std::uint32_t pool, int cls, std::uint32_t gene
 }
 
 bool TopicMap::try_acquire(std::uint32_t chunk) noexcept {
+  if (!valid_chunk(chunk)) return false;  // from a shared word: never index past the headers
   std::atomic<std::uint32_t>& refs = chunks_[chunk].refs;
   std::uint32_t r = refs.load(std::memory_order_relaxed);
   while (r != 0) {
@@ -537,6 +538,7 @@ bool TopicMap::count_pin(std::atomic<std::uint32_t>& entry, std::uint32_t chunk)
 }
 
 void TopicMap::count_pins(std::uint32_t sub, std::uint32_t chunk) noexcept {
+  if (sub >= config_.max_subscribers || !valid_chunk(chunk)) return;
   std::atomic<std::uint32_t>* row = holds_of(sub);
   for (std::uint32_t h = 0; h < config_.max_held_per_subscriber; ++h) {
     // Acquire: pairs with the subscriber's release stores and exchanges of its entries, so
@@ -565,6 +567,7 @@ void push_free(FreeList& list, ChunkHeader& c, std::uint32_t idx) noexcept {
 }  // namespace
 
 void TopicMap::release(std::uint32_t chunk) noexcept {
+  if (!valid_chunk(chunk)) return;  // a forged row entry or chain link: nothing of ours there
   // Acq_rel: the releaser that drops the last reference must see every other holder's reads
   // finished (their release) before the chunk is handed out again.
   std::uint32_t prev = chunks_[chunk].refs.fetch_sub(1, std::memory_order_acq_rel);
@@ -576,11 +579,13 @@ void TopicMap::release(std::uint32_t chunk) noexcept {
 }
 
 void TopicMap::loan_to_ring(std::uint32_t chunk) noexcept {
+  if (!valid_chunk(chunk)) return;
   // Release: whoever later drops the ring reference (acquire) sees the message complete.
   chunks_[chunk].refs.fetch_add(kRingRef - 1, std::memory_order_acq_rel);
 }
 
 bool TopicMap::drop_ring_ref(std::uint32_t chunk) noexcept {
+  if (!valid_chunk(chunk)) return false;
   // Acq_rel as in release(). Clearing a bit twice clears it once: safe against a racing
   // recoverer, and only the caller that saw exactly kRingRef frees the chunk.
   std::uint32_t prev = chunks_[chunk].refs.fetch_and(~kRingRef, std::memory_order_acq_rel);
@@ -590,6 +595,7 @@ bool TopicMap::drop_ring_ref(std::uint32_t chunk) noexcept {
 }
 
 bool TopicMap::ring_ref_to_loan(std::uint32_t chunk, std::uint32_t generation) noexcept {
+  if (!valid_chunk(chunk)) return false;
   ChunkHeader& c = chunks_[chunk];
   if (c.refs.load(std::memory_order_relaxed) != kRingRef || c.next_segment.load(std::memory_order_relaxed) != kNoChunk) {
     return false;

@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <optional>
+#include <utility>
+#include <vector>
 #include <grp.h>
 #include <stdexcept>
 #include <sys/eventfd.h>
@@ -24,6 +27,9 @@
 namespace shmbusd {
 
 namespace {
+
+// The longest one topic's dead-owner reclaim may take in one sweep tick (see sweep_dead_owners).
+constexpr std::chrono::milliseconds kSweepBudgetPerTopic{100};
 
 [[noreturn]] void fail_errno(const std::string& what) {
   throw std::runtime_error(what + ": " + strerror(errno));
@@ -213,13 +219,26 @@ struct Loop final : kj::TaskSet::ErrorHandler {
       // Leases first: a region whose file shrank is revoked and dropped before we read it.
       if (d.leases) d.leases->sweep();
       d.retry_pending_adoptions();
+      // Bounded work per tick whatever a region says (its words are anybody's to write): a
+      // damaged topic is revoked, not repaired; reclaims stop after kSweepBudgetPerTopic and
+      // go on at the next tick. So the loop, and SIGTERM with it, is never held for long.
+      std::vector<std::pair<std::string, std::string>> damaged;
       for (auto& [name, entry] : d.topics) {
-        if (std::size_t n = entry.topic.reclaim_dead_owners(); n != 0) {
+        // Adopted and handed-back regions: their words as of the first sweep that saw them.
+        if (entry.immutable_words.empty()) entry.immutable_words = entry.topic.immutable_words();
+        if (std::optional<std::string> what = entry.topic.find_damage(entry.immutable_words)) {
+          damaged.emplace_back(name, std::move(*what));
+          continue;
+        }
+        if (std::size_t n = entry.topic.reclaim_dead_owners(kSweepBudgetPerTopic); n != 0) {
           spdlog::info("topic '{}': reclaimed {} slot(s) of dead processes", name, n);
         }
         entry.topic.audit_references();  // references a crash left unrecorded, when quiet
         // Pools nobody can read from any more (replaced, and no chunk of theirs referenced).
         std::erase_if(entry.pools, [&](const auto& p) { return !entry.topic.pool_in_use(p.first.first, p.first.second); });
+      }
+      for (const auto& [name, what] : damaged) {
+        if (d.leases) d.leases->revoke(name, "is damaged: " + what, "a participant that wrote its control words");
       }
       return sweep_dead_owners(interval);
     });

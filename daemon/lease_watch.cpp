@@ -214,9 +214,11 @@ void LeaseWatch::revoke(const std::string& name, const std::string& what_happene
   // Out of the way, so a fresh region can be created under the same name. rename(2) changes
   // neither the inode nor anybody's mapping or descriptor, and breaks no lease; the opener
   // already resolved the path and gets the old inode.
-  std::filesystem::path aside = aside_name(file);
+  std::filesystem::path aside = file.empty() ? file : aside_name(file);
   std::string moved;
-  if (::rename(file.c_str(), aside.c_str()) == 0) {
+  if (file.empty()) {
+    moved = "an anonymous region (nothing to rename)";
+  } else if (::rename(file.c_str(), aside.c_str()) == 0) {
     moved = "renamed to " + aside.string();
   } else {
     moved = "could not rename it aside (" + std::string(strerror(errno)) + ")";
@@ -225,9 +227,10 @@ void LeaseWatch::revoke(const std::string& name, const std::string& what_happene
   // Only now let the opener through.
   if (e.leased) fcntl(e.topic.fd(), F_SETLEASE, F_UNLCK);
   e.leased = false;
-  spdlog::error("topic '{}': region file {} {}; by {}. Revoked: its clients now get region_lost; the file was {}; "
+  spdlog::error("topic '{}': region {} {}; by {}. Revoked: its clients now get region_lost; the file was {}; "
                 "the next openTopic of '{}' creates a fresh region",
-                name, file.string(), what_happened, who, moved, name);
+                name, file.empty() ? std::string("(anonymous)") : "file " + file.string(), what_happened, who, moved,
+                name);
   // Registrations name the topic; a fresh region under that name must not match them.
   std::size_t dropped = 0;
   for (auto& [id, client] : d_.clients) {

@@ -58,6 +58,10 @@ class LeaseWatch final : kj::TaskSet::ErrorHandler {
   // From the daemon's sweep: acts on breaks whose signal got lost, revokes regions whose file
   // shrank, and re-arms leases that are down.
   void sweep();
+  // Stops serving `name` (file-backed or anonymous): marks the region revoked, renames a file
+  // aside, forgets the topic and its registrations, logs `what_happened` and `who`; the next
+  // openTopic creates a fresh region. Also for damage the sweep found (Topic::find_damage()).
+  void revoke(const std::string& name, const std::string& what_happened, const std::string& who);
 
  private:
   void taskFailed(kj::Exception&& e) override;
@@ -67,7 +71,6 @@ class LeaseWatch final : kj::TaskSet::ErrorHandler {
   // Revokes `name` if its file is shorter than its mapping; true if it did.
   bool revoke_if_shrunk(const std::string& name, const std::string& how);
   void check_size_after(const std::string& name, kj::Duration delay);
-  void revoke(const std::string& name, const std::string& what_happened, const std::string& who);
 
   Daemon::State& d_;
   kj::AsyncIoContext& io_;

@@ -61,6 +61,7 @@ TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, 
   }
   shmbus::Topic created = shmbus::Topic::create(config, region);
   TopicEntry entry{created, created.config().schema, false, creator};
+  entry.immutable_words = created.immutable_words();
   spdlog::info("topic '{}' created ({} region, {} bytes{}{})", name,
                entry.topic.path().empty() ? "anonymous" : "file", entry.topic.mapping_size(),
                entry.topic.path().empty() ? "" : " at ", entry.topic.path().string());

@@ -38,6 +38,9 @@ struct TopicEntry {
   // Kept while the generation may still be read (Topic::pool_in_use), so that subscribers of
   // other users, and any subscriber after the publisher exited, can still map it.
   std::map<std::pair<std::uint32_t, std::uint32_t>, std::shared_ptr<kj::AutoCloseFd>> pools;
+  // The region's configuration words as the daemon first saw them (Topic::immutable_words()):
+  // the sweep revokes the topic when they change (Topic::find_damage()).
+  std::vector<std::byte> immutable_words;
 };
 
 // A topic whose file was opened for writing or truncated by another process: the daemon

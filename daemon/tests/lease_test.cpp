@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "daemon_harness.hpp"
+#include "layout.hpp"
 #include "shmbus/client.hpp"
 #include "shmbus/shmbus.hpp"
 
@@ -186,6 +187,22 @@ TEST(Lease, OpenForWritingRevokesTheRegion) {
 TEST(Lease, TruncateByPathRevokesTheRegion) {
   Fixture f("lease-trunc");
   f.expect_revoked_by([&] { ASSERT_EQ(truncate(f.file.c_str(), 0), 0) << strerror(errno); });
+}
+
+// Issue 21: a participant that writes garbage into the control words (here: a slot state no
+// honest participant writes) gets the topic revoked and served fresh, exactly as a truncation
+// does; nobody opened the file, so no lease broke: the daemon's sweep found the damage.
+TEST(Lease, ADamagedControlRegionIsRevokedLikeATruncatedOne) {
+  Fixture f("lease-damaged");
+  f.expect_revoked_by([&] {
+    shmbus::Client c(client_at(f.daemon, /*reconnect=*/false));
+    shmbus::Topic t = c.open_topic(topic("doomed"), shmbus::Role::subscriber);
+    auto* base = static_cast<std::byte*>(const_cast<void*>(t.mapping_base()));
+    const auto& header = *reinterpret_cast<const shmbus::detail::RegionHeader*>(base);
+    auto* subscribers = reinterpret_cast<shmbus::detail::SubscriberSlot*>(
+        base + header.sections[shmbus::detail::kSectionSubscribers].offset);
+    subscribers[t.config().max_subscribers - 1].state.store(77);  // the last slot: nobody's
+  });
 }
 
 // O_RDONLY|O_TRUNC breaks a write lease only as a reader would (docs/linux-facts.md §1, the probe

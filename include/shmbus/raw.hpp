@@ -116,9 +116,12 @@ class RawPublisher {
   // Client for the fresh region (one control request) and loans from there.
   Result<RawLoan> loan(std::size_t size) noexcept;
   // Publishes the first `used` bytes of the loan (all of it by default). On error the loan is
-  // returned to the pool. Errors: subscriber_queue_full (fail policy), timeout (block policy),
-  // region_lost (the loan's region is lost: a resumable publisher loans from the fresh region
-  // next time; a loan of the old region stays a valid object, but publishing it fails so).
+  // returned to the pool. Errors: subscriber_queue_full (fail policy), timeout (block policy;
+  // or, under any policy, its ring slot's previous lap stayed uncommitted by a live claimant
+  // for max(1 s, block_timeout)), region_lost (the loan's region is lost: a resumable
+  // publisher loans from the fresh region next time; a loan of the old region stays a valid
+  // object, but publishing it fails so). Never waits longer than that, and never more than
+  // 60 s, whatever the shared region says (docs/usage.md, "Bounded waits").
   Status publish(RawLoan&& loan) noexcept;
   Status publish(RawLoan&& loan, std::size_t used) noexcept;
   // Copies `bytes` into a new loan and publishes it: a convenience, not the zero-copy path.
@@ -183,6 +186,7 @@ class RawSubscriber {
   // A resumable subscriber meets region_lost only while no fresh region can be had (the
   // daemon is unreachable, or serves no fresh region yet): it asks its Client again at most
   // every 100 ms..1 s (backing off), and takes from the fresh region once there is one.
+  // Skips at most two laps of lost or unreadable messages per call, then says no_data.
   Result<RawSample> take() noexcept;
   // Waits for a message, then takes it. Errors: timeout, plus those of take(). A resumable
   // subscriber whose region is lost sleeps between attempts to reopen (no spinning) and

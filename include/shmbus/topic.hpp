@@ -175,11 +175,30 @@ class Topic {
   // match or the slot was not active. For the daemon, which knows each connection's slots.
   bool reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation);
   bool reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation);
+  // The same, waiting for the recovery lock (and live claims) only until `deadline`
+  // (CLOCK_MONOTONIC ns).
+  bool reclaim_publisher_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline);
+  bool reclaim_subscriber_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline);
   // Reclaims every slot whose owner is provably dead: its pid (in this process's pid
   // namespace) no longer exists, or now belongs to a process with another start time. Slots
   // of live processes, and of processes in other pid namespaces, are left alone. Safe to call
   // at any time, from any process; the daemon sweeps with it. Returns slots reclaimed.
-  std::size_t reclaim_dead_owners();
+  // Bounded whatever the region says: it starts no reclaim after `budget` (at most a minute)
+  // and waits for the recovery lock, or a live publisher's claim, no longer than that; what
+  // is left waits for the next call.
+  std::size_t reclaim_dead_owners(std::chrono::nanoseconds budget = std::chrono::seconds(2));
+  // The first broken invariant of the region's mutable words that no honest participant can
+  // leave (a tail far beyond every commit, a commit word in the wrong ring slot, a ring slot,
+  // loan or hold entry naming no chunk, a slot state out of range...), named with the field;
+  // nullopt when it finds none. Transient states of live or killed participants (holes, claims
+  // in flight) are not damage. Reads only; O(ring + slots + rows). The daemon's sweep revokes
+  // a damaged topic and serves a fresh one. With `immutable_baseline` (immutable_words() of
+  // the region when it was sound), a changed configuration word is damage too.
+  std::optional<std::string> find_damage(const std::vector<std::byte>& immutable_baseline = {}) const;
+  // The bytes of the region's configuration words, which nobody writes after creation: the
+  // header up to its health word and the topic configuration at the head of the control
+  // section. Located through this process's validated view, not the header's offsets.
+  std::vector<std::byte> immutable_words() const;
   // After a crash inside a loan or take, a chunk reference may be held that no row records.
   // The reclaim calls above audit the counts and release such references, but only when no
   // live process is mid-operation; this retries that audit (the daemon's sweep calls it).
