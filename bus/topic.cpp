@@ -214,6 +214,14 @@ void Topic::revoke() noexcept {
   // hint, checked on every call); release keeps this store after the daemon's earlier writes
   // to the header and slots (reclaims), so a client that sees "revoked" sees those too.
   map_->header().health.store(kRegionRevoked, std::memory_order_release);
+  // Sleepers re-check unusable() when woken; without a wake they would notice only when their
+  // sleep slice ends (up to a second on file-backed topics). Seq_cst bumps, as every waker's,
+  // so that a sleeper that registered before our store is woken or sees the new word.
+  TopicControl& ctl = map_->control();
+  for (std::atomic<std::uint32_t>* word : {&ctl.data_futex, &ctl.lap_futex, &ctl.space_futex}) {
+    word->fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(word);
+  }
 }
 
 bool Topic::revoked() const noexcept {

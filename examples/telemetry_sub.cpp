@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
       ++received;
     }
     stats.print("subscriber");
-    if (sub.lost() != 0) {
+    if (sub.lost() != 0 || sub.raw().resumptions() != 0) {
       std::printf("subscriber: %llu lost in all, %llu of them to %llu revocation(s)\n",
                   static_cast<unsigned long long>(sub.lost()), static_cast<unsigned long long>(sub.raw().lost_revoked()),
                   static_cast<unsigned long long>(sub.raw().resumptions()));
