@@ -86,14 +86,15 @@ RawPublisher::RawPublisher(RawPublisher&&) noexcept = default;
 RawPublisher& RawPublisher::operator=(RawPublisher&&) noexcept = default;
 
 Result<RawLoan> RawPublisher::loan(std::size_t size) noexcept {
-  Errc err = Errc::ok;
-  std::uint32_t chunk = core_->loan_chunk(std::max<std::size_t>(size, 1), err);
-  if (chunk == detail::kNoChunk) {
-    if (err != Errc::region_lost || !resume()) return err;
-    chunk = core_->loan_chunk(std::max<std::size_t>(size, 1), err);
-    if (chunk == detail::kNoChunk) return err;
+  // One call site of loan_chunk(), so that LTO inlines it here as before resumption existed
+  // (two made GCC keep it out of line: +9 % instructions per message); a second attempt only
+  // after following a revoked topic.
+  for (int attempt = 0;; ++attempt) {
+    Errc err = Errc::ok;
+    const std::uint32_t chunk = core_->loan_chunk(std::max<std::size_t>(size, 1), err);
+    if (chunk != detail::kNoChunk) [[likely]] return core_->make_loan(chunk, size);
+    if (attempt != 0 || err != Errc::region_lost || !resume()) return err;
   }
-  return core_->make_loan(chunk, size);
 }
 
 Status RawPublisher::publish(RawLoan&& loan) noexcept { return publish(std::move(loan), loan.size_); }
@@ -183,10 +184,11 @@ RawSubscriber& RawSubscriber::operator=(RawSubscriber&&) noexcept = default;
 
 Result<RawSample> RawSubscriber::take() noexcept {
   detail::Taken t;
-  Errc err = core_->take_chunk(t);
-  if (err != Errc::ok) {
-    if (err != Errc::region_lost || !resume()) return err;
-    if ((err = core_->take_chunk(t)) != Errc::ok) return err;
+  // One call site of take_chunk(), as in RawPublisher::loan().
+  for (int attempt = 0;; ++attempt) {
+    const Errc err = core_->take_chunk(t);
+    if (err == Errc::ok) [[likely]] break;
+    if (attempt != 0 || err != Errc::region_lost || !resume()) return err;
   }
   if (lost_revoked_unreported_ == 0) [[likely]] return detail::SubscriberCore::make_sample(core_, t);
   return sample_after_resumption(t);
