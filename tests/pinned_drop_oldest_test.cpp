@@ -155,20 +155,25 @@ TEST(PinnedUnderDropOldest, SubscriberProcessesHoldingSamplesNeverReadAnOverwrit
     }));
   }
   for (auto& r : ready) ASSERT_TRUE(r->await());
-  Child publisher = Child::spawn([&topic, n] {
+  // The publisher process stays alive until the subscribers are done: without a daemon, a
+  // subscriber that first maps the pool after its publisher exited cannot (docs/usage.md,
+  // "lost_before"), and a loaded machine may not run a subscriber before the last publish.
+  Pipe done;
+  Child publisher = Child::spawn([&topic, &done, n] {
     Topic mine = Topic::open_fd(topic.fd());
     RawPublisher pub(mine);
     for (std::uint64_t i = 0; i < n; ++i) {
       if (!publish_stamped(pub, 1, i, kBody).ok()) return static_cast<int>(kChildThrew);
     }
-    return static_cast<int>(kChildOk);
+    return static_cast<int>(done.await(180s) ? kChildOk : kChildPipeFailed);
   });
-  ASSERT_EQ(publisher.wait(120s), 0) << "the publisher process failed";
   for (Child& c : subscribers) {
     const int status = c.wait(150s);
     EXPECT_EQ(status, 0) << "subscriber process: " << describe_exit(status)
                          << " (92: it read an overwritten or out-of-order sample)";
   }
+  done.notify();
+  ASSERT_EQ(publisher.wait(120s), 0) << "the publisher process failed";
   expect_every_chunk_free_or_queued(topic);
 }
 
