@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "open_region.hpp"
+#include "reference_walk.hpp"
 #include "region.hpp"
 #include "topic_map.hpp"
 
@@ -80,37 +81,27 @@ Topic::RegionInfo Topic::region_info() const {
 
 std::vector<Topic::ChunkInfo> Topic::busy_chunks() const {
   TopicMap& m = *map_;
-  const TopicConfig& c = m.config();
   std::vector<std::string> where(m.total_chunks());
-  // Relaxed throughout: a best-effort picture of a moving system, never a lock.
-  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
-    RingSlot& rs = m.ring_slot(i);
-    std::uint32_t ch = rs.chunk.load(std::memory_order_relaxed);
-    std::uint64_t commit = rs.commit.load(std::memory_order_relaxed);
-    if (commit != 0 && m.valid_chunk(ch)) where[ch] = "in queue/history as seq " + std::to_string(commit - 1);
-  }
-  for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
-    if (m.publisher(p).state.load(std::memory_order_acquire) != kSlotActive) continue;
-    for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
-      std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
-      if (!m.valid_chunk(ch)) continue;
-      where[ch] = (ch == m.publisher(p).kept_chunk.load(std::memory_order_relaxed) ? "kept for the next loan of publisher slot "
-                                                                                    : "loaned by publisher slot ") +
-                  std::to_string(p) + " (pid " + std::to_string(m.publisher(p).pid.load(std::memory_order_relaxed)) + ")";
+  // Relaxed pids and counts: a best-effort picture of a moving system, never a lock.
+  struct Where {
+    TopicMap& m;
+    std::vector<std::string>& where;
+    void operator()(const RingReference& r) const {
+      if (r.commit != 0) where[r.chunk] = "in queue/history as seq " + std::to_string(r.commit - 1);
     }
-  }
-  for (std::uint32_t s = 0; s < c.max_subscribers; ++s) {
-    if (m.subscriber(s).state.load(std::memory_order_acquire) != kSlotActive) continue;
-    for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
-      const std::uint32_t entry = m.holds_of(s)[h].load(std::memory_order_relaxed);
-      const std::uint32_t ch = m.held_chunk(entry);
-      if (ch != kNoChunk) {
-        std::string holder = "held by subscriber slot " + std::to_string(s) + " (pid " + std::to_string(m.subscriber(s).pid.load(std::memory_order_relaxed)) + ")";
-        if ((entry & kHoldPinned) != 0) holder += " pinned by its cursor";
-        where[ch] = where[ch].empty() ? holder : where[ch] + ", " + holder;
-      }
+    void operator()(const LoanReference& r) const {
+      where[r.chunk] = (r.kept ? "kept for the next loan of publisher slot " : "loaned by publisher slot ") +
+                       std::to_string(r.publisher) + " (pid " +
+                       std::to_string(m.publisher(r.publisher).pid.load(std::memory_order_relaxed)) + ")";
     }
-  }
+    void operator()(const HoldReference& r) const {
+      std::string holder = "held by subscriber slot " + std::to_string(r.subscriber) + " (pid " +
+                           std::to_string(m.subscriber(r.subscriber).pid.load(std::memory_order_relaxed)) + ")";
+      if (r.pinned) holder += " pinned by its cursor";
+      where[r.chunk] = where[r.chunk].empty() ? holder : where[r.chunk] + ", " + holder;
+    }
+  };
+  walk_references(m, SlotsWalked::active, Where{m, where});
   std::vector<ChunkInfo> out;
   for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
     std::uint32_t word = m.chunk(i).refs.load(std::memory_order_relaxed);
@@ -124,51 +115,49 @@ std::vector<Topic::ChunkInfo> Topic::busy_chunks() const {
 
 TopicStats Topic::stats() const {
   TopicMap& m = *map_;
-  const TopicConfig& c = m.config();
   TopicStats st;
-  // Relaxed throughout: statistics are a best-effort picture of a moving system.
+  // Relaxed counters (the walk's own loads are acquire): statistics are a best-effort
+  // picture of a moving system.
   std::uint64_t tail = m.control().tail.load(std::memory_order_relaxed);
   st.published = tail;
   // 0 free/unknown, 1 ring, 2 loaned, 3 held, 4 kept by a publisher for its next loan (free)
   std::vector<int> owner(m.total_chunks(), 0);
-  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
-    RingSlot& rs = m.ring_slot(i);
-    std::uint32_t ch = rs.chunk.load(std::memory_order_relaxed);
-    if (rs.commit.load(std::memory_order_relaxed) != 0 && m.valid_chunk(ch)) owner[ch] = 1;
-  }
-  for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
-    PublisherSlot& s = m.publisher(p);
-    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    ClientSlotInfo info{ClientSlotInfo::Role::publisher, p, s.pid.load(std::memory_order_relaxed),
-                        s.published.load(std::memory_order_relaxed), 0, 0, {}};
-    for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
-      std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
-      if (!m.valid_chunk(ch)) continue;
-      if (ch == s.kept_chunk.load(std::memory_order_relaxed)) {
-        owner[ch] = 4;  // only its publisher loans from its pool: as good as free
+  struct Usage {
+    TopicMap& m;
+    std::uint64_t tail;
+    std::vector<int>& owner;
+    std::vector<ClientSlotInfo>& clients;
+    void operator()(const RingReference& r) const {
+      if (r.commit != 0) owner[r.chunk] = 1;
+    }
+    void operator()(const SlotReference& r) const {
+      if (r.role == SlotReference::Role::publisher) {
+        const PublisherSlot& s = m.publisher(r.slot);
+        clients.push_back({ClientSlotInfo::Role::publisher, r.slot, s.pid.load(std::memory_order_relaxed),
+                           s.published.load(std::memory_order_relaxed), 0, 0, {}});
       } else {
-        owner[ch] = 2;
-        info.chunks.push_back(ch);
+        const SubscriberSlot& s = m.subscriber(r.slot);
+        const std::uint64_t cursor = s.cursor.load(std::memory_order_relaxed);
+        clients.push_back({ClientSlotInfo::Role::subscriber, r.slot, s.pid.load(std::memory_order_relaxed),
+                           s.taken.load(std::memory_order_relaxed), s.lost.load(std::memory_order_relaxed),
+                           tail - std::min(tail, cursor), {}});
       }
     }
-    st.clients.push_back(std::move(info));
-  }
-  for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
-    SubscriberSlot& s = m.subscriber(i);
-    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    std::uint64_t cursor = s.cursor.load(std::memory_order_relaxed);
-    ClientSlotInfo info{ClientSlotInfo::Role::subscriber, i, s.pid.load(std::memory_order_relaxed),
-                        s.taken.load(std::memory_order_relaxed), s.lost.load(std::memory_order_relaxed),
-                        tail - std::min(tail, cursor), {}};
-    for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
-      const std::uint32_t ch = m.held_chunk(m.holds_of(i)[h].load(std::memory_order_relaxed));
-      if (ch != kNoChunk) {
-        owner[ch] = 3;
-        info.chunks.push_back(ch);
+    // Rows come right after their slot: they belong to the client pushed last.
+    void operator()(const LoanReference& r) const {
+      if (r.kept) {
+        owner[r.chunk] = 4;  // only its publisher loans from its pool: as good as free
+      } else {
+        owner[r.chunk] = 2;
+        clients.back().chunks.push_back(r.chunk);
       }
     }
-    st.clients.push_back(std::move(info));
-  }
+    void operator()(const HoldReference& r) const {
+      owner[r.chunk] = 3;
+      clients.back().chunks.push_back(r.chunk);
+    }
+  };
+  walk_references(m, SlotsWalked::active, Usage{m, tail, owner, st.clients});
   // Summed over the pools that exist (one per publisher that ever registered, in an
   // anonymous region; the file's one pool otherwise).
   for (const LocalClass& lc : m.classes()) {

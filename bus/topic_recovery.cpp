@@ -10,6 +10,7 @@
 
 #include "futex.hpp"
 #include "process_identity.hpp"
+#include "reference_walk.hpp"
 #include "region.hpp"
 #include "topic_map.hpp"
 
@@ -149,28 +150,22 @@ bool audit_references_locked(TopicMap& m) {
     ring_bit[i] = (refs & kRingRef) != 0;
   }
   // In a quiet view no publisher is between its slot store and the drop of the chunk it
-  // displaced, so a ring bit belongs to a chunk some slot holds.
-  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
-    // Acquire, as for every slot read in recovery; in a quiet view no slot changes while we
-    // look, and what was stored before is ordered by the acquire loads of op_seq and claims.
-    const std::uint32_t ch = m.ring_slot(i).chunk.load(std::memory_order_acquire);
-    if (m.valid_chunk(ch)) ring_bit[ch] = false;
-  }
+  // displaced, so a ring bit belongs to a chunk some slot holds. Rows of slots being claimed
+  // or reclaimed count too; a pinned hold entry records no counted reference (layout.hpp).
+  // The walk's acquire loads, as for every slot read in recovery; in a quiet view no slot
+  // changes while we look, and what was stored before is ordered by the acquire loads of
+  // op_seq and claims.
   std::vector<std::uint32_t> recorded(m.total_chunks(), 0);
-  for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
-    if (m.publisher(p).state.load(std::memory_order_acquire) == kSlotFree) continue;
-    for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
-      std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
-      if (m.valid_chunk(ch)) ++recorded[ch];
+  struct Recorded {
+    std::vector<bool>& ring_bit;
+    std::vector<std::uint32_t>& recorded;
+    void operator()(const RingReference& r) const { ring_bit[r.chunk] = false; }
+    void operator()(const LoanReference& r) const { ++recorded[r.chunk]; }
+    void operator()(const HoldReference& r) const {
+      if (!r.pinned) ++recorded[r.chunk];
     }
-  }
-  for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
-    if (m.subscriber(i).state.load(std::memory_order_acquire) == kSlotFree) continue;
-    for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
-      std::uint32_t ch = m.holds_of(i)[h].load(std::memory_order_relaxed);
-      if (m.valid_chunk(ch)) ++recorded[ch];
-    }
-  }
+  };
+  walk_references(m, SlotsWalked::not_free, Recorded{ring_bit, recorded});
   // Further segments of a live message carry one reference, owned by their head.
   for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
     if (count[i] == 0 && (m.chunk(i).refs.load(std::memory_order_relaxed) & kRingRef) == 0) continue;

@@ -18,6 +18,7 @@ using namespace shmbus::testing;
 using detail::HoldReference;
 using detail::LoanReference;
 using detail::RingReference;
+using detail::SlotReference;
 using detail::SlotsWalked;
 
 struct Walked {
@@ -105,6 +106,39 @@ TEST(ReferenceWalk, SkipsTheRowsOfFreeSlots) {
 
   EXPECT_TRUE(walk(m, SlotsWalked::not_free).loaned.empty());
   m.loans_of(slot)[0].store(detail::kNoChunk);
+}
+
+TEST(ReferenceWalk, VisitsEveryLiveSlotOnceAndWalksOnlyTheKindsItsVisitorTakes) {
+  Topic topic = Topic::create(small_topic("walk-kinds"));
+  RawSubscriber sub(topic);  // holds nothing: still a live client to list
+  RawPublisher pub(topic);
+  const std::byte body[16]{};
+  ASSERT_TRUE(pub.publish_copy(body).ok());
+  Result<RawLoan> loan = pub.loan(64);
+  ASSERT_TRUE(loan.ok());
+
+  struct SlotsAndHolds {
+    std::vector<SlotReference> slots;
+    std::size_t holds = 0;
+    void operator()(const SlotReference& s) { slots.push_back(s); }
+    void operator()(const HoldReference&) { ++holds; }
+  } v;
+  detail::walk_references(topic.map(), SlotsWalked::active, v);
+  ASSERT_EQ(v.slots.size(), 2u);
+  EXPECT_EQ(v.slots[0].role, SlotReference::Role::publisher);
+  EXPECT_EQ(v.slots[0].slot, pub.slot());
+  EXPECT_EQ(v.slots[1].role, SlotReference::Role::subscriber);
+  EXPECT_EQ(v.holds, 0u);
+
+  // A visitor of hold rows only sees the sample the subscriber takes, never the loan or ring.
+  Result<RawSample> taken = sub.take();
+  ASSERT_TRUE(taken.ok());
+  struct HoldsOnly {
+    std::size_t holds = 0;
+    void operator()(const HoldReference&) { ++holds; }
+  } h;
+  detail::walk_references(topic.map(), SlotsWalked::active, h);
+  EXPECT_EQ(h.holds, 1u);
 }
 
 }  // namespace
