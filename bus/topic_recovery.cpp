@@ -295,6 +295,60 @@ void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
   futex_wake_all(&ctl.space_futex);  // a block-policy publisher may have waited for it
 }
 
+using Role = ClientSlotInfo::Role;
+
+// The words every client slot has, whichever its role.
+struct ClientSlotWords {
+  std::atomic<std::uint32_t>& state;
+  std::atomic<std::int32_t>& pid;
+  std::atomic<std::uint64_t>& generation;
+  const OwnerIdentity& owner;
+};
+
+ClientSlotWords words_of(TopicMap& m, Role role, std::uint32_t slot) {
+  if (role == Role::publisher) {
+    PublisherSlot& s = m.publisher(slot);
+    return {s.state, s.pid, s.generation, s.owner};
+  }
+  SubscriberSlot& s = m.subscriber(slot);
+  return {s.state, s.pid, s.generation, s.owner};
+}
+
+std::uint32_t slot_count(const TopicMap& m, Role role) {
+  return role == Role::publisher ? m.config().max_publishers : m.config().max_subscribers;
+}
+
+// Calls visit(role, slot, words) for every client slot, publishers first, until it returns
+// false.
+template <typename Visit>
+void for_each_client_slot(TopicMap& m, Visit&& visit) {
+  for (Role role : {Role::publisher, Role::subscriber}) {
+    for (std::uint32_t slot = 0; slot < slot_count(m, role); ++slot) {
+      if (!visit(role, slot, words_of(m, role, slot))) return;
+    }
+  }
+}
+
+// Reclaims a slot this recoverer moved to kSlotReclaiming (recovery lock held).
+bool reclaim_claimed(TopicMap& m, Role role, std::uint32_t slot, std::uint64_t deadline) {
+  if (role == Role::publisher) return reclaim_publisher(m, slot, deadline);
+  reclaim_subscriber(m, slot);
+  return true;
+}
+
+// Topic::reclaim_slot(), waiting for the recovery lock (and live claims) only until `deadline`
+// (CLOCK_MONOTONIC ns).
+bool reclaim_slot_until(TopicMap& m, Role role, std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline) {
+  if (slot >= slot_count(m, role)) return false;
+  RecoveryLock lock(m, deadline);
+  if (!lock.held()) return false;
+  ClientSlotWords s = words_of(m, role, slot);
+  std::uint32_t active = kSlotActive;
+  if (s.generation.load(std::memory_order_relaxed) != generation) return false;
+  if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return false;
+  return reclaim_claimed(m, role, slot, deadline);
+}
+
 }  // namespace
 
 bool Topic::audit_references() {
@@ -302,37 +356,8 @@ bool Topic::audit_references() {
   return lock.held() && audit_references_locked(*map_);
 }
 
-bool Topic::reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation) {
-  return reclaim_publisher_slot_until(slot, generation, monotonic_ns() + kRecoveryLockWaitNs);
-}
-
-bool Topic::reclaim_publisher_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline) {
-  TopicMap& m = *map_;
-  if (slot >= m.config().max_publishers) return false;
-  RecoveryLock lock(m, deadline);
-  if (!lock.held()) return false;
-  PublisherSlot& s = m.publisher(slot);
-  std::uint32_t active = kSlotActive;
-  if (s.generation.load(std::memory_order_relaxed) != generation) return false;
-  if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return false;
-  return reclaim_publisher(m, slot, deadline);
-}
-
-bool Topic::reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation) {
-  return reclaim_subscriber_slot_until(slot, generation, monotonic_ns() + kRecoveryLockWaitNs);
-}
-
-bool Topic::reclaim_subscriber_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline) {
-  TopicMap& m = *map_;
-  if (slot >= m.config().max_subscribers) return false;
-  RecoveryLock lock(m, deadline);
-  if (!lock.held()) return false;
-  SubscriberSlot& s = m.subscriber(slot);
-  std::uint32_t active = kSlotActive;
-  if (s.generation.load(std::memory_order_relaxed) != generation) return false;
-  if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return false;
-  reclaim_subscriber(m, slot);
-  return true;
+bool Topic::reclaim_slot(ClientSlotInfo::Role role, std::uint32_t slot, std::uint64_t generation) {
+  return reclaim_slot_until(*map_, role, slot, generation, monotonic_ns() + kRecoveryLockWaitNs);
 }
 
 std::uint64_t Topic::publisher_generation(std::uint32_t slot) const {
@@ -349,24 +374,16 @@ std::size_t Topic::reclaim_dead_owners(std::chrono::nanoseconds budget) {
   TopicMap& m = *map_;
   const std::uint64_t deadline = monotonic_ns() + bounded_wait_ns(budget);
   std::size_t n = 0;
-  for (std::uint32_t p = 0; p < m.config().max_publishers && monotonic_ns() < deadline; ++p) {
-    PublisherSlot& s = m.publisher(p);
+  for_each_client_slot(m, [&](Role role, std::uint32_t slot, const ClientSlotWords& s) {
+    if (monotonic_ns() >= deadline) return false;
     // Generation first: if the slot is re-registered after this read, the reclaim below
     // finds another generation and leaves the new owner alone.
     std::uint64_t generation = s.generation.load(std::memory_order_acquire);
-    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    if (owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) != Liveness::dead) continue;
-    n += reclaim_publisher_slot_until(p, generation, deadline) ? 1 : 0;
-  }
-  for (std::uint32_t i = 0; i < m.config().max_subscribers && monotonic_ns() < deadline; ++i) {
-    SubscriberSlot& s = m.subscriber(i);
-    // Generation first: if the slot is re-registered after this read, the reclaim below
-    // finds another generation and leaves the new owner alone.
-    std::uint64_t generation = s.generation.load(std::memory_order_acquire);
-    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    if (owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) != Liveness::dead) continue;
-    n += reclaim_subscriber_slot_until(i, generation, deadline) ? 1 : 0;
-  }
+    if (s.state.load(std::memory_order_acquire) != kSlotActive) return true;
+    if (owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) != Liveness::dead) return true;
+    n += reclaim_slot_until(m, role, slot, generation, deadline) ? 1 : 0;
+    return true;
+  });
   return n;
 }
 
@@ -376,21 +393,13 @@ std::size_t Topic::reclaim_process(pid_t pid) {
   RecoveryLock lock(m, deadline);
   if (!lock.held()) return 0;
   std::size_t n = 0;
-  for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
-    PublisherSlot& s = m.publisher(p);
+  for_each_client_slot(m, [&](Role role, std::uint32_t slot, const ClientSlotWords& s) {
     std::uint32_t active = kSlotActive;
-    if (s.pid.load(std::memory_order_relaxed) != pid) continue;
-    if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) continue;
-    n += reclaim_publisher(m, p, deadline) ? 1 : 0;
-  }
-  for (std::uint32_t i = 0; i < m.config().max_subscribers; ++i) {
-    SubscriberSlot& s = m.subscriber(i);
-    std::uint32_t active = kSlotActive;
-    if (s.pid.load(std::memory_order_relaxed) != pid) continue;
-    if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) continue;
-    reclaim_subscriber(m, i);
-    ++n;
-  }
+    if (s.pid.load(std::memory_order_relaxed) != pid) return true;
+    if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return true;
+    n += reclaim_claimed(m, role, slot, deadline) ? 1 : 0;
+    return true;
+  });
   return n;
 }
 

@@ -91,8 +91,9 @@ std::size_t Daemon::State::reclaim(ClientState& client, pid_t dead_pid) {
         continue;
       }
     }
-    bool done = it->publisher ? topic.reclaim_publisher_slot(it->slot, it->generation)
-                              : topic.reclaim_subscriber_slot(it->slot, it->generation);
+    bool done = topic.reclaim_slot(it->publisher ? shmbus::ClientSlotInfo::Role::publisher
+                                                 : shmbus::ClientSlotInfo::Role::subscriber,
+                                   it->slot, it->generation);
     if (done) {
       ++n;
       spdlog::info("{}: reclaimed {} slot {} (generation {}) of topic '{}'", client.tag(),

@@ -173,12 +173,7 @@ class Topic {
   // RawSubscriber::slot()), when the registration `generation` still matches (so a slot
   // already freed and taken by someone else is left alone). Returns false when it did not
   // match or the slot was not active. For the daemon, which knows each connection's slots.
-  bool reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation);
-  bool reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation);
-  // The same, waiting for the recovery lock (and live claims) only until `deadline`
-  // (CLOCK_MONOTONIC ns).
-  bool reclaim_publisher_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline);
-  bool reclaim_subscriber_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline);
+  bool reclaim_slot(ClientSlotInfo::Role role, std::uint32_t slot, std::uint64_t generation);
   // Reclaims every slot whose owner is provably dead: its pid (in this process's pid
   // namespace) no longer exists, or now belongs to a process with another start time. Slots
   // of live processes, and of processes in other pid namespaces, are left alone. Safe to call
