@@ -7,12 +7,13 @@
 #include "futex.hpp"
 #include "prefetch.hpp"
 #include "process_identity.hpp"
+#include "topic_admin.hpp"
 #include "unrecorded_window.hpp"
 
 namespace shmbus::detail {
 
 PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
-    : topic_(topic), map_(topic.map()), ctl_(map_.control()),
+    : topic_(topic), map_(TopicAccess::map(topic)), ctl_(map_.control()),
       max_loans_(map_.config().max_loans_per_publisher), stamp_time_(map_.config().stamp_publish_time),
       drop_oldest_(map_.policy_wire() == SlowSubscriberPolicyWire::kDropOldest) {
   if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");

@@ -14,6 +14,7 @@
 #include "reference_walk.hpp"
 #include "region.hpp"
 #include "sigbus_guard.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbus {
 namespace {
@@ -165,7 +166,7 @@ bool write_message(FileWriter& w, detail::TopicMap& m, const Held& h) {
 }  // namespace
 
 std::size_t save_snapshot(const Topic& topic, const std::filesystem::path& file) {
-  detail::TopicMap& m = topic.map();
+  detail::TopicMap& m = detail::TopicAccess::map(topic);
   std::filesystem::path tmp = file;
   tmp += ".partial";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

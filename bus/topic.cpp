@@ -1,6 +1,6 @@
-// shmbus::Topic, the handle: creating and opening regions, accessors, revocation. Its
-// introspection is in topic_introspection.cpp, its clean-up after dead processes in
-// topic_recovery.cpp.
+// shmbus::Topic, the handle: creating and opening regions, accessors, revocation, and the
+// daemon's pool checks (bus/topic_admin.hpp). Its introspection is in
+// topic_introspection.cpp, its clean-up after dead processes in topic_recovery.cpp.
 #include "shmbus/topic.hpp"
 
 #include <climits>
@@ -13,6 +13,7 @@
 #include "futex.hpp"
 #include "open_region.hpp"
 #include "region.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -77,20 +78,6 @@ int Topic::fd() const noexcept { return map_->fd(); }
 const std::filesystem::path& Topic::path() const noexcept { return map_->path(); }
 const void* Topic::mapping_base() const noexcept { return map_->base(); }
 
-std::optional<Topic::PoolHandle> Topic::own_pool(std::uint32_t pool) const {
-  std::shared_ptr<PoolMapping> m = map_->current_pool(pool);
-  if (!m || !m->writable || !map_->external_pools()) return std::nullopt;
-  return PoolHandle{m->fd, m->generation};
-}
-
-void Topic::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const {
-  map_->check_pool_fd(pool, generation, fd, creator);
-}
-
-bool Topic::pool_in_use(std::uint32_t pool, std::uint32_t generation) const {
-  return map_->pool_in_use(pool, generation);
-}
-
 bool Topic::external_pools() const noexcept { return map_->external_pools(); }
 
 std::optional<Topic::PayloadLocation> Topic::locate_payload(const void* p) const {
@@ -101,21 +88,6 @@ std::optional<Topic::PayloadLocation> Topic::locate_payload(const void* p) const
                          m->fd, m->writable};
 }
 std::size_t Topic::mapping_size() const noexcept { return map_->size(); }
-
-void Topic::revoke() noexcept {
-  // Release: pairs with the relaxed load in TopicMap::unusable() only as far as it goes (a
-  // hint, checked on every call); release keeps this store after the daemon's earlier writes
-  // to the header and slots (reclaims), so a client that sees "revoked" sees those too.
-  map_->header().health.store(kRegionRevoked, std::memory_order_release);
-  // Sleepers re-check unusable() when woken; without a wake they would notice only when their
-  // sleep slice ends (up to a second on file-backed topics). Seq_cst bumps, as every waker's,
-  // so that a sleeper that registered before our store is woken or sees the new word.
-  TopicControl& ctl = map_->control();
-  for (std::atomic<std::uint32_t>* word : {&ctl.data_futex, &ctl.lap_futex, &ctl.space_futex}) {
-    word->fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_all(word);
-  }
-}
 
 bool Topic::revoked() const noexcept {
   // Acquire: pairs with the release store in revoke().
@@ -130,4 +102,38 @@ bool Topic::revoked() const noexcept {
   return std::string_view(link, static_cast<std::size_t>(n)).find(".shmbus.revoked-") != std::string_view::npos;
 }
 
+namespace detail {
+
+std::optional<PoolHandle> own_pool(const Topic& topic, std::uint32_t pool) {
+  TopicMap& map = TopicAccess::map(topic);
+  std::shared_ptr<PoolMapping> m = map.current_pool(pool);
+  if (!m || !m->writable || !map.external_pools()) return std::nullopt;
+  return PoolHandle{m->fd, m->generation};
+}
+
+void check_pool_fd(const Topic& topic, std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) {
+  TopicAccess::map(topic).check_pool_fd(pool, generation, fd, creator);
+}
+
+bool pool_in_use(const Topic& topic, std::uint32_t pool, std::uint32_t generation) {
+  return TopicAccess::map(topic).pool_in_use(pool, generation);
+}
+
+void revoke(const Topic& topic) noexcept {
+  TopicMap& map = TopicAccess::map(topic);
+  // Release: pairs with the relaxed load in TopicMap::unusable() only as far as it goes (a
+  // hint, checked on every call); release keeps this store after the daemon's earlier writes
+  // to the header and slots (reclaims), so a client that sees "revoked" sees those too.
+  map.header().health.store(kRegionRevoked, std::memory_order_release);
+  // Sleepers re-check unusable() when woken; without a wake they would notice only when their
+  // sleep slice ends (up to a second on file-backed topics). Seq_cst bumps, as every waker's,
+  // so that a sleeper that registered before our store is woken or sees the new word.
+  TopicControl& ctl = map.control();
+  for (std::atomic<std::uint32_t>* word : {&ctl.data_futex, &ctl.lap_futex, &ctl.space_futex}) {
+    word->fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(word);
+  }
+}
+
+}  // namespace detail
 }  // namespace shmbus

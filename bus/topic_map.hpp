@@ -66,7 +66,7 @@ class TopicMap {
   // The mapping (of this process) that holds address `p`, or nullptr.
   std::shared_ptr<PoolMapping> mapping_containing(const void* p);
   std::shared_ptr<PoolMapping> current_pool(std::uint32_t pool);
-  // See Topic::check_pool_fd() and Topic::pool_in_use().
+  // See detail::check_pool_fd() and detail::pool_in_use() (topic_admin.hpp).
   void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const;
   bool pool_in_use(std::uint32_t pool, std::uint32_t generation) const noexcept;
   // Where this map gets a pool's memfd from first: the bus daemon, when a shmbus::Client

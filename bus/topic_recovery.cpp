@@ -1,6 +1,7 @@
-// shmbus::Topic's clean-up after dead processes: filling ring holes a dead publisher left,
-// the reference audit, the recovery lock, and reclaiming dead owners' slots (layout.hpp
-// protocol summary; docs/internals.md).
+// shmbus::Topic's clean-up after dead processes (its public reclaims, and the daemon's in
+// bus/topic_admin.hpp): filling ring holes a dead publisher left, the reference audit, the
+// recovery lock, and reclaiming dead owners' slots (layout.hpp protocol summary;
+// docs/internals.md).
 #include "shmbus/topic.hpp"
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "process_identity.hpp"
 #include "reference_walk.hpp"
 #include "region.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -52,7 +54,7 @@ void drop_displaced(TopicMap& m, std::uint32_t old) {
 // stayed in the middle of taking a sequence for a whole second, or past `deadline` (then try
 // again later), or when the ring does not look like anything honest publishers leave (more
 // laps of holes on one slot than max_laps below): then it waits for the daemon's damage
-// check (Topic::find_damage()).
+// check (detail::find_damage()).
 bool fill_holes(TopicMap& m, std::uint32_t dead_slot, std::uint64_t deadline) {
   // Acquire: pairs with the release RMWs on tail, so every claimant of a sequence below
   // `tail` has its ~0 marker (or something later) visible to the loads below.
@@ -351,24 +353,31 @@ bool reclaim_slot_until(TopicMap& m, Role role, std::uint32_t slot, std::uint64_
 
 }  // namespace
 
-bool Topic::audit_references() {
-  RecoveryLock lock(*map_, /*give_up=*/0);
-  return lock.held() && audit_references_locked(*map_);
+namespace detail {
+
+bool audit_references(const Topic& topic) {
+  TopicMap& m = TopicAccess::map(topic);
+  RecoveryLock lock(m, /*give_up=*/0);
+  return lock.held() && audit_references_locked(m);
 }
 
-bool Topic::reclaim_slot(ClientSlotInfo::Role role, std::uint32_t slot, std::uint64_t generation) {
-  return reclaim_slot_until(*map_, role, slot, generation, monotonic_ns() + kRecoveryLockWaitNs);
+bool reclaim_slot(const Topic& topic, ClientSlotInfo::Role role, std::uint32_t slot, std::uint64_t generation) {
+  return reclaim_slot_until(TopicAccess::map(topic), role, slot, generation, monotonic_ns() + kRecoveryLockWaitNs);
 }
 
-std::uint64_t Topic::publisher_generation(std::uint32_t slot) const {
-  if (slot >= map_->config().max_publishers) throw Error(Errc::invalid_config, "no publisher slot " + std::to_string(slot));
-  return map_->publisher(slot).generation.load(std::memory_order_relaxed);
+std::uint64_t publisher_generation(const Topic& topic, std::uint32_t slot) {
+  const TopicMap& m = TopicAccess::map(topic);
+  if (slot >= m.config().max_publishers) throw Error(Errc::invalid_config, "no publisher slot " + std::to_string(slot));
+  return m.publisher(slot).generation.load(std::memory_order_relaxed);
 }
 
-std::uint64_t Topic::subscriber_generation(std::uint32_t slot) const {
-  if (slot >= map_->config().max_subscribers) throw Error(Errc::invalid_config, "no subscriber slot " + std::to_string(slot));
-  return map_->subscriber(slot).generation.load(std::memory_order_relaxed);
+std::uint64_t subscriber_generation(const Topic& topic, std::uint32_t slot) {
+  const TopicMap& m = TopicAccess::map(topic);
+  if (slot >= m.config().max_subscribers) throw Error(Errc::invalid_config, "no subscriber slot " + std::to_string(slot));
+  return m.subscriber(slot).generation.load(std::memory_order_relaxed);
 }
+
+}  // namespace detail
 
 std::size_t Topic::reclaim_dead_owners(std::chrono::nanoseconds budget) {
   TopicMap& m = *map_;

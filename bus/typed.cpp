@@ -10,6 +10,7 @@
 
 #include "publisher_core.hpp"
 #include "subscriber_core.hpp"
+#include "topic_admin.hpp"
 #include "shmbus/typed.hpp"
 
 namespace shmbus::detail {
@@ -113,7 +114,7 @@ Status ChunkMessageBuilder::publish() noexcept {
 }
 
 bool read_segments(const RawSample& sample, SegmentTable& table) noexcept {
-  TopicMap& m = sample.topic().map();
+  TopicMap& m = TopicAccess::map(sample.topic());
   std::uint32_t chunk = sample.chunk();
   const std::byte* pool_base = SubscriberCore::pool_base_of(sample);
   // Every segment was loaned by the head's publisher: same pool, same pool generation. A
@@ -156,7 +157,7 @@ bool validate_message(capnp::MessageReader& reader) noexcept {
   }
 }
 
-PublisherCore& core_of(RawPublisher& publisher) noexcept { return publisher.core(); }
+PublisherCore& core_of(RawPublisher& publisher) noexcept { return TopicAccess::core(publisher); }
 
 namespace {
 void collect_type(capnp::Type type, std::map<std::uint64_t, capnp::schema::Node::Reader>& nodes);

@@ -10,6 +10,7 @@
 #include "reference_walk.hpp"
 #include "shmbus/shmbus.hpp"
 #include "test_support.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbus {
 namespace {
@@ -63,7 +64,7 @@ TEST(ReferenceWalk, ReportsTheRingTheLoansAndTheHeldSamplesOfLiveClients) {
   Result<RawSample> second = sub.take();
   ASSERT_TRUE(first.ok() && second.ok());
 
-  Walked w = walk(topic.map(), SlotsWalked::active);
+  Walked w = walk(detail::TopicAccess::map(topic), SlotsWalked::active);
   EXPECT_EQ(w.committed_ring.size(), 3u);
   ASSERT_EQ(w.loaned.size(), 1u);
   EXPECT_EQ(w.loaned[0], loan->chunk());
@@ -77,7 +78,7 @@ TEST(ReferenceWalk, NeverReportsAnIndexAScribbledRowMakesUp) {
   Topic topic = Topic::create(small_topic("walk-scribbled"));
   RawSubscriber sub(topic);
   RawPublisher pub(topic);
-  detail::TopicMap& m = topic.map();
+  detail::TopicMap& m = detail::TopicAccess::map(topic);
   const std::uint32_t beyond = m.total_chunks();
   m.loans_of(pub.slot())[0].store(beyond);
   m.holds_of(sub.slot())[0].store(beyond | detail::kHoldPinned);
@@ -101,7 +102,7 @@ TEST(ReferenceWalk, SkipsTheRowsOfFreeSlots) {
   std::optional<RawPublisher> pub(std::in_place, topic);
   const std::uint32_t slot = pub->slot();
   pub.reset();
-  detail::TopicMap& m = topic.map();
+  detail::TopicMap& m = detail::TopicAccess::map(topic);
   m.loans_of(slot)[0].store(0);  // a stale entry in a free slot's row
 
   EXPECT_TRUE(walk(m, SlotsWalked::not_free).loaned.empty());
@@ -123,7 +124,7 @@ TEST(ReferenceWalk, VisitsEveryLiveSlotOnceAndWalksOnlyTheKindsItsVisitorTakes) 
     void operator()(const SlotReference& s) { slots.push_back(s); }
     void operator()(const HoldReference&) { ++holds; }
   } v;
-  detail::walk_references(topic.map(), SlotsWalked::active, v);
+  detail::walk_references(detail::TopicAccess::map(topic), SlotsWalked::active, v);
   ASSERT_EQ(v.slots.size(), 2u);
   EXPECT_EQ(v.slots[0].role, SlotReference::Role::publisher);
   EXPECT_EQ(v.slots[0].slot, pub.slot());
@@ -137,7 +138,7 @@ TEST(ReferenceWalk, VisitsEveryLiveSlotOnceAndWalksOnlyTheKindsItsVisitorTakes) 
     std::size_t holds = 0;
     void operator()(const HoldReference&) { ++holds; }
   } h;
-  detail::walk_references(topic.map(), SlotsWalked::active, h);
+  detail::walk_references(detail::TopicAccess::map(topic), SlotsWalked::active, h);
   EXPECT_EQ(h.holds, 1u);
 }
 
