@@ -10,7 +10,7 @@
 namespace shmbus {
 
 Result<CowView> CowView::from(RawSample&& sample) noexcept {
-  if (!sample.valid()) return Errc::invalid_config;
+  if (!sample.valid()) return Errc::misuse;
   detail::TopicMap& m = detail::TopicAccess::map(sample.topic());
   if (m.unusable()) return Errc::region_lost;
   const std::byte* payload = sample.data().data();

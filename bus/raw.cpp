@@ -107,7 +107,7 @@ Status RawPublisher::publish(RawLoan&& loan, std::size_t used) noexcept {
       loan.core_ = nullptr;
       return Errc::region_lost;
     }
-    return Errc::invalid_config;  // a loan of another publisher
+    return Errc::misuse;  // a loan of another publisher
   }
   used = std::min(used, loan.size_);
   // Raw writers may have touched the whole loan; typed loans must zero it before reuse.

@@ -19,7 +19,7 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
       max_held_(map_.config().max_held_per_subscriber),
       block_policy_(map_.policy_wire() != SlowSubscriberPolicyWire::kDropOldest),
       file_backed_(map_.kind() == RegionKind::kFile) {
-  if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
+  if (!map_.writable()) throw Error(Errc::misuse, map_.describe() + ": opened read-only for inspection");
   for (std::uint32_t i = 0; i < map_.config().max_subscribers; ++i) {
     SubscriberSlot& s = map_.subscriber(i);
     std::uint32_t expected = kSlotFree;

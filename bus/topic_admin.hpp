@@ -67,7 +67,7 @@ bool reclaim_slot(const Topic& topic, ClientSlotInfo::Role role, std::uint32_t s
 // is mid-operation; this retries that audit (the daemon's sweep calls it). Returns false
 // when the topic was too busy to audit now.
 bool audit_references(const Topic& topic);
-// Registration generation of a slot (see reclaim_slot()). Throws Error(invalid_config) for a slot
+// Registration generation of a slot (see reclaim_slot()). Throws Error(misuse) for a slot
 // index out of range.
 std::uint64_t publisher_generation(const Topic& topic, std::uint32_t slot);
 std::uint64_t subscriber_generation(const Topic& topic, std::uint32_t slot);

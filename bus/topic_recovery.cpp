@@ -367,13 +367,13 @@ bool reclaim_slot(const Topic& topic, ClientSlotInfo::Role role, std::uint32_t s
 
 std::uint64_t publisher_generation(const Topic& topic, std::uint32_t slot) {
   const TopicMap& m = TopicAccess::map(topic);
-  if (slot >= m.config().max_publishers) throw Error(Errc::invalid_config, "no publisher slot " + std::to_string(slot));
+  if (slot >= m.config().max_publishers) throw Error(Errc::misuse, "no publisher slot " + std::to_string(slot));
   return m.publisher(slot).generation.load(std::memory_order_relaxed);
 }
 
 std::uint64_t subscriber_generation(const Topic& topic, std::uint32_t slot) {
   const TopicMap& m = TopicAccess::map(topic);
-  if (slot >= m.config().max_subscribers) throw Error(Errc::invalid_config, "no subscriber slot " + std::to_string(slot));
+  if (slot >= m.config().max_subscribers) throw Error(Errc::misuse, "no subscriber slot " + std::to_string(slot));
   return m.subscriber(slot).generation.load(std::memory_order_relaxed);
 }
 

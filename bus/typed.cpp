@@ -82,7 +82,7 @@ kj::ArrayPtr<capnp::word> ChunkMessageBuilder::allocateSegment(unsigned minimum_
 }
 
 Status ChunkMessageBuilder::publish() noexcept {
-  if (published_) return Errc::invalid_config;
+  if (published_) return Errc::misuse;
   if (!status_.ok() && handed_out_ == 0) return status_;
   try {
     if (handed_out_ == 0) initRoot<capnp::AnyPointer>();  // an empty message is still a message
