@@ -1,6 +1,8 @@
 // detail::walk_references: the one walk over everything in a topic region that records a chunk
 // reference (layout.hpp rule 2): ring slots, publishers' loan rows and subscribers' hold rows.
 // Tools (stats, busy chunks), snapshots and the reference audit all read the region through it.
+// The damage check (damage.cpp) reads rows raw instead: the out-of-range entries it looks for
+// are exactly what this walk never reports.
 //
 // Every chunk index it reports has been bounds-checked (TopicMap::valid_chunk), and every loop
 // is bounded by the validated configuration, never by a value read from shared memory: a

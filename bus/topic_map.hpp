@@ -1,7 +1,8 @@
 // detail::TopicMap: one process's validated view of a topic region, and the lock-free pool
 // operations on it. Every value read from shared memory that could send us out of bounds
 // (chunk indices, sizes) is checked here before use: other processes are not trusted to
-// keep the region consistent.
+// keep the region consistent. Defined in topic_map.cpp (planning and validation),
+// chunk_refs.cpp (the chunk reference protocol) and pool_views.cpp (payload pools).
 #pragma once
 
 #include <atomic>
