@@ -4,13 +4,14 @@
 
 #include "layout.hpp"
 #include "sigbus_guard.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
 
 Result<CowView> CowView::from(RawSample&& sample) noexcept {
-  if (!sample.valid()) return Errc::invalid_config;
-  detail::TopicMap& m = sample.topic().map();
+  if (!sample.valid()) return Errc::misuse;
+  detail::TopicMap& m = detail::TopicAccess::map(sample.topic());
   if (m.unusable()) return Errc::region_lost;
   const std::byte* payload = sample.data().data();
   // The payload pool mapping the sample was read through: a sealed memfd of its publisher (a

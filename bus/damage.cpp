@@ -1,4 +1,4 @@
-// Topic::find_damage(): invariants of a topic region's mutable words that every honest
+// detail::find_damage(): invariants of a topic region's mutable words that every honest
 // participant keeps, whatever it was doing when it was killed. The daemon's sweep revokes a
 // region that breaks one (daemon/daemon.cpp); the data path itself never relies on them (it
 // bounds every value it reads instead), so this only decides when to start afresh.
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "shmbus/topic.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -33,8 +34,10 @@ std::uint64_t tail_slack(const detail::TopicMap& m) {
 constexpr std::size_t kHeaderConfigBytes = offsetof(detail::RegionHeader, health);
 constexpr std::size_t kControlConfigBytes = offsetof(detail::TopicControl, tail);
 
-std::vector<std::byte> Topic::immutable_words() const {
-  const detail::TopicMap& m = *map_;
+namespace detail {
+
+std::vector<std::byte> immutable_words(const Topic& topic) {
+  const TopicMap& m = TopicAccess::map(topic);
   std::vector<std::byte> words(kHeaderConfigBytes + kControlConfigBytes);
   // Plain copies: nobody writes these words after creation; a scribbler that does is what the
   // comparison in find_damage() is for, and a torn copy of its write is damage all the same.
@@ -43,14 +46,14 @@ std::vector<std::byte> Topic::immutable_words() const {
   return words;
 }
 
-std::optional<std::string> Topic::find_damage(const std::vector<std::byte>& immutable_baseline) const {
-  const detail::TopicMap& m = *map_;
+std::optional<std::string> find_damage(const Topic& topic, const std::vector<std::byte>& immutable_baseline) {
+  const TopicMap& m = TopicAccess::map(topic);
   const TopicConfig& c = m.config();
   // Lost (truncated under us): the SIGBUS guard's zero pages are nothing to judge. A health
   // word set by somebody else than the daemon that serves the region is a forged revoke.
-  if (map_->lost_flag()->load(std::memory_order_acquire) != 0) return std::nullopt;
+  if (TopicAccess::map(topic).lost_flag()->load(std::memory_order_acquire) != 0) return std::nullopt;
   if (!immutable_baseline.empty()) {
-    const std::vector<std::byte> now = immutable_words();
+    const std::vector<std::byte> now = immutable_words(topic);
     const auto [at, _] = std::mismatch(now.begin(), now.end(), immutable_baseline.begin(), immutable_baseline.end());
     if (at != now.end()) {
       const std::size_t i = static_cast<std::size_t>(at - now.begin());
@@ -123,4 +126,5 @@ std::optional<std::string> Topic::find_damage(const std::vector<std::byte>& immu
   return std::nullopt;
 }
 
+}  // namespace detail
 }  // namespace shmbus

@@ -7,15 +7,16 @@
 #include "futex.hpp"
 #include "prefetch.hpp"
 #include "process_identity.hpp"
+#include "topic_admin.hpp"
 #include "unrecorded_window.hpp"
 
 namespace shmbus::detail {
 
 PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
-    : topic_(topic), map_(topic.map()), ctl_(map_.control()),
+    : topic_(topic), map_(TopicAccess::map(topic)), ctl_(map_.control()),
       max_loans_(map_.config().max_loans_per_publisher), stamp_time_(map_.config().stamp_publish_time),
       drop_oldest_(map_.policy_wire() == SlowSubscriberPolicyWire::kDropOldest) {
-  if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
+  if (!map_.writable()) throw Error(Errc::misuse, map_.describe() + ": opened read-only for inspection");
   for (std::uint32_t i = 0; i < map_.config().max_publishers; ++i) {
     PublisherSlot& s = map_.publisher(i);
     std::uint32_t expected = kSlotFree;
@@ -75,7 +76,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
   }
   int cls = map_.class_for(bytes);
   if (!pool_) {  // a snapshot's holder
-    err = Errc::invalid_config;
+    err = Errc::misuse;
     return kNoChunk;
   }
   if (cls < 0 || bytes > map_.config().max_message_size) {

@@ -3,8 +3,10 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -36,6 +38,42 @@ class PublisherCore {
   std::string explain(Errc err, std::uint64_t bytes) const;
 
   RawLoan make_loan(std::uint32_t chunk, std::size_t size) noexcept;
+
+  // The chunk header of a chunk this publisher loaned is its own until commit() (layout.hpp,
+  // ChunkHeader): these are the only writes of it outside the core. Relaxed stores: commit()'s
+  // release publishes them with the message. Inline: raw publish runs them on the hot path.
+  // A raw message of `used` bytes in a loan of `loan_size`, all of which the writer may have
+  // touched (a typed loan of the chunk must zero that much first).
+  void describe_raw_message(std::uint32_t chunk, std::uint64_t used, std::uint64_t loan_size) noexcept {
+    ChunkHeader& h = map_.chunk(chunk);
+    h.used_bytes.store(used, std::memory_order_relaxed);
+    h.flags.store(0, std::memory_order_relaxed);
+    std::uint64_t dirty = std::max<std::uint64_t>(h.dirty_bytes.load(std::memory_order_relaxed), loan_size);
+    h.dirty_bytes.store(dirty, std::memory_order_relaxed);
+  }
+  // Zeroes what an earlier message wrote in a freshly loaned chunk: Cap'n Proto requires
+  // zeroed segments.
+  void zero_dirty_bytes(std::uint32_t chunk) noexcept {
+    ChunkHeader& h = map_.chunk(chunk);
+    std::uint64_t dirty = std::min(h.dirty_bytes.load(std::memory_order_relaxed), map_.capacity(chunk));
+    if (dirty != 0) std::memset(payload(chunk), 0, dirty);
+    h.dirty_bytes.store(0, std::memory_order_relaxed);
+  }
+  // A segment of a typed message: `used` bytes, followed by segment `next` (kNoChunk: last).
+  void describe_typed_segment(std::uint32_t chunk, std::uint64_t used, std::uint32_t next) noexcept {
+    ChunkHeader& h = map_.chunk(chunk);
+    h.used_bytes.store(used, std::memory_order_relaxed);
+    h.dirty_bytes.store(used, std::memory_order_relaxed);
+    h.flags.store(kChunkFlagTyped, std::memory_order_relaxed);
+    h.next_segment.store(next, std::memory_order_relaxed);
+  }
+  void set_segment_count(std::uint32_t head, std::uint32_t count) noexcept {
+    map_.chunk(head).segment_count.store(count, std::memory_order_relaxed);
+  }
+  // An unpublished segment given back on its own: linked to nothing.
+  void unlink_segment(std::uint32_t chunk) noexcept {
+    map_.chunk(chunk).next_segment.store(kNoChunk, std::memory_order_relaxed);
+  }
   // Where a chunk this publisher loaned can be written.
   std::byte* payload(std::uint32_t chunk) const noexcept { return map_.payload_at(pool_->base, chunk); }
   const Topic& topic() const noexcept { return topic_; }

@@ -108,15 +108,11 @@ Status RawPublisher::publish(RawLoan&& loan, std::size_t used) noexcept {
       loan.core_ = nullptr;
       return Errc::region_lost;
     }
-    return Errc::invalid_config;  // a loan of another publisher
+    return Errc::misuse;  // a loan of another publisher
   }
-  detail::ChunkHeader& h = core_->map().chunk(loan.chunk_);
   used = std::min(used, loan.size_);
-  h.used_bytes.store(used, std::memory_order_relaxed);
-  h.flags.store(0, std::memory_order_relaxed);
   // Raw writers may have touched the whole loan; typed loans must zero it before reuse.
-  std::uint64_t dirty = std::max<std::uint64_t>(h.dirty_bytes.load(std::memory_order_relaxed), loan.size_);
-  h.dirty_bytes.store(dirty, std::memory_order_relaxed);
+  core_->describe_raw_message(loan.chunk_, used, loan.size_);
   std::uint32_t chunk = loan.chunk_;
   loan.core_ = nullptr;  // the chunk now belongs to the commit below, whatever it returns
   Status st = core_->commit(chunk);

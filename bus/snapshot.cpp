@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "publisher_core.hpp"
+#include "reference_walk.hpp"
 #include "region.hpp"
 #include "sigbus_guard.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbus {
 namespace {
@@ -103,18 +105,22 @@ std::vector<Held> hold_batch(detail::PublisherCore& holder, std::uint64_t from, 
     found.emplace(seq, chunk);
     return true;
   };
-  // Messages subscribers still hold, older than the ring.
-  for (std::uint32_t s = 0; s < m.config().max_subscribers; ++s) {
-    if (m.subscriber(s).state.load(std::memory_order_acquire) != detail::kSlotActive) continue;
-    for (std::uint32_t h = 0; h < m.config().max_held_per_subscriber; ++h) {
-      std::uint32_t chunk = m.holds_of(s)[h].load(std::memory_order_relaxed);
-      if (!m.valid_chunk(chunk)) continue;
-      std::uint64_t seq = m.chunk(chunk).sequence.load(std::memory_order_relaxed);
+  // Messages subscribers still hold, older than the ring. Pinned entries hold no counted
+  // reference and are left alone; a subscriber's remaining rows are skipped once one fails.
+  struct Holds {
+    detail::TopicMap& m;
+    std::uint64_t from, tail;
+    decltype(take)& take_held;
+    std::uint32_t given_up = ~0u;  // the subscriber whose remaining rows we skip
+    void operator()(const detail::HoldReference& r) {
+      if (r.pinned || r.subscriber == given_up) return;
+      std::uint64_t seq = m.chunk(r.chunk).sequence.load(std::memory_order_relaxed);
       if (seq >= from && seq < tail && seq < tail - std::min(tail, m.ring_capacity())) {
-        if (!take(seq, chunk)) break;
+        if (!take_held(seq, r.chunk)) given_up = r.subscriber;
       }
     }
-  }
+  };
+  detail::walk_references(m, detail::SlotsWalked::active, Holds{m, from, tail, take});
   for (std::uint64_t seq = std::max(from, tail - std::min(tail, m.ring_capacity())); seq < tail; ++seq) {
     detail::RingSlot& rs = m.ring_slot(seq);
     if (rs.commit.load(std::memory_order_acquire) != seq + 1) continue;
@@ -160,7 +166,7 @@ bool write_message(FileWriter& w, detail::TopicMap& m, const Held& h) {
 }  // namespace
 
 std::size_t save_snapshot(const Topic& topic, const std::filesystem::path& file) {
-  detail::TopicMap& m = topic.map();
+  detail::TopicMap& m = detail::TopicAccess::map(topic);
   std::filesystem::path tmp = file;
   tmp += ".partial";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

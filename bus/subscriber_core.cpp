@@ -10,15 +10,16 @@
 #include "process_identity.hpp"
 #include "unrecorded_window.hpp"
 #include "region.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbus::detail {
 
 SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
-    : topic_(topic), map_(topic.map()), ctl_(map_.control()), options_(options),
+    : topic_(topic), map_(TopicAccess::map(topic)), ctl_(map_.control()), options_(options),
       max_held_(map_.config().max_held_per_subscriber),
       block_policy_(map_.policy_wire() != SlowSubscriberPolicyWire::kDropOldest),
       file_backed_(map_.kind() == RegionKind::kFile) {
-  if (!map_.writable()) throw Error(Errc::invalid_config, map_.describe() + ": opened read-only for inspection");
+  if (!map_.writable()) throw Error(Errc::misuse, map_.describe() + ": opened read-only for inspection");
   for (std::uint32_t i = 0; i < map_.config().max_subscribers; ++i) {
     SubscriberSlot& s = map_.subscriber(i);
     std::uint32_t expected = kSlotFree;

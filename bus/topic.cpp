@@ -1,22 +1,19 @@
-// shmbus::Topic: creation, opening, statistics and clean-up after dead processes.
+// shmbus::Topic, the handle: creating and opening regions, accessors, revocation, and the
+// daemon's pool checks (bus/topic_admin.hpp). Its introspection is in
+// topic_introspection.cpp, its clean-up after dead processes in topic_recovery.cpp.
 #include "shmbus/topic.hpp"
 
-#include <algorithm>
-#include <optional>
 #include <climits>
 #include <string_view>
 #include <fcntl.h>
-#include <cstring>
-#include <set>
 #include <thread>
-#include <vector>
-#include <sstream>
 #include <unistd.h>
 
 #include "file_lease_probe.hpp"
 #include "futex.hpp"
-#include "process_identity.hpp"
+#include "open_region.hpp"
 #include "region.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -35,7 +32,7 @@ Topic Topic::open_fd(int fd, const std::filesystem::path& file) {
   return Topic(TopicMap::open(own, file));
 }
 
-namespace {
+namespace detail {
 
 // Opens a region file by path without ever blocking on a file lease. The bus daemon holds a
 // write lease on the files it serves (daemon/lease_watch.cpp); a blocking open would wait for
@@ -63,7 +60,7 @@ int open_region_path(const std::filesystem::path& path, int access, std::chrono:
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 Topic Topic::open_file(const std::filesystem::path& path, std::chrono::milliseconds lease_wait) {
   int fd = open_region_path(path, O_RDWR, lease_wait);
@@ -75,128 +72,11 @@ Topic Topic::inspect_file(const std::filesystem::path& path, std::chrono::millis
   return Topic(TopicMap::open(fd, path, /*writable=*/false));
 }
 
-namespace {
-
-const char* const kSectionNames[kSectionCount] = {"control", "classes", "publishers", "subscribers",
-                                                  "loans",   "holds",   "ring",       "chunks",
-                                                  "payload", "schema",  "pools",      "free lists"};
-
-}  // namespace
-
-Topic::RegionInfo Topic::read_region_header(const std::filesystem::path& path, std::chrono::milliseconds lease_wait) {
-  int fd = open_region_path(path, O_RDONLY, lease_wait);
-  RegionHeader h;  // a plain buffer here: read, never mapped, so a truncated file cannot fault
-  ssize_t n = pread(fd, &h, sizeof h, 0);
-  int saved = errno;
-  close(fd);
-  if (n < 0) {
-    errno = saved;
-    throw_errno("reading the header of region file " + path.string());
-  }
-  if (static_cast<std::size_t>(n) < sizeof h) {
-    throw Error(Errc::region_too_short, "region file " + path.string() + ": " + std::to_string(n) +
-                                           " bytes, shorter than the " + std::to_string(sizeof h) + "-byte region header");
-  }
-  RegionInfo info;
-  info.layout_version = h.layout_version.load(std::memory_order_relaxed);
-  info.anonymous = h.kind == RegionKind::kAnonymous;
-  info.size = h.region_size;
-  info.bus_name = std::string(h.bus_name, strnlen(h.bus_name, sizeof h.bus_name));
-  info.bus_epoch = h.bus_epoch;
-  info.healthy = false;
-  info.revoked = h.health.load(std::memory_order_relaxed) == kRegionRevoked;
-  info.seals = -1;
-  for (std::uint32_t i = 0; i < kSectionCount; ++i) info.sections.push_back({kSectionNames[i], h.sections[i].offset, h.sections[i].size});
-  return info;
-}
-
-Topic::RegionInfo Topic::region_info() const {
-  // The header's immutable facts from the copy validated at open; layout_version is a live word.
-  const HeaderFacts& h = map_->facts().header;
-  RegionInfo info;
-  info.layout_version = map_->header().layout_version.load(std::memory_order_acquire);
-  info.anonymous = h.kind == RegionKind::kAnonymous;
-  info.size = h.region_size;
-  info.bus_name = std::string(h.bus_name, strnlen(h.bus_name, sizeof h.bus_name));
-  info.bus_epoch = h.bus_epoch;
-  info.healthy = !map_->unusable();
-  info.revoked = revoked();
-  info.seals = fcntl(map_->fd(), F_GET_SEALS);
-  for (std::uint32_t i = 0; i < kSectionCount; ++i) info.sections.push_back({kSectionNames[i], h.sections[i].offset, h.sections[i].size});
-  for (std::uint32_t p = 0; p < map_->pool_count(); ++p) {
-    if (!map_->pool_initialised(p)) continue;
-    const PoolSlot& ps = map_->pool_slot(p);
-    // Relaxed: a snapshot for tools; a torn read shows a mix of two owners, nothing worse.
-    info.pools.push_back({p, ps.generation.load(std::memory_order_relaxed),
-                          map_->external_pools() ? ps.owner_pid.load(std::memory_order_relaxed) : 0,
-                          map_->pool_bytes(), map_->external_pools()});
-  }
-  return info;
-}
-
-std::vector<Topic::ChunkInfo> Topic::busy_chunks() const {
-  TopicMap& m = *map_;
-  const TopicConfig& c = m.config();
-  std::vector<std::string> where(m.total_chunks());
-  // Relaxed throughout: a best-effort picture of a moving system, never a lock.
-  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
-    RingSlot& rs = m.ring_slot(i);
-    std::uint32_t ch = rs.chunk.load(std::memory_order_relaxed);
-    std::uint64_t commit = rs.commit.load(std::memory_order_relaxed);
-    if (commit != 0 && m.valid_chunk(ch)) where[ch] = "in queue/history as seq " + std::to_string(commit - 1);
-  }
-  for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
-    if (m.publisher(p).state.load(std::memory_order_acquire) != kSlotActive) continue;
-    for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
-      std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
-      if (!m.valid_chunk(ch)) continue;
-      where[ch] = (ch == m.publisher(p).kept_chunk.load(std::memory_order_relaxed) ? "kept for the next loan of publisher slot "
-                                                                                    : "loaned by publisher slot ") +
-                  std::to_string(p) + " (pid " + std::to_string(m.publisher(p).pid.load(std::memory_order_relaxed)) + ")";
-    }
-  }
-  for (std::uint32_t s = 0; s < c.max_subscribers; ++s) {
-    if (m.subscriber(s).state.load(std::memory_order_acquire) != kSlotActive) continue;
-    for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
-      const std::uint32_t entry = m.holds_of(s)[h].load(std::memory_order_relaxed);
-      const std::uint32_t ch = m.held_chunk(entry);
-      if (ch != kNoChunk) {
-        std::string holder = "held by subscriber slot " + std::to_string(s) + " (pid " + std::to_string(m.subscriber(s).pid.load(std::memory_order_relaxed)) + ")";
-        if ((entry & kHoldPinned) != 0) holder += " pinned by its cursor";
-        where[ch] = where[ch].empty() ? holder : where[ch] + ", " + holder;
-      }
-    }
-  }
-  std::vector<ChunkInfo> out;
-  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
-    std::uint32_t word = m.chunk(i).refs.load(std::memory_order_relaxed);
-    if (word == 0) continue;
-    std::uint32_t refs = (word & ~kRingRef) + ((word & kRingRef) ? 1 : 0);  // the ring's counts as one
-    std::uint64_t seq = m.chunk(i).sequence.load(std::memory_order_relaxed);
-    out.push_back({i, m.class_of(i).chunk_size, refs, seq, where[i].empty() ? "referenced (segment of a message, or in flight)" : where[i]});
-  }
-  return out;
-}
-
 const std::string& Topic::name() const noexcept { return map_->config().name; }
 const TopicConfig& Topic::config() const noexcept { return map_->config(); }
 int Topic::fd() const noexcept { return map_->fd(); }
 const std::filesystem::path& Topic::path() const noexcept { return map_->path(); }
 const void* Topic::mapping_base() const noexcept { return map_->base(); }
-
-std::optional<Topic::PoolHandle> Topic::own_pool(std::uint32_t pool) const {
-  std::shared_ptr<PoolMapping> m = map_->current_pool(pool);
-  if (!m || !m->writable || !map_->external_pools()) return std::nullopt;
-  return PoolHandle{m->fd, m->generation};
-}
-
-void Topic::check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const {
-  map_->check_pool_fd(pool, generation, fd, creator);
-}
-
-bool Topic::pool_in_use(std::uint32_t pool, std::uint32_t generation) const {
-  return map_->pool_in_use(pool, generation);
-}
 
 bool Topic::external_pools() const noexcept { return map_->external_pools(); }
 
@@ -208,21 +88,6 @@ std::optional<Topic::PayloadLocation> Topic::locate_payload(const void* p) const
                          m->fd, m->writable};
 }
 std::size_t Topic::mapping_size() const noexcept { return map_->size(); }
-
-void Topic::revoke() noexcept {
-  // Release: pairs with the relaxed load in TopicMap::unusable() only as far as it goes (a
-  // hint, checked on every call); release keeps this store after the daemon's earlier writes
-  // to the header and slots (reclaims), so a client that sees "revoked" sees those too.
-  map_->header().health.store(kRegionRevoked, std::memory_order_release);
-  // Sleepers re-check unusable() when woken; without a wake they would notice only when their
-  // sleep slice ends (up to a second on file-backed topics). Seq_cst bumps, as every waker's,
-  // so that a sleeper that registered before our store is woken or sees the new word.
-  TopicControl& ctl = map_->control();
-  for (std::atomic<std::uint32_t>* word : {&ctl.data_futex, &ctl.lap_futex, &ctl.space_futex}) {
-    word->fetch_add(1, std::memory_order_seq_cst);
-    futex_wake_all(word);
-  }
-}
 
 bool Topic::revoked() const noexcept {
   // Acquire: pairs with the release store in revoke().
@@ -237,469 +102,38 @@ bool Topic::revoked() const noexcept {
   return std::string_view(link, static_cast<std::size_t>(n)).find(".shmbus.revoked-") != std::string_view::npos;
 }
 
-TopicStats Topic::stats() const {
-  TopicMap& m = *map_;
-  const TopicConfig& c = m.config();
-  TopicStats st;
-  // Relaxed throughout: statistics are a best-effort picture of a moving system.
-  std::uint64_t tail = m.control().tail.load(std::memory_order_relaxed);
-  st.published = tail;
-  // 0 free/unknown, 1 ring, 2 loaned, 3 held, 4 kept by a publisher for its next loan (free)
-  std::vector<int> owner(m.total_chunks(), 0);
-  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
-    RingSlot& rs = m.ring_slot(i);
-    std::uint32_t ch = rs.chunk.load(std::memory_order_relaxed);
-    if (rs.commit.load(std::memory_order_relaxed) != 0 && m.valid_chunk(ch)) owner[ch] = 1;
-  }
-  for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
-    PublisherSlot& s = m.publisher(p);
-    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    ClientSlotInfo info{ClientSlotInfo::Role::publisher, p, s.pid.load(std::memory_order_relaxed),
-                        s.published.load(std::memory_order_relaxed), 0, 0, {}};
-    for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
-      std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
-      if (!m.valid_chunk(ch)) continue;
-      if (ch == s.kept_chunk.load(std::memory_order_relaxed)) {
-        owner[ch] = 4;  // only its publisher loans from its pool: as good as free
-      } else {
-        owner[ch] = 2;
-        info.chunks.push_back(ch);
-      }
-    }
-    st.clients.push_back(std::move(info));
-  }
-  for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
-    SubscriberSlot& s = m.subscriber(i);
-    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    std::uint64_t cursor = s.cursor.load(std::memory_order_relaxed);
-    ClientSlotInfo info{ClientSlotInfo::Role::subscriber, i, s.pid.load(std::memory_order_relaxed),
-                        s.taken.load(std::memory_order_relaxed), s.lost.load(std::memory_order_relaxed),
-                        tail - std::min(tail, cursor), {}};
-    for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
-      const std::uint32_t ch = m.held_chunk(m.holds_of(i)[h].load(std::memory_order_relaxed));
-      if (ch != kNoChunk) {
-        owner[ch] = 3;
-        info.chunks.push_back(ch);
-      }
-    }
-    st.clients.push_back(std::move(info));
-  }
-  // Summed over the pools that exist (one per publisher that ever registered, in an
-  // anonymous region; the file's one pool otherwise).
-  for (const LocalClass& lc : m.classes()) {
-    SizeClassUsage u{lc.chunk_size, 0, 0, 0, 0, 0};
-    for (std::uint32_t p = 0; p < m.pool_count(); ++p) {
-      if (!m.pool_initialised(p)) continue;
-      u.total += lc.chunk_count;
-      const std::uint32_t first = p * m.chunks_per_pool() + lc.first_chunk;
-      for (std::uint32_t i = first; i < first + lc.chunk_count; ++i) {
-        if (m.chunk(i).refs.load(std::memory_order_relaxed) == 0 || owner[i] == 4) ++u.free;
-        else if (owner[i] == 1) ++u.in_ring;
-        else if (owner[i] == 2) ++u.loaned;
-        else if (owner[i] == 3) ++u.held;
-      }
-    }
-    st.classes.push_back(u);
-  }
-  return st;
+namespace detail {
+
+std::optional<PoolHandle> own_pool(const Topic& topic, std::uint32_t pool) {
+  TopicMap& map = TopicAccess::map(topic);
+  std::shared_ptr<PoolMapping> m = map.current_pool(pool);
+  if (!m || !m->writable || !map.external_pools()) return std::nullopt;
+  return PoolHandle{m->fd, m->generation};
 }
 
-std::string Topic::describe_pool() const {
-  TopicStats st = stats();
-  std::ostringstream o;
-  o << map_->describe() << " pool:";
-  for (const SizeClassUsage& u : st.classes) {
-    o << "\n  class " << u.chunk_size << " B: " << u.total << " chunks, " << u.free << " free, " << u.in_ring
-      << " in queue/history, " << u.loaned << " loaned by publishers, " << u.held << " held by subscribers";
-  }
-  for (const ClientSlotInfo& ci : st.clients) {
-    if (ci.chunks.empty()) continue;
-    o << "\n  " << (ci.role == ClientSlotInfo::Role::publisher ? "publisher" : "subscriber") << " slot " << ci.slot
-      << " (pid " << ci.pid << ") holds " << ci.chunks.size() << " chunks";
-  }
-  return o.str();
+void check_pool_fd(const Topic& topic, std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) {
+  TopicAccess::map(topic).check_pool_fd(pool, generation, fd, creator);
 }
 
-namespace {
-
-// Every chunk of the message chain starting at `head`.
-std::set<std::uint32_t> chain_of(TopicMap& m, std::uint32_t head) {
-  std::set<std::uint32_t> chain;
-  for (std::uint32_t n = 0; n < m.config().max_segments && m.valid_chunk(head); ++n) {
-    chain.insert(head);
-    head = m.chunk(head).next_segment.load(std::memory_order_relaxed);
-  }
-  return chain;
+bool pool_in_use(const Topic& topic, std::uint32_t pool, std::uint32_t generation) {
+  return TopicAccess::map(topic).pool_in_use(pool, generation);
 }
 
-// Drops the ring's reference to `old`, which a recoverer just replaced in a ring slot and
-// committed over. Under drop-oldest, subscribers may pin it: as a publisher does after its
-// commit, count their pins first, after a seq_cst fence (layout.hpp, protocol summary).
-void drop_displaced(TopicMap& m, std::uint32_t old) {
-  if (!m.valid_chunk(old)) return;
-  if (m.policy_wire() == SlowSubscriberPolicyWire::kDropOldest) {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    m.count_pins_everywhere(old);
+void revoke(const Topic& topic) noexcept {
+  TopicMap& map = TopicAccess::map(topic);
+  // Release: pairs with the relaxed load in TopicMap::unusable() only as far as it goes (a
+  // hint, checked on every call); release keeps this store after the daemon's earlier writes
+  // to the header and slots (reclaims), so a client that sees "revoked" sees those too.
+  map.header().health.store(kRegionRevoked, std::memory_order_release);
+  // Sleepers re-check unusable() when woken; without a wake they would notice only when their
+  // sleep slice ends (up to a second on file-backed topics). Seq_cst bumps, as every waker's,
+  // so that a sleeper that registered before our store is woken or sees the new word.
+  TopicControl& ctl = map.control();
+  for (std::atomic<std::uint32_t>* word : {&ctl.data_futex, &ctl.lap_futex, &ctl.space_futex}) {
+    word->fetch_add(1, std::memory_order_seq_cst);
+    futex_wake_all(word);
   }
-  m.drop_ring_ref(old);
 }
 
-// A publisher that died between taking a sequence from `tail` and recording it leaves a ring
-// slot that nobody will ever commit, and subscribers would wait at it forever (and publishers,
-// a lap later). Fill every such hole below `tail` with a tombstone. A live publisher
-// may be taking a sequence right now (claimed_plus1 == ~0): wait until it has recorded which,
-// so that every uncommitted sequence we then find and no live publisher recorded is the dead
-// one's. That matters because the claimant writes its slot with plain stores (layout.hpp):
-// we must never write a slot a live publisher is about to write. False when a live publisher
-// stayed in the middle of taking a sequence for a whole second, or past `deadline` (then try
-// again later), or when the ring does not look like anything honest publishers leave (more
-// laps of holes on one slot than max_laps below): then it waits for the daemon's damage
-// check (Topic::find_damage()).
-bool fill_holes(TopicMap& m, std::uint32_t dead_slot, std::uint64_t deadline) {
-  // Acquire: pairs with the release RMWs on tail, so every claimant of a sequence below
-  // `tail` has its ~0 marker (or something later) visible to the loads below.
-  const std::uint64_t tail = m.control().tail.load(std::memory_order_acquire);
-  std::set<std::uint64_t> claimed_by_live;
-  const std::uint64_t give_up = std::min(deadline, monotonic_ns() + 1'000'000'000);
-  for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
-    if (p == dead_slot) continue;
-    PublisherSlot& s = m.publisher(p);
-    std::uint64_t c = s.claimed_plus1.load(std::memory_order_acquire);
-    bool dead = false;
-    for (; c == ~0ULL && s.state.load(std::memory_order_acquire) == kSlotActive;
-         c = s.claimed_plus1.load(std::memory_order_acquire)) {
-      // Another dead publisher, not reclaimed yet: its claim is a hole like dead_slot's.
-      if ((dead = owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) == Liveness::dead)) break;
-      if (monotonic_ns() >= give_up) return false;
-      std::this_thread::yield();  // it is between two stores; it only needs the CPU
-    }
-    if (dead || s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    if (c != 0 && c != ~0ULL) claimed_by_live.insert(c - 1);
-  }
-  // Slot by slot: a hole holds up the slot's later laps (their claimants wait for it), so one
-  // slot can hold a chain of uncommitted sequences, one lap apart, as far as `tail`: one per
-  // publisher slot at most (each holds one claim), plus the laps publishers gave up on
-  // (PublisherCore::wait_for_previous_lap). `tail` and the commit words are shared memory,
-  // so the walk is bounded by that, never by `tail` alone (a forged tail near 2^64).
-  const std::uint64_t capacity = m.ring_capacity();
-  const std::uint64_t max_laps = 2 * std::uint64_t{m.config().max_publishers} + 2;
-  for (std::uint64_t slot = 0; slot < capacity; ++slot) {
-    RingSlot& rs = m.ring_slot(slot);
-    for (std::uint64_t lap = 0;; ++lap) {
-      if (lap == max_laps) return false;  // no honest ring looks like this: left to find_damage()
-      // Acquire: after the claims, so a live publisher that cleared its claim has its commit seen.
-      const std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
-      const std::uint64_t next = commit == 0 ? slot : commit - 1 + capacity;  // the slot's next sequence
-      if (next >= tail || claimed_by_live.count(next)) break;  // not claimed yet, or a live claim
-      // `next` was claimed by a dead publisher. The slot's chunk belongs to the previous lap,
-      // whose ring reference we now own. Chunk first, commit last: the publisher a lap ahead
-      // waits for this commit before it writes.
-      std::uint32_t old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
-      // Release: the lap-ahead publisher (acquire) sees the tombstone before it takes the slot.
-      rs.commit.store(next + 1, std::memory_order_release);
-      drop_displaced(m, old);
-    }
-  }
-  return true;
-}
-
-// A process killed while it held a counted reference it had not recorded (a chunk just
-// popped from the free list, a sample reference just taken, a loan just forgotten) leaves a
-// count no row explains; a publisher killed inside commit, after its message replaced the
-// previous one in a ring slot but before it dropped (or kept) that chunk's ring reference,
-// leaves a ring bit no slot explains. Compare every chunk's count with what the rows record
-// and release the excess, and drop every ring bit no slot holds, but only from a quiet,
-// consistent view: no live slot may be inside such a window, or enter one, while we look
-// (each slot's op_seq is odd inside one and changes with every one; a publisher is inside
-// commit while its claim is set, and `published` changes with every commit). Returns false
-// when the view was not quiet; the leak then waits for a later audit (the daemon's sweep
-// retries every 500 ms).
-bool audit_references_locked(TopicMap& m) {
-  const TopicConfig& c = m.config();
-  std::vector<std::uint64_t> before, after;
-  // Quiet when no slot is inside a window: op_seq even, no foreign window open.
-  auto read_ops = [&](std::vector<std::uint64_t>& out) {
-    out.clear();
-    bool quiet = true;
-    for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
-      PublisherSlot& s = m.publisher(p);
-      bool active = s.state.load(std::memory_order_acquire) != kSlotFree;
-      // A claim in flight moves references between the loan row and the ring.
-      std::uint64_t claim = active ? s.claimed_plus1.load(std::memory_order_acquire) : 0;
-      out.push_back(active ? s.op_seq.load(std::memory_order_acquire) | (claim != 0 ? 1 : 0) : 0);
-      quiet &= (out.back() & 1) == 0;
-      // A whole commit between two reads leaves op_seq and the claim as they were. The count
-      // is stored relaxed, so it only detects a change; acquire merely matches the loads above,
-      // which carry the ordering.
-      out.push_back(active ? s.published.load(std::memory_order_acquire) : 0);
-    }
-    for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
-      SubscriberSlot& s = m.subscriber(i);
-      bool active = s.state.load(std::memory_order_acquire) != kSlotFree;
-      out.push_back(active ? s.op_seq.load(std::memory_order_acquire) : 0);
-      quiet &= (out.back() & 1) == 0;
-      out.push_back(active ? s.foreign_windows.load(std::memory_order_acquire) : 0);
-      quiet &= (out.back() & 0xFFFF'FFFFu) == 0;
-    }
-    return quiet;
-  };
-  if (!read_ops(before)) return false;
-  std::vector<std::uint32_t> count(m.total_chunks());
-  std::vector<bool> ring_bit(m.total_chunks());
-  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
-    const std::uint32_t refs = m.chunk(i).refs.load(std::memory_order_acquire);
-    count[i] = refs & ~kRingRef;
-    ring_bit[i] = (refs & kRingRef) != 0;
-  }
-  // In a quiet view no publisher is between its slot store and the drop of the chunk it
-  // displaced, so a ring bit belongs to a chunk some slot holds.
-  for (std::uint64_t i = 0; i < m.ring_capacity(); ++i) {
-    // Acquire, as for every slot read in recovery; in a quiet view no slot changes while we
-    // look, and what was stored before is ordered by the acquire loads of op_seq and claims.
-    const std::uint32_t ch = m.ring_slot(i).chunk.load(std::memory_order_acquire);
-    if (m.valid_chunk(ch)) ring_bit[ch] = false;
-  }
-  std::vector<std::uint32_t> recorded(m.total_chunks(), 0);
-  for (std::uint32_t p = 0; p < c.max_publishers; ++p) {
-    if (m.publisher(p).state.load(std::memory_order_acquire) == kSlotFree) continue;
-    for (std::uint32_t l = 0; l < c.max_loans_per_publisher; ++l) {
-      std::uint32_t ch = m.loans_of(p)[l].load(std::memory_order_relaxed);
-      if (m.valid_chunk(ch)) ++recorded[ch];
-    }
-  }
-  for (std::uint32_t i = 0; i < c.max_subscribers; ++i) {
-    if (m.subscriber(i).state.load(std::memory_order_acquire) == kSlotFree) continue;
-    for (std::uint32_t h = 0; h < c.max_held_per_subscriber; ++h) {
-      std::uint32_t ch = m.holds_of(i)[h].load(std::memory_order_relaxed);
-      if (m.valid_chunk(ch)) ++recorded[ch];
-    }
-  }
-  // Further segments of a live message carry one reference, owned by their head.
-  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
-    if (count[i] == 0 && (m.chunk(i).refs.load(std::memory_order_relaxed) & kRingRef) == 0) continue;
-    std::uint32_t seg = m.chunk(i).next_segment.load(std::memory_order_relaxed);
-    for (std::uint32_t n = 1; n < c.max_segments && m.valid_chunk(seg); ++n) {
-      ++recorded[seg];
-      seg = m.chunk(seg).next_segment.load(std::memory_order_relaxed);
-    }
-  }
-  if (!read_ops(after) || before != after) return false;
-  for (std::uint32_t i = 0; i < m.total_chunks(); ++i) {
-    for (std::uint32_t n = recorded[i]; n < count[i]; ++n) m.release(i);
-    if (ring_bit[i]) drop_displaced(m, i);  // orphaned: no slot holds it
-  }
-  return true;
-}
-
-// How long a recoverer waits for the recovery lock when asked to wait.
-constexpr std::uint64_t kRecoveryLockWaitNs = 2'000'000'000ULL;
-
-// Mutual exclusion of recoverers (see TopicControl::recovery_lock).
-class RecoveryLock {
- public:
-  // Tries until `give_up` (CLOCK_MONOTONIC ns; now or earlier: once).
-  RecoveryLock(TopicMap& m, std::uint64_t give_up) : word_(m.control().recovery_lock) {
-    for (;;) {
-      std::uint64_t now = monotonic_ns();
-      std::uint64_t held = word_.load(std::memory_order_relaxed);
-      // Held for over a second, or "taken" in the future (CLOCK_MONOTONIC is the same in every
-      // process, so that is a forged word): taken over.
-      bool stale = held != 0 && (now - std::min(held, now) > 1'000'000'000ULL || held > now + 1'000'000'000ULL);
-      // Acquire: see everything the previous recoverer did before it let go.
-      if ((held == 0 || stale) && word_.compare_exchange_strong(held, now, std::memory_order_acquire)) {
-        mine_ = now;
-        return;
-      }
-      if (now >= give_up) return;
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-  }
-  ~RecoveryLock() {
-    std::uint64_t mine = mine_;
-    // Release: our releases happen before the next recoverer's audit.
-    if (mine != 0) word_.compare_exchange_strong(mine, 0, std::memory_order_release);
-  }
-  bool held() const noexcept { return mine_ != 0; }
-
- private:
-  std::atomic<std::uint64_t>& word_;
-  std::uint64_t mine_ = 0;
-};
-
-// Drops whichever reference the head of an unpublished message carries: still the loan, or
-// already the ring bit (killed between converting it and writing the slot).
-void drop_unpublished(TopicMap& m, std::uint32_t head) {
-  if (m.chunk(head).refs.load(std::memory_order_acquire) & kRingRef) m.drop_ring_ref(head);
-  else m.release(head);
-}
-
-// Reclaims publisher slot p (state kSlotReclaiming). False, with the slot active again for a
-// later attempt, when it cannot be done yet: the hole it may have left cannot be found (see
-// fill_holes()), or it died waiting for its slot's previous lap, whose claimant must be
-// committed or reclaimed first: our tombstone would jump over that lap, which then nobody
-// would tombstone, and its message's chunk would be left to the reference audit.
-bool reclaim_publisher(TopicMap& m, std::uint32_t p, std::uint64_t deadline) {
-  PublisherSlot& s = m.publisher(p);
-  std::set<std::uint32_t> handled;
-  std::uint64_t claim = s.claimed_plus1.load(std::memory_order_acquire);
-  const bool recorded = claim != 0 && claim != ~0ULL;
-  if ((claim == ~0ULL && !fill_holes(m, p, deadline)) ||
-      (recorded && m.ring_slot(claim - 1).commit.load(std::memory_order_acquire) + m.ring_capacity() < claim)) {
-    // Release: nothing of the slot changed; the next recoverer's acquire CAS takes it as it was.
-    s.state.store(kSlotActive, std::memory_order_release);
-    return false;
-  }
-  if (recorded) {
-    std::uint64_t seq = claim - 1;
-    std::uint32_t head = s.claim_chunk.load(std::memory_order_relaxed);
-    handled = chain_of(m, head);
-    RingSlot& rs = m.ring_slot(seq);
-    std::uint64_t commit = rs.commit.load(std::memory_order_acquire);
-    if (commit < seq + 1) {
-      std::uint32_t old = kNoChunk;
-      if (rs.chunk.load(std::memory_order_acquire) != head) {
-        // Died before writing the slot: leave a tombstone so subscribers skip this sequence,
-        // and free the message it never published.
-        old = rs.chunk.exchange(kNoChunk, std::memory_order_acq_rel);
-        if (m.valid_chunk(head)) drop_unpublished(m, head);
-      }
-      // Either way the slot now holds what it should for seq: make it visible.
-      while (commit < seq + 1 &&
-             !rs.commit.compare_exchange_weak(commit, seq + 1, std::memory_order_release, std::memory_order_acquire)) {
-      }
-      drop_displaced(m, old);
-    }
-  }
-  for (std::uint32_t l = 0; l < m.config().max_loans_per_publisher; ++l) {
-    std::uint32_t ch = m.loans_of(p)[l].exchange(kNoChunk, std::memory_order_relaxed);
-    if (m.valid_chunk(ch) && !handled.count(ch)) m.release(ch);
-  }
-  s.claimed_plus1.store(0, std::memory_order_relaxed);
-  // Release: the next owner of the slot sees the cleared rows.
-  s.state.store(kSlotFree, std::memory_order_release);
-  audit_references_locked(m);
-  // Publishers may be asleep waiting for a slot we just committed a tombstone into, and
-  // subscribers asleep waiting for that very sequence: nobody else will wake them (the
-  // publishers behind the hole are blocked by it, or have already published and woken them
-  // while it was still a hole). Seq_cst, like commit()'s Dekker pairing with sleepers.
-  m.control().lap_futex.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake_all(&m.control().lap_futex);
-  m.control().data_futex.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake_all(&m.control().data_futex);
-  return true;
-}
-
-void reclaim_subscriber(TopicMap& m, std::uint32_t i) {
-  SubscriberSlot& s = m.subscriber(i);
-  for (std::uint32_t h = 0; h < m.config().max_held_per_subscriber; ++h) {
-    std::uint32_t ch = m.holds_of(i)[h].exchange(kNoChunk, std::memory_order_relaxed);
-    if (m.valid_chunk(ch)) m.release(ch);
-  }
-  s.state.store(kSlotFree, std::memory_order_release);
-  audit_references_locked(m);
-  TopicControl& ctl = m.control();
-  ctl.subscriber_epoch.fetch_add(1, std::memory_order_release);  // publishers rescan
-  ctl.space_futex.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake_all(&ctl.space_futex);  // a block-policy publisher may have waited for it
-}
-
-}  // namespace
-
-bool Topic::audit_references() {
-  RecoveryLock lock(*map_, /*give_up=*/0);
-  return lock.held() && audit_references_locked(*map_);
-}
-
-bool Topic::reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation) {
-  return reclaim_publisher_slot_until(slot, generation, monotonic_ns() + kRecoveryLockWaitNs);
-}
-
-bool Topic::reclaim_publisher_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline) {
-  TopicMap& m = *map_;
-  if (slot >= m.config().max_publishers) return false;
-  RecoveryLock lock(m, deadline);
-  if (!lock.held()) return false;
-  PublisherSlot& s = m.publisher(slot);
-  std::uint32_t active = kSlotActive;
-  if (s.generation.load(std::memory_order_relaxed) != generation) return false;
-  if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return false;
-  return reclaim_publisher(m, slot, deadline);
-}
-
-bool Topic::reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation) {
-  return reclaim_subscriber_slot_until(slot, generation, monotonic_ns() + kRecoveryLockWaitNs);
-}
-
-bool Topic::reclaim_subscriber_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline) {
-  TopicMap& m = *map_;
-  if (slot >= m.config().max_subscribers) return false;
-  RecoveryLock lock(m, deadline);
-  if (!lock.held()) return false;
-  SubscriberSlot& s = m.subscriber(slot);
-  std::uint32_t active = kSlotActive;
-  if (s.generation.load(std::memory_order_relaxed) != generation) return false;
-  if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) return false;
-  reclaim_subscriber(m, slot);
-  return true;
-}
-
-std::uint64_t Topic::publisher_generation(std::uint32_t slot) const {
-  if (slot >= map_->config().max_publishers) throw Error(Errc::invalid_config, "no publisher slot " + std::to_string(slot));
-  return map_->publisher(slot).generation.load(std::memory_order_relaxed);
-}
-
-std::uint64_t Topic::subscriber_generation(std::uint32_t slot) const {
-  if (slot >= map_->config().max_subscribers) throw Error(Errc::invalid_config, "no subscriber slot " + std::to_string(slot));
-  return map_->subscriber(slot).generation.load(std::memory_order_relaxed);
-}
-
-std::size_t Topic::reclaim_dead_owners(std::chrono::nanoseconds budget) {
-  TopicMap& m = *map_;
-  const std::uint64_t deadline = monotonic_ns() + bounded_wait_ns(budget);
-  std::size_t n = 0;
-  for (std::uint32_t p = 0; p < m.config().max_publishers && monotonic_ns() < deadline; ++p) {
-    PublisherSlot& s = m.publisher(p);
-    // Generation first: if the slot is re-registered after this read, the reclaim below
-    // finds another generation and leaves the new owner alone.
-    std::uint64_t generation = s.generation.load(std::memory_order_acquire);
-    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    if (owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) != Liveness::dead) continue;
-    n += reclaim_publisher_slot_until(p, generation, deadline) ? 1 : 0;
-  }
-  for (std::uint32_t i = 0; i < m.config().max_subscribers && monotonic_ns() < deadline; ++i) {
-    SubscriberSlot& s = m.subscriber(i);
-    // Generation first: if the slot is re-registered after this read, the reclaim below
-    // finds another generation and leaves the new owner alone.
-    std::uint64_t generation = s.generation.load(std::memory_order_acquire);
-    if (s.state.load(std::memory_order_acquire) != kSlotActive) continue;
-    if (owner_liveness(s.pid.load(std::memory_order_relaxed), s.owner) != Liveness::dead) continue;
-    n += reclaim_subscriber_slot_until(i, generation, deadline) ? 1 : 0;
-  }
-  return n;
-}
-
-std::size_t Topic::reclaim_process(pid_t pid) {
-  TopicMap& m = *map_;
-  const std::uint64_t deadline = monotonic_ns() + kRecoveryLockWaitNs;
-  RecoveryLock lock(m, deadline);
-  if (!lock.held()) return 0;
-  std::size_t n = 0;
-  for (std::uint32_t p = 0; p < m.config().max_publishers; ++p) {
-    PublisherSlot& s = m.publisher(p);
-    std::uint32_t active = kSlotActive;
-    if (s.pid.load(std::memory_order_relaxed) != pid) continue;
-    if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) continue;
-    n += reclaim_publisher(m, p, deadline) ? 1 : 0;
-  }
-  for (std::uint32_t i = 0; i < m.config().max_subscribers; ++i) {
-    SubscriberSlot& s = m.subscriber(i);
-    std::uint32_t active = kSlotActive;
-    if (s.pid.load(std::memory_order_relaxed) != pid) continue;
-    if (!s.state.compare_exchange_strong(active, kSlotReclaiming, std::memory_order_acquire)) continue;
-    reclaim_subscriber(m, i);
-    ++n;
-  }
-  return n;
-}
-
+}  // namespace detail
 }  // namespace shmbus

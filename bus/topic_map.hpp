@@ -1,7 +1,8 @@
 // detail::TopicMap: one process's validated view of a topic region, and the lock-free pool
 // operations on it. Every value read from shared memory that could send us out of bounds
 // (chunk indices, sizes) is checked here before use: other processes are not trusted to
-// keep the region consistent.
+// keep the region consistent. Defined in topic_map.cpp (planning and validation),
+// chunk_refs.cpp (the chunk reference protocol) and pool_views.cpp (payload pools).
 #pragma once
 
 #include <atomic>
@@ -66,7 +67,7 @@ class TopicMap {
   // The mapping (of this process) that holds address `p`, or nullptr.
   std::shared_ptr<PoolMapping> mapping_containing(const void* p);
   std::shared_ptr<PoolMapping> current_pool(std::uint32_t pool);
-  // See Topic::check_pool_fd() and Topic::pool_in_use().
+  // See detail::check_pool_fd() and detail::pool_in_use() (topic_admin.hpp).
   void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const;
   bool pool_in_use(std::uint32_t pool, std::uint32_t generation) const noexcept;
   // Where this map gets a pool's memfd from first: the bus daemon, when a shmbus::Client

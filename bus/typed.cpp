@@ -10,6 +10,7 @@
 
 #include "publisher_core.hpp"
 #include "subscriber_core.hpp"
+#include "topic_admin.hpp"
 #include "shmbus/typed.hpp"
 
 namespace shmbus::detail {
@@ -26,7 +27,7 @@ ChunkMessageBuilder::~ChunkMessageBuilder() noexcept(false) {
   // Unpublished: give every chunk back. The head owns the chain only once linked at publish,
   // so return each chunk on its own.
   for (unsigned i = 0; i < count_; ++i) {
-    core_->map().chunk(chunks_[i]).next_segment.store(kNoChunk, std::memory_order_relaxed);
+    core_->unlink_segment(chunks_[i]);
     core_->return_chunk(chunks_[i]);
   }
 }
@@ -46,12 +47,8 @@ std::uint32_t ChunkMessageBuilder::loan_segment(std::uint64_t bytes) noexcept {
     status_ = err;
     return kNoChunk;
   }
-  TopicMap& m = core_->map();
-  ChunkHeader& h = m.chunk(chunk);
   // Cap'n Proto requires zeroed segments; only what an earlier message wrote can be dirty.
-  std::uint64_t dirty = std::min(h.dirty_bytes.load(std::memory_order_relaxed), m.capacity(chunk));
-  if (dirty != 0) std::memset(core_->payload(chunk), 0, dirty);
-  h.dirty_bytes.store(0, std::memory_order_relaxed);
+  core_->zero_dirty_bytes(chunk);
   chunks_[count_++] = chunk;
   return chunk;
 }
@@ -85,27 +82,22 @@ kj::ArrayPtr<capnp::word> ChunkMessageBuilder::allocateSegment(unsigned minimum_
 }
 
 Status ChunkMessageBuilder::publish() noexcept {
-  if (published_) return Errc::invalid_config;
+  if (published_) return Errc::misuse;
   if (!status_.ok() && handed_out_ == 0) return status_;
-  TopicMap& m = core_->map();
   try {
     if (handed_out_ == 0) initRoot<capnp::AnyPointer>();  // an empty message is still a message
     kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments = getSegmentsForOutput();
     if (segments.size() != handed_out_) return Errc::malformed_message;
     for (unsigned i = 0; i < handed_out_; ++i) {
-      ChunkHeader& h = m.chunk(chunks_[i]);
       std::uint64_t used = segments[i].size() * sizeof(capnp::word);
-      h.used_bytes.store(used, std::memory_order_relaxed);
-      h.dirty_bytes.store(used, std::memory_order_relaxed);
-      h.flags.store(kChunkFlagTyped, std::memory_order_relaxed);
-      h.next_segment.store(i + 1 < handed_out_ ? chunks_[i + 1] : kNoChunk, std::memory_order_relaxed);
+      core_->describe_typed_segment(chunks_[i], used, i + 1 < handed_out_ ? chunks_[i + 1] : kNoChunk);
     }
   } catch (...) {
     return Errc::malformed_message;
   }
   // Chunks loaned but never handed to Cap'n Proto (a failed growth) go back now.
   for (unsigned i = handed_out_; i < count_; ++i) core_->return_chunk(chunks_[i]);
-  m.chunk(chunks_[0]).segment_count.store(handed_out_, std::memory_order_relaxed);
+  core_->set_segment_count(chunks_[0], handed_out_);
   published_ = true;
   Status st = core_->commit(chunks_[0]);
   if (!st.ok()) core_->return_chunk(chunks_[0]);  // frees the whole linked chain
@@ -113,7 +105,7 @@ Status ChunkMessageBuilder::publish() noexcept {
 }
 
 bool read_segments(const RawSample& sample, SegmentTable& table) noexcept {
-  TopicMap& m = sample.topic().map();
+  TopicMap& m = TopicAccess::map(sample.topic());
   std::uint32_t chunk = sample.chunk();
   const std::byte* pool_base = SubscriberCore::pool_base_of(sample);
   // Every segment was loaned by the head's publisher: same pool, same pool generation. A
@@ -156,7 +148,7 @@ bool validate_message(capnp::MessageReader& reader) noexcept {
   }
 }
 
-PublisherCore& core_of(RawPublisher& publisher) noexcept { return publisher.core(); }
+PublisherCore& core_of(RawPublisher& publisher) noexcept { return TopicAccess::core(publisher); }
 
 namespace {
 void collect_type(capnp::Type type, std::map<std::uint64_t, capnp::schema::Node::Reader>& nodes);

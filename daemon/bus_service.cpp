@@ -8,6 +8,7 @@
 #include "control/region_cap.hpp"
 #include "control/wire.hpp"
 #include "state.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbusd {
 
@@ -248,7 +249,7 @@ class BusService final : public control::Bus::Server {
         // Created by the very process on this connection (SO_PEERCRED; 0 in another pid
         // namespace, where only the inode can be checked): a participant that rewrote the pool
         // slot cannot get its own memfd vouched for.
-        it->second.topic.check_pool_fd(pool, generation, fd, c_->peer.pid);
+        shmbus::detail::check_pool_fd(it->second.topic, pool, generation, fd, c_->peer.pid);
       } catch (const std::exception& e) {
         refuse(*c_, control::RefusalCode::BAD_REQUEST, std::string("registerPool: ") + e.what());
       }
@@ -310,7 +311,7 @@ class BusService final : public control::Bus::Server {
     const shmbus::Topic& t = it->second.topic;
     std::uint32_t max = publish ? t.config().max_publishers : t.config().max_subscribers;
     if (s.getSlot() >= max) refuse(*c_, control::RefusalCode::BAD_REQUEST, "register: topic '" + topic + "' has no slot " + std::to_string(s.getSlot()));
-    std::uint64_t gen = publish ? t.publisher_generation(s.getSlot()) : t.subscriber_generation(s.getSlot());
+    std::uint64_t gen = publish ? shmbus::detail::publisher_generation(t, s.getSlot()) : shmbus::detail::subscriber_generation(t, s.getSlot());
     bool active = false;
     for (const shmbus::ClientSlotInfo& ci : t.stats().clients) {
       active |= ci.slot == s.getSlot() && (ci.role == shmbus::ClientSlotInfo::Role::publisher) == publish;

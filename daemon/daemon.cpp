@@ -23,6 +23,7 @@
 
 #include "lease_watch.hpp"
 #include "state.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbusd {
 
@@ -225,17 +226,17 @@ struct Loop final : kj::TaskSet::ErrorHandler {
       std::vector<std::pair<std::string, std::string>> damaged;
       for (auto& [name, entry] : d.topics) {
         // Adopted and handed-back regions: their words as of the first sweep that saw them.
-        if (entry.immutable_words.empty()) entry.immutable_words = entry.topic.immutable_words();
-        if (std::optional<std::string> what = entry.topic.find_damage(entry.immutable_words)) {
+        if (entry.immutable_words.empty()) entry.immutable_words = shmbus::detail::immutable_words(entry.topic);
+        if (std::optional<std::string> what = shmbus::detail::find_damage(entry.topic, entry.immutable_words)) {
           damaged.emplace_back(name, std::move(*what));
           continue;
         }
         if (std::size_t n = entry.topic.reclaim_dead_owners(kSweepBudgetPerTopic); n != 0) {
           spdlog::info("topic '{}': reclaimed {} slot(s) of dead processes", name, n);
         }
-        entry.topic.audit_references();  // references a crash left unrecorded, when quiet
+        shmbus::detail::audit_references(entry.topic);  // references a crash left unrecorded, when quiet
         // Pools nobody can read from any more (replaced, and no chunk of theirs referenced).
-        std::erase_if(entry.pools, [&](const auto& p) { return !entry.topic.pool_in_use(p.first.first, p.first.second); });
+        std::erase_if(entry.pools, [&](const auto& p) { return !shmbus::detail::pool_in_use(entry.topic, p.first.first, p.first.second); });
       }
       for (const auto& [name, what] : damaged) {
         if (d.leases) d.leases->revoke(name, "is damaged: " + what, "a participant that wrote its control words");

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lease_breaker.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbusd {
 
@@ -210,7 +211,7 @@ void LeaseWatch::revoke(const std::string& name, const std::string& what_happene
   TopicEntry& e = it->second;
   const std::filesystem::path file = e.topic.path();
   // First the clients: from this store on every call on the region fails with region_lost.
-  e.topic.revoke();
+  shmbus::detail::revoke(e.topic);
   // Out of the way, so a fresh region can be created under the same name. rename(2) changes
   // neither the inode nor anybody's mapping or descriptor, and breaks no lease; the opener
   // already resolved the path and gets the old inode.

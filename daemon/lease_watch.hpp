@@ -60,7 +60,7 @@ class LeaseWatch final : kj::TaskSet::ErrorHandler {
   void sweep();
   // Stops serving `name` (file-backed or anonymous): marks the region revoked, renames a file
   // aside, forgets the topic and its registrations, logs `what_happened` and `who`; the next
-  // openTopic creates a fresh region. Also for damage the sweep found (Topic::find_damage()).
+  // openTopic creates a fresh region. Also for damage the sweep found (detail::find_damage()).
   void revoke(const std::string& name, const std::string& what_happened, const std::string& who);
 
  private:

@@ -9,6 +9,7 @@
 #include "file_lease_probe.hpp"
 #include "lease_watch.hpp"
 #include "state.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbusd {
 
@@ -61,7 +62,7 @@ TopicEntry& Daemon::State::open_or_create(control::TopicConfig::Reader request, 
   }
   shmbus::Topic created = shmbus::Topic::create(config, region);
   TopicEntry entry{created, created.config().schema, false, creator};
-  entry.immutable_words = created.immutable_words();
+  entry.immutable_words = shmbus::detail::immutable_words(created);
   spdlog::info("topic '{}' created ({} region, {} bytes{}{})", name,
                entry.topic.path().empty() ? "anonymous" : "file", entry.topic.mapping_size(),
                entry.topic.path().empty() ? "" : " at ", entry.topic.path().string());
@@ -91,8 +92,9 @@ std::size_t Daemon::State::reclaim(ClientState& client, pid_t dead_pid) {
         continue;
       }
     }
-    bool done = it->publisher ? topic.reclaim_publisher_slot(it->slot, it->generation)
-                              : topic.reclaim_subscriber_slot(it->slot, it->generation);
+    bool done = shmbus::detail::reclaim_slot(topic, it->publisher ? shmbus::ClientSlotInfo::Role::publisher
+                                                 : shmbus::ClientSlotInfo::Role::subscriber,
+                                   it->slot, it->generation);
     if (done) {
       ++n;
       spdlog::info("{}: reclaimed {} slot {} (generation {}) of topic '{}'", client.tag(),

@@ -35,11 +35,11 @@ struct TopicEntry {
   bool leased = false;
   bool lease_wait_logged = false;
   // Payload pools publishers registered (anonymous regions): (pool, generation) -> memfd.
-  // Kept while the generation may still be read (Topic::pool_in_use), so that subscribers of
+  // Kept while the generation may still be read (detail::pool_in_use), so that subscribers of
   // other users, and any subscriber after the publisher exited, can still map it.
   std::map<std::pair<std::uint32_t, std::uint32_t>, std::shared_ptr<kj::AutoCloseFd>> pools;
-  // The region's configuration words as the daemon first saw them (Topic::immutable_words()):
-  // the sweep revokes the topic when they change (Topic::find_damage()).
+  // The region's configuration words as the daemon first saw them (detail::immutable_words()):
+  // the sweep revokes the topic when they change (detail::find_damage()).
   std::vector<std::byte> immutable_words;
 };
 

@@ -13,6 +13,7 @@
 #include "shmbus/shmbus.hpp"
 #include "test_messages.capnp.h"
 #include "test_support.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbus {
 namespace {
@@ -125,6 +126,47 @@ TEST(ErrorReporting, TooManyLoansAndTooManyHeldSamples) {
   Result<RawSample> s3 = sub.take();
   ASSERT_TRUE(s3) << "the refused take lost its message";
   EXPECT_EQ(s3->sequence(), 2u);
+}
+
+// ---------------------------------------------------------------- misuse
+
+// Calls the library does not allow here fail with Errc::misuse, never with a configuration
+// error: the caller's code, not the topic, is what to fix.
+TEST(ErrorReporting, CallsNotAllowedHereAreMisuseNotInvalidConfig) {
+  TempDir dir("misuse");
+  Topic topic = Topic::create(tiny_topic("misuse"), dir.region_options());
+  RawPublisher mine(topic), other(topic);
+  Result<RawLoan> loan = mine.loan(16);
+  ASSERT_TRUE(loan);
+  EXPECT_EQ(other.publish(std::move(loan.value())).code(), Errc::misuse) << "a loan of another publisher";
+  EXPECT_TRUE(mine.publish(std::move(loan.value())).ok()) << "the refused loan stayed its publisher's";
+
+  EXPECT_EQ(CowView::from(RawSample{}).code(), Errc::misuse) << "an empty sample";
+  EXPECT_THROW(
+      {
+        try {
+          (void)detail::publisher_generation(topic, topic.config().max_publishers);
+        } catch (const Error& e) {
+          EXPECT_EQ(e.code(), Errc::misuse) << e.what();
+          throw;
+        }
+      },
+      Error);
+
+  Topic inspected = Topic::inspect_file(topic.path());
+  for (bool publisher : {true, false}) {
+    try {
+      if (publisher) {
+        RawPublisher p(inspected);
+      } else {
+        RawSubscriber s(inspected);
+      }
+      ADD_FAILURE() << "a " << (publisher ? "publisher" : "subscriber") << " on a read-only topic";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::misuse) << e.what();
+      EXPECT_TRUE(contains(e.what(), "read-only")) << e.what();
+    }
+  }
 }
 
 TEST(ErrorReporting, TooManyPublishersAndSubscribersNameTheTopic) {

@@ -14,6 +14,7 @@
 #include "layout.hpp"
 #include "shmbus/shmbus.hpp"
 #include "test_support.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbus {
 namespace {
@@ -130,47 +131,47 @@ TEST(HostileWaits, ReclaimingADeadClaimantEndsWithinItsBudgetWhenTailIsForgedNea
     return Clock::now() - start > 3s ? kTooSlow : kChildOk;
   });
   EXPECT_EQ(child.wait(20s), kChildOk);
-  EXPECT_NE(topic.find_damage(), std::nullopt) << "a tail 2^63 beyond every commit is damage";
+  EXPECT_NE(detail::find_damage(topic), std::nullopt) << "a tail 2^63 beyond every commit is damage";
 }
 
 TEST(DamageCheck, NamesTheBrokenWordAndLeavesASoundOrHoledTopicAlone) {
   Topic topic = Topic::create(hostile_config());
-  const std::vector<std::byte> baseline = topic.immutable_words();
+  const std::vector<std::byte> baseline = detail::immutable_words(topic);
   RawPublisher pub(topic);
   RawSubscriber sub(topic);
   publish_a_lap(topic, pub);
-  EXPECT_EQ(topic.find_damage(baseline), std::nullopt);
+  EXPECT_EQ(detail::find_damage(topic, baseline), std::nullopt);
   // A publisher that took a sequence and never committed it (killed): a hole, not damage.
   control_of(topic).tail.fetch_add(1);
-  EXPECT_EQ(topic.find_damage(baseline), std::nullopt);
+  EXPECT_EQ(detail::find_damage(topic, baseline), std::nullopt);
 
   detail::RingSlot& rs = ring_slot_of(topic, 0);
   const std::uint32_t chunk = rs.chunk.load();
   rs.chunk.store(1'000'000);
-  std::optional<std::string> what = topic.find_damage(baseline);
+  std::optional<std::string> what = detail::find_damage(topic, baseline);
   ASSERT_TRUE(what.has_value());
   EXPECT_NE(what->find("ring slot 0: chunk index 1000000"), std::string::npos) << *what;
   rs.chunk.store(chunk);
 
   const std::uint64_t tail = control_of(topic).tail.load();
   control_of(topic).tail.store(tail + (1ULL << 40));
-  what = topic.find_damage(baseline);
+  what = detail::find_damage(topic, baseline);
   ASSERT_TRUE(what.has_value());
   EXPECT_NE(what->find("beyond the newest commit"), std::string::npos) << *what;
   control_of(topic).tail.store(tail);
 
   publisher_slot_of(topic, 1).state.store(77);
-  what = topic.find_damage(baseline);
+  what = detail::find_damage(topic, baseline);
   ASSERT_TRUE(what.has_value());
   EXPECT_NE(what->find("publisher slot 1: state 77"), std::string::npos) << *what;
   publisher_slot_of(topic, 1).state.store(detail::kSlotFree);
 
-  EXPECT_EQ(topic.find_damage(baseline), std::nullopt);
+  EXPECT_EQ(detail::find_damage(topic, baseline), std::nullopt);
   control_of(topic).block_timeout_ns = 1;  // a configuration word
-  what = topic.find_damage(baseline);
+  what = detail::find_damage(topic, baseline);
   ASSERT_TRUE(what.has_value());
   EXPECT_NE(what->find("topic configuration"), std::string::npos) << *what;
-  EXPECT_EQ(topic.find_damage(), std::nullopt) << "without a baseline, configuration words are not compared";
+  EXPECT_EQ(detail::find_damage(topic), std::nullopt) << "without a baseline, configuration words are not compared";
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "shmbus/shmbus.hpp"
 #include "test_messages.capnp.h"
 #include "test_support.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -182,7 +183,7 @@ int publish_cases(const Topic& shared, const std::vector<HostileCase>& cases) {
     Result<RawLoan> loan = raw.loan(std::max<std::size_t>(hc.words.size() * 8, 8));
     if (!loan) return kChildFirstFree;
     if (!hc.words.empty()) std::memcpy(loan->data().data(), hc.words.data(), hc.words.size() * 8);
-    detail::ChunkHeader& header = topic.map().chunk(loan->chunk());
+    detail::ChunkHeader& header = detail::TopicAccess::map(topic).chunk(loan->chunk());
     if (hc.segment_count) header.segment_count.store(*hc.segment_count);
     if (hc.next_segment) header.next_segment.store(*hc.next_segment);
     if (!raw.publish(std::move(loan.value()), hc.used_bytes).ok()) return kChildFirstFree + 1;

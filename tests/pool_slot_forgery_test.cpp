@@ -24,6 +24,7 @@
 
 #include "shmbus/shmbus.hpp"
 #include "test_support.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -84,9 +85,9 @@ std::string take_after(const std::function<std::optional<Named>(Named genuine, s
   RawPublisher pub(topic);
   std::vector<std::byte> body(kBody, std::byte{0x5a});
   if (!pub.publish_copy(body).ok()) return "publish failed";
-  detail::PoolSlot& ps = topic.map().pool_slot(pub.slot());
+  detail::PoolSlot& ps = detail::TopicAccess::map(topic).pool_slot(pub.slot());
   const Named genuine{ps.owner_pid.load(), ps.owner_fd.load(), ps.inode.load()};
-  if (auto n = rewrite(genuine, topic.map().pool_bytes())) forge(ps, *n);
+  if (auto n = rewrite(genuine, detail::TopicAccess::map(topic).pool_bytes())) forge(ps, *n);
   Child subscriber = Child::spawn([&] {
     alarm(3);  // a take that blocks in open() ends here
     const auto start = std::chrono::steady_clock::now();

@@ -10,6 +10,7 @@
 #include "reference_walk.hpp"
 #include "shmbus/shmbus.hpp"
 #include "test_support.hpp"
+#include "topic_admin.hpp"
 
 namespace shmbus {
 namespace {
@@ -18,6 +19,7 @@ using namespace shmbus::testing;
 using detail::HoldReference;
 using detail::LoanReference;
 using detail::RingReference;
+using detail::SlotReference;
 using detail::SlotsWalked;
 
 struct Walked {
@@ -62,7 +64,7 @@ TEST(ReferenceWalk, ReportsTheRingTheLoansAndTheHeldSamplesOfLiveClients) {
   Result<RawSample> second = sub.take();
   ASSERT_TRUE(first.ok() && second.ok());
 
-  Walked w = walk(topic.map(), SlotsWalked::active);
+  Walked w = walk(detail::TopicAccess::map(topic), SlotsWalked::active);
   EXPECT_EQ(w.committed_ring.size(), 3u);
   ASSERT_EQ(w.loaned.size(), 1u);
   EXPECT_EQ(w.loaned[0], loan->chunk());
@@ -76,7 +78,7 @@ TEST(ReferenceWalk, NeverReportsAnIndexAScribbledRowMakesUp) {
   Topic topic = Topic::create(small_topic("walk-scribbled"));
   RawSubscriber sub(topic);
   RawPublisher pub(topic);
-  detail::TopicMap& m = topic.map();
+  detail::TopicMap& m = detail::TopicAccess::map(topic);
   const std::uint32_t beyond = m.total_chunks();
   m.loans_of(pub.slot())[0].store(beyond);
   m.holds_of(sub.slot())[0].store(beyond | detail::kHoldPinned);
@@ -100,11 +102,44 @@ TEST(ReferenceWalk, SkipsTheRowsOfFreeSlots) {
   std::optional<RawPublisher> pub(std::in_place, topic);
   const std::uint32_t slot = pub->slot();
   pub.reset();
-  detail::TopicMap& m = topic.map();
+  detail::TopicMap& m = detail::TopicAccess::map(topic);
   m.loans_of(slot)[0].store(0);  // a stale entry in a free slot's row
 
   EXPECT_TRUE(walk(m, SlotsWalked::not_free).loaned.empty());
   m.loans_of(slot)[0].store(detail::kNoChunk);
+}
+
+TEST(ReferenceWalk, VisitsEveryLiveSlotOnceAndWalksOnlyTheKindsItsVisitorTakes) {
+  Topic topic = Topic::create(small_topic("walk-kinds"));
+  RawSubscriber sub(topic);  // holds nothing: still a live client to list
+  RawPublisher pub(topic);
+  const std::byte body[16]{};
+  ASSERT_TRUE(pub.publish_copy(body).ok());
+  Result<RawLoan> loan = pub.loan(64);
+  ASSERT_TRUE(loan.ok());
+
+  struct SlotsAndHolds {
+    std::vector<SlotReference> slots;
+    std::size_t holds = 0;
+    void operator()(const SlotReference& s) { slots.push_back(s); }
+    void operator()(const HoldReference&) { ++holds; }
+  } v;
+  detail::walk_references(detail::TopicAccess::map(topic), SlotsWalked::active, v);
+  ASSERT_EQ(v.slots.size(), 2u);
+  EXPECT_EQ(v.slots[0].role, SlotReference::Role::publisher);
+  EXPECT_EQ(v.slots[0].slot, pub.slot());
+  EXPECT_EQ(v.slots[1].role, SlotReference::Role::subscriber);
+  EXPECT_EQ(v.holds, 0u);
+
+  // A visitor of hold rows only sees the sample the subscriber takes, never the loan or ring.
+  Result<RawSample> taken = sub.take();
+  ASSERT_TRUE(taken.ok());
+  struct HoldsOnly {
+    std::size_t holds = 0;
+    void operator()(const HoldReference&) { ++holds; }
+  } h;
+  detail::walk_references(detail::TopicAccess::map(topic), SlotsWalked::active, h);
+  EXPECT_EQ(h.holds, 1u);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "layout.hpp"
 #include "shmbus/shmbus.hpp"
 #include "test_support.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -76,7 +77,7 @@ TEST(RegionFacts, AnOpenedTopicReportsExactlyTheConfigurationItWasCreatedWith) {
 // Writes `value` over every byte of the immutable words of the shared header, control block
 // and size class table (what a scribbler, or a stray write of a buggy client, could do).
 void scribble_immutable_words(Topic& topic, std::uint8_t value) {
-  TopicMap& m = topic.map();
+  TopicMap& m = detail::TopicAccess::map(topic);
   const RegionFacts& f = m.facts();
   std::memset(m.base(), value, offsetof(RegionHeader, health));
   std::memset(m.base() + f.section(kSectionControl).offset, value, offsetof(TopicControl, tail));
@@ -92,7 +93,7 @@ TEST(RegionFacts, RewritingTheImmutableWordsAfterOpenChangesNothingForAnOpener) 
     Topic opened = Topic::open_fd(created.fd());
     const TopicConfig before = opened.config();
     const Topic::RegionInfo info_before = opened.region_info();
-    const std::string described = opened.map().describe();
+    const std::string described = detail::TopicAccess::map(opened).describe();
     RawSubscriber sub(opened);
     RawPublisher pub(opened);
 
@@ -101,7 +102,7 @@ TEST(RegionFacts, RewritingTheImmutableWordsAfterOpenChangesNothingForAnOpener) 
     scribble_immutable_words(created, value);
 
     expect_same_config(before, opened.config());
-    EXPECT_EQ(opened.map().describe(), described);
+    EXPECT_EQ(detail::TopicAccess::map(opened).describe(), described);
     const Topic::RegionInfo info = opened.region_info();
     EXPECT_EQ(info.size, info_before.size);
     EXPECT_EQ(info.anonymous, info_before.anonymous);
@@ -153,8 +154,8 @@ TEST(RegionFacts, ErrorMessagesNameTheTopicAfterItsRegionIsLost) {
   Topic topic = Topic::create(config, dir.region_options());
   ASSERT_EQ(truncate(topic.path().c_str(), 0), 0);
   (void)topic.stats();  // touches the mapping: the SIGBUS guard replaces it with zero pages
-  ASSERT_TRUE(topic.map().unusable());
-  EXPECT_NE(topic.map().describe().find("'" + config.name + "'"), std::string::npos) << topic.map().describe();
+  ASSERT_TRUE(detail::TopicAccess::map(topic).unusable());
+  EXPECT_NE(detail::TopicAccess::map(topic).describe().find("'" + config.name + "'"), std::string::npos) << detail::TopicAccess::map(topic).describe();
   EXPECT_EQ(topic.name(), config.name);
 }
 

@@ -29,6 +29,7 @@
 #include "region_facts.hpp"
 #include "shmbus/shmbus.hpp"
 #include "test_support.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -171,7 +172,7 @@ void use(Progress* p, Topic& t, bool writable) {
   (void)t.busy_chunks();
   (void)t.describe_pool();
   if (t.name().empty()) fail(p, "opened a topic with an empty name");
-  if (!writable || t.map().pool_bytes() > (1u << 20)) return;  // pools of the test's configurations only
+  if (!writable || detail::TopicAccess::map(t).pool_bytes() > (1u << 20)) return;  // pools of the test's configurations only
   try {
     RawSubscriber sub(t);
     RawPublisher pub(t);
@@ -258,7 +259,7 @@ TEST(RegionFuzz, EverySingleWordChangeOfAFileRegionIsRefusedByNameOrOpensUsable)
       ASSERT_TRUE(pub.publish(std::move(*loan), 8));
     }
     const std::filesystem::path path = created.path();
-    const RegionFacts facts = created.map().facts();
+    const RegionFacts facts = detail::TopicAccess::map(created).facts();
     const std::uint64_t size = created.mapping_size();
     run_batch(config.name, [&](Progress* p) {
       int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -285,7 +286,7 @@ TEST(RegionFuzz, EverySingleWordChangeOfASealedMemfdCopyIsRefusedByNameOrOpensUs
   for (const TopicConfig& config : configs()) {
     Topic created = Topic::create(config);
     const std::vector<std::byte> img = image_of(created.fd(), created.mapping_size());
-    const RegionFacts facts = created.map().facts();
+    const RegionFacts facts = detail::TopicAccess::map(created).facts();
     run_batch(config.name + " (memfd)", [&](Progress* p) {
       int fd = sealed_memfd_copy(img);
       std::uint64_t n = 0;
@@ -315,7 +316,7 @@ TEST(RegionFuzz, RandomImagesAndRandomlyRewrittenRegionsAreRefusedByNameOrOpenUs
   for (const TopicConfig& config : configs()) {
     Topic t = Topic::create(config);
     valid.push_back(image_of(t.fd(), t.mapping_size()));
-    valid_facts.push_back(t.map().facts());
+    valid_facts.push_back(detail::TopicAccess::map(t).facts());
   }
   const std::filesystem::path path = dir.path() / "random.shmbus";
   run_batch("random images", [&](Progress* p) {
@@ -376,7 +377,7 @@ TEST(RegionFuzz, AnInconsistentFieldIsNamedInTheError) {
   TopicConfig config = configs()[0];
   Topic created = Topic::create(config);
   const std::vector<std::byte> img = image_of(created.fd(), created.mapping_size());
-  const RegionFacts& f = created.map().facts();
+  const RegionFacts& f = detail::TopicAccess::map(created).facts();
   const std::uint64_t ctl = f.section(kSectionControl).offset;
   const std::uint64_t cls = f.section(kSectionClasses).offset;
   struct Target {
@@ -449,11 +450,11 @@ TEST(RegionFuzz, IntrospectionSurvivesAConcurrentScribblerOfEveryMutableWord) {
       ASSERT_TRUE(sub.take());
     }
     Topic inspector = Topic::open_fd(created.fd());
-    const RegionFacts& f = created.map().facts();
+    const RegionFacts& f = detail::TopicAccess::map(created).facts();
     // Everything after the control block's immutable part, up to the end of the last section
     // that holds words (the payload and schema are never indexed with).
-    std::byte* first = created.map().base() + f.section(kSectionControl).offset + offsetof(TopicControl, tail);
-    std::byte* end = created.map().base() + f.section(kSectionFreeLists).offset + f.section(kSectionFreeLists).size;
+    std::byte* first = detail::TopicAccess::map(created).base() + f.section(kSectionControl).offset + offsetof(TopicControl, tail);
+    std::byte* end = detail::TopicAccess::map(created).base() + f.section(kSectionFreeLists).offset + f.section(kSectionFreeLists).size;
     testing::Pipe started;
     testing::Child scribbler = testing::Child::spawn([&] {
       std::mt19937_64 rng(42);
@@ -521,7 +522,7 @@ TEST(RegionFuzz, RegionInspectShowsTheHeaderOfADamagedRegionAndNamesTheBadField)
   TopicConfig config = configs()[0];
   Topic created = Topic::create(config, dir.region_options());
   const std::filesystem::path path = created.path();
-  const RegionFacts facts = created.map().facts();
+  const RegionFacts facts = detail::TopicAccess::map(created).facts();
   const std::uint64_t ctl = facts.section(kSectionControl).offset;
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd, 0);

@@ -13,6 +13,7 @@
 
 #include "shmbus/shmbus.hpp"
 #include "test_support.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -72,10 +73,10 @@ TEST(Waiting, SleepingSubscriberInAnotherProcessWakesOnPublish) {
   for (int i = 0; i < rounds; ++i) {
     // Publish only once the child is asleep on the futex: the wake is what is under test.
     auto give_up = std::chrono::steady_clock::now() + 10s;
-    while (topic.map().control().sleepers.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+    while (detail::TopicAccess::map(topic).control().sleepers.load() == 0 && std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(1ms);
     }
-    ASSERT_NE(topic.map().control().sleepers.load(), 0u) << "the subscriber never went to sleep";
+    ASSERT_NE(detail::TopicAccess::map(topic).control().sleepers.load(), 0u) << "the subscriber never went to sleep";
     std::uint64_t published = monotonic_ns();
     ASSERT_TRUE(publish_stamped(pub, 0, static_cast<std::uint64_t>(i), 16).ok());
     std::optional<std::uint64_t> woke = report.receive<std::uint64_t>(15s);

@@ -31,6 +31,7 @@
 #include "control/region_cap.hpp"
 #include "control/wire.hpp"
 #include "reopener.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 namespace shmbus {
@@ -191,7 +192,7 @@ struct Client::Impl {
   // Hands the daemon the memfd of this process's pool `pool` of `topic` (see registerPool),
   // so subscribers that cannot open it through /proc still read this publisher's messages.
   static kj::Promise<void> send_pool(control::Bus::Client& b, const Topic& topic, std::uint32_t pool) {
-    std::optional<Topic::PoolHandle> h = topic.own_pool(pool);
+    std::optional<detail::PoolHandle> h = detail::own_pool(topic, pool);
     if (!h) return kj::READY_NOW;
     auto req = b.registerPoolRequest();
     req.setTopic(topic.name());
@@ -211,7 +212,7 @@ struct Client::Impl {
   void serve_pools(const Topic& topic) {
     struct stat region {};
     if (fstat(topic.fd(), &region) != 0) return;  // the source only adds a way to find pools
-    topic.map().set_pool_fd_source([broker = pool_broker, name = topic.name(), dev = region.st_dev,
+    detail::TopicAccess::map(topic).set_pool_fd_source([broker = pool_broker, name = topic.name(), dev = region.st_dev,
                                     ino = region.st_ino](std::uint32_t pool, std::uint32_t generation) {
       std::shared_lock lock(broker->mu);
       if (broker->client == nullptr) return detail::TopicMap::kPoolUnknownHere;  // client gone
@@ -521,27 +522,27 @@ RawSubscriber Client::subscriber(const Topic& topic, SubscriberOptions options) 
 
 void Client::register_publisher(const RawPublisher& pub) {
   const Topic& t = pub.topic();
-  impl_->add_registration({t.name(), Role::publisher, pub.slot(), t.publisher_generation(pub.slot())});
+  impl_->add_registration({t.name(), Role::publisher, pub.slot(), detail::publisher_generation(t, pub.slot())});
   if (t.external_pools()) impl_->add_pool(t, pub.slot());  // pool index = publisher slot
   follow_revoked_topic(pub.resume_);
 }
 
 void Client::register_subscriber(const RawSubscriber& sub) {
   const Topic& t = sub.topic();
-  impl_->add_registration({t.name(), Role::subscriber, sub.slot(), t.subscriber_generation(sub.slot())});
+  impl_->add_registration({t.name(), Role::subscriber, sub.slot(), detail::subscriber_generation(t, sub.slot())});
   follow_revoked_topic(sub.resume_);
 }
 
 void Client::unregister_publisher(const RawPublisher& pub) {
   const Topic& t = pub.topic();
   pub.resume_.reopener = nullptr;  // no longer ours to look after
-  impl_->remove_registration({t.name(), Role::publisher, pub.slot(), t.publisher_generation(pub.slot())});
+  impl_->remove_registration({t.name(), Role::publisher, pub.slot(), detail::publisher_generation(t, pub.slot())});
 }
 
 void Client::unregister_subscriber(const RawSubscriber& sub) {
   const Topic& t = sub.topic();
   sub.resume_.reopener = nullptr;  // no longer ours to look after
-  impl_->remove_registration({t.name(), Role::subscriber, sub.slot(), t.subscriber_generation(sub.slot())});
+  impl_->remove_registration({t.name(), Role::subscriber, sub.slot(), detail::subscriber_generation(t, sub.slot())});
 }
 
 BusStatusInfo Client::status() {
@@ -631,10 +632,10 @@ class ClientReopener final : public detail::Reopener {
     if (client_ == nullptr) return;
     try {
       if (publisher) {
-        im_->add_registration({fresh.name(), Role::publisher, slot, fresh.publisher_generation(slot)});
+        im_->add_registration({fresh.name(), Role::publisher, slot, detail::publisher_generation(fresh, slot)});
         if (fresh.external_pools()) im_->add_pool(fresh, slot);
       } else {
-        im_->add_registration({fresh.name(), Role::subscriber, slot, fresh.subscriber_generation(slot)});
+        im_->add_registration({fresh.name(), Role::subscriber, slot, detail::subscriber_generation(fresh, slot)});
       }
     } catch (const std::exception&) {  // the daemon went away meanwhile: its sweep reclaims dead slots
     }

@@ -18,6 +18,7 @@
 #include "daemon_harness.hpp"
 #include "shmbus/client.hpp"
 #include "shmbus/shmbus.hpp"
+#include "topic_admin.hpp"
 #include "topic_map.hpp"
 
 #ifndef F_SEAL_FUTURE_WRITE
@@ -278,7 +279,7 @@ TEST(PoolBroker, SubscriberOfAnotherUserReadsThroughTheDaemon) {
     }
     std::string r = "read " + std::to_string(count) + " lost " + std::to_string(sub.lost());
     // Why it had to ask the daemon: the root publisher's descriptor is not ours to open.
-    const auto& slot = t.map().pool_slot(where->pool);
+    const auto& slot = shmbus::detail::TopicAccess::map(t).pool_slot(where->pool);
     std::string proc = "/proc/" + std::to_string(slot.owner_pid.load()) + "/fd/" + std::to_string(slot.owner_fd.load());
     int direct = ::open(proc.c_str(), O_RDONLY | O_CLOEXEC);
     r += direct < 0 ? std::string(", /proc open: ") + strerror(errno) : ", /proc open succeeded";
@@ -332,7 +333,7 @@ int memfd_with(std::uint64_t size, int seals) {
 void forge_pool_slot(const shmbus::Topic& t, std::uint32_t pool, int fd) {
   struct stat st {};
   fstat(fd, &st);
-  shmbus::detail::PoolSlot& ps = t.map().pool_slot(pool);
+  shmbus::detail::PoolSlot& ps = shmbus::detail::TopicAccess::map(t).pool_slot(pool);
   const std::uint32_t seq = ps.seq.load();
   ps.seq.store(seq + 1);  // the slot's sequence lock: odd while rewritten
   ps.owner_pid.store(getpid());
@@ -432,7 +433,7 @@ TEST(PoolBroker, RegisterPoolRefusesAFdThatIsNotThePublishersSealedPool) {
   shmbus::Topic t = open_topic("hostile", shmbus::control::Role::PUBLISHER);
   shmbus::RawPublisher pub(t);  // creates pool `p`, sealed, named by the region's pool slot
   const std::uint32_t p = pub.slot();
-  auto own = t.own_pool(p);
+  auto own = shmbus::detail::own_pool(t, p);
   ASSERT_TRUE(own);
   const std::uint32_t gen = own->generation;
   const std::uint64_t size = used_pool(t)->size;
@@ -490,7 +491,7 @@ TEST(PoolBroker, RegisterPoolRefusesAFdThatIsNotThePublishersSealedPool) {
   auto pair_pool = used_pool(pair);
   ASSERT_TRUE(pair_pool);
   EXPECT_EQ(get_pool("pair", pair_pool->index, pair_pool->generation),
-            "inode " + std::to_string(pair.map().pool_slot(pair_pool->index).inode.load()));
+            "inode " + std::to_string(shmbus::detail::TopicAccess::map(pair).pool_slot(pair_pool->index).inode.load()));
 
   // The same connection is still served after every refusal, and the daemon lives.
   EXPECT_EQ(refusal(bus.statusRequest().send(), ws), "");
@@ -539,7 +540,7 @@ void publishers_in_a_row_while_the_subscriber_is(Away away) {
       took += " " + std::to_string(check_stamped(s->data()));
     }
     return "took" + took + " lost " + std::to_string(sub.lost()) + ", pool 0 at generation " +
-           std::to_string(t.map().pool_slot(0).generation.load());
+           std::to_string(shmbus::detail::TopicAccess::map(t).pool_slot(0).generation.load());
   });
   ASSERT_TRUE(sub_ready.wait(10s));
   if (away == Away::stopped) {

@@ -33,6 +33,7 @@ namespace detail {
 class PublisherCore;
 class SubscriberCore;
 class Reopener;  // bus/reopener.hpp
+struct TopicAccess;  // bus/topic_admin.hpp
 struct Taken;
 
 // A publisher's or subscriber's way back to its topic after region_lost: the Client that made
@@ -140,15 +141,16 @@ class RawPublisher {
   bool resumable() const noexcept;
   // Fresh regions this publisher moved to after region_lost.
   std::uint64_t resumptions() const noexcept { return resume_.count; }
+
+ private:
+  friend class Client;
+  friend struct detail::TopicAccess;  // core(), for the library's typed layer and tools
   // The current core; for a resumable publisher whose region is lost, first moves to the
   // fresh region (typed loans come through here).
   detail::PublisherCore& core() noexcept {
     if (resume_.reopener) [[unlikely]] return core_following_topic();
     return *core_;
   }
-
- private:
-  friend class Client;
   detail::PublisherCore& core_following_topic() noexcept;
   // After region_lost: moves to the topic's fresh region. False when there is none (yet).
   bool resume() noexcept;
@@ -219,10 +221,11 @@ class RawSubscriber {
   bool resumable() const noexcept;
   // Fresh regions this subscriber moved to after region_lost.
   std::uint64_t resumptions() const noexcept { return resume_.count; }
-  detail::SubscriberCore& core() noexcept { return *core_; }
 
  private:
   friend class Client;
+  friend struct detail::TopicAccess;  // core(), for the library's typed layer and tools
+  detail::SubscriberCore& core() noexcept { return *core_; }
   // After region_lost: counts what the old region still owed us, moves to the topic's fresh
   // region. False when there is none (yet).
   bool resume() noexcept;

@@ -25,6 +25,7 @@ namespace shmbus {
 
 namespace detail {
 class TopicMap;
+struct TopicAccess;  // bus/topic_admin.hpp: the library's and the daemon's way in
 }
 
 // A snapshot of one client slot, for tools and clean-up.
@@ -137,26 +138,13 @@ class Topic {
   };
   std::optional<PayloadLocation> locate_payload(const void* p) const;
 
-  // ---- payload pools and the bus daemon (see docs/internals.md, "Least privilege") ----
-  // The memfd of pool `pool` when this process created it (one of its publishers owns the
-  // pool's slot) and it is still the pool's current generation; for handing to the daemon.
-  struct PoolHandle { int fd; std::uint32_t generation; };
-  std::optional<PoolHandle> own_pool(std::uint32_t pool) const;
-  // Daemon: throws Error naming the mismatch unless `fd` is the memfd pool slot `pool` names
-  // at `generation` (inode), created by process `creator` (0: not checked), of the topic's
-  // pool size, sealed read-only.
-  void check_pool_fd(std::uint32_t pool, std::uint32_t generation, int fd, pid_t creator) const;
-  // Daemon: whether pool `pool` at `generation` may still be read: it is the pool's current
-  // generation, or a chunk of it is still referenced (queued, held).
-  bool pool_in_use(std::uint32_t pool, std::uint32_t generation) const;
   // True when payload lives in per-publisher pools outside the region (the default; false
-  // for a region created with RegionOptions::payload_in_region).
+  // for a region created with RegionOptions::payload_in_region; docs/internals.md, "Least
+  // privilege").
   bool external_pools() const noexcept;
 
-  // Bus daemon only: marks the region revoked in its header, for every process that maps it.
-  // From then on every call on it fails with Errc::region_lost (region_info().revoked says
-  // why). Called when another process opens the backing file for writing or truncates it.
-  void revoke() noexcept;
+  // The bus daemon revoked the region (region_info().revoked): every call on it fails with
+  // Errc::region_lost. Also true once the daemon renamed a truncated file aside.
   bool revoked() const noexcept;
 
   TopicStats stats() const;
@@ -169,16 +157,6 @@ class Topic {
   // close): calling it for a live process corrupts that process's view. Returns the number of
   // slots reclaimed.
   std::size_t reclaim_process(pid_t pid);
-  // The same for one publisher or subscriber slot (as reported by RawPublisher::slot() /
-  // RawSubscriber::slot()), when the registration `generation` still matches (so a slot
-  // already freed and taken by someone else is left alone). Returns false when it did not
-  // match or the slot was not active. For the daemon, which knows each connection's slots.
-  bool reclaim_publisher_slot(std::uint32_t slot, std::uint64_t generation);
-  bool reclaim_subscriber_slot(std::uint32_t slot, std::uint64_t generation);
-  // The same, waiting for the recovery lock (and live claims) only until `deadline`
-  // (CLOCK_MONOTONIC ns).
-  bool reclaim_publisher_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline);
-  bool reclaim_subscriber_slot_until(std::uint32_t slot, std::uint64_t generation, std::uint64_t deadline);
   // Reclaims every slot whose owner is provably dead: its pid (in this process's pid
   // namespace) no longer exists, or now belongs to a process with another start time. Slots
   // of live processes, and of processes in other pid namespaces, are left alone. Safe to call
@@ -187,31 +165,9 @@ class Topic {
   // and waits for the recovery lock, or a live publisher's claim, no longer than that; what
   // is left waits for the next call.
   std::size_t reclaim_dead_owners(std::chrono::nanoseconds budget = std::chrono::seconds(2));
-  // The first broken invariant of the region's mutable words that no honest participant can
-  // leave (a tail far beyond every commit, a commit word in the wrong ring slot, a ring slot,
-  // loan or hold entry naming no chunk, a slot state out of range...), named with the field;
-  // nullopt when it finds none. Transient states of live or killed participants (holes, claims
-  // in flight) are not damage. Reads only; O(ring + slots + rows). The daemon's sweep revokes
-  // a damaged topic and serves a fresh one. With `immutable_baseline` (immutable_words() of
-  // the region when it was sound), a changed configuration word is damage too.
-  std::optional<std::string> find_damage(const std::vector<std::byte>& immutable_baseline = {}) const;
-  // The bytes of the region's configuration words, which nobody writes after creation: the
-  // header up to its health word and the topic configuration at the head of the control
-  // section. Located through this process's validated view, not the header's offsets.
-  std::vector<std::byte> immutable_words() const;
-  // After a crash inside a loan or take, a chunk reference may be held that no row records.
-  // The reclaim calls above audit the counts and release such references, but only when no
-  // live process is mid-operation; this retries that audit (the daemon's sweep calls it).
-  // Returns false when the topic was too busy to audit now.
-  bool audit_references();
-  // Registration generation of a slot (see above).
-  std::uint64_t publisher_generation(std::uint32_t slot) const;
-  std::uint64_t subscriber_generation(std::uint32_t slot) const;
-
-  detail::TopicMap& map() const noexcept { return *map_; }
-  const std::shared_ptr<detail::TopicMap>& shared_map() const noexcept { return map_; }
 
  private:
+  friend struct detail::TopicAccess;
   explicit Topic(std::shared_ptr<detail::TopicMap> map) : map_(std::move(map)) {}
   std::shared_ptr<detail::TopicMap> map_;
 };
