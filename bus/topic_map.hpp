@@ -228,7 +228,8 @@ class TopicMap {
     return free_lists_[std::size_t{pool} * classes_.size() + cls];
   }
   void initialise_pool(std::uint32_t pool) noexcept;  // chunk headers and free lists
-  std::byte* resolve_pool(std::uint32_t pool, std::uint32_t generation) noexcept;
+  // pool_base()'s miss path: out of line and cold, so that none of it lands in the hot path's code.
+  [[gnu::noinline, gnu::cold]] std::byte* resolve_pool(std::uint32_t pool, std::uint32_t generation) noexcept;
   // Installs `m` as this process's view of its pool; the one it replaces is kept until no
   // chunk of its generation is referenced any more. Caller holds pools_mutex_.
   void install_view(std::shared_ptr<PoolMapping> m);
