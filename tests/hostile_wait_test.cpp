@@ -66,19 +66,25 @@ void publish_a_lap(const Topic& topic, RawPublisher& pub) {
   }
 }
 
+// publish_a_lap(), then a participant lowers the commit word of the slot the next publish
+// needs: its previous lap now looks uncommitted. Returns that next sequence.
+std::uint64_t lower_the_next_slots_commit(const Topic& topic, RawPublisher& pub) {
+  publish_a_lap(topic, pub);
+  const std::uint64_t next = control_of(topic).tail.load();
+  ring_slot_of(topic, next).commit.store(0);
+  return next;
+}
+
 TEST(HostileWaits, APublishBehindALoweredCommitWordGoesOnOnceNoLiveClaimantCanWriteTheSlot) {
   Topic topic = Topic::create(hostile_config());
   Child child = Child::spawn([&]() -> int {
     RawPublisher pub(topic);
-    publish_a_lap(topic, pub);
-    const std::uint64_t next = control_of(topic).tail.load();
-    // A participant lowers the commit word of the slot the next publish needs: its previous
-    // lap now looks uncommitted, and nobody holds a claim that could ever commit it.
-    ring_slot_of(topic, next).commit.store(0);
+    // Nobody holds a claim that could ever commit the lowered slot's previous lap.
+    const std::uint64_t next = lower_the_next_slots_commit(topic, pub);
     const auto start = Clock::now();
     const Status st = publish_stamped(pub, 0, next, 16);
     if (Clock::now() - start > 2s) return kTooSlow;
-    return st.ok() ? kChildOk : kWrongStatus;
+    return st.ok() ? int{kChildOk} : int{kWrongStatus};
   });
   EXPECT_EQ(child.wait(20s), kChildOk) << describe_exit(child.wait(0ms));
 }
@@ -87,9 +93,7 @@ TEST(HostileWaits, APublishBehindAClaimThatNeverCommitsTimesOutAfterItsBound) {
   Topic topic = Topic::create(hostile_config());
   Child child = Child::spawn([&]() -> int {
     RawPublisher pub(topic);
-    publish_a_lap(topic, pub);
-    const std::uint64_t next = control_of(topic).tail.load();
-    ring_slot_of(topic, next).commit.store(0);
+    const std::uint64_t next = lower_the_next_slots_commit(topic, pub);
     // And a live participant (this very process, so its identity checks out) sits in the
     // other publisher slot in the middle of taking a sequence, for ever.
     detail::PublisherSlot& mine = publisher_slot_of(topic, pub.slot());
@@ -106,7 +110,7 @@ TEST(HostileWaits, APublishBehindAClaimThatNeverCommitsTimesOutAfterItsBound) {
     wedged.state.store(detail::kSlotFree);
     if (took > 4s) return kTooSlow;
     if (took < 900ms) return kReturnedTooSoon;  // at least kMinLapWaitNs for a live claimant
-    return st.code() == Errc::timeout ? kChildOk : kWrongStatus;
+    return st.code() == Errc::timeout ? int{kChildOk} : int{kWrongStatus};
   });
   EXPECT_EQ(child.wait(20s), kChildOk);
 }
@@ -128,7 +132,7 @@ TEST(HostileWaits, ReclaimingADeadClaimantEndsWithinItsBudgetWhenTailIsForgedNea
   Child child = Child::spawn([&]() -> int {
     const auto start = Clock::now();
     (void)topic.reclaim_dead_owners(500ms);
-    return Clock::now() - start > 3s ? kTooSlow : kChildOk;
+    return Clock::now() - start > 3s ? int{kTooSlow} : int{kChildOk};
   });
   EXPECT_EQ(child.wait(20s), kChildOk);
   EXPECT_NE(detail::find_damage(topic), std::nullopt) << "a tail 2^63 beyond every commit is damage";
