@@ -1,8 +1,8 @@
 # Sourced by demo.sh and test.sh: installs, on Debian 12, the packages shmbus needs to build
 # and test. The library needs Cap'n Proto only; the tests GoogleTest/GMock; the daemon
 # spdlog, CLI11, toml++ and libsystemd; the CLI CLI11 and nlohmann-json. libboost-dev is for
-# the benchmarks alone (bench/ compares against Boost.Interprocess). Runs apt only when something is missing,
-# so a machine that has everything is left alone.
+# the benchmarks alone (bench/ compares against Boost.Interprocess). Runs apt only when
+# something is missing, so a machine that has everything is left alone.
 # Needs root, or sudo.
 
 SHMBUS_DEB_PACKAGES=(
