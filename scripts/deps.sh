@@ -1,8 +1,11 @@
 # Sourced by demo.sh and test.sh: installs, on Debian 12, the packages shmbus needs to build
 # and test. The library needs Cap'n Proto only; the tests GoogleTest/GMock; the daemon
 # spdlog, CLI11, toml++ and libsystemd; the CLI CLI11 and nlohmann-json. libboost-dev is for
-# the benchmarks alone (bench/ compares against Boost.Interprocess). Runs apt only when
-# something is missing, so a machine that has everything is left alone.
+# the benchmarks (bench/ compares against Boost.Interprocess) and the daemon's metrics endpoint
+# (Boost.Beast). The NATS bridge needs the C client (libnats-dev) and its tests a real
+# nats-server; the Python package pybind11 and Debian's own /usr/bin/python3 with numpy and
+# pytest; the metrics tests promtool (package prometheus). Runs apt only when something is
+# missing, so a machine that has everything is left alone.
 # Needs root, or sudo.
 
 SHMBUS_DEB_PACKAGES=(
@@ -10,6 +13,9 @@ SHMBUS_DEB_PACKAGES=(
   capnproto libcapnp-dev libboost-dev libspdlog-dev
   libgtest-dev libgmock-dev
   libcli11-dev libtomlplusplus-dev libsystemd-dev nlohmann-json3-dev
+  libnats-dev nats-server
+  pybind11-dev python3-dev python3-numpy python3-pytest
+  prometheus
 )
 
 shmbus_install_deps() {
