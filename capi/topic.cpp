@@ -170,6 +170,18 @@ shmbus_errc shmbus_topic_free_chunks(const shmbus_topic_t* topic, uint32_t* free
   });
 }
 
+shmbus_errc shmbus_topic_subscriber_count(const shmbus_topic_t* topic, uint32_t* subscribers) {
+  static constexpr const char* where = "shmbus_topic_subscriber_count";
+  if (!alive(topic, Tag::topic)) return fail_misuse(where, "NULL or invalid topic handle");
+  if (subscribers == nullptr) return fail_misuse(where, "the subscribers output pointer is NULL");
+  return guarded(where, [&] {
+    std::uint32_t n = 0;
+    for (const ClientSlotInfo& c : topic->topic.stats().clients) n += c.role == ClientSlotInfo::Role::subscriber;
+    *subscribers = n;
+    return shmbus_errc_ok;
+  });
+}
+
 shmbus_errc shmbus_topic_reclaim_dead_owners(shmbus_topic_t* topic, size_t* reclaimed) {
   static constexpr const char* where = "shmbus_topic_reclaim_dead_owners";
   if (!alive(topic, Tag::topic)) return fail_misuse(where, "NULL or invalid topic handle");

@@ -63,8 +63,13 @@ static int a_published_message_is_taken_in_place_with_its_sequence(void) {
 
   shmbus_publisher_t* pub = NULL;
   shmbus_subscriber_t* sub = NULL;
+  uint32_t subscribers = 9;
+  CHECK_OK(shmbus_topic_subscriber_count(topic, &subscribers));
+  CHECK(subscribers == 0);
   CHECK_OK(shmbus_publisher_create(topic, &pub));
   CHECK_OK(shmbus_subscriber_create(topic, NULL, &sub));
+  CHECK_OK(shmbus_topic_subscriber_count(topic, &subscribers));
+  CHECK(subscribers == 1);
   for (uint64_t i = 0; i < 20; ++i) {
     shmbus_loan_t* loan = NULL;
     void* data = NULL;
@@ -206,6 +211,8 @@ static int null_and_foreign_handles_are_misuse_never_a_crash(void) {
   CHECK_ERRC(shmbus_topic_free_chunks(NULL, &u1, &u2), shmbus_errc_misuse);
   CHECK_ERRC(shmbus_topic_free_chunks(topic, NULL, &u2), shmbus_errc_misuse);
   CHECK_ERRC(shmbus_topic_reclaim_dead_owners(NULL, NULL), shmbus_errc_misuse);
+  CHECK_ERRC(shmbus_topic_subscriber_count(NULL, &u1), shmbus_errc_misuse);
+  CHECK_ERRC(shmbus_topic_subscriber_count(topic, NULL), shmbus_errc_misuse);
   CHECK_ERRC(shmbus_topic_create(&cfg, NULL, NULL), shmbus_errc_misuse);
   CHECK_ERRC(shmbus_topic_open_fd(-1, NULL), shmbus_errc_misuse);
   CHECK_ERRC(shmbus_topic_open_file(NULL, &topic), shmbus_errc_misuse);

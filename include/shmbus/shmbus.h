@@ -172,6 +172,8 @@ shmbus_errc shmbus_topic_name(const shmbus_topic_t* topic, const char** name);
 shmbus_errc shmbus_topic_fd(const shmbus_topic_t* topic, int* fd);
 /* Chunks of the pool that are free, and all of them, over every size class. */
 shmbus_errc shmbus_topic_free_chunks(const shmbus_topic_t* topic, uint32_t* free_chunks, uint32_t* total_chunks);
+/* Subscribers registered in the topic now (e.g. to wait for one before publishing). */
+shmbus_errc shmbus_topic_subscriber_count(const shmbus_topic_t* topic, uint32_t* subscribers);
 /* Gives back what slots of provably dead processes hold (Topic::reclaim_dead_owners); safe at
    any time. `reclaimed` (may be NULL): slots reclaimed. */
 shmbus_errc shmbus_topic_reclaim_dead_owners(shmbus_topic_t* topic, size_t* reclaimed);
