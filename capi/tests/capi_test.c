@@ -3,6 +3,7 @@
  * exchanges are in capi_process_test.c. */
 #define _GNU_SOURCE
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -631,6 +632,40 @@ static int a_truncated_topic_file_gives_region_lost_not_a_crash(void) {
   return 0;
 }
 
+static void* release_there(void* sample) {
+  shmbus_sample_t* s = sample;
+  return (void*)(intptr_t)shmbus_sample_release(&s);
+}
+
+static int samples_are_released_from_any_thread(void) {
+  shmbus_topic_config cfg = {0};
+  shmbus_topic_t* topic = NULL;
+  CHECK_OK(make_topic("threads", &cfg, &topic));
+  shmbus_publisher_t* pub = NULL;
+  shmbus_subscriber_t* sub = NULL;
+  CHECK_OK(shmbus_publisher_create(topic, &pub));
+  CHECK_OK(shmbus_subscriber_create(topic, NULL, &sub));
+  uint32_t free_before = 0, total = 0, free_after = 0;
+  for (int i = 0; i < 50; ++i) {
+    CHECK_OK(shmbus_publisher_publish_copy(pub, "t", 1));
+    shmbus_sample_t* s = NULL;
+    CHECK_OK(shmbus_subscriber_take(sub, &s));
+    if (i == 0) CHECK_OK(shmbus_topic_free_chunks(topic, &free_before, &total));
+    pthread_t th;
+    void* rc = NULL;
+    CHECK(pthread_create(&th, NULL, release_there, s) == 0);
+    CHECK(pthread_join(th, &rc) == 0);
+    CHECK((shmbus_errc)(intptr_t)rc == shmbus_errc_ok);
+  }
+  /* Released: only the ring's references remain (queue_depth 64 > 50 messages). */
+  CHECK_OK(shmbus_topic_free_chunks(topic, &free_after, &total));
+  CHECK(free_after == total - 50 && free_before == total - 1);
+  shmbus_subscriber_free(&sub);
+  shmbus_publisher_free(&pub);
+  shmbus_topic_free(&topic);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   static const test_case tests[] = {
       {"error_codes_have_the_cpp_librarys_names", error_codes_have_the_cpp_librarys_names},
@@ -649,6 +684,7 @@ int main(int argc, char** argv) {
       {"bad_configs_and_foreign_regions_are_refused_with_a_reason",
        bad_configs_and_foreign_regions_are_refused_with_a_reason},
       {"a_truncated_topic_file_gives_region_lost_not_a_crash", a_truncated_topic_file_gives_region_lost_not_a_crash},
+      {"samples_are_released_from_any_thread", samples_are_released_from_any_thread},
   };
   return run_tests(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
