@@ -49,6 +49,12 @@ else()
 endif()
 configure_file(cmake/shmbus.pc.in ${CMAKE_CURRENT_BINARY_DIR}/shmbus.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/shmbus.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# The C API (capi/): C programs use shmbus-c.pc, whose flags suit a C compiler (shmbus.pc's
+# -std=c++20 does not) and which names the C++ runtime the library needs.
+if(TARGET shmbus_c)
+  configure_file(cmake/shmbus-c.pc.in ${CMAKE_CURRENT_BINARY_DIR}/shmbus-c.pc @ONLY)
+  install(FILES ${CMAKE_CURRENT_BINARY_DIR}/shmbus-c.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endif()
 
 # The guides, where the systemd unit's Documentation= points.
-install(FILES README.md docs/usage.md docs/cli.md docs/internals.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES README.md docs/usage.md docs/cli.md docs/internals.md docs/c-api.md DESTINATION ${CMAKE_INSTALL_DOCDIR})

@@ -3,7 +3,7 @@
 #   1. a RelWithDebInfo build of everything, and the whole ctest suite;
 #   2. `cmake --install` into a temporary prefix, and an out-of-tree project
 #      (examples/install_consumer) built against it with find_package and with pkg-config
-#      (with and without LTO);
+#      (with and without LTO), in C++ and, through the C API, in C;
 #   3. an ASan+UBSan build (no benchmarks), and the whole ctest suite again.
 # Exits non-zero on any failure. Build trees: build/ and build-asan/.
 set -euo pipefail
@@ -57,6 +57,7 @@ cmake --install build --prefix "$tmp/prefix"
 cmake -S examples/install_consumer -B "$tmp/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix"
 cmake --build "$tmp/consumer"
 "$tmp/consumer/consumer"
+"$tmp/consumer/consumer_c"
 # The same program built by hand with pkg-config under every usual set of flags: optimisation
 # levels, NDEBUG or not, LTO (the archive's fat objects then feed GCC's link-time optimiser).
 # Each consumer also opens a topic through build/'s daemon (Client::open_topic: the region fd
@@ -85,9 +86,24 @@ for i in "${!consumer_flag_sets[@]}"; do
     status=1
   fi
 done
+# The C API's consumer, compiled as C with shmbus-c.pc (a C compiler's flags plus the C++
+# runtime), also through the daemon.
+pc_c_flags=$(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs shmbus-c)
+c_consumer_flag_sets=("-std=c99 -O0" "-std=c99 -O2 -flto=auto")
+for i in "${!c_consumer_flag_sets[@]}"; do
+  # shellcheck disable=SC2086  # word splitting of the flags is wanted
+  if cc ${c_consumer_flag_sets[$i]} examples/install_consumer/main.c -o "$tmp/consumer_c_pc$i" $pc_c_flags &&
+     "$tmp/consumer_c_pc$i" "$tmp/run"; then
+    consumers_ok=$((consumers_ok + 1))
+  else
+    echo "test.sh: the C install consumer built with '${c_consumer_flag_sets[$i]}' failed" >&2
+    failed=$((failed + 1))
+    status=1
+  fi
+done
 kill "$daemon" 2>/dev/null || true
 wait "$daemon" 2>/dev/null || true
-passed=$((passed + 1 + consumers_ok))
+passed=$((passed + 2 + consumers_ok))
 
 step "3/3 ASan+UBSan build"
 shmbus_configure build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_SANITIZE=address \
