@@ -55,32 +55,32 @@ static_assert(static_cast<int>(shmbus_errc_misuse) == static_cast<int>(Errc::mis
               "shmbus_errc has a code shmbus::Errc lacks");
 
 // This thread's last failure. The message is formed on demand, from `where` and the code
-// unless a call gave a detail.
-struct LastError {
-  const char* where = nullptr;
-  shmbus_errc code = shmbus_errc_ok;
-  bool has_detail = false;
+// unless a call gave a detail. What the hot path writes (no_data, timeout) is plain
+// thread_local data, one %fs-relative store each; the strings, whose destructor would put a
+// TLS wrapper call on every access, are touched only on the detailed (slow) paths.
+thread_local const char* last_where = nullptr;
+thread_local shmbus_errc last_code = shmbus_errc_ok;
+thread_local bool last_has_detail = false;
+struct LastMessage {
   std::string detail;
   std::string message;  // what shmbus_last_error_message() returned last
 };
-thread_local LastError last_error;
+thread_local LastMessage last_message;
 
 }  // namespace
 
 shmbus_errc fail(const char* where, shmbus_errc code) noexcept {
-  LastError& e = last_error;
-  e.where = where;
-  e.code = code;
-  e.has_detail = false;
+  last_where = where;
+  last_code = code;
+  last_has_detail = false;
   return code;
 }
 
 shmbus_errc fail(const char* where, shmbus_errc code, const char* detail) noexcept {
   fail(where, code);
-  LastError& e = last_error;
   try {
-    e.detail = detail;
-    e.has_detail = true;
+    last_message.detail = detail;
+    last_has_detail = true;
   } catch (...) {  // out of memory: the code's name will do
   }
   return code;
@@ -101,15 +101,16 @@ const char* shmbus_errc_name(shmbus_errc code) {
 }
 
 const char* shmbus_last_error_message(void) {
-  shmbus::capi::LastError& e = shmbus::capi::last_error;
-  if (e.where == nullptr) return "";
+  using namespace shmbus::capi;
+  if (last_where == nullptr) return "";
   try {
-    e.message = e.where;
-    e.message += ": ";
-    e.message += e.has_detail ? e.detail : std::string(shmbus_errc_name(e.code));
-    return e.message.c_str();
+    LastMessage& m = last_message;
+    m.message = last_where;
+    m.message += ": ";
+    m.message += last_has_detail ? m.detail : std::string(shmbus_errc_name(last_code));
+    return m.message.c_str();
   } catch (...) {
-    return shmbus_errc_name(e.code);
+    return shmbus_errc_name(last_code);
   }
 }
 

@@ -40,7 +40,10 @@ shmbus_errc hand_out(Result<RawSample>&& r, shmbus_sample_t** sample, const char
   shmbus_sample* h = new_sample_handle();
   if (h == nullptr) [[unlikely]]
     return fail(where, shmbus_errc_system_error, "out of memory");  // r's destructor releases it
-  h->sample = std::move(*r);
+  // A handle's sample is empty here (new, or recycled after release): construct in place
+  // rather than move-assign (which would destroy twice).
+  h->sample.~RawSample();
+  new (&h->sample) RawSample(std::move(r.value()));
   *sample = h;
   return shmbus_errc_ok;
 }
@@ -158,8 +161,10 @@ shmbus_errc shmbus_sample_release(shmbus_sample_t** sample) {
   static constexpr const char* where = "shmbus_sample_release";
   if (sample == nullptr || !alive(*sample, Tag::sample)) [[unlikely]]
     return fail_misuse(where, "NULL or invalid sample handle (a sample is released once)");
-  (*sample)->sample = RawSample{};  // releases the hold
-  recycle(*sample);
+  shmbus_sample* h = *sample;
+  h->sample.~RawSample();  // releases the hold
+  new (&h->sample) RawSample();
+  recycle(h);
   *sample = nullptr;
   return shmbus_errc_ok;
 }
