@@ -9,6 +9,7 @@
 //   futex         a raw FUTEX_WAIT/FUTEX_WAKE between processes (lat --wait block, wake, fanout)
 //   ring          a raw single-producer single-consumer ring in shared memory (tput)
 //   shmbus        RawPublisher::loan/publish + RawSubscriber::take / take_wait
+//   c             the same through the C API (include/shmbus/shmbus.h; loops in c_peer.c) (lat, tput)
 //   uds           AF_UNIX SOCK_STREAM socketpair, blocking or MSG_DONTWAIT busy-poll
 //   boostmq       boost::interprocess::message_queue, receive() or try_receive() busy-poll
 #include <linux/futex.h>
@@ -23,6 +24,9 @@
 
 #ifdef SHMBUS_BENCH_HAVE_BOOST
 #include <boost/interprocess/ipc/message_queue.hpp>
+#endif
+#ifdef SHMBUS_BENCH_HAVE_C_API
+#include "c_peer.h"
 #endif
 
 using namespace bench;
@@ -337,6 +341,96 @@ class ShmbusReceiver : public Receiver {
   bool busy_;
 };
 
+#ifdef SHMBUS_BENCH_HAVE_C_API
+// ------------------------------------------------------------------ the C API ("c")
+// The shmbus peer's messages through include/shmbus/shmbus.h: the topics are the same regions
+// (opened by fd), the per-message calls are C (c_peer.c).
+
+void c_check(shmbus_errc e, const char* what) {
+  if (e != shmbus_errc_ok) throw std::runtime_error(std::string(what) + ": " + shmbus_last_error_message());
+}
+
+struct CTopic {
+  shmbus_topic_t* t = nullptr;
+  explicit CTopic(const shmbus::Topic& topic) { c_check(shmbus_topic_open_fd(topic.fd(), &t), "shmbus_topic_open_fd"); }
+  ~CTopic() { shmbus_topic_free(&t); }
+  CTopic(const CTopic&) = delete;
+  CTopic& operator=(const CTopic&) = delete;
+};
+
+shmbus_publisher_t* c_publisher(const CTopic& topic) {
+  shmbus_publisher_t* p = nullptr;
+  c_check(shmbus_publisher_create(topic.t, &p), "shmbus_publisher_create");
+  return p;
+}
+
+shmbus_subscriber_t* c_subscriber(const CTopic& topic, const Args& a) {
+  shmbus_subscriber_options o;
+  shmbus_subscriber_options_init(&o);
+  o.wait_mode = a.wait == "block" ? shmbus_wait_block : a.wait == "adaptive" ? shmbus_wait_adaptive : shmbus_wait_busy_poll;
+  o.with_history = 0;
+  shmbus_subscriber_t* s = nullptr;
+  c_check(shmbus_subscriber_create(topic.t, &o, &s), "shmbus_subscriber_create");
+  return s;
+}
+
+class CPingPong : public PingPong {
+ public:
+  CPingPong(const shmbus::Topic& out, const shmbus::Topic& in, const Args& a)
+      : out_(out), in_(in), pub_(c_publisher(out_)), sub_(c_subscriber(in_, a)), size_(a.size), busy_(a.wait == "busy") {}
+  ~CPingPong() override {
+    if (request_ != nullptr) shmbus_sample_release(&request_);
+    shmbus_subscriber_free(&sub_);
+    shmbus_publisher_free(&pub_);
+  }
+  void send(std::uint64_t seq) override {
+    c_check(c_peer_publish_seq(pub_, size_, seq, 0), "publish");
+    if (request_ != nullptr) shmbus_sample_release(&request_);  // once the reply is out, as ShmbusPingPong
+  }
+  std::uint64_t recv() override {
+    std::uint64_t seq = 0;
+    c_check(c_peer_take_one(sub_, busy_, &request_, &seq), "take");
+    return seq;
+  }
+
+ private:
+  CTopic out_, in_;
+  shmbus_publisher_t* pub_;
+  shmbus_subscriber_t* sub_;
+  shmbus_sample_t* request_ = nullptr;
+  std::size_t size_;
+  int busy_;
+};
+
+class CProducer : public Producer {
+ public:
+  CProducer(const shmbus::Topic& t, std::size_t size) : topic_(t), pub_(c_publisher(topic_)), size_(size) {}
+  ~CProducer() override { shmbus_publisher_free(&pub_); }
+  void send(std::uint64_t seq) override { c_check(c_peer_publish_seq(pub_, size_, seq, 1), "publish"); }
+
+ private:
+  CTopic topic_;
+  shmbus_publisher_t* pub_;
+  std::size_t size_;
+};
+
+class CConsumer : public Consumer {
+ public:
+  explicit CConsumer(const shmbus::Topic& t) : topic_(t), sub_(c_subscriber(topic_, Args{})) {}
+  ~CConsumer() override { shmbus_subscriber_free(&sub_); }
+  bool try_recv(std::uint64_t& sum) override {
+    shmbus_errc e = c_peer_try_take_sum(sub_, &sum);
+    if (e == shmbus_errc_no_data) return false;
+    c_check(e, "take");
+    return true;
+  }
+
+ private:
+  CTopic topic_;
+  shmbus_subscriber_t* sub_;
+};
+#endif  // SHMBUS_BENCH_HAVE_C_API
+
 // ------------------------------------------------------------------ Unix domain sockets
 
 void write_all(int fd, const char* p, std::size_t n) {
@@ -608,6 +702,16 @@ int run(const Args& a) {
         return std::make_unique<ShmbusPingPong>(topics[role], topics[1 - role], a);
       });
     }
+#ifdef SHMBUS_BENCH_HAVE_C_API
+    if (t == "c") {  // exactly the shmbus case above, through the C API
+      const std::uint32_t queue = 8, chunks = S >= (8u << 20) ? 12 : 16;
+      const shmbus::SlowSubscriberPolicy policy = policy_or(a, shmbus::SlowSubscriberPolicy::drop_oldest);
+      shmbus::Topic topics[2] = {make_topic("ping", S, queue, chunks, policy), make_topic("pong", S, queue, chunks, policy)};
+      return case_latency(a, [&](int role) -> std::unique_ptr<PingPong> {
+        return std::make_unique<CPingPong>(topics[role], topics[1 - role], a);
+      });
+    }
+#endif
     if (t == "uds") {
       int sv[2];
       socket_pair(sv);
@@ -637,6 +741,13 @@ int run(const Args& a) {
       return case_throughput(a, [&] { return std::make_unique<ShmbusProducer>(topic, S); },
                              [&] { return std::make_unique<ShmbusConsumer>(topic); });
     }
+#ifdef SHMBUS_BENCH_HAVE_C_API
+    if (t == "c") {
+      shmbus::Topic topic = make_topic("tput", S, queue, queue + 16, policy_or(a, shmbus::SlowSubscriberPolicy::block));
+      return case_throughput(a, [&] { return std::make_unique<CProducer>(topic, S); },
+                             [&] { return std::make_unique<CConsumer>(topic); });
+    }
+#endif
     if (t == "uds") {
       int sv[2];
       socket_pair(sv);

@@ -212,6 +212,7 @@ def suite(quick, have_iox):
         g.append(("lat", "shmbus", "b", ["lat", "shmbus"] + common))
         if s == 64:  # the default policy is drop_oldest; a pinned take (block) moves fewer lines
             g.append(("lat", "shmbus (block policy)", "b", ["lat", "shmbus", "--policy", "block"] + common))
+            g.append(("lat", "shmbus C API", "b", ["lat", "c"] + common))
         if have_iox:
             g.append(("lat", "iceoryx", "iox", ["lat", "iceoryx"] + common))
         g.append(("lat", "uds (busy-poll)", "b", ["lat", "uds"] + common))
@@ -248,6 +249,8 @@ def suite(quick, have_iox):
              ("tput", "shmbus", "b", ["tput", "shmbus"] + tp),
              ("tput", "uds", "b", ["tput", "uds"] + tp),
              ("tput", "boost mq", "b", ["tput", "boostmq"] + tp)]
+        if s == 64:
+            g.append(("tput", "shmbus C API", "b", ["tput", "c"] + tp))
         if have_iox:
             g.append(("tput", "iceoryx", "iox", ["tput", "iceoryx"] + tp))
         groups.append(g)
@@ -605,6 +608,12 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
     r7 = paired_ratio(R, {"group": "tput", "label": "shmbus", "size": MiB}, {"group": "tput", "label": "raw SPSC ring", "size": MiB}, key="msgs_per_s")
     txt, v = ratio_cell(r7)
     trows.append(["1 MiB throughput ≥ 0.95× raw SPSC ring", txt, verdict(v, 0.95, le=False)])
+    rc1 = paired_ratio(R, {"group": "lat", "label": "shmbus C API", "size": 64}, {"group": "lat", "label": "shmbus", "size": 64})
+    txt, v = ratio_cell(rc1)
+    trows.append(["C API: 64 B one-way latency ≤ 1.1× the C++ API's", txt, verdict(v, 1.1)])
+    rc2 = paired_ratio(R, {"group": "tput", "label": "shmbus C API", "size": 64}, {"group": "tput", "label": "shmbus", "size": 64}, key="msgs_per_s")
+    txt, v = ratio_cell(rc2)
+    trows.append(["C API: 64 B throughput ≥ 1/1.1 (0.91) × the C++ API's", txt, verdict(v, 1 / 1.1, le=False)])
     r8 = paired_ratio(R, {"group": "fanout", "label": "shmbus block", "subs": 8}, {"group": "fanout", "label": "shmbus block", "subs": 1}, key="send_median_us")
     txt, v = ratio_cell(r8)
     trows.append(["Fan-out to 8 blocking subscribers: publisher cost ≤ 2× with one", txt, verdict(v, 2.0)])
