@@ -74,8 +74,7 @@ shmbus_errc shmbus_publisher_loan(shmbus_publisher_t* publisher, size_t size, sh
     recycle(h);
     return loan_failed(publisher, r.code(), size);
   }
-  h->loan.~RawLoan();  // empty (new, or recycled after publish): construct in place
-  new (&h->loan) RawLoan(std::move(r.value()));
+  new (&h->loan) RawLoan(std::move(r.value()));  // over an empty loan (new, or recycled)
   std::span<std::byte> bytes = h->loan.data();
   *loan = h;
   *data = bytes.data();

@@ -40,9 +40,8 @@ shmbus_errc hand_out(Result<RawSample>&& r, shmbus_sample_t** sample, const char
   shmbus_sample* h = new_sample_handle();
   if (h == nullptr) [[unlikely]]
     return fail(where, shmbus_errc_system_error, "out of memory");  // r's destructor releases it
-  // A handle's sample is empty here (new, or recycled after release): construct in place
-  // rather than move-assign (which would destroy twice).
-  h->sample.~RawSample();
+  // A handle's sample is empty here (new, or recycled after release), and destroying an empty
+  // one does nothing: construct over it rather than move-assign (two destructor calls fewer).
   new (&h->sample) RawSample(std::move(r.value()));
   *sample = h;
   return shmbus_errc_ok;
