@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <string>
@@ -114,6 +115,17 @@ void recycle(shmbus_sample* h) noexcept;       // its RawSample must be empty
 shmbus_errc to_cpp(const shmbus_topic_config* c, TopicConfig& out, const char* where) noexcept;
 // NULL options: the defaults. capi/subscriber.cpp.
 shmbus_errc to_cpp(const shmbus_subscriber_options* c, SubscriberOptions& out, const char* where) noexcept;
+
+// The value a C caller stored in an enum field, read as the int it is in C. Reading it through
+// the C++ enum type would be undefined behaviour (and a UBSan error) for a value outside the
+// enumerators, which is exactly what a bad caller passes and we must refuse.
+template <typename E>
+inline int enum_field(const E& field) noexcept {
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized");
+  int v;
+  std::memcpy(&v, &field, sizeof v);
+  return v;
+}
 
 // Whether a struct of the caller's `struct_size` has `field`: older callers have fewer fields.
 #define SHMBUS_CAPI_HAS(ptr, type, field) ((ptr)->struct_size >= offsetof(type, field) + sizeof((ptr)->field))

@@ -11,7 +11,7 @@ shmbus_errc to_cpp(const shmbus_subscriber_options* c, SubscriberOptions& out, c
   if (c == nullptr) return shmbus_errc_ok;
   if (!SHMBUS_CAPI_HAS(c, shmbus_subscriber_options, wait_mode))
     return fail_misuse(where, "options.struct_size is not set: fill the options with shmbus_subscriber_options_init()");
-  switch (c->wait_mode) {
+  switch (enum_field(c->wait_mode)) {
     case shmbus_wait_busy_poll: out.wait_mode = WaitMode::busy_poll; break;
     case shmbus_wait_block: out.wait_mode = WaitMode::block; break;
     case shmbus_wait_adaptive: out.wait_mode = WaitMode::adaptive; break;

@@ -27,7 +27,7 @@ shmbus_errc to_cpp(const shmbus_topic_config* c, TopicConfig& out, const char* w
     if (SHMBUS_CAPI_HAS(c, shmbus_topic_config, queue_depth)) t.queue_depth = c->queue_depth;
     if (SHMBUS_CAPI_HAS(c, shmbus_topic_config, history_depth)) t.history_depth = c->history_depth;
     if (SHMBUS_CAPI_HAS(c, shmbus_topic_config, policy)) {
-      switch (c->policy) {
+      switch (enum_field(c->policy)) {
         case shmbus_policy_block: t.policy = SlowSubscriberPolicy::block; break;
         case shmbus_policy_drop_oldest: t.policy = SlowSubscriberPolicy::drop_oldest; break;
         case shmbus_policy_fail_publish: t.policy = SlowSubscriberPolicy::fail_publish; break;
