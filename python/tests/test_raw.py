@@ -172,3 +172,33 @@ def test_errors_carry_their_errc_and_say_what_was_wrong(client, topic_name):
 
     with pytest.raises(ValueError):
         shmbus.TopicConfig("x", no_such_field=1)
+
+
+def test_asyncio_add_reader_on_the_event_fd_receives_messages_published_by_a_thread(client, topic_name):
+    import asyncio
+
+    pub, sub = pub_sub(client, topic_name)
+
+    async def receive(count):
+        loop = asyncio.get_running_loop()
+        got, done = [], loop.create_future()
+
+        def on_readable():
+            os.read(sub.fileno(), 8)
+            while (sample := sub.take()) is not None:
+                got.append(bytes(sample))
+            if len(got) >= count and not done.done():
+                done.set_result(None)
+
+        loop.add_reader(sub.fileno(), on_readable)
+        try:
+            publisher = threading.Thread(target=lambda: [pub.publish_bytes(b"m%d" % i) or time.sleep(0.01)
+                                                         for i in range(count)])
+            publisher.start()
+            await asyncio.wait_for(done, 10)
+            publisher.join()
+        finally:
+            loop.remove_reader(sub.fileno())
+        return got
+
+    assert asyncio.run(receive(5)) == [b"m0", b"m1", b"m2", b"m3", b"m4"]
