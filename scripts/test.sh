@@ -85,9 +85,19 @@ for i in "${!consumer_flag_sets[@]}"; do
     status=1
   fi
 done
+# The installed Python package, from a clean interpreter (-I: no PYTHONPATH, no user site),
+# exchanges one message through the same daemon.
+python_ok=0
+if /usr/bin/python3 -I python/tests/install_check.py "$tmp/prefix/lib/python3/dist-packages" "$tmp/run/default.sock"; then
+  python_ok=1
+else
+  echo "test.sh: the installed Python package failed its check" >&2
+  failed=$((failed + 1))
+  status=1
+fi
 kill "$daemon" 2>/dev/null || true
 wait "$daemon" 2>/dev/null || true
-passed=$((passed + 1 + consumers_ok))
+passed=$((passed + 1 + consumers_ok + python_ok))
 
 step "3/3 ASan+UBSan build"
 shmbus_configure build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_SANITIZE=address \
