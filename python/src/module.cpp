@@ -8,4 +8,5 @@ PYBIND11_MODULE(_shmbus, m) {
   shmbus::python::bind_buffers(m);
   shmbus::python::bind_pubsub(m);
   shmbus::python::bind_client(m);
+  shmbus::python::bind_bench_support(m);
 }
