@@ -202,3 +202,36 @@ def test_asyncio_add_reader_on_the_event_fd_receives_messages_published_by_a_thr
         return got
 
     assert asyncio.run(receive(5)) == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+
+
+def test_topics_without_a_daemon_anonymous_and_file_backed(tmp_path):
+    anonymous = shmbus.Topic.create(small_topic("py/no-daemon"))
+    with shmbus.Publisher(anonymous) as pub, shmbus.Subscriber(anonymous) as sub:
+        pub.publish_bytes(b"anon")
+        assert bytes(sub.take()) == b"anon"
+
+    created = shmbus.Topic.create(small_topic("py/file"), directory=str(tmp_path))
+    assert created.path and os.path.exists(created.path)
+    opened = shmbus.Topic.open_file(created.path)  # as a second process would
+    with shmbus.Publisher(created) as pub, shmbus.Subscriber(opened) as sub:
+        pub.publish_bytes(b"file")
+        assert bytes(sub.take_wait(5)) == b"file"
+    with pytest.raises(shmbus.Error) as e:
+        shmbus.Topic.open_file(str(tmp_path / "absent.shmbus"))
+    assert "absent.shmbus" in str(e.value)
+
+
+def test_a_subscriber_waiting_in_one_thread_refuses_a_call_from_another(client, topic_name):
+    pub, sub = pub_sub(client, topic_name)
+    waiter = threading.Thread(target=sub.take_wait, args=(1.0,))
+    waiter.start()
+    try:
+        time.sleep(0.2)  # the waiter is inside take_wait, the GIL released
+        with pytest.raises(shmbus.Error) as e:
+            sub.take()
+        assert e.value.errc == shmbus.Errc.misuse and "thread" in str(e.value)
+        with pytest.raises(shmbus.Error):
+            sub.close()
+    finally:
+        waiter.join()
+    sub.close()  # free once the waiter is done
