@@ -3,7 +3,7 @@
 #   1. a RelWithDebInfo build of everything, and the whole ctest suite;
 #   2. `cmake --install` into a temporary prefix, and an out-of-tree project
 #      (examples/install_consumer) built against it with find_package and with pkg-config
-#      (with and without LTO);
+#      (with and without LTO), and the installed Python package imported by a clean interpreter;
 #   3. an ASan+UBSan build (no benchmarks), and the whole ctest suite again.
 # Exits non-zero on any failure. Build trees: build/ and build-asan/.
 set -euo pipefail
