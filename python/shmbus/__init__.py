@@ -19,6 +19,7 @@ from ._shmbus import (  # noqa: F401  (the package's API)
     Errc,
     Error,
     Loan,
+    MessageLoan,
     Policy,
     Publisher,
     Role,
@@ -27,9 +28,10 @@ from ._shmbus import (  # noqa: F401  (the package's API)
     Topic,
     TopicConfig,
     WaitMode,
+    load_schema,
 )
 
 __all__ = [
-    "Client", "Errc", "Error", "Loan", "Policy", "Publisher", "Role", "Sample", "Subscriber",
-    "Topic", "TopicConfig", "WaitMode",
+    "Client", "Errc", "Error", "Loan", "MessageLoan", "Policy", "Publisher", "Role", "Sample", "Subscriber",
+    "Topic", "TopicConfig", "WaitMode", "load_schema",
 ]

@@ -26,18 +26,18 @@ void bind_client(py::module_& m) {
       .value("subscriber", Role::subscriber);
 
   py::class_<PyClient>(m, "Client", "A connection to the bus daemon shmbusd (include/shmbus/client.hpp)")
-      .def(py::init([](const std::string& bus, const std::filesystem::path& socket, const std::string& name,
-                       double timeout, bool reconnect) {
+      .def(py::init([](const std::string& bus, const std::optional<std::filesystem::path>& socket,
+                       const std::string& name, double timeout, bool reconnect) {
              ClientOptions o;
              o.bus = bus;
-             o.socket = socket;
+             if (socket) o.socket = *socket;
              o.name = name;
              o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout * 1000));
              o.reconnect = reconnect;
              py::gil_scoped_release unlocked;
              return PyClient{std::make_unique<Client>(std::move(o))};
            }),
-           py::arg("bus") = "default", py::arg("socket") = std::filesystem::path(), py::arg("name") = "",
+           py::arg("bus") = "default", py::arg("socket") = py::none(), py::arg("name") = "",
            py::arg("timeout") = 5.0, py::arg("reconnect") = true,
            "Connects to the bus daemon (socket: explicit path; else $SHMBUS_SOCKET, else the bus's socket)")
       .def(

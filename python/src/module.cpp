@@ -8,5 +8,6 @@ PYBIND11_MODULE(_shmbus, m) {
   shmbus::python::bind_buffers(m);
   shmbus::python::bind_pubsub(m);
   shmbus::python::bind_client(m);
+  shmbus::python::bind_message_loan(m);
   shmbus::python::bind_bench_support(m);
 }

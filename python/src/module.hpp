@@ -28,6 +28,8 @@ void bind_buffers(py::module_& m);
 void bind_pubsub(py::module_& m);
 // client.cpp: Client, the connection to the bus daemon.
 void bind_client(py::module_& m);
+// message_loan.cpp: MessageLoan, Publisher.loan_message, load_schema (after bind_pubsub).
+void bind_message_loan(py::module_& m);
 // bench_support.cpp: _cpp_take_ns, the C++ reference of bench/python_bench.py.
 void bind_bench_support(py::module_& m);
 

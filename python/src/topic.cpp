@@ -108,16 +108,16 @@ void bind_topic(py::module_& m) {
   py::class_<Topic>(m, "Topic", "A handle to one topic's shared region (include/shmbus/topic.hpp)")
       .def_static(
           "create",
-          [](const TopicConfig& config, const std::filesystem::path& directory, bool payload_in_region) {
+          [](const TopicConfig& config, const std::optional<std::filesystem::path>& directory, bool payload_in_region) {
             RegionOptions options;
-            if (!directory.empty()) {
+            if (directory) {
               options.backing = RegionOptions::Backing::file;
-              options.directory = directory;
+              options.directory = *directory;
             }
             options.payload_in_region = payload_in_region;
             return Topic::create(config, options);
           },
-          py::arg("config"), py::arg("directory") = std::filesystem::path(), py::arg("payload_in_region") = false,
+          py::arg("config"), py::arg("directory") = py::none(), py::arg("payload_in_region") = false,
           "Creates a topic without a daemon: anonymous (a sealed memfd), or a file in `directory`")
       .def_static(
           "open_file",

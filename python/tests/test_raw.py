@@ -206,6 +206,7 @@ def test_asyncio_add_reader_on_the_event_fd_receives_messages_published_by_a_thr
 
 def test_topics_without_a_daemon_anonymous_and_file_backed(tmp_path):
     anonymous = shmbus.Topic.create(small_topic("py/no-daemon"))
+    assert str(anonymous.path) in ("", ".")  # a memfd: no file anywhere
     with shmbus.Publisher(anonymous) as pub, shmbus.Subscriber(anonymous) as sub:
         pub.publish_bytes(b"anon")
         assert bytes(sub.take()) == b"anon"
@@ -235,3 +236,9 @@ def test_a_subscriber_waiting_in_one_thread_refuses_a_call_from_another(client, 
     finally:
         waiter.join()
     sub.close()  # free once the waiter is done
+
+
+def test_a_client_without_arguments_finds_the_daemon_through_shmbus_socket(daemon, monkeypatch):
+    monkeypatch.setenv("SHMBUS_SOCKET", daemon)
+    with shmbus.Client() as c:
+        assert str(c.socket_path) == daemon and c.connected
