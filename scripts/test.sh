@@ -3,7 +3,8 @@
 #   1. a RelWithDebInfo build of everything, and the whole ctest suite;
 #   2. `cmake --install` into a temporary prefix, and an out-of-tree project
 #      (examples/install_consumer) built against it with find_package and with pkg-config
-#      (with and without LTO), in C++ and, through the C API, in C;
+#      (with and without LTO), in C++ and, through the C API, in C; and the installed Python
+#      package imported by a clean interpreter;
 #   3. an ASan+UBSan build (no benchmarks), and the whole ctest suite again.
 # Exits non-zero on any failure. Build trees: build/ and build-asan/.
 set -euo pipefail
@@ -101,9 +102,19 @@ for i in "${!c_consumer_flag_sets[@]}"; do
     status=1
   fi
 done
+# The installed Python package, from a clean interpreter (-I: no PYTHONPATH, no user site),
+# exchanges one message through the same daemon.
+python_ok=0
+if /usr/bin/python3 -I python/tests/install_check.py "$tmp/prefix/lib/python3/dist-packages" "$tmp/run/default.sock"; then
+  python_ok=1
+else
+  echo "test.sh: the installed Python package failed its check" >&2
+  failed=$((failed + 1))
+  status=1
+fi
 kill "$daemon" 2>/dev/null || true
 wait "$daemon" 2>/dev/null || true
-passed=$((passed + 2 + consumers_ok))
+passed=$((passed + 2 + consumers_ok + python_ok))
 
 step "3/3 ASan+UBSan build"
 shmbus_configure build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_SANITIZE=address \
