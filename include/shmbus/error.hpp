@@ -52,6 +52,10 @@ enum class Errc {
   misuse,                // the call is not allowed here: a loan of another publisher, a loan
                          // already published, an empty sample, a read-only topic for a
                          // publisher or subscriber, a slot index out of range
+  // Request/response services (include/shmbus/service.hpp)
+  server_gone,           // the server serving a call (or every server that could) is gone
+  call_cancelled,        // the client dropped the call: responding to it is pointless
+  too_many_calls,        // this client already has max_calls_per_client calls in flight
 };
 
 const char* errc_name(Errc code) noexcept;
