@@ -58,7 +58,7 @@ bool ClientState::server_gone(std::uint32_t index) const noexcept {
   std::uint64_t w = region->call(row, index).load(std::memory_order_acquire);
   if (generation_of(w) != c.generation) return true;  // a reclaimer ended it: we were judged dead
   std::uint64_t claimant = claimant_of(w);
-  if (claimant == kClaimPending) return !region->any_server_for(c.target);
+  if (claimant == kClaimPending) return !region->any_server_for(c.target, true);
   if (claimant == kClaimEnded) return false;
   return !region->server_alive(static_cast<std::uint32_t>(claimant - 1), server_generation_of(w));
 }
@@ -112,7 +112,9 @@ Result<PendingCall> ServiceClient::send(RequestLoan&& request, std::size_t used,
   if (!loan.valid() || used > loan.data().size() - sizeof(RequestHeader)) return Errc::misuse;
   if (server != kAnyServer && server >= st.region->max_servers()) return Errc::misuse;
   const std::uint32_t target = server == kAnyServer ? kAnyServerTarget : server + 1;
-  if (!st.region->any_server_for(target)) return Errc::server_gone;
+  // Rows only, no /proc read: the send path makes no system call. A row of a dead server
+  // passes here; the waiting client's liveness check then says server_gone.
+  if (!st.region->any_server_for(target, false)) return Errc::server_gone;
   if (st.free_calls.empty()) return Errc::too_many_calls;
   const std::uint32_t index = st.free_calls.back();
   ClientRow& me = st.region->client(st.row);

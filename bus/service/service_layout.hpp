@@ -64,6 +64,9 @@ static_assert(std::is_standard_layout_v<ServiceHeader>);
 static_assert(sizeof(ServiceHeader) == 256);
 static_assert(offsetof(ServiceHeader, name) == 56);
 
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free && std::atomic<std::int32_t>::is_always_lock_free &&
+              std::atomic<std::uint64_t>::is_always_lock_free);
+
 inline constexpr std::uint32_t kRowFree = 0;
 inline constexpr std::uint32_t kRowClaiming = 1;
 inline constexpr std::uint32_t kRowActive = 2;

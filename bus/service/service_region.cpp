@@ -214,23 +214,23 @@ std::size_t ServiceRegion::reclaim_dead_rows() noexcept {
   return freed;
 }
 
-bool ServiceRegion::server_alive(std::uint32_t row, std::uint32_t generation16) const noexcept {
+bool ServiceRegion::server_alive(std::uint32_t row, std::uint32_t generation16, bool ask_proc) const noexcept {
   if (row >= header_->max_servers) return false;
   const ServerRow& r = servers_[row];
   // Acquire: pairs with the release store of kRowActive, for generation, pid and owner.
   if (r.state.load(std::memory_order_acquire) != kRowActive) return false;
   if ((r.generation.load(std::memory_order_relaxed) & 0xFFFF) != generation16) return false;
-  return !owner_dead(r);
+  return !ask_proc || !owner_dead(r);
 }
 
-bool ServiceRegion::any_server_for(std::uint32_t target) const noexcept {
+bool ServiceRegion::any_server_for(std::uint32_t target, bool ask_proc) const noexcept {
   if (target != kAnyServerTarget) {
     std::uint32_t row = target - 1;
     if (row >= header_->max_servers) return false;
-    return server_alive(row, servers_[row].generation.load(std::memory_order_relaxed) & 0xFFFF);
+    return server_alive(row, servers_[row].generation.load(std::memory_order_relaxed) & 0xFFFF, ask_proc);
   }
   for (std::uint32_t i = 0; i < header_->max_servers; ++i) {
-    if (server_alive(i, servers_[i].generation.load(std::memory_order_relaxed) & 0xFFFF)) return true;
+    if (server_alive(i, servers_[i].generation.load(std::memory_order_relaxed) & 0xFFFF, ask_proc)) return true;
   }
   return false;
 }

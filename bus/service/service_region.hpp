@@ -59,10 +59,11 @@ class ServiceRegion {
   std::size_t reclaim_dead_rows() noexcept;
   // True when server row `row` is active, its generation's low 16 bits are `generation16`
   // and its owner is not known to be dead.
-  bool server_alive(std::uint32_t row, std::uint32_t generation16) const noexcept;
+  bool server_alive(std::uint32_t row, std::uint32_t generation16, bool ask_proc = true) const noexcept;
   // True when some live server could take a call addressed to `target` (kAnyServerTarget or
-  // row + 1).
-  bool any_server_for(std::uint32_t target) const noexcept;
+  // row + 1). With `ask_proc` false it only reads the rows (no system call: send()'s check);
+  // with true it also asks /proc whether their owners live (the waiting client's check).
+  bool any_server_for(std::uint32_t target, bool ask_proc) const noexcept;
 
  private:
   ServiceRegion() = default;
