@@ -22,10 +22,14 @@ struct ClientState {
     std::uint32_t target = kAnyServerTarget;
     bool done = false;             // the last response was received
     bool gone = false;             // server_gone was reported
-    std::chrono::steady_clock::time_point next_check{};
+    std::chrono::steady_clock::time_point next_check{};  // of the liveness check
+    std::uint32_t empty_polls = 0;                        // receive()s that found nothing
     std::deque<ServiceResponse> responses;  // taken, not yet received
   };
 
+  // PendingCall::receive() of call `index`; `check_clock_now`: judge the server's liveness if
+  // due, without waiting for the 64th empty poll (receive_wait, after each wait slice).
+  Result<ServiceResponse> receive(std::uint32_t index, bool check_clock_now) noexcept;
   // Takes every response waiting in the topic, keeps those of our live calls, drops the rest.
   Errc pump() noexcept;
   // server_gone when no live server serves or could still take call `index`.

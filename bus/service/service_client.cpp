@@ -184,14 +184,18 @@ std::optional<std::uint32_t> PendingCall::server() const noexcept {
 
 Result<ServiceResponse> PendingCall::receive() noexcept {
   if (!state_) return Errc::misuse;
-  ClientState& st = *state_;
-  ClientState::Call& c = st.calls[call_];
+  return state_->receive(call_, false);
+}
+
+Result<ServiceResponse> detail::ClientState::receive(std::uint32_t index, bool check_clock_now) noexcept {
+  ClientState& st = *this;
+  ClientState::Call& c = st.calls[index];
   auto next = [&]() -> Result<ServiceResponse> {
     ServiceResponse r = std::move(c.responses.front());
     c.responses.pop_front();
     if (r.last()) {
       c.done = true;
-      st.end_call(call_);
+      st.end_call(index);
     }
     return r;
   };
@@ -200,10 +204,12 @@ Result<ServiceResponse> PendingCall::receive() noexcept {
   if (c.gone) return Errc::server_gone;
   if (Errc e = st.pump(); e != Errc::ok) return e;
   if (!c.responses.empty()) return next();
+  // A busy-polling caller reads the clock only every 64th empty poll (~40 ns a read on a VM).
+  if ((++c.empty_polls & 63) != 0 && !check_clock_now) return Errc::no_data;
   const auto now = Clock::now();
   if (now < c.next_check) return Errc::no_data;
   c.next_check = now + kLivenessPeriod;
-  if (!st.server_gone(call_)) return Errc::no_data;
+  if (!st.server_gone(index)) return Errc::no_data;
   // What the server published before it died is in the ring already: take it first.
   if (Errc e = st.pump(); e != Errc::ok) return e;
   if (!c.responses.empty()) return next();
@@ -214,7 +220,8 @@ Result<ServiceResponse> PendingCall::receive() noexcept {
 Result<ServiceResponse> PendingCall::receive_wait(std::chrono::nanoseconds timeout) noexcept {
   const auto deadline = Clock::now() + timeout;
   for (;;) {
-    Result<ServiceResponse> r = receive();
+    if (!state_) return Errc::misuse;
+    Result<ServiceResponse> r = state_->receive(call_, true);  // after each wait slice: the liveness check may be due
     if (r.ok() || r.code() != Errc::no_data || done()) return r;
     const auto now = Clock::now();
     if (now >= deadline) return Errc::timeout;
