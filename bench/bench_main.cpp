@@ -10,12 +10,14 @@
 //   ring          a raw single-producer single-consumer ring in shared memory (tput)
 //   shmbus        RawPublisher::loan/publish + RawSubscriber::take / take_wait
 //   c             the same through the C API (include/shmbus/shmbus.h; loops in c_peer.c) (lat, tput)
+//   service       ServiceClient::send/receive + ServiceServer::take/respond: one call per round trip (lat)
 //   uds           AF_UNIX SOCK_STREAM socketpair, blocking or MSG_DONTWAIT busy-poll
 //   boostmq       boost::interprocess::message_queue, receive() or try_receive() busy-poll
 #include <linux/futex.h>
 #include <sys/socket.h>
 
 #include <climits>
+#include <optional>
 #include <stdexcept>
 
 #include "common.hpp"
@@ -289,6 +291,66 @@ class ShmbusPingPong : public PingPong {
   shmbus::RawPublisher pub_;
   shmbus::RawSubscriber sub_;
   shmbus::RawSample request_;
+  std::size_t size_;
+  bool busy_;
+};
+
+// Request/response (include/shmbus/service.hpp): the pinger is a ServiceClient whose every
+// send is a call, the ponger a ServiceServer answering each with one response. Compare with
+// `lat shmbus`, the same exchange as two pub/sub hops.
+class ServicePingPong : public PingPong {
+ public:
+  ServicePingPong(const shmbus::Service& svc, int role, const Args& a) : size_(a.size), busy_(a.wait == "busy") {
+    if (role == 0) client_.emplace(svc, ShmbusPingPong::opts(a));
+    else server_.emplace(svc, ShmbusPingPong::opts(a));
+  }
+  void send(std::uint64_t seq) override {
+    if (client_) {
+      auto loan = client_->loan(size_);
+      if (!loan) throw std::runtime_error(std::string("loan: ") + loan.name());
+      put_seq(loan->data().data(), size_, seq);
+      for (;;) {
+        auto c = client_->send(std::move(*loan));
+        if (c) { call_ = std::move(*c); return; }
+        if (c.code() != shmbus::Errc::server_gone) throw std::runtime_error(std::string("send: ") + c.name());
+        loan = client_->loan(size_);  // not yet: the server registers before the start barrier
+        if (!loan) throw std::runtime_error(std::string("loan: ") + loan.name());
+        put_seq(loan->data().data(), size_, seq);
+      }
+    }
+    auto out = server_->loan(size_);
+    if (!out) throw std::runtime_error(std::string("loan: ") + out.name());
+    put_seq(out->data().data(), size_, seq);
+    if (auto st = server_->respond(request_, std::move(*out)); !st.ok()) throw std::runtime_error(std::string("respond: ") + st.name());
+    request_ = {};
+  }
+  std::uint64_t recv() override {
+    if (client_) {
+      for (;;) {
+        auto r = busy_ ? call_.receive() : call_.receive_wait(std::chrono::seconds(10));
+        if (r) {
+          std::uint64_t seq = get_seq(r->data().data(), r->data().size());
+          call_ = {};
+          return seq;
+        }
+        if (r.code() != shmbus::Errc::no_data) throw std::runtime_error(std::string("receive: ") + r.name());
+      }
+    }
+    for (;;) {
+      auto r = busy_ ? server_->take() : server_->take_wait(std::chrono::seconds(10));
+      if (r) {
+        request_ = std::move(*r);
+        return get_seq(request_.data().data(), request_.data().size());
+      }
+      if (r.code() != shmbus::Errc::no_data) throw std::runtime_error(std::string("take: ") + r.name());
+    }
+  }
+
+ private:
+  std::optional<shmbus::ServiceClient> client_;
+  std::optional<shmbus::ServiceServer> server_;
+  shmbus::PendingCall call_;
+  shmbus::ServiceRequest request_;
   std::size_t size_;
   bool busy_;
 };
@@ -712,6 +774,19 @@ int run(const Args& a) {
       });
     }
 #endif
+    if (t == "service") {
+      shmbus::ServiceConfig c;
+      c.name = "bench-service-" + std::to_string(getpid());
+      c.request_classes = {{S, 16}};
+      c.response_classes = {{S, 16}};
+      c.request_queue_depth = c.response_queue_depth = 8;  // as `lat shmbus`
+      c.request_policy = c.response_policy = policy_or(a, shmbus::SlowSubscriberPolicy::drop_oldest);
+      c.max_servers = 1;
+      c.max_clients = 1;
+      c.max_calls_per_client = 4;
+      shmbus::Service svc = shmbus::Service::create(c);
+      return case_latency(a, [&](int role) -> std::unique_ptr<PingPong> { return std::make_unique<ServicePingPong>(svc, role, a); });
+    }
     if (t == "uds") {
       int sv[2];
       socket_pair(sv);

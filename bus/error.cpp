@@ -34,6 +34,9 @@ const char* errc_name(Errc code) noexcept {
     case Errc::lease_held: return "file lease not released";
     case Errc::no_such_topic: return "no such topic";
     case Errc::misuse: return "call not allowed here";
+    case Errc::server_gone: return "server gone";
+    case Errc::call_cancelled: return "call cancelled";
+    case Errc::too_many_calls: return "too many calls in flight";
   }
   return "unknown error";
 }

@@ -4,6 +4,10 @@
 #include "handles.hpp"
 
 namespace shmbus::capi {
+
+// The last code of both enums: new codes are appended to both, and this names the newest.
+constexpr shmbus_errc kLastCode = shmbus_errc_too_many_calls;
+
 namespace {
 
 // Every Errc has its C twin here: a code added to shmbus::Errc without one fails the build
@@ -40,18 +44,21 @@ constexpr shmbus_errc twin(Errc code) {
     case Errc::lease_held: return shmbus_errc_lease_held;
     case Errc::no_such_topic: return shmbus_errc_no_such_topic;
     case Errc::misuse: return shmbus_errc_misuse;
+    case Errc::server_gone: return shmbus_errc_server_gone;
+    case Errc::call_cancelled: return shmbus_errc_call_cancelled;
+    case Errc::too_many_calls: return shmbus_errc_too_many_calls;
   }
   return shmbus_errc_system_error;
 }
 #pragma GCC diagnostic pop
 
 constexpr bool twins_have_equal_values() {
-  for (int v = 0; v <= static_cast<int>(Errc::misuse); ++v)
+  for (int v = 0; v <= static_cast<int>(kLastCode); ++v)
     if (static_cast<int>(twin(static_cast<Errc>(v))) != v) return false;
   return true;
 }
 static_assert(twins_have_equal_values(), "shmbus_errc must equal shmbus::Errc value for value (to_c casts)");
-static_assert(static_cast<int>(shmbus_errc_misuse) == static_cast<int>(Errc::misuse),
+static_assert(static_cast<int>(kLastCode) == static_cast<int>(kLastErrc),
               "shmbus_errc has a code shmbus::Errc lacks");
 
 // This thread's last failure. The message is formed on demand, from `where` and the code
@@ -95,7 +102,7 @@ shmbus_errc fail_misuse(const char* where, const char* what) noexcept {
 extern "C" {
 
 const char* shmbus_errc_name(shmbus_errc code) {
-  if (static_cast<int>(code) < 0 || static_cast<int>(code) > static_cast<int>(shmbus_errc_misuse))
+  if (static_cast<int>(code) < 0 || static_cast<int>(code) > static_cast<int>(shmbus::capi::kLastCode))
     return "unknown error";
   return shmbus::errc_name(static_cast<shmbus::Errc>(code));
 }

@@ -28,8 +28,15 @@ struct Principal {
 // Throws std::runtime_error for an unknown user or group.
 Principal parse_principal(const std::string& text);
 
-enum class Right { publish, subscribe, create };
-const char* right_name(Right right);  // "publish", "subscribe", "create": the config's keys
+enum class Right { publish, subscribe, create, call, serve };
+const char* right_name(Right right);  // "publish", "subscribe", "create", "call", "serve": the config's keys
+
+// Request/response services (docs/services.md) are checked by their two topics
+// "service/NAME/request" and "service/NAME/response", against the rules that have a `call` or
+// `serve` list (rules with neither do not apply to services, so topic rules like "*" never
+// grant them). Calling = publishing requests and subscribing to responses; serving = the
+// reverse; creating a service's topics = the rule's `create` list, or else its `serve` list.
+// A rule's pattern is matched against "service/NAME".
 
 struct AccessRule {
   std::string topic_pattern;
@@ -37,6 +44,8 @@ struct AccessRule {
   std::vector<Principal> subscribers;
   std::string origin;  // "rule #2 (topic \"cam/*\") at /etc/shmbus/shmbusd.toml:12"
   std::optional<std::vector<Principal>> creators;  // unset: `publishers` may create
+  std::optional<std::vector<Principal>> callers;   // services: set on rules that govern them
+  std::optional<std::vector<Principal>> servers;
 };
 
 struct PeerIdentity {
@@ -50,7 +59,10 @@ struct AccessRules {
   std::string source = "built-in default";
   uid_t daemon_uid = 0;
   // Empty when allowed, else the reason naming the rule that refused, the right and the uid.
+  // A service topic's publish/subscribe/create become the service's call/serve (see above).
   std::string check(const std::string& topic, Right right, const PeerIdentity& peer) const;
+  // Right::call, serve or create on service `service` (its name, without "service/").
+  std::string check_service(const std::string& service, Right right, const PeerIdentity& peer) const;
   std::string check(const std::string& topic, bool publish, const PeerIdentity& peer) const {
     return check(topic, publish ? Right::publish : Right::subscribe, peer);
   }

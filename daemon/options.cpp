@@ -210,7 +210,7 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
       ++index;
       const toml::table* t = e.as_table();
       if (!t) cx.fail(e, "[[access]] entries must be tables");
-      cx.only_keys(*t, {"topic", "publish", "subscribe", "create"}, "[[access]]");
+      cx.only_keys(*t, {"topic", "publish", "subscribe", "create", "call", "serve"}, "[[access]]");
       AccessRule r;
       auto pattern = cx.get<std::string>(*t, "topic");
       if (!pattern) cx.fail(e, "[[access]] needs topic = \"<glob>\"");
@@ -221,6 +221,16 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
         if (t->get("create")) {
           r.creators.emplace();
           for (const std::string& s : cx.strings(*t, "create")) r.creators->push_back(parse_principal(s));
+        }
+        // Services (docs/services.md): a rule with a call or serve list governs the services
+        // its pattern matches as "service/NAME".
+        if (t->get("call")) {
+          r.callers.emplace();
+          for (const std::string& s : cx.strings(*t, "call")) r.callers->push_back(parse_principal(s));
+        }
+        if (t->get("serve")) {
+          r.servers.emplace();
+          for (const std::string& s : cx.strings(*t, "serve")) r.servers->push_back(parse_principal(s));
         }
       } catch (const std::runtime_error& err) {
         cx.fail(e, err.what());

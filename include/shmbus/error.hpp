@@ -48,11 +48,19 @@ enum class Errc {
   rate_limited,          // the bus daemon refused a control request: too many from this connection
   lease_held,            // opening a region file: a file lease holder (a killed bus daemon) does not let go
   no_such_topic,         // the bus daemon has no such topic (Client::open_existing_topic)
-  // Caller misuse (last, so that earlier codes keep their values)
+  // Caller misuse. New codes go at the end, after every other: codes keep their values (the
+  // C API, include/shmbus/shmbus.h, repeats them number for number).
   misuse,                // the call is not allowed here: a loan of another publisher, a loan
                          // already published, an empty sample, a read-only topic for a
                          // publisher or subscriber, a slot index out of range
+  // Request/response services (include/shmbus/service.hpp)
+  server_gone,           // the server serving a call (or every server that could) is gone
+  call_cancelled,        // the client dropped the call: responding to it is pointless
+  too_many_calls,        // this client already has max_calls_per_client calls in flight
 };
+// The newest code: the bindings' tables (capi/errors.cpp, python/src/errors.cpp) are checked
+// against it at compile time, so a code appended above must be named here too.
+inline constexpr Errc kLastErrc = Errc::too_many_calls;
 
 const char* errc_name(Errc code) noexcept;
 const std::error_category& shmbus_category() noexcept;

@@ -95,7 +95,11 @@ typedef enum shmbus_errc {
   shmbus_errc_no_such_topic,
   /* Caller misuse: a NULL or foreign handle, a NULL output pointer, a loan of another
      publisher, a loan already published, a read-only topic for a publisher. */
-  shmbus_errc_misuse
+  shmbus_errc_misuse,
+  /* Request/response services (C++ only for now) */
+  shmbus_errc_server_gone,
+  shmbus_errc_call_cancelled,
+  shmbus_errc_too_many_calls
 } shmbus_errc;
 
 /* A short, static name of `code` ("pool exhausted"); "unknown error" for no code. */

@@ -8,3 +8,4 @@
 #include "shmbus/typed.hpp"
 #include "shmbus/cow_view.hpp"
 #include "shmbus/snapshot.hpp"
+#include "shmbus/service.hpp"

@@ -41,8 +41,11 @@ constexpr std::pair<Errc, const char*> kErrcNames[] = {
     {Errc::lease_held, "lease_held"},
     {Errc::no_such_topic, "no_such_topic"},
     {Errc::misuse, "misuse"},
+    {Errc::server_gone, "server_gone"},
+    {Errc::call_cancelled, "call_cancelled"},
+    {Errc::too_many_calls, "too_many_calls"},
 };
-static_assert(std::size(kErrcNames) == static_cast<std::size_t>(Errc::misuse) + 1);
+static_assert(std::size(kErrcNames) == static_cast<std::size_t>(kLastErrc) + 1);
 
 // shmbus.Error: created once at import, owned by the module (which outlives every call).
 PyObject* g_error_type = nullptr;

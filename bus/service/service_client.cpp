@@ -1,0 +1,233 @@
+// shmbus::ServiceClient and PendingCall: sending requests, matching responses to calls,
+// noticing dead servers (service_layout.hpp rules 2 and 3).
+#include <cstring>
+
+#include "service/client_state.hpp"
+
+namespace shmbus {
+
+using namespace detail;
+using Clock = std::chrono::steady_clock;
+
+namespace detail {
+
+ClientState::ClientState(const Service& service, std::shared_ptr<ServiceRegion> r, SubscriberOptions options)
+    : region(std::move(r)),
+      requests(service.requests()),
+      responses(service.responses(), [&] {
+        options.with_history = false;  // responses published before we joined are not ours
+        return options;
+      }()),
+      calls(region->calls_per_client()) {
+  free_calls.reserve(calls.size());
+  for (std::uint32_t i = static_cast<std::uint32_t>(calls.size()); i-- > 0;) free_calls.push_back(i);
+  row = region->take_client_row();
+}
+
+ClientState::~ClientState() { region->free_client_row(row); }
+
+Errc ClientState::pump() noexcept {
+  for (;;) {
+    Result<RawSample> s = responses.take();
+    if (!s) return s.code() == Errc::no_data ? Errc::ok : s.code();
+    std::span<const std::byte> bytes = s->data();
+    ResponseHeader h;
+    if (bytes.size() < sizeof h) {
+      ++malformed;
+      continue;
+    }
+    std::memcpy(&h, bytes.data(), sizeof h);
+    if (h.magic != kResponseMagic) {
+      ++malformed;
+      continue;
+    }
+    if (h.client != row || h.call >= calls.size()) continue;  // another client's
+    Call& c = calls[h.call];
+    if (c.generation != h.generation || c.done) continue;  // a call dropped earlier
+    ServiceResponse r;
+    r.sample_ = std::move(*s);
+    r.last_ = (h.flags & kResponseLast) != 0;
+    r.server_ = h.server;
+    c.responses.push_back(std::move(r));
+  }
+}
+
+bool ClientState::server_gone(std::uint32_t index) const noexcept {
+  const Call& c = calls[index];
+  // Acquire: pairs with the winning server's acq_rel claim, so its row's state is read after.
+  std::uint64_t w = region->call(row, index).load(std::memory_order_acquire);
+  if (generation_of(w) != c.generation) return true;  // a reclaimer ended it: we were judged dead
+  std::uint64_t claimant = claimant_of(w);
+  if (claimant == kClaimPending) return !region->any_server_for(c.target, true);
+  if (claimant == kClaimEnded) return false;
+  return !region->server_alive(static_cast<std::uint32_t>(claimant - 1), server_generation_of(w));
+}
+
+void ClientState::end_call(std::uint32_t index) noexcept {
+  // Release: pairs with the servers' acquire loads in cancelled().
+  region->call(row, index).store(call_word(kClaimEnded, 0, calls[index].generation), std::memory_order_release);
+}
+
+void ClientState::release_call(std::uint32_t index) noexcept {
+  Call& c = calls[index];
+  if (!c.done) end_call(index);
+  c.responses.clear();
+  c.generation = 0;
+  free_calls.push_back(index);
+}
+
+}  // namespace detail
+
+std::span<std::byte> RequestLoan::data() const noexcept { return loan_.data().subspan(sizeof(RequestHeader)); }
+std::span<const std::byte> ServiceResponse::data() const noexcept { return sample_.data().subspan(sizeof(ResponseHeader)); }
+
+ServiceClient::ServiceClient(const Service& service, SubscriberOptions options)
+    : state_(std::make_shared<ClientState>(service, service.region_, options)) {}
+ServiceClient::~ServiceClient() = default;
+ServiceClient::ServiceClient(ServiceClient&&) noexcept = default;
+ServiceClient& ServiceClient::operator=(ServiceClient&&) noexcept = default;
+
+std::uint32_t ServiceClient::id() const noexcept { return state_->row; }
+
+std::uint32_t ServiceClient::calls_in_flight() const noexcept {
+  return static_cast<std::uint32_t>(state_->calls.size() - state_->free_calls.size());
+}
+
+Result<RequestLoan> ServiceClient::loan(std::size_t size) noexcept {
+  Result<RawLoan> l = state_->requests.loan(size + sizeof(RequestHeader));
+  if (!l) return l.code();
+  RequestLoan out;
+  out.loan_ = std::move(*l);
+  return out;
+}
+
+Result<PendingCall> ServiceClient::send(RequestLoan&& request, std::uint32_t server) noexcept {
+  std::size_t used = request.valid() ? request.data().size() : 0;
+  return send(std::move(request), used, server);
+}
+
+Result<PendingCall> ServiceClient::send(RequestLoan&& request, std::size_t used, std::uint32_t server) noexcept {
+  ClientState& st = *state_;
+  RawLoan loan = std::move(request.loan_);
+  if (!loan.valid() || used > loan.data().size() - sizeof(RequestHeader)) return Errc::misuse;
+  if (server != kAnyServer && server >= st.region->max_servers()) return Errc::misuse;
+  const std::uint32_t target = server == kAnyServer ? kAnyServerTarget : server + 1;
+  // Rows only, no /proc read: the send path makes no system call. A row of a dead server
+  // passes here; the waiting client's liveness check then says server_gone.
+  if (!st.region->any_server_for(target, false)) return Errc::server_gone;
+  if (st.free_calls.empty()) return Errc::too_many_calls;
+  const std::uint32_t index = st.free_calls.back();
+  ClientRow& me = st.region->client(st.row);
+  // Relaxed, no read-modify-write: only this row's owner writes it; 0 means "no call".
+  std::uint32_t gen = me.next_generation.load(std::memory_order_relaxed) + 1;
+  if (gen == 0) gen = 1;
+  me.next_generation.store(gen, std::memory_order_relaxed);
+
+  ClientState::Call& c = st.calls[index];
+  c.generation = gen;
+  c.target = target;
+  c.done = false;
+  c.gone = false;
+  c.next_check = Clock::now() + kLivenessPeriod;
+  // Release: pairs with the claiming server's acq_rel CAS (rule 2); the request's publish
+  // below orders it before the request too.
+  st.region->call(st.row, index).store(call_word(kClaimPending, 0, gen), std::memory_order_release);
+
+  RequestHeader h{};
+  h.magic = kRequestMagic;
+  h.client = st.row;
+  h.call = index;
+  h.generation = gen;
+  h.target = target;
+  std::memcpy(loan.data().data(), &h, sizeof h);
+  if (Status s = st.requests.publish(std::move(loan), used + sizeof h); !s.ok()) {
+    st.end_call(index);
+    c.generation = 0;
+    return s.code();
+  }
+  st.free_calls.pop_back();
+  PendingCall call;
+  call.state_ = state_;
+  call.call_ = index;
+  call.generation_ = gen;
+  return call;
+}
+
+PendingCall::PendingCall(PendingCall&& other) noexcept
+    : state_(std::move(other.state_)), call_(other.call_), generation_(other.generation_) {}
+
+PendingCall& PendingCall::operator=(PendingCall&& other) noexcept {
+  if (this == &other) return *this;
+  if (state_) state_->release_call(call_);
+  state_ = std::move(other.state_);
+  call_ = other.call_;
+  generation_ = other.generation_;
+  return *this;
+}
+
+PendingCall::~PendingCall() {
+  if (state_) state_->release_call(call_);
+}
+
+bool PendingCall::done() const noexcept { return state_ && state_->calls[call_].done; }
+
+std::optional<std::uint32_t> PendingCall::server() const noexcept {
+  if (!state_) return std::nullopt;
+  // Relaxed: informational.
+  std::uint64_t w = state_->region->call(state_->row, call_).load(std::memory_order_relaxed);
+  std::uint64_t claimant = claimant_of(w);
+  if (generation_of(w) != generation_ || claimant == kClaimPending || claimant == kClaimEnded) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint32_t>(claimant - 1);
+}
+
+Result<ServiceResponse> PendingCall::receive() noexcept {
+  if (!state_) return Errc::misuse;
+  return state_->receive(call_, false);
+}
+
+Result<ServiceResponse> detail::ClientState::receive(std::uint32_t index, bool check_clock_now) noexcept {
+  ClientState& st = *this;
+  ClientState::Call& c = st.calls[index];
+  auto next = [&]() -> Result<ServiceResponse> {
+    ServiceResponse r = std::move(c.responses.front());
+    c.responses.pop_front();
+    if (r.last()) {
+      c.done = true;
+      st.end_call(index);
+    }
+    return r;
+  };
+  if (!c.responses.empty()) return next();
+  if (c.done) return Errc::no_data;
+  if (c.gone) return Errc::server_gone;
+  if (Errc e = st.pump(); e != Errc::ok) return e;
+  if (!c.responses.empty()) return next();
+  // A busy-polling caller reads the clock only every 64th empty poll (~40 ns a read on a VM).
+  if ((++c.empty_polls & 63) != 0 && !check_clock_now) return Errc::no_data;
+  const auto now = Clock::now();
+  if (now < c.next_check) return Errc::no_data;
+  c.next_check = now + kLivenessPeriod;
+  if (!st.server_gone(index)) return Errc::no_data;
+  // What the server published before it died is in the ring already: take it first.
+  if (Errc e = st.pump(); e != Errc::ok) return e;
+  if (!c.responses.empty()) return next();
+  c.gone = true;
+  return Errc::server_gone;
+}
+
+Result<ServiceResponse> PendingCall::receive_wait(std::chrono::nanoseconds timeout) noexcept {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (!state_) return Errc::misuse;
+    Result<ServiceResponse> r = state_->receive(call_, true);  // after each wait slice: the liveness check may be due
+    if (r.ok() || r.code() != Errc::no_data || done()) return r;
+    const auto now = Clock::now();
+    if (now >= deadline) return Errc::timeout;
+    const auto slice = std::min<std::chrono::nanoseconds>(deadline - now, kLivenessPeriod);
+    if (Status s = state_->responses.wait(slice); !s.ok() && s.code() != Errc::timeout) return s.code();
+  }
+}
+
+}  // namespace shmbus
