@@ -48,6 +48,8 @@ enum class Errc {
   rate_limited,          // the bus daemon refused a control request: too many from this connection
   lease_held,            // opening a region file: a file lease holder (a killed bus daemon) does not let go
   no_such_topic,         // the bus daemon has no such topic (Client::open_existing_topic)
+  lost_history,          // a durable reader's next messages were removed by retention
+                         // (DurableReader::lost() counts them; it goes on from the oldest kept)
   // Caller misuse (last, so that earlier codes keep their values)
   misuse,                // the call is not allowed here: a loan of another publisher, a loan
                          // already published, an empty sample, a read-only topic for a
