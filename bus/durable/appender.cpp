@@ -155,7 +155,7 @@ DurableAppender::DurableAppender(const DurableConfig& config) : config_(config) 
     segment_ = DurableSegment::create(log_path_, config.topic, config.segment_size, config.type_id, 0,
                                       detail::realtime_ns());
   } else {
-    segment_ = DurableSegment::open(detail::durable_segment_path(log_path_, firsts.back()));
+    segment_ = open_tail();
   }
   const SegmentHeader& h = segment_->header();
   if (std::strncmp(h.topic, config.topic.c_str(), kMaxTopicName) != 0 || h.type_id != config.type_id) {
@@ -171,11 +171,19 @@ DurableAppender::~DurableAppender() = default;
 
 std::size_t DurableAppender::max_message_size() const noexcept { return segment_->max_payload(); }
 
-Status DurableAppender::move_to_newest() noexcept {
+// From a sealed segment to the one its end record names: following the chain, not jumping to
+// the newest file, so that a segment a dead roller left unsealed gets sealed by whoever comes.
+Status DurableAppender::move_on() noexcept {
   try {
-    std::vector<std::uint64_t> firsts = detail::durable_segment_firsts(log_path_);
-    if (firsts.empty()) throw Error(Errc::no_such_topic, "durable log " + log_path_.string() + ": no segment left");
-    segment_ = DurableSegment::open(detail::durable_segment_path(log_path_, firsts.back()));
+    // Acquire: pairs with the roller's release of sealed; next_sequence names the next file.
+    std::uint64_t next = segment_->header().next_sequence.load(std::memory_order_acquire);
+    std::filesystem::path file = detail::durable_segment_path(log_path_, next);
+    std::error_code ec;
+    if (std::filesystem::exists(file, ec)) {
+      segment_ = DurableSegment::open(file);
+    } else {  // removed by retention since: we were far behind
+      segment_ = open_tail();
+    }
     return Errc::ok;
   } catch (const Error& e) {
     last_error_ = e.what();
@@ -184,6 +192,26 @@ Status DurableAppender::move_to_newest() noexcept {
     last_error_ = "durable log " + log_path_.string() + ": " + e.what();
     return Errc::system_error;
   }
+}
+
+// The segment appends go to: the newest one, unless a roller died between creating it and
+// sealing its predecessor; then that predecessor, whose next claim finishes the roll.
+std::shared_ptr<DurableSegment> DurableAppender::open_tail() const {
+  std::vector<std::uint64_t> firsts = detail::durable_segment_firsts(log_path_);
+  if (firsts.empty()) throw Error(Errc::no_such_topic, "durable log " + log_path_.string() + ": no segment left");
+  std::shared_ptr<DurableSegment> tail = DurableSegment::open(detail::durable_segment_path(log_path_, firsts.back()));
+  for (std::size_t i = firsts.size() - 1; i > 0; --i) {
+    std::shared_ptr<DurableSegment> before;
+    try {
+      before = DurableSegment::open(detail::durable_segment_path(log_path_, firsts[i - 1]));
+    } catch (const Error& e) {
+      if (e.code() == Errc::no_such_topic) break;  // removed by retention
+      throw;
+    }
+    if (before->header().sealed.load(std::memory_order_acquire) != 0) break;  // pairs with the roller's release
+    tail = std::move(before);
+  }
+  return tail;
 }
 
 // Under the lock: creates the next segment first, then seals this one (rule 4), so a failure
@@ -215,7 +243,7 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
     if (seg->lost()) return Errc::region_lost;
     // Acquire: pairs with the roller's release of sealed; the next segment exists by then.
     if (h.sealed.load(std::memory_order_acquire) != 0) {
-      if (Status st = move_to_newest(); !st) return st.code();
+      if (Status st = move_on(); !st) return st.code();
       continue;
     }
     Locked locked = lock_append(*seg, lock_word_);

@@ -120,7 +120,8 @@ class DurableAppender {
  private:
   friend class DurableLoan;
   void abandon(DurableLoan& loan) noexcept;
-  Status move_to_newest() noexcept;
+  Status move_on() noexcept;
+  std::shared_ptr<detail::DurableSegment> open_tail() const;
   Status roll() noexcept;
   void flush_after(const DurableLoan& loan) noexcept;
 
