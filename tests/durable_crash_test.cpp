@@ -202,5 +202,23 @@ TEST(DurableCrash, LockOfADeadHolderIsTakenOverAndItsTornClaimRepaired) {
   EXPECT_EQ(r.messages, 11u);
 }
 
+TEST(DurableCrash, LockOfADeadHolderOnAnEmptySegmentIsTakenOverWithoutSealingIt) {
+  // A publisher killed in its first claim on a fresh segment: the segment's own file must not
+  // be mistaken for a next one that a dead roller made.
+  TempDir dir("durable-empty");
+  DurableAppender log(crash_log(dir.path()));
+  auto seg = detail::DurableSegment::open(dir.path() / "stream" / "00000000000000000000.log");
+  seg->header().append_lock.store((static_cast<std::uint64_t>(getpid()) << 32) | 0xdeadu);
+  Result<DurableLoan> loan = log.loan(stamped_size(8));
+  ASSERT_TRUE(loan) << loan.name() << " " << log.last_error();
+  EXPECT_EQ(loan->sequence(), 0u);
+  write_stamped(loan->data(), 1, loan->sequence(), 8);
+  ASSERT_TRUE(log.publish(*loan));
+  EXPECT_FALSE(list_durable_segments(dir.path(), "stream").front().sealed);
+  CheckedReader r{DurableReader::oldest(dir.path(), "stream")};
+  ASSERT_NO_FATAL_FAILURE(r.drain());
+  EXPECT_EQ(r.messages, 1u);
+}
+
 }  // namespace
 }  // namespace shmbus

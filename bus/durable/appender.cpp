@@ -177,6 +177,10 @@ Status DurableAppender::move_on() noexcept {
   try {
     // Acquire: pairs with the roller's release of sealed; next_sequence names the next file.
     std::uint64_t next = segment_->header().next_sequence.load(std::memory_order_acquire);
+    if (next <= segment_->header().first_sequence) {
+      last_error_ = "durable segment " + segment_->path().string() + ": sealed without a next segment";
+      return Errc::region_corrupt;
+    }
     std::filesystem::path file = detail::durable_segment_path(log_path_, next);
     std::error_code ec;
     if (std::filesystem::exists(file, ec)) {
@@ -271,7 +275,8 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
       }
       seq = h.next_sequence.load(std::memory_order_relaxed);
       std::error_code ec;
-      if (std::filesystem::exists(detail::durable_segment_path(log_path_, seq), ec)) {
+      // An empty segment never rolls (any record fits in it), and its own file is not a next one.
+      if (seq != h.first_sequence && std::filesystem::exists(detail::durable_segment_path(log_path_, seq), ec)) {
         seal(h, *seg, seq);  // the dead holder had made the next segment: finish its roll
         unlock_append(h);
         continue;

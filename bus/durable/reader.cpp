@@ -76,6 +76,8 @@ struct DurableReader::State {
   std::uint64_t sequence = 0;  // the next record's sequence
   std::uint64_t lost_total = 0;
   std::uint64_t pending_lost = 0;  // reported by the next call
+  // The claimed record last found alive, and when to look again: a new one is judged at once.
+  const RecordHeader* alive_record = nullptr;
   std::uint64_t next_liveness_check = 0;
   std::string error;
   std::unique_ptr<PositionMap> position;
@@ -192,16 +194,21 @@ struct DurableReader::State {
         // Acquire: pairs with the claimant's release; the header below it is complete.
         if (offset >= h.write_offset.load(std::memory_order_acquire)) return Errc::no_data;
         std::uint64_t now = detail::monotonic_ns();
-        if (now < next_liveness_check) return Errc::no_data;
-        next_liveness_check = now + kLivenessCheckNs;
-        if (!detail::durable_claimant_dead(rec->claimant_pid, rec->claimant_start)) return Errc::no_data;
+        if (rec == alive_record && now < next_liveness_check) return Errc::no_data;
+        if (!detail::durable_claimant_dead(rec->claimant_pid, rec->claimant_start)) {
+          alive_record = rec;
+          next_liveness_check = now + kLivenessCheckNs;
+          return Errc::no_data;
+        }
         std::uint32_t expected = kClaimed;
         // seq_cst: pairs with the claimant's own CAS (rule 3); one of them wins.
         rec->commit.compare_exchange_strong(expected, kTombstone, std::memory_order_seq_cst);
         continue;
       }
       if (commit == kEndOfSegment) {
-        if (rec->sequence != sequence) return corrupt("end record names sequence " + std::to_string(rec->sequence));
+        if (rec->sequence != sequence || sequence <= h.first_sequence) {
+          return corrupt("end record names sequence " + std::to_string(rec->sequence));
+        }
         if (Errc e = follow(sequence); e != Errc::ok) return e;
         continue;
       }
