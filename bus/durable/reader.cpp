@@ -191,6 +191,7 @@ struct DurableReader::State {
       // Acquire: pairs with the committer's seq_cst CAS; the payload is complete.
       std::uint32_t commit = rec->commit.load(std::memory_order_acquire);
       if (commit == kClaimed) {
+        if (seg->lost()) return lost_error();  // the load faulted: the guard gave us a zero page
         // Acquire: pairs with the claimant's release; the header below it is complete.
         if (offset >= h.write_offset.load(std::memory_order_acquire)) return Errc::no_data;
         std::uint64_t now = detail::monotonic_ns();
