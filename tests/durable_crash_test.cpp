@@ -109,7 +109,8 @@ TEST(DurableCrash, PublisherKilledAtRandomMomentsLosesNoReturnedMessage) {
     }
     EXPECT_EQ(r.last, mine) << "iteration " << it;
   }
-  EXPECT_GT(killed_mid_stream, static_cast<std::uint64_t>(iterations) / 2);
+  // Most kills land mid-stream (a sanitizer build's children start too slowly to count on it).
+  EXPECT_GT(killed_mid_stream, kScaleDown == 1 ? static_cast<std::uint64_t>(iterations) / 2 : 0u);
   EXPECT_GT(list_durable_segments(dir.path(), "stream").size(), 2u);
   // A fresh reader sees the same history.
   CheckedReader again{DurableReader::oldest(dir.path(), "stream")};
