@@ -33,6 +33,7 @@ const char* errc_name(Errc code) noexcept {
     case Errc::rate_limited: return "rate limited";
     case Errc::lease_held: return "file lease not released";
     case Errc::no_such_topic: return "no such topic";
+    case Errc::lost_history: return "lost history: retention removed messages not read yet";
     case Errc::misuse: return "call not allowed here";
     case Errc::server_gone: return "server gone";
     case Errc::call_cancelled: return "call cancelled";

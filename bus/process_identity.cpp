@@ -45,6 +45,8 @@ std::uint64_t pid_ns_of(const char* proc_path) noexcept {
 
 }  // namespace
 
+std::uint64_t process_start_time(pid_t pid) noexcept { return start_time_of(pid); }
+
 ProcessIdentity current_process() noexcept {
   ProcessIdentity id;
   id.pid = getpid();

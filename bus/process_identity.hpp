@@ -16,6 +16,8 @@ struct ProcessIdentity {
   std::uint64_t pid_ns = 0;
 };
 
+// /proc/<pid>/stat start time (clock ticks since boot); 0 when no such process is visible.
+std::uint64_t process_start_time(pid_t pid) noexcept;
 // This process (re-read after fork()).
 ProcessIdentity current_process() noexcept;
 // Records this process as a slot's owner.

@@ -6,7 +6,7 @@
 namespace shmbus::capi {
 
 // The last code of both enums: new codes are appended to both, and this names the newest.
-constexpr shmbus_errc kLastCode = shmbus_errc_too_many_calls;
+constexpr shmbus_errc kLastCode = shmbus_errc_lost_history;
 
 namespace {
 
@@ -47,6 +47,7 @@ constexpr shmbus_errc twin(Errc code) {
     case Errc::server_gone: return shmbus_errc_server_gone;
     case Errc::call_cancelled: return shmbus_errc_call_cancelled;
     case Errc::too_many_calls: return shmbus_errc_too_many_calls;
+    case Errc::lost_history: return shmbus_errc_lost_history;
   }
   return shmbus_errc_system_error;
 }

@@ -241,6 +241,7 @@ struct Loop final : kj::TaskSet::ErrorHandler {
       for (const auto& [name, what] : damaged) {
         if (d.leases) d.leases->revoke(name, "is damaged: " + what, "a participant that wrote its control words");
       }
+      apply_durable_retention_all(d.opts.durable);
       return sweep_dead_owners(interval);
     });
   }
@@ -306,6 +307,7 @@ void Daemon::run() {
       s.reload_rules();
       return true;
     }));
+    prepare_durable_topics(s.opts.durable);
     loop.tasks.add(loop.sweep_dead_owners(500 * kj::MILLISECONDS));
     std::uint64_t usec = 0;
     if (s.opts.notify_systemd && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {

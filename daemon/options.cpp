@@ -155,7 +155,7 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
   }
   cx.only_keys(root, {"bus", "runtime_dir", "region_dir", "socket_group", "socket_dir_mode", "default_backing",
                       "handshake_timeout_ms", "max_requests_per_second", "request_burst", "max_connections_per_uid",
-                      "defaults", "topic", "access"},
+                      "defaults", "topic", "access", "durable"},
                "the top level");
   if (auto v = cx.get<std::string>(root, "bus")) o.bus = *v;
   if (auto v = cx.get<std::string>(root, "runtime_dir")) o.runtime_dir = *v;
@@ -241,6 +241,7 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
     }
   }
   o.rules = std::move(rules);
+  o.durable = parse_durable_topics(path);
   o.config_file = path;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "access.hpp"
+#include "durable_topics.hpp"
 #include "request_budget.hpp"
 #include "shmbus/config.hpp"
 
@@ -40,6 +41,7 @@ struct Options {
   shmbus::TopicConfig defaults;  // topic defaults (name unused)
   shmbus::RegionOptions::Backing default_backing = shmbus::RegionOptions::Backing::anonymous;
   std::vector<TopicSettings> topics;
+  std::vector<DurableTopicSettings> durable;  // [[durable]] tables (durable_topics.hpp)
   AccessRules rules;
   std::filesystem::path config_file;  // re-read for access rules on SIGHUP
   // A connection that makes no request within this time is closed (it holds a daemon fd).

@@ -57,10 +57,13 @@ enum class Errc {
   server_gone,           // the server serving a call (or every server that could) is gone
   call_cancelled,        // the client dropped the call: responding to it is pointless
   too_many_calls,        // this client already has max_calls_per_client calls in flight
+  // Durable topics (include/shmbus/durable.hpp)
+  lost_history,          // a durable reader's next messages were removed by retention
+                         // (DurableReader::lost() counts them; it goes on from the oldest kept)
 };
 // The newest code: the bindings' tables (capi/errors.cpp, python/src/errors.cpp) are checked
 // against it at compile time, so a code appended above must be named here too.
-inline constexpr Errc kLastErrc = Errc::too_many_calls;
+inline constexpr Errc kLastErrc = Errc::lost_history;
 
 const char* errc_name(Errc code) noexcept;
 const std::error_category& shmbus_category() noexcept;

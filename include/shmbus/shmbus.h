@@ -99,7 +99,9 @@ typedef enum shmbus_errc {
   /* Request/response services (C++ only for now) */
   shmbus_errc_server_gone,
   shmbus_errc_call_cancelled,
-  shmbus_errc_too_many_calls
+  shmbus_errc_too_many_calls,
+  /* Durable topics (C++ only for now) */
+  shmbus_errc_lost_history
 } shmbus_errc;
 
 /* A short, static name of `code` ("pool exhausted"); "unknown error" for no code. */

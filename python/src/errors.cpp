@@ -44,6 +44,7 @@ constexpr std::pair<Errc, const char*> kErrcNames[] = {
     {Errc::server_gone, "server_gone"},
     {Errc::call_cancelled, "call_cancelled"},
     {Errc::too_many_calls, "too_many_calls"},
+    {Errc::lost_history, "lost_history"},
 };
 static_assert(std::size(kErrcNames) == static_cast<std::size_t>(kLastErrc) + 1);
 

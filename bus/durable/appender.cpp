@@ -1,0 +1,379 @@
+// DurableAppender: claims under the log's robust append lock, commits with one CAS
+// (durable layout rules 1-6).
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "durable/segment.hpp"
+#include "futex.hpp"
+#include "process_identity.hpp"
+#include "shmbus/durable.hpp"
+
+namespace shmbus {
+
+using namespace detail::durable;
+using detail::DurableSegment;
+
+namespace {
+
+constexpr std::uint64_t kLockGiveUpNs = 10'000'000'000ull;  // a live holder keeps it for a few stores
+constexpr std::uint64_t kLivenessCheckNs = 1'000'000;
+
+void wake_readers(SegmentHeader& h) noexcept {
+  // seq_cst: after our commit (or end record) store, pairs with the sleeper's seq_cst
+  // increment before its re-check (rule 6).
+  if (h.sleepers.load(std::memory_order_seq_cst) != 0) {
+    h.wake_word.fetch_add(1, std::memory_order_release);  // release: the futex word's new value
+    detail::futex_wake_all(&h.wake_word);
+  }
+}
+
+enum class Locked { yes, taken_over, lost, timed_out };
+
+// Takes the append lock; a dead holder's lock is taken over (rule 1).
+Locked lock_append(const DurableSegment& seg, std::uint64_t me) noexcept {
+  SegmentHeader& h = seg.header();
+  std::uint64_t start = 0, next_check = 0;
+  for (std::uint32_t spins = 0;; ++spins) {
+    std::uint64_t holder = 0;
+    // Acquire: pairs with the previous holder's release on unlock; we see its records.
+    if (h.append_lock.compare_exchange_weak(holder, me, std::memory_order_acquire, std::memory_order_relaxed)) {
+      return Locked::yes;
+    }
+    if (seg.lost()) return Locked::lost;
+    if (spins < 128) { detail::cpu_relax(); continue; }
+    sched_yield();
+    std::uint64_t now = detail::monotonic_ns();
+    if (start == 0) start = now, next_check = now;
+    if (holder != 0 && now >= next_check) {
+      next_check = now + kLivenessCheckNs;
+      if (detail::durable_claimant_dead(static_cast<std::int32_t>(holder >> 32), static_cast<std::uint32_t>(holder)) &&
+          h.append_lock.compare_exchange_strong(holder, me, std::memory_order_acquire, std::memory_order_relaxed)) {
+        return Locked::taken_over;  // acquire: as above, from what the dead holder released
+      }
+    }
+    if (now - start > kLockGiveUpNs) return Locked::timed_out;
+  }
+}
+
+void unlock_append(SegmentHeader& h) noexcept {
+  h.append_lock.store(0, std::memory_order_release);  // release: pairs with the next holder's acquire
+}
+
+// Writes the end record at write_offset and seals (rule 4). Under the lock.
+void seal(SegmentHeader& h, DurableSegment& seg, std::uint64_t next_first) noexcept {
+  RecordHeader* end = seg.record_at(h.write_offset.load(std::memory_order_relaxed));
+  end->length = 0;
+  end->sequence = next_first;
+  end->time_ns = h.last_time_ns.load(std::memory_order_relaxed);
+  end->claimant_pid = 0;
+  // seq_cst: a reader that sees it follows to the next segment; pairs with its acquire load,
+  // and with sleepers (rule 6).
+  end->commit.store(kEndOfSegment, std::memory_order_seq_cst);
+  h.sealed.store(1, std::memory_order_release);  // release: pairs with appenders' acquire check
+  wake_readers(h);
+}
+
+// After taking the lock over from a dead holder: its claim may have stopped between any two
+// stores of rule 1. Everything below write_offset is whole, so re-derive next_sequence and
+// index_count from the records there. Returns false when the records are inconsistent.
+bool repair_after_takeover(SegmentHeader& h, const DurableSegment& seg, std::uint64_t wo) noexcept {
+  std::uint64_t ic = std::min(h.index_count.load(std::memory_order_relaxed), h.index_capacity);
+  while (ic > 0 && seg.index()[ic - 1].offset >= wo) --ic;
+  h.index_count.store(ic, std::memory_order_release);  // release: as on a claim
+  std::uint64_t off = ic > 0 ? seg.index()[ic - 1].offset : h.data_offset;
+  std::uint64_t next = h.first_sequence;
+  if (ic > 0) next = seg.index()[ic - 1].sequence;
+  while (off < wo) {
+    const RecordHeader* rec = seg.record_at(off);
+    if (rec->sequence != next || off + record_stride(rec->length) > wo) return false;
+    off += record_stride(rec->length);
+    ++next;
+  }
+  h.next_sequence.store(next, std::memory_order_release);  // release: as on a claim
+  return true;
+}
+
+}  // namespace
+
+DurableLoan::DurableLoan(DurableLoan&& other) noexcept { *this = std::move(other); }
+
+DurableLoan& DurableLoan::operator=(DurableLoan&& other) noexcept {
+  if (this != &other) {
+    if (owner_ != nullptr) owner_->abandon(*this);
+    owner_ = std::exchange(other.owner_, nullptr);
+    segment_ = std::move(other.segment_);
+    data_ = other.data_;
+    size_ = other.size_;
+    record_offset_ = other.record_offset_;
+    sequence_ = other.sequence_;
+    time_ns_ = other.time_ns_;
+  }
+  return *this;
+}
+
+DurableLoan::~DurableLoan() {
+  if (owner_ != nullptr) owner_->abandon(*this);
+}
+
+DurableAppender::DurableAppender(const DurableConfig& config) : config_(config) {
+  detail::validate_durable_name("durable topic", config.topic);
+  if (config.segment_size < kMinSegmentSize || config.segment_size > kMaxSegmentSize) {
+    throw Error(Errc::invalid_config, "durable topic '" + config.topic + "': segment size " +
+                                          std::to_string(config.segment_size) + " is outside " +
+                                          std::to_string(kMinSegmentSize) + ".." + std::to_string(kMaxSegmentSize));
+  }
+  if (config.flush.mode == FlushPolicy::Mode::every_n && config.flush.every_n == 0) {
+    throw Error(Errc::invalid_config, "durable topic '" + config.topic + "': flush every_n needs every_n > 0");
+  }
+  log_path_ = config.directory / config.topic;
+  std::error_code ec;
+  std::filesystem::create_directories(log_path_, ec);
+  if (ec) throw Error(Errc::system_error, "durable log " + log_path_.string() + ": " + ec.message());
+  std::filesystem::path schema = log_path_ / "schema";
+  if (!std::filesystem::exists(schema)) {
+    std::filesystem::path tmp = log_path_ / (".schema.tmp." + std::to_string(getpid()));
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && ::write(fd, config.schema.data(), config.schema.size()) ==
+                             static_cast<ssize_t>(config.schema.size());
+    if (fd >= 0) ::close(fd);
+    if (!ok || (::link(tmp.c_str(), schema.c_str()) != 0 && errno != EEXIST)) {
+      ::unlink(tmp.c_str());
+      throw Error(Errc::system_error, "durable log " + log_path_.string() + ": cannot write its schema file");
+    }
+    ::unlink(tmp.c_str());
+  }
+  detail::ProcessIdentity me = detail::current_process();
+  lock_word_ = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(me.pid)) << 32) |
+               static_cast<std::uint32_t>(me.start_time);
+  std::vector<std::uint64_t> firsts = detail::durable_segment_firsts(log_path_);
+  if (firsts.empty()) {
+    segment_ = DurableSegment::create(log_path_, config.topic, config.segment_size, config.type_id, 0,
+                                      detail::realtime_ns());
+  } else {
+    segment_ = open_tail();
+  }
+  const SegmentHeader& h = segment_->header();
+  if (std::strncmp(h.topic, config.topic.c_str(), kMaxTopicName) != 0 || h.type_id != config.type_id) {
+    throw Error(Errc::type_mismatch, "durable log " + log_path_.string() + ": its segments are of topic '" +
+                                         std::string(h.topic) + "', type id " + std::to_string(h.type_id) +
+                                         "; this appender is for '" + config.topic + "', type id " +
+                                         std::to_string(config.type_id));
+  }
+  last_flush_ns_ = detail::monotonic_ns();
+}
+
+DurableAppender::~DurableAppender() = default;
+
+std::size_t DurableAppender::max_message_size() const noexcept { return segment_->max_payload(); }
+
+// From a sealed segment to the one its end record names: following the chain, not jumping to
+// the newest file, so that a segment a dead roller left unsealed gets sealed by whoever comes.
+Status DurableAppender::move_on() noexcept {
+  try {
+    // Acquire: pairs with the roller's release of sealed; next_sequence names the next file.
+    std::uint64_t next = segment_->header().next_sequence.load(std::memory_order_acquire);
+    if (next <= segment_->header().first_sequence) {
+      last_error_ = "durable segment " + segment_->path().string() + ": sealed without a next segment";
+      return Errc::region_corrupt;
+    }
+    std::filesystem::path file = detail::durable_segment_path(log_path_, next);
+    std::error_code ec;
+    if (std::filesystem::exists(file, ec)) {
+      segment_ = DurableSegment::open(file);
+    } else {  // removed by retention since: we were far behind
+      segment_ = open_tail();
+    }
+    return Errc::ok;
+  } catch (const Error& e) {
+    last_error_ = e.what();
+    return e.code();
+  } catch (const std::exception& e) {
+    last_error_ = "durable log " + log_path_.string() + ": " + e.what();
+    return Errc::system_error;
+  }
+}
+
+// The segment appends go to: the newest one, unless a roller died between creating it and
+// sealing its predecessor; then that predecessor, whose next claim finishes the roll.
+std::shared_ptr<DurableSegment> DurableAppender::open_tail() const {
+  std::vector<std::uint64_t> firsts = detail::durable_segment_firsts(log_path_);
+  if (firsts.empty()) throw Error(Errc::no_such_topic, "durable log " + log_path_.string() + ": no segment left");
+  std::shared_ptr<DurableSegment> tail = DurableSegment::open(detail::durable_segment_path(log_path_, firsts.back()));
+  for (std::size_t i = firsts.size() - 1; i > 0; --i) {
+    std::shared_ptr<DurableSegment> before;
+    try {
+      before = DurableSegment::open(detail::durable_segment_path(log_path_, firsts[i - 1]));
+    } catch (const Error& e) {
+      if (e.code() == Errc::no_such_topic) break;  // removed by retention
+      throw;
+    }
+    if (before->header().sealed.load(std::memory_order_acquire) != 0) break;  // pairs with the roller's release
+    tail = std::move(before);
+  }
+  return tail;
+}
+
+// Under the lock: creates the next segment first, then seals this one (rule 4), so a failure
+// leaves the log as it was.
+Status DurableAppender::roll() noexcept {
+  SegmentHeader& h = segment_->header();
+  std::uint64_t next_first = h.next_sequence.load(std::memory_order_relaxed);
+  std::shared_ptr<DurableSegment> next;
+  try {
+    next = DurableSegment::create(log_path_, config_.topic, config_.segment_size, config_.type_id, next_first,
+                                  std::max(detail::realtime_ns(), h.last_time_ns.load(std::memory_order_relaxed)));
+  } catch (const Error& e) {
+    last_error_ = e.what();
+    return e.code();
+  } catch (const std::exception& e) {
+    last_error_ = "durable log " + log_path_.string() + ": " + e.what();
+    return Errc::system_error;
+  }
+  if (config_.flush.mode != FlushPolicy::Mode::none) ::fdatasync(segment_->fd());
+  seal(h, *segment_, next_first);
+  return Errc::ok;
+}
+
+Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
+  if (size > segment_->max_payload()) return Errc::message_too_large;
+  for (;;) {
+    std::shared_ptr<DurableSegment> seg = segment_;
+    SegmentHeader& h = seg->header();
+    if (seg->lost()) return Errc::region_lost;
+    // Acquire: pairs with the roller's release of sealed; the next segment exists by then.
+    if (h.sealed.load(std::memory_order_acquire) != 0) {
+      if (Status st = move_on(); !st) return st.code();
+      continue;
+    }
+    Locked locked = lock_append(*seg, lock_word_);
+    if (locked == Locked::lost) return Errc::region_lost;
+    if (locked == Locked::timed_out) {
+      last_error_ = "durable log " + log_path_.string() + ": the append lock's live holder kept it over 10 s";
+      return Errc::timeout;
+    }
+    std::uint64_t wo = h.write_offset.load(std::memory_order_relaxed);  // ours under the lock
+    std::uint64_t seq = h.next_sequence.load(std::memory_order_relaxed);
+    if (h.sealed.load(std::memory_order_relaxed) != 0) {
+      unlock_append(h);
+      continue;
+    }
+    if (wo < h.data_offset || wo > seg->size() - sizeof(RecordHeader) || wo % kRecordAlign != 0) {
+      unlock_append(h);
+      last_error_ = "durable segment " + seg->path().string() + ": write offset " + std::to_string(wo) + " out of bounds";
+      return Errc::region_corrupt;
+    }
+    if (locked == Locked::taken_over) {
+      if (!repair_after_takeover(h, *seg, wo)) {
+        unlock_append(h);
+        last_error_ = "durable segment " + seg->path().string() + ": records below the write offset are inconsistent";
+        return Errc::region_corrupt;
+      }
+      seq = h.next_sequence.load(std::memory_order_relaxed);
+      std::error_code ec;
+      // An empty segment never rolls (any record fits in it), and its own file is not a next one.
+      if (seq != h.first_sequence && std::filesystem::exists(detail::durable_segment_path(log_path_, seq), ec)) {
+        seal(h, *seg, seq);  // the dead holder had made the next segment: finish its roll
+        unlock_append(h);
+        continue;
+      }
+    }
+    std::uint64_t stride = record_stride(size);
+    if (wo + stride + sizeof(RecordHeader) > seg->size()) {
+      Status st = roll();
+      unlock_append(h);
+      if (!st) return st.code();
+      continue;
+    }
+    RecordHeader* rec = seg->record_at(wo);
+    std::uint64_t now = std::max(detail::realtime_ns(), h.last_time_ns.load(std::memory_order_relaxed));
+    rec->length = static_cast<std::uint32_t>(size);
+    rec->sequence = seq;
+    rec->time_ns = now;
+    rec->claimant_pid = static_cast<std::int32_t>(lock_word_ >> 32);
+    rec->claimant_start = static_cast<std::uint32_t>(lock_word_);
+    std::uint64_t ic = h.index_count.load(std::memory_order_relaxed);
+    IndexEntry* index = seg->index();
+    if (ic < h.index_capacity && (ic == 0 || index[ic - 1].offset / kIndexStride < wo / kIndexStride)) {
+      index[ic] = IndexEntry{wo, seq, now};
+      h.index_count.store(ic + 1, std::memory_order_release);  // release: pairs with lookups' acquire
+    }
+    h.last_time_ns.store(now, std::memory_order_relaxed);
+    h.next_sequence.store(seq + 1, std::memory_order_release);  // release: tools read it with acquire
+    // Release: a reader that sees the new write_offset (acquire) sees the header fields above.
+    h.write_offset.store(wo + stride, std::memory_order_release);
+    unlock_append(h);
+    DurableLoan loan;
+    loan.owner_ = this;
+    loan.segment_ = std::move(seg);
+    loan.data_ = reinterpret_cast<std::byte*>(rec) + sizeof(RecordHeader);
+    loan.size_ = size;
+    loan.record_offset_ = wo;
+    loan.sequence_ = seq;
+    loan.time_ns_ = now;
+    last_error_.clear();
+    return loan;
+  }
+}
+
+Status DurableAppender::publish(DurableLoan& loan) noexcept {
+  if (loan.owner_ != this) return Errc::misuse;
+  std::shared_ptr<DurableSegment> seg = std::move(loan.segment_);
+  loan.owner_ = nullptr;
+  RecordHeader* rec = seg->record_at(loan.record_offset_);
+  std::uint32_t expected = kClaimed;
+  // seq_cst: release for the payload (pairs with the reader's acquire load of commit), and
+  // ordered before our sleepers load (rule 6); a CAS because a reader may have tombstoned it.
+  if (!rec->commit.compare_exchange_strong(expected, kCommitted, std::memory_order_seq_cst)) return Errc::misuse;
+  if (seg->lost()) return Errc::region_lost;
+  wake_readers(seg->header());
+  switch (config_.flush.mode) {
+    case FlushPolicy::Mode::none: break;
+    case FlushPolicy::Mode::each_publish: {
+      auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+      std::uint64_t from = loan.record_offset_ / page * page;
+      std::uint64_t to = loan.record_offset_ + record_stride(loan.size_);
+      ::msync(seg->base() + from, to - from, MS_SYNC);
+      break;
+    }
+    case FlushPolicy::Mode::every_n:
+      if (++unflushed_ >= config_.flush.every_n) {
+        unflushed_ = 0;
+        ::fdatasync(seg->fd());
+      }
+      break;
+    case FlushPolicy::Mode::interval: {
+      std::uint64_t now = detail::monotonic_ns();
+      if (now - last_flush_ns_ >= static_cast<std::uint64_t>(config_.flush.interval.count()) * 1'000'000ull) {
+        last_flush_ns_ = now;
+        ::fdatasync(seg->fd());
+      }
+      break;
+    }
+  }
+  return Errc::ok;
+}
+
+void DurableAppender::abandon(DurableLoan& loan) noexcept {
+  std::shared_ptr<DurableSegment> seg = std::move(loan.segment_);
+  loan.owner_ = nullptr;
+  std::uint32_t expected = kClaimed;
+  // seq_cst as in publish: readers waiting at this record must see the tombstone.
+  if (seg->record_at(loan.record_offset_)->commit.compare_exchange_strong(expected, kTombstone,
+                                                                          std::memory_order_seq_cst)) {
+    wake_readers(seg->header());
+  }
+}
+
+Status DurableAppender::append(std::span<const std::byte> bytes) noexcept {
+  Result<DurableLoan> loan = this->loan(bytes.size());
+  if (!loan) return loan.code();
+  if (!bytes.empty()) std::memcpy(loan->data().data(), bytes.data(), bytes.size());
+  return publish(*loan);
+}
+
+}  // namespace shmbus

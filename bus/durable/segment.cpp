@@ -1,0 +1,228 @@
+#include "durable/segment.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "process_identity.hpp"
+#include "shmbus/error.hpp"
+#include "sigbus_guard.hpp"
+
+namespace shmbus::detail {
+
+using namespace durable;
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+struct Geometry {
+  std::uint64_t index_capacity;
+  std::uint64_t data_offset;
+};
+Geometry geometry_for(std::uint64_t segment_size) {
+  std::uint64_t capacity = segment_size / kIndexStride + 1;
+  return {capacity, align_up(kSegmentHeaderSize + capacity * sizeof(IndexEntry), 4096)};
+}
+
+}  // namespace
+
+std::uint64_t realtime_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no system call
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+bool durable_claimant_dead(std::int32_t pid, std::uint32_t start_low) noexcept {
+  if (pid <= 0) return true;
+  std::uint64_t start = process_start_time(pid);
+  return start == 0 || static_cast<std::uint32_t>(start) != start_low;
+}
+
+std::filesystem::path durable_segment_path(const std::filesystem::path& log_path, std::uint64_t first_sequence) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%020llu.log", static_cast<unsigned long long>(first_sequence));
+  return log_path / name;
+}
+
+std::vector<std::uint64_t> durable_segment_firsts(const std::filesystem::path& log_path) {
+  std::vector<std::uint64_t> firsts;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(log_path, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.size() != 24 || name.compare(20, 4, ".log") != 0) continue;
+    if (!std::all_of(name.begin(), name.begin() + 20, [](char c) { return c >= '0' && c <= '9'; })) continue;
+    firsts.push_back(std::strtoull(name.c_str(), nullptr, 10));
+  }
+  if (ec) throw Error(Errc::system_error, "durable log " + log_path.string() + ": cannot list: " + ec.message());
+  std::sort(firsts.begin(), firsts.end());
+  return firsts;
+}
+
+void validate_durable_name(const std::string& what, const std::string& name) {
+  bool ok = !name.empty() && name.size() <= kMaxTopicName && name != "." && name != ".." &&
+            std::all_of(name.begin(), name.end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                     c == '_' || c == '-';
+            });
+  if (!ok) {
+    throw Error(Errc::invalid_config, what + " '" + name + "' is not 1.." + std::to_string(kMaxTopicName) +
+                                          " characters of [A-Za-z0-9._-] (nor . or ..)");
+  }
+}
+
+std::shared_ptr<DurableSegment> DurableSegment::open(const std::filesystem::path& file) {
+  std::shared_ptr<DurableSegment> seg(new DurableSegment());
+  seg->path_ = file;
+  const std::string name = "durable segment " + file.string();
+  seg->fd_ = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+  if (seg->fd_ < 0) {
+    int err = errno;
+    throw Error(err == ENOENT ? Errc::no_such_topic : Errc::system_error, name + ": " + errno_text(err));
+  }
+  struct stat st {};
+  if (fstat(seg->fd_, &st) != 0) throw Error(Errc::system_error, name + ": fstat: " + errno_text(errno));
+  auto file_size = static_cast<std::uint64_t>(st.st_size);
+  if (file_size < kSegmentHeaderSize) {
+    throw Error(Errc::region_too_short, name + ": " + std::to_string(file_size) + " bytes, shorter than its " +
+                                            std::to_string(kSegmentHeaderSize) + "-byte header (truncated?)");
+  }
+  SegmentHeader identity;
+  static_assert(std::is_trivially_copyable_v<std::uint64_t>);
+  if (pread(seg->fd_, &identity, offsetof(SegmentHeader, append_lock), 0) !=
+      static_cast<ssize_t>(offsetof(SegmentHeader, append_lock))) {
+    throw Error(Errc::system_error, name + ": cannot read its header: " + errno_text(errno));
+  }
+  if (std::memcmp(identity.magic, kSegmentMagic, sizeof kSegmentMagic) != 0) {
+    throw Error(Errc::not_a_region, name + ": not a shmbus durable segment (wrong magic)");
+  }
+  if (identity.layout_version != kSegmentLayoutVersion) {
+    throw Error(Errc::unknown_layout_version,
+                name + ": segment layout version " + std::to_string(identity.layout_version) + ", this library reads " +
+                    std::to_string(kSegmentLayoutVersion) +
+                    (identity.layout_version > kSegmentLayoutVersion ? " (written by a newer shmbus)" : ""));
+  }
+  if (identity.abi_word != kDurableAbiWord) {
+    throw Error(Errc::abi_mismatch, name + ": written on another ABI (pointer width or byte order)");
+  }
+  if (file_size < identity.segment_size) {
+    throw Error(Errc::region_too_short, name + ": " + std::to_string(file_size) + " bytes, its header says " +
+                                            std::to_string(identity.segment_size) + " (truncated)");
+  }
+  Geometry g = geometry_for(identity.segment_size);
+  if (identity.segment_size < kMinSegmentSize || identity.segment_size > kMaxSegmentSize ||
+      identity.index_offset != kSegmentHeaderSize || identity.index_capacity != g.index_capacity ||
+      identity.data_offset != g.data_offset || identity.data_offset + 2 * sizeof(RecordHeader) > identity.segment_size ||
+      identity.topic[kMaxTopicName] != '\0') {
+    throw Error(Errc::region_corrupt, name + ": inconsistent header (size, index or data offsets, topic name)");
+  }
+  seg->size_ = identity.segment_size;
+  void* base = mmap(nullptr, seg->size_, PROT_READ | PROT_WRITE, MAP_SHARED, seg->fd_, 0);
+  if (base == MAP_FAILED) throw Error(Errc::system_error, name + ": mmap: " + errno_text(errno));
+  seg->base_ = static_cast<std::byte*>(base);
+  SigbusGuard::register_mapping(base, seg->size_, &seg->lost_);
+  return seg;
+}
+
+std::shared_ptr<DurableSegment> DurableSegment::create(const std::filesystem::path& log_path, const std::string& topic,
+                                                       std::uint64_t segment_size, std::uint64_t type_id,
+                                                       std::uint64_t first_sequence, std::uint64_t first_time_ns) {
+  std::filesystem::path final_path = durable_segment_path(log_path, first_sequence);
+  std::filesystem::path tmp = log_path / ("." + final_path.filename().string() + ".tmp." + std::to_string(getpid()));
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(Errc::system_error, "durable log " + log_path.string() + ": creating a segment: " + errno_text(errno));
+  auto fail = [&](Errc code, const std::string& what) {
+    ::close(fd);
+    ::unlink(tmp.c_str());  // also gives back what a failed posix_fallocate kept (ext4 keeps some)
+    throw Error(code, "durable log " + log_path.string() + ": " + what);
+  };
+  if (int err = posix_fallocate(fd, 0, static_cast<off_t>(segment_size)); err != 0) {
+    fail(err == ENOSPC ? Errc::no_space : Errc::system_error,
+         "cannot reserve a segment of " + std::to_string(segment_size) + " bytes: " + errno_text(err));
+  }
+  Geometry g = geometry_for(segment_size);
+  SegmentHeader h;
+  std::memset(static_cast<void*>(&h), 0, sizeof h);
+  std::memcpy(h.magic, kSegmentMagic, sizeof h.magic);
+  h.abi_word = kDurableAbiWord;
+  h.segment_size = segment_size;
+  h.first_sequence = first_sequence;
+  h.first_time_ns = first_time_ns;
+  h.type_id = type_id;
+  h.index_offset = kSegmentHeaderSize;
+  h.index_capacity = g.index_capacity;
+  h.data_offset = g.data_offset;
+  std::strncpy(h.topic, topic.c_str(), kMaxTopicName);
+  // Plain stores are fine: no other process can see the file before link() names it.
+  h.write_offset.store(g.data_offset, std::memory_order_relaxed);
+  h.next_sequence.store(first_sequence, std::memory_order_relaxed);
+  h.last_time_ns.store(first_time_ns, std::memory_order_relaxed);
+  h.layout_version = kSegmentLayoutVersion;
+  if (pwrite(fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) fail(Errc::system_error, "writing a segment header: " + errno_text(errno));
+  ::close(fd);
+  // link() fails with EEXIST when another appender (maybe one that died since) made it first:
+  // then that file is the segment, complete since it got its name.
+  if (::link(tmp.c_str(), final_path.c_str()) != 0 && errno != EEXIST) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(Errc::system_error, "durable log " + log_path.string() + ": naming a segment: " + errno_text(err));
+  }
+  ::unlink(tmp.c_str());
+  return open(final_path);
+}
+
+DurableSegment::~DurableSegment() {
+  if (base_ != nullptr) {
+    SigbusGuard::unregister_mapping(base_);
+    munmap(base_, size_);
+  }
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::uint64_t DurableSegment::max_payload() const noexcept {
+  const SegmentHeader& h = header();
+  std::uint64_t room = size_ - h.data_offset - 2 * sizeof(RecordHeader);
+  return std::min<std::uint64_t>(room & ~(kRecordAlign - 1), UINT32_MAX);
+}
+
+namespace {
+// Largest i in [0, count) with key(entries[i]) <= `key` (entries ascend), or count when none.
+template <typename Key>
+std::uint64_t floor_entry(const IndexEntry* entries, std::uint64_t count, Key key) {
+  std::uint64_t lo = 0, hi = count;  // first entry with key > wanted
+  while (lo < hi) {
+    std::uint64_t mid = lo + (hi - lo) / 2;
+    if (key(entries[mid])) lo = mid + 1; else hi = mid;
+  }
+  return lo == 0 ? count : lo - 1;
+}
+}  // namespace
+
+std::uint64_t DurableSegment::index_floor_by_sequence(std::uint64_t sequence) const noexcept {
+  const SegmentHeader& h = header();
+  // Acquire: pairs with the claimant's release of index_count after writing the entry.
+  std::uint64_t count = std::min(h.index_count.load(std::memory_order_acquire), h.index_capacity);
+  std::uint64_t i = floor_entry(index(), count, [&](const IndexEntry& e) { return e.sequence <= sequence; });
+  if (i == count) return h.data_offset;
+  std::uint64_t off = index()[i].offset;
+  return off >= h.data_offset && off < size_ ? off : h.data_offset;
+}
+
+std::uint64_t DurableSegment::index_floor_by_time(std::uint64_t time_ns) const noexcept {
+  const SegmentHeader& h = header();
+  std::uint64_t count = std::min(h.index_count.load(std::memory_order_acquire), h.index_capacity);  // as above
+  std::uint64_t i = floor_entry(index(), count, [&](const IndexEntry& e) { return e.time_ns < time_ns; });
+  if (i == count) return h.data_offset;
+  std::uint64_t off = index()[i].offset;
+  return off >= h.data_offset && off < size_ ? off : h.data_offset;
+}
+
+}  // namespace shmbus::detail

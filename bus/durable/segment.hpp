@@ -1,0 +1,71 @@
+// One mapped segment file of a durable log: creation (reserved in full, appearing whole under
+// its name), opening with validation, and the SIGBUS guard's registration. Shared by the
+// appender, the reader and the tools; see layout.hpp for the format.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "durable/layout.hpp"
+
+namespace shmbus::detail {
+
+class DurableSegment {
+ public:
+  // Opens and validates an existing segment; throws Error naming the file: not_a_region,
+  // unknown_layout_version, abi_mismatch, region_too_short (truncated), region_corrupt.
+  static std::shared_ptr<DurableSegment> open(const std::filesystem::path& file);
+  // Creates the segment `first_sequence` in `log_path`, or opens it when another process made
+  // it first. no_space (naming the directory) when it cannot be reserved.
+  static std::shared_ptr<DurableSegment> create(const std::filesystem::path& log_path, const std::string& topic,
+                                                std::uint64_t segment_size, std::uint64_t type_id,
+                                                std::uint64_t first_sequence, std::uint64_t first_time_ns);
+  ~DurableSegment();
+  DurableSegment(const DurableSegment&) = delete;
+  DurableSegment& operator=(const DurableSegment&) = delete;
+
+  durable::SegmentHeader& header() const noexcept { return *reinterpret_cast<durable::SegmentHeader*>(base_); }
+  std::byte* base() const noexcept { return base_; }
+  std::uint64_t size() const noexcept { return size_; }
+  int fd() const noexcept { return fd_; }
+  const std::filesystem::path& path() const noexcept { return path_; }
+  durable::RecordHeader* record_at(std::uint64_t offset) const noexcept {
+    return reinterpret_cast<durable::RecordHeader*>(base_ + offset);
+  }
+  durable::IndexEntry* index() const noexcept {
+    return reinterpret_cast<durable::IndexEntry*>(base_ + durable::kSegmentHeaderSize);
+  }
+  // True once the SIGBUS guard caught a fault in this mapping (the file was truncated).
+  bool lost() const noexcept { return lost_.load(std::memory_order_acquire) != 0; }  // pairs with the guard's release
+  // The largest payload one record can hold.
+  std::uint64_t max_payload() const noexcept;
+  // The first record offset whose index entry says sequence <= `sequence` (or time < `time_ns`).
+  std::uint64_t index_floor_by_sequence(std::uint64_t sequence) const noexcept;
+  std::uint64_t index_floor_by_time(std::uint64_t time_ns) const noexcept;
+
+ private:
+  DurableSegment() = default;
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::byte* base_ = nullptr;
+  std::uint64_t size_ = 0;
+  std::atomic<std::uint32_t> lost_{0};
+};
+
+// <log_path>/<first_sequence as 20 digits>.log
+std::filesystem::path durable_segment_path(const std::filesystem::path& log_path, std::uint64_t first_sequence);
+// The first sequences of the segment files in `log_path`, ascending (other names ignored).
+std::vector<std::uint64_t> durable_segment_firsts(const std::filesystem::path& log_path);
+// Throws Error(invalid_config) unless `name` is 1..127 of [A-Za-z0-9._-] and not "." or "..".
+void validate_durable_name(const std::string& what, const std::string& name);
+// True when /proc shows no process `pid` started at `start_low` (the low 32 bits).
+bool durable_claimant_dead(std::int32_t pid, std::uint32_t start_low) noexcept;
+std::uint64_t realtime_ns() noexcept;
+
+}  // namespace shmbus::detail
