@@ -132,13 +132,15 @@ void Importer::on_message(const ImportRule& rule, const IncomingMessage& m) {
   std::lock_guard lock(mutex_);
   TopicCounters& c = counters_.of(*name);
   std::optional<std::string_view> type_h = m.header(kHeaderType), seq_h = m.header(kHeaderExportSeq), run_h = m.header(kHeaderRun);
-  std::optional<std::uint64_t> type_h_value = type_h ? parse_u64(*type_h) : std::nullopt;
-  std::optional<std::uint64_t> seq_h_value = seq_h ? parse_u64(*seq_h) : std::nullopt;
-  if (m.headers_malformed() || !origin || !type_h_value || !seq_h_value || !run_h || *seq_h_value == 0) {
+  std::uint64_t type_id_value = 0, export_seq_value = 0;
+  const bool readable = type_h && seq_h && run_h && origin && !m.headers_malformed() && parse_u64(*type_h).has_value() &&
+                        parse_u64(*seq_h).value_or(0) != 0;
+  if (!readable) {
     refuse(c, Malformed::bad_headers, *name, std::string("missing or unreadable ") + kHeaderOrigin + "/" + kHeaderType + "/" + kHeaderExportSeq + "/" + kHeaderRun);
     return;
   }
-  const std::uint64_t type_id_value = *type_h_value, export_seq_value = *seq_h_value;
+  type_id_value = parse_u64(*type_h).value_or(0);
+  export_seq_value = parse_u64(*seq_h).value_or(0);
   const std::uint64_t* type_id = &type_id_value;
   const std::uint64_t* export_seq = &export_seq_value;
   Local* l = local_topic(rule, *name, *type_id, m, c);
