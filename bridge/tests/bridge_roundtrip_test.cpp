@@ -97,6 +97,15 @@ TEST(BridgeRoundTrip, ATypedTopicPublishedOnBusAArrivesIntactAndInOrderOnBusBAnd
   EXPECT_GE(bridge_a.counter("sensors/temp", "exported"), kCount);
   EXPECT_GE(bridge_b.counter("sensors/temp", "imported"), kCount);
   EXPECT_EQ(bridge_b.counter("sensors/temp", "lost_in_transit"), 0u);
+  // `shmbus-bridge status` shows the counters of the running bridge.
+  auto status = shmbus::test::run_program(SHMBUS_BRIDGE_BINARY, "status -c " + bridge_b.config_file().string());
+  EXPECT_EQ(status.exit_code(), 0) << status.err;
+  EXPECT_NE(status.out.find("bus id busB, NATS connected"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("sensors/temp"), std::string::npos) << status.out;
+  bridge_b.kill_now(SIGKILL);
+  auto stale = shmbus::test::run_program(SHMBUS_BRIDGE_BINARY, "status -c " + bridge_b.config_file().string());
+  EXPECT_EQ(stale.exit_code(), 1);
+  EXPECT_NE(stale.err.find("is not running"), std::string::npos) << stale.err;
 }
 
 // Both bridges export and import "chat/*" under the same prefix, and both buses publish on
