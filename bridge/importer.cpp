@@ -130,6 +130,12 @@ void Importer::on_message(const ImportRule& rule, const IncomingMessage& m) {
   std::optional<std::string_view> origin = m.header(kHeaderOrigin);
   if (origin && *origin == config_.bus_id) return;  // our own export, back from the network
   std::lock_guard lock(mutex_);
+  if (locals_.size() >= kMaxImportedTopics && !locals_.count(*name)) {
+    // A flood of made-up names must not grow the bus or the bridge without bound.
+    TopicCounters::add(counters_.of("(over the topic limit)").refused_local);
+    log_.warn("limit", "import: more than " + std::to_string(kMaxImportedTopics) + " topics; ignoring '" + *name + "' (narrow the [[import]] globs)");
+    return;
+  }
   TopicCounters& c = counters_.of(*name);
   std::optional<std::string_view> type_h = m.header(kHeaderType), seq_h = m.header(kHeaderExportSeq), run_h = m.header(kHeaderRun);
   std::uint64_t type_id_value = 0, export_seq_value = 0;

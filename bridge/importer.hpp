@@ -29,6 +29,8 @@ namespace shmbus::bridge {
 
 class Importer {
  public:
+  // Distinct topic names one bridge imports at most; messages for more are refused and counted.
+  static constexpr std::size_t kMaxImportedTopics = 1024;
   Importer(Client& client, Engine& engine, const BridgeConfig& config, CounterRegistry& counters,
            OwnPublishers& own, LogLimiter& log);
   ~Importer();
