@@ -140,11 +140,15 @@ BridgeConfig load_config(const std::filesystem::path& path) {
     c.exports.push_back(rule);
   });
   rules("import", [&](const toml::table& t, const toml::node& n) {
-    r.only_keys(t, {"topics", "prefix", "size_classes"}, "[[import]]");
+    r.only_keys(t, {"topics", "prefix", "size_classes", "queue_depth"}, "[[import]]");
     ImportRule rule;
     r.get(t, "topics", rule.topics);
     r.get(t, "prefix", rule.prefix);
     r.get(t, "size_classes", rule.size_classes);
+    int depth = static_cast<int>(rule.queue_depth);
+    r.get(t, "queue_depth", depth);
+    if (depth == 0) r.fail(n, "[[import]] 'queue_depth' must be positive");
+    rule.queue_depth = static_cast<std::uint32_t>(depth);
     if (rule.topics.empty()) r.fail(n, "[[import]] needs 'topics' (a topic name or glob)");
     if (!rule.prefix.empty() && !valid_subject_prefix(rule.prefix)) r.fail(n, "[[import]] 'prefix' must be NATS subject tokens");
     if (rule.prefix.empty()) rule.prefix = c.subject_prefix;

@@ -33,6 +33,7 @@ struct ImportRule {
   std::string prefix;          // subject prefix to import from; default: the bridge's own
   // Pool of topics this rule creates locally (an existing topic keeps its own).
   std::vector<SizeClass> size_classes{{4096, 256}, {65536, 64}, {1048576, 8}};
+  std::uint32_t queue_depth = 64;
 };
 
 struct BridgeConfig {

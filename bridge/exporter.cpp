@@ -16,6 +16,7 @@ struct Exporter::Exported {
   std::uint64_t type_id = 0;
   std::uint64_t export_seq = 0;
   Headers headers;  // reused: only the values change per message
+  std::size_t base_headers = 0;  // headers[base_headers], when present, is the segment table
 };
 
 namespace {
@@ -23,7 +24,9 @@ std::string random_run_id() {
   std::random_device rd;
   return hex64((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
 }
-enum HeaderIndex { kType, kSchema, kOrigin, kRun, kSeq, kExportSeq, kSegments };
+// Fixed headers first, so the per-message ones are found by index; then the schema (typed
+// topics), then the segment table (messages of several segments).
+enum HeaderIndex { kType, kOrigin, kRun, kSeq, kExportSeq, kFixedHeaders };
 }  // namespace
 
 Exporter::Exporter(Client& client, Engine& engine, const BridgeConfig& config, CounterRegistry& counters,
@@ -87,9 +90,10 @@ void Exporter::discover() {
         std::lock_guard lock(schemas_mutex_);
         schemas_[schema_id] = topic.config().schema;
       }
-      e->headers = {{kHeaderType, std::to_string(e->type_id)}, {kHeaderSchema, schema_id}, {kHeaderOrigin, config_.bus_id},
-                    {kHeaderRun, run_id_}, {kHeaderSequence, ""}, {kHeaderExportSeq, ""}};
-      if (e->type_id == 0) e->headers[kSchema].second.clear();
+      e->headers = {{kHeaderType, std::to_string(e->type_id)}, {kHeaderOrigin, config_.bus_id}, {kHeaderRun, run_id_},
+                    {kHeaderSequence, ""}, {kHeaderExportSeq, ""}};
+      if (!schema_id.empty()) e->headers.emplace_back(kHeaderSchema, schema_id);
+      e->base_headers = e->headers.size();
       spdlog::info("exporting '{}' to {}", name, *subject);
       exported_.push_back(std::move(e));
     } catch (const Error& err) {
@@ -136,20 +140,12 @@ bool Exporter::pump(Exported& e) {
     if (count > 1) {
       std::string sizes;
       for (std::size_t k = 0; k < count; ++k) sizes += (k ? "," : "") + std::to_string(segments[k].size() / sizeof(capnp::word));
-      if (e.headers.size() == kSegments) e.headers.emplace_back(kHeaderSegments, sizes);
-      else e.headers[kSegments].second = sizes;
-    } else if (e.headers.size() > kSegments) {
+      if (e.headers.size() == e.base_headers) e.headers.emplace_back(kHeaderSegments, sizes);
+      else e.headers[e.base_headers].second = sizes;
+    } else if (e.headers.size() > e.base_headers) {
       e.headers.pop_back();
     }
-    // Headers with an empty value (no schema for raw topics) are left out by the loop below.
-    Headers* h = &e.headers;
-    thread_local Headers trimmed;
-    if (e.headers[kSchema].second.empty()) {
-      trimmed.clear();
-      for (const auto& kv : e.headers) if (!kv.second.empty()) trimmed.push_back(kv);
-      h = &trimmed;
-    }
-    switch (engine_.publish(e.subject, *h, {segments, count})) {
+    switch (engine_.publish(e.subject, e.headers, {segments, count})) {
       case PublishOutcome::sent: TopicCounters::add(c.exported); break;
       case PublishOutcome::buffered:
         TopicCounters::add(c.exported);

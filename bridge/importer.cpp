@@ -84,6 +84,7 @@ Importer::Local* Importer::local_topic(const ImportRule& rule, const std::string
   TopicConfig tc;
   tc.name = name;
   tc.size_classes = rule.size_classes;
+  tc.queue_depth = rule.queue_depth;
   tc.type_id = type_id;
   if (type_id != 0) {
     std::optional<std::string_view> id = m.header(kHeaderSchema);

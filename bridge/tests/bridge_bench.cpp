@@ -112,7 +112,10 @@ int main(int argc, char** argv) {
     std::uint64_t nats_got = 0;
     const double raw = nats_throughput(nats.url(), size, n, nats_got);
     const std::string name = "bench/t" + std::to_string(size);
-    RawPublisher pub = ca.publisher(ca.open_topic(raw_topic(name, size), Role::publisher));
+    // Block policy on bus a: the publisher waits for the bridge, as a NATS publisher waits for its socket.
+    TopicConfig blocking = raw_topic(name, size);
+    blocking.policy = SlowSubscriberPolicy::block;
+    RawPublisher pub = ca.publisher(ca.open_topic(blocking, Role::publisher));
     RawSubscriber sub = cb.subscriber(cb.open_topic(raw_topic(name, size), Role::subscriber), {.wait_mode = WaitMode::busy_poll});
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the exporter finds the topic
     std::string payload(size, 'y');
@@ -133,6 +136,12 @@ int main(int argc, char** argv) {
     std::printf("%-34s %14.0f %14.0f %8.2f   (received %llu/%llu and %llu/%llu)\n", (std::to_string(size) + " B").c_str(), raw, bridged,
                 bridged / raw, static_cast<unsigned long long>(nats_got), static_cast<unsigned long long>(n),
                 static_cast<unsigned long long>(got), static_cast<unsigned long long>(n));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // one more status round
+    std::printf("    where the rest went: bridge a dropped locally %llu, exported %llu; bridge b lost in transit %llu, imported %llu; "
+                "subscriber b lost %llu\n",
+                static_cast<unsigned long long>(bridge_a.counter(name, "dropped_local")), static_cast<unsigned long long>(bridge_a.counter(name, "exported")),
+                static_cast<unsigned long long>(bridge_b.counter(name, "lost_in_transit")), static_cast<unsigned long long>(bridge_b.counter(name, "imported")),
+                static_cast<unsigned long long>(sub.lost()));
   }
   // Latency: a -> b on bench/ping, b answers on bench/pong -> a.
   const double raw_us = nats_latency_us(nats.url(), 2000);

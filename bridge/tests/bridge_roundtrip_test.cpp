@@ -39,10 +39,14 @@ TEST(BridgeRoundTrip, ATypedTopicPublishedOnBusAArrivesIntactAndInOrderOnBusBAnd
   NatsServer nats;
   Bus a("a"), b("b");
   BridgeProcess bridge_a(a, nats, "busA", "[[export]]\ntopics = \"sensors/*\"\n");
-  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"sensors/*\"\n");
+  // Deep queues and a blocking publisher: a loaded machine must not turn this test into a loss test.
+  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"sensors/*\"\nsize_classes = [[4096, 1100]]\nqueue_depth = 1024\n");
   Client ca(a.client_options()), cb(b.client_options());
   TopicConfig cfg = typed_topic<shmbus::test::Reading>("sensors/temp");
-  cfg.size_classes = {{4096, 128}};
+  cfg.size_classes = {{4096, 300}};
+  cfg.queue_depth = 256;
+  cfg.policy = SlowSubscriberPolicy::block;
+  cfg.block_timeout = std::chrono::seconds(5);
   Topic ta = ca.open_topic(cfg, Role::publisher);
   Publisher<shmbus::test::Reading> pub(ta);
   ca.register_publisher(pub.raw());
@@ -121,6 +125,8 @@ TEST(BridgeRoundTrip, BothDirectionsAtOnceOnTheSameNamesNeitherLoopNorDuplicate)
   cfg.name = "chat/room";
   cfg.size_classes = {{256, 512}};
   cfg.queue_depth = 256;
+  cfg.policy = SlowSubscriberPolicy::block;  // nothing dropped locally, even on a loaded machine
+  cfg.block_timeout = std::chrono::seconds(5);
   Topic ta = ca.open_topic(cfg, Role::publisher), tb = cb.open_topic(cfg, Role::publisher);
   RawPublisher pa = ca.publisher(ta), pb = cb.publisher(tb);
   RawSubscriber sa = ca.subscriber(ca.open_existing_topic("chat/room", Role::subscriber));
