@@ -138,5 +138,49 @@ TEST(BridgeFaults, ABridgeKilledMidStreamLeavesItsBusAndItsOtherClientsUnaffecte
   EXPECT_TRUE(ca.connected());
 }
 
+// shmbusd of the exporting bus killed and restarted mid-stream: the data plane never stopped,
+// the bridge's client reconnects and its subscriber goes on; every message still arrives.
+TEST(BridgeFaults, TheExportingBusDaemonKilledAndRestartedTheStreamGoesOn) {
+  NatsServer nats;
+  Bus a("a"), b("b");
+  BridgeProcess bridge_a(a, nats, "busA", "[[export]]\ntopics = \"stream/*\"\n");
+  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"stream/*\"\n");
+  Client ca(a.client_options()), cb(b.client_options());
+  TopicConfig cfg;
+  cfg.name = "stream/d";
+  cfg.size_classes = {{64, 2304}};
+  cfg.queue_depth = 2048;
+  RawPublisher pub = ca.publisher(ca.open_topic(cfg, Role::publisher));
+  RawSubscriber sub = cb.subscriber(cb.open_topic(cfg, Role::subscriber));
+  auto send = [&](std::uint64_t n) { ASSERT_TRUE(pub.publish_copy(std::as_bytes(std::span(&n, 1))).ok()); };
+  ASSERT_TRUE(eventually([&] {
+    send(0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return bridge_b.counter("stream/d", "imported") > 0;
+  })) << bridge_a.log() << bridge_b.log();
+  constexpr std::uint64_t kCount = 1500;
+  std::vector<std::uint64_t> got;
+  auto drain = [&] {
+    while (auto s = sub.take()) {
+      if (number_of(*s) != 0) got.push_back(number_of(*s));
+    }
+  };
+  for (std::uint64_t i = 1; i <= kCount; ++i) {
+    if (i == 500) a.kill9();
+    if (i == 1000) a.start();
+    send(i);
+    drain();
+    std::this_thread::sleep_for(std::chrono::microseconds(1000));
+  }
+  ASSERT_TRUE(eventually([&] {
+    drain();
+    return got.size() + bridge_a.counter("stream/d", "dropped_local") >= kCount;
+  }, std::chrono::seconds(15))) << got.size() << "\n" << bridge_a.log() << bridge_b.log();
+  for (std::size_t k = 1; k < got.size(); ++k) ASSERT_LT(got[k - 1], got[k]);
+  EXPECT_EQ(got.back(), kCount);
+  EXPECT_EQ(bridge_b.counter("stream/d", "lost_in_transit"), 0u);
+  EXPECT_TRUE(eventually([&] { return ca.connected(); }));
+}
+
 }  // namespace
 }  // namespace shmbus::bridge::test

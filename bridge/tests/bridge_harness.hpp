@@ -113,6 +113,7 @@ class Bus {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
+  void kill9() { daemon_->kill_now(SIGKILL); }
   std::filesystem::path socket() const { return dir_ / (name_ + ".sock"); }
   const std::filesystem::path& dir() const { return dir_; }
   const std::string& name() const { return name_; }
