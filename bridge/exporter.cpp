@@ -145,7 +145,11 @@ bool Exporter::pump(Exported& e) {
     } else if (e.headers.size() > e.base_headers) {
       e.headers.pop_back();
     }
-    switch (engine_.publish(e.subject, e.headers, {segments, count})) {
+    const PublishOutcome outcome = engine_.publish(e.subject, e.headers, {segments, count});
+    // Only what the connection took keeps its export sequence: the importer counts a gap as
+    // lost in transit, and what was refused here is counted here.
+    if (outcome != PublishOutcome::sent && outcome != PublishOutcome::buffered) --e.export_seq;
+    switch (outcome) {
       case PublishOutcome::sent: TopicCounters::add(c.exported); break;
       case PublishOutcome::buffered:
         TopicCounters::add(c.exported);

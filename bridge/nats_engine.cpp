@@ -64,6 +64,7 @@ class NatsEngine final : public Engine {
     check(natsOptions_SetRetryOnFailedConnect(opts_, true, &NatsEngine::on_connected_late, this), "retry");
     natsStatus st = natsConnection_Connect(&nc_, opts_);
     if (st != NATS_OK && st != NATS_NOT_YET_CONNECTED) check(st, "connect");
+    if (st == NATS_OK) now_connected(nc_);
   }
 
   ~NatsEngine() override {
@@ -78,9 +79,10 @@ class NatsEngine final : public Engine {
                          std::span<const std::span<const std::byte>> segments) override {
     std::size_t total = 0;
     for (auto s : segments) total += s.size();
-    const std::size_t max = max_payload();
+    // Both from the connection callbacks: no lock of the client's per message.
+    const std::size_t max = max_payload_.load(std::memory_order_relaxed);
     if (max != 0 && total > max) return PublishOutcome::too_large;
-    const bool was_connected = natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
+    const bool was_connected = connected_.load(std::memory_order_relaxed);
     natsMsg* msg = nullptr;
     // One copy, into the client's message: from the sample in place when it is one segment.
     const char* data = segments.size() == 1 ? reinterpret_cast<const char*>(segments[0].data()) : nullptr;
@@ -159,13 +161,24 @@ class NatsEngine final : public Engine {
     }
     natsMsg_Destroy(msg);
   }
+  // The connection state and the server's max_payload, kept by the client's callbacks. Relaxed:
+  // each is a hint for the next publish, which the client checks again itself.
+  void now_connected(natsConnection* nc) {
+    std::int64_t m = natsConnection_GetMaxPayload(nc);
+    max_payload_.store(m > 0 ? static_cast<std::size_t>(m) : 0, std::memory_order_relaxed);
+    connected_.store(true, std::memory_order_relaxed);
+  }
   static void on_disconnected(natsConnection*, void* self) {
-    static_cast<NatsEngine*>(self)->disconnects_.fetch_add(1, std::memory_order_relaxed);
+    auto* e = static_cast<NatsEngine*>(self);
+    e->connected_.store(false, std::memory_order_relaxed);
+    e->disconnects_.fetch_add(1, std::memory_order_relaxed);
   }
-  static void on_reconnected(natsConnection*, void* self) {
-    static_cast<NatsEngine*>(self)->reconnects_.fetch_add(1, std::memory_order_relaxed);
+  static void on_reconnected(natsConnection* nc, void* self) {
+    auto* e = static_cast<NatsEngine*>(self);
+    e->now_connected(nc);
+    e->reconnects_.fetch_add(1, std::memory_order_relaxed);
   }
-  static void on_connected_late(natsConnection*, void*) {}
+  static void on_connected_late(natsConnection* nc, void* self) { static_cast<NatsEngine*>(self)->now_connected(nc); }
   static void on_error(natsConnection*, natsSubscription*, natsStatus, void* self) {
     static_cast<NatsEngine*>(self)->async_errors_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -176,6 +189,8 @@ class NatsEngine final : public Engine {
   std::vector<natsSubscription*> subs_;
   std::vector<std::unique_ptr<Handler>> handlers_;
   std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, async_errors_{0};
+  std::atomic<bool> connected_{false};
+  std::atomic<std::size_t> max_payload_{0};
 };
 
 thread_local std::string NatsEngine::reply_to_;

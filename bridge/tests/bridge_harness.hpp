@@ -63,10 +63,22 @@ inline pid_t spawn(std::vector<std::string> args, const std::filesystem::path& l
 
 class NatsServer {
  public:
-  NatsServer() : port_(free_loopback_port()) { start(); }
-  ~NatsServer() { kill9(); }
+  // `config`: nats-server configuration text (e.g. "max_payload: 1024"), none by default.
+  explicit NatsServer(const std::string& config = {}) : port_(free_loopback_port()) {
+    if (!config.empty()) {
+      config_ = std::filesystem::temp_directory_path() / ("bridge-nats-" + std::to_string(port_) + ".conf");
+      std::ofstream(config_) << config << "\n";
+    }
+    start();
+  }
+  ~NatsServer() {
+    kill9();
+    if (!config_.empty()) std::filesystem::remove(config_);
+  }
   void start() {
-    pid_ = spawn({NATS_SERVER_BINARY, "-a", "127.0.0.1", "-p", std::to_string(port_)}, "/dev/null");
+    std::vector<std::string> argv = {NATS_SERVER_BINARY, "-a", "127.0.0.1", "-p", std::to_string(port_)};
+    if (!config_.empty()) argv.insert(argv.end(), {"-c", config_.string()});
+    pid_ = spawn(argv, "/dev/null");
     auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!tcp_accepts(port_)) {
       if (std::chrono::steady_clock::now() > end) throw std::runtime_error("nats-server did not come up");
@@ -84,6 +96,7 @@ class NatsServer {
 
  private:
   int port_;
+  std::filesystem::path config_;
   pid_t pid_ = -1;
 };
 

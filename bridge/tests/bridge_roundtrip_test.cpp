@@ -170,5 +170,37 @@ TEST(BridgeRoundTrip, BothDirectionsAtOnceOnTheSameNamesNeitherLoopNorDuplicate)
   EXPECT_EQ(bridge_b.counter("chat/room", "imported"), static_cast<std::uint64_t>(kEach));
 }
 
+// A message over the server's max_payload is not sent: counted as refused, one clear line,
+// and the messages after it still cross.
+TEST(BridgeRoundTrip, AMessageOverTheServersMaxPayloadIsRefusedCountedAndLogged) {
+  NatsServer nats("max_payload: 1024");
+  Bus a("a"), b("b");
+  BridgeProcess bridge_a(a, nats, "busA", "[[export]]\ntopics = \"big/*\"\n");
+  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"big/*\"\n");
+  Client ca(a.client_options()), cb(b.client_options());
+  TopicConfig cfg;
+  cfg.name = "big/x";
+  cfg.size_classes = {{4096, 64}};
+  RawPublisher pub = ca.publisher(ca.open_topic(cfg, Role::publisher));
+  RawSubscriber sub = cb.subscriber(cb.open_topic(cfg, Role::subscriber));
+  const std::string small = "small", large(2000, 'L');
+  ASSERT_TRUE(eventually([&] {
+    (void)pub.publish_copy(std::as_bytes(std::span(small)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return bridge_b.counter("big/x", "imported") > 0;
+  })) << bridge_a.log() << bridge_b.log();
+  while (sub.take()) {
+  }
+  ASSERT_TRUE(pub.publish_copy(std::as_bytes(std::span(large))).ok());
+  const std::string after = "after";
+  ASSERT_TRUE(pub.publish_copy(std::as_bytes(std::span(after))).ok());
+  auto s = sub.take_wait(std::chrono::seconds(5));
+  ASSERT_TRUE(s) << s.name();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(s->data().data()), s->data().size()), "after");
+  EXPECT_TRUE(eventually([&] { return bridge_a.counter("big/x", "refused_nats") == 1; })) << bridge_a.status().dump();
+  EXPECT_NE(bridge_a.log().find("exceeds the NATS server's max_payload 1024: not sent"), std::string::npos) << bridge_a.log();
+  EXPECT_EQ(bridge_b.counter("big/x", "lost_in_transit"), 0u);  // counted once, as refused, not also as lost
+}
+
 }  // namespace
 }  // namespace shmbus::bridge::test
