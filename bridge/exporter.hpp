@@ -1,0 +1,58 @@
+// bus -> NATS: subscribes to every local topic an [[export]] rule matches (found by asking
+// the daemon once a second, so topics created later are picked up) and publishes each message
+// on `<prefix>.<topic>` with the bridge's headers (bridge/subjects.hpp). It is an ordinary
+// subscriber: under the topic's drop-oldest policy a slow network costs the local publishers
+// nothing, and what the bridge missed is counted (dropped_local). Messages published by the
+// bridge's own importer are skipped (by payload pool: see own_publishers.hpp). Also answers
+// schema requests for the typed topics it exports.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "counters.hpp"
+#include "engine.hpp"
+#include "log_limiter.hpp"
+#include "own_publishers.hpp"
+#include "shmbus/client.hpp"
+
+namespace shmbus::bridge {
+
+class Exporter {
+ public:
+  Exporter(Client& client, Engine& engine, const BridgeConfig& config, CounterRegistry& counters,
+           OwnPublishers& own, LogLimiter& log);
+  ~Exporter();
+  // Starts answering schema requests and the export thread.
+  void start();
+  void stop();
+
+ private:
+  struct Exported;
+  void run();
+  void discover();
+  // Takes and forwards up to a batch of messages; false when there was none.
+  bool pump(Exported& e);
+
+  Client& client_;
+  Engine& engine_;
+  const BridgeConfig& config_;
+  CounterRegistry& counters_;
+  OwnPublishers& own_;
+  LogLimiter& log_;
+  const std::string run_id_;
+  std::vector<std::unique_ptr<Exported>> exported_;  // the export thread's own
+  std::set<std::string> unexportable_;               // names already reported as unable to cross
+  std::mutex schemas_mutex_;
+  std::map<std::string, std::string> schemas_;       // by schema id, for the responder
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace shmbus::bridge

@@ -1,0 +1,204 @@
+#include "nats_engine.hpp"
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+namespace shmbus::bridge {
+namespace {
+
+void check(natsStatus s, const std::string& what) {
+  if (s != NATS_OK) throw std::runtime_error("NATS: " + what + ": " + natsStatus_GetText(s));
+}
+
+class NatsIncoming final : public IncomingMessage {
+ public:
+  explicit NatsIncoming(natsMsg* m) : msg_(m) {}
+  std::string_view subject() const override { return natsMsg_GetSubject(msg_); }
+  std::span<const std::byte> payload() const override {
+    return {reinterpret_cast<const std::byte*>(natsMsg_GetData(msg_)), static_cast<std::size_t>(natsMsg_GetDataLength(msg_))};
+  }
+  std::optional<std::string_view> header(const char* key) const override {
+    const char* v = nullptr;
+    natsStatus s = natsMsgHeader_Get(msg_, key, &v);
+    if (s == NATS_OK && v) return std::string_view(v);
+    if (s != NATS_NOT_FOUND) malformed_ = true;
+    return std::nullopt;
+  }
+  bool headers_malformed() const override { return malformed_; }
+
+ private:
+  natsMsg* msg_;
+  mutable bool malformed_ = false;
+};
+
+class NatsEngine final : public Engine {
+ public:
+  NatsEngine(const NatsSettings& s, const std::string& name) {
+    check(natsOptions_Create(&opts_), "options");
+    std::vector<const char*> urls;
+    for (const std::string& u : s.servers) urls.push_back(u.c_str());
+    check(natsOptions_SetServers(opts_, urls.data(), static_cast<int>(urls.size())), "servers");
+    check(natsOptions_SetName(opts_, name.c_str()), "name");
+    if (!s.user.empty()) check(natsOptions_SetUserInfo(opts_, s.user.c_str(), s.password.c_str()), "user");
+    if (!s.token.empty()) check(natsOptions_SetToken(opts_, s.token.c_str()), "token");
+    if (!s.credentials.empty()) check(natsOptions_SetUserCredentialsFromFiles(opts_, s.credentials.c_str(), nullptr), "credentials '" + s.credentials + "'");
+    if (s.tls) check(natsOptions_SetSecure(opts_, true), "tls");
+    if (!s.tls_ca.empty()) check(natsOptions_LoadCATrustedCertificates(opts_, s.tls_ca.c_str()), "tls_ca '" + s.tls_ca + "'");
+    if (!s.tls_cert.empty()) check(natsOptions_LoadCertificatesChain(opts_, s.tls_cert.c_str(), s.tls_key.c_str()), "tls_cert/tls_key");
+    if (s.tls_skip_verify) check(natsOptions_SkipServerVerification(opts_, true), "tls_skip_verify");
+    check(natsOptions_SetMaxReconnect(opts_, -1), "max reconnect");
+    check(natsOptions_SetReconnectWait(opts_, s.reconnect_wait_ms), "reconnect wait");
+    check(natsOptions_SetReconnectBufSize(opts_, s.reconnect_buffer_bytes), "reconnect buffer");
+    check(natsOptions_SetTimeout(opts_, s.connect_timeout_ms), "connect timeout");
+    check(natsOptions_SetNoEcho(opts_, true), "no echo");
+    // Incoming messages are validated and published locally one by one; let a subscription
+    // queue up to 64 MiB before NATS counts it a slow consumer.
+    check(natsOptions_SetMaxPendingMsgs(opts_, 65536), "max pending");
+    check(natsOptions_SetDisconnectedCB(opts_, &NatsEngine::on_disconnected, this), "callbacks");
+    check(natsOptions_SetReconnectedCB(opts_, &NatsEngine::on_reconnected, this), "callbacks");
+    check(natsOptions_SetErrorHandler(opts_, &NatsEngine::on_error, this), "callbacks");
+    check(natsOptions_SetRetryOnFailedConnect(opts_, true, &NatsEngine::on_connected_late, this), "retry");
+    natsStatus st = natsConnection_Connect(&nc_, opts_);
+    if (st != NATS_OK && st != NATS_NOT_YET_CONNECTED) check(st, "connect");
+    if (st == NATS_OK) now_connected(nc_);
+  }
+
+  ~NatsEngine() override {
+    for (natsSubscription* sub : subs_) natsSubscription_Unsubscribe(sub);
+    if (nc_) natsConnection_Close(nc_);
+    for (natsSubscription* sub : subs_) natsSubscription_Destroy(sub);
+    if (nc_) natsConnection_Destroy(nc_);
+    natsOptions_Destroy(opts_);
+  }
+
+  PublishOutcome publish(const std::string& subject, const Headers& headers,
+                         std::span<const std::span<const std::byte>> segments) override {
+    std::size_t total = 0;
+    for (auto s : segments) total += s.size();
+    // Both from the connection callbacks: no lock of the client's per message.
+    const std::size_t max = max_payload_.load(std::memory_order_relaxed);
+    if (max != 0 && total > max) return PublishOutcome::too_large;
+    const bool was_connected = connected_.load(std::memory_order_relaxed);
+    natsMsg* msg = nullptr;
+    // One copy, into the client's message: from the sample in place when it is one segment.
+    const char* data = segments.size() == 1 ? reinterpret_cast<const char*>(segments[0].data()) : nullptr;
+    if (segments.size() > 1) {
+      thread_local std::string joined;
+      joined.clear();
+      for (auto s : segments) joined.append(reinterpret_cast<const char*>(s.data()), s.size());
+      data = joined.data();
+    }
+    if (natsMsg_Create(&msg, subject.c_str(), nullptr, data, static_cast<int>(total)) != NATS_OK) return PublishOutcome::failed;
+    for (const auto& [k, v] : headers) natsMsgHeader_Set(msg, k.c_str(), v.c_str());
+    natsStatus st = natsConnection_PublishMsg(nc_, msg);
+    natsMsg_Destroy(msg);
+    if (st == NATS_OK) return was_connected ? PublishOutcome::sent : PublishOutcome::buffered;
+    if (st == NATS_MAX_PAYLOAD) return PublishOutcome::too_large;
+    if (st == NATS_INSUFFICIENT_BUFFER || st == NATS_CONNECTION_DISCONNECTED || st == NATS_CONNECTION_CLOSED || st == NATS_NOT_YET_CONNECTED) {
+      return PublishOutcome::disconnected;
+    }
+    return PublishOutcome::failed;
+  }
+
+  void subscribe(const std::string& pattern, Handler handler) override {
+    auto* h = handlers_.emplace_back(std::make_unique<Handler>(std::move(handler))).get();
+    natsSubscription* sub = nullptr;
+    check(natsConnection_Subscribe(&sub, nc_, pattern.c_str(), &NatsEngine::deliver, h), "subscribe '" + pattern + "'");
+    check(natsSubscription_SetPendingLimits(sub, 65536, 256 * 1024 * 1024), "pending limits");
+    subs_.push_back(sub);
+  }
+
+  void serve(const std::string& pattern, Responder responder) override {
+    subscribe(pattern, [this, r = std::move(responder)](const IncomingMessage& m) {
+      std::optional<std::string> reply = r(m);
+      if (reply && !reply_to_.empty()) natsConnection_Publish(nc_, reply_to_.c_str(), reply->data(), static_cast<int>(reply->size()));
+    });
+  }
+
+  std::optional<std::string> request(const std::string& subject, std::string_view payload, int timeout_ms) override {
+    natsMsg* reply = nullptr;
+    if (natsConnection_Request(&reply, nc_, subject.c_str(), payload.data(), static_cast<int>(payload.size()), timeout_ms) != NATS_OK) {
+      return std::nullopt;
+    }
+    std::string out(natsMsg_GetData(reply), static_cast<std::size_t>(natsMsg_GetDataLength(reply)));
+    natsMsg_Destroy(reply);
+    return out;
+  }
+
+  std::size_t max_payload() override {
+    std::int64_t m = natsConnection_GetMaxPayload(nc_);
+    return m > 0 ? static_cast<std::size_t>(m) : 0;
+  }
+
+  EngineStats stats() override {
+    EngineStats s;
+    s.connected = natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
+    s.disconnects = disconnects_.load(std::memory_order_relaxed);  // plain counters, no pairing
+    s.reconnects = reconnects_.load(std::memory_order_relaxed);
+    if (s.connected) {
+      char url[512] = {};
+      if (natsConnection_GetConnectedUrl(nc_, url, sizeof url) == NATS_OK) s.server = url;
+    }
+    return s;
+  }
+
+ private:
+  static void deliver(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* handler = static_cast<Handler*>(closure);
+    NatsIncoming in(msg);
+    const char* reply = natsMsg_GetReply(msg);
+    // The responder (serve) reads the reply subject of the message being handled; one
+    // delivery thread per subscription, so a thread-local is enough.
+    reply_to_ = reply ? reply : "";
+    try {
+      (*handler)(in);
+    } catch (...) {
+      // A handler never lets an exception into the client's thread.
+    }
+    natsMsg_Destroy(msg);
+  }
+  // The connection state and the server's max_payload, kept by the client's callbacks. Relaxed:
+  // each is a hint for the next publish, which the client checks again itself.
+  void now_connected(natsConnection* nc) {
+    std::int64_t m = natsConnection_GetMaxPayload(nc);
+    max_payload_.store(m > 0 ? static_cast<std::size_t>(m) : 0, std::memory_order_relaxed);
+    connected_.store(true, std::memory_order_relaxed);
+  }
+  static void on_disconnected(natsConnection*, void* self) {
+    auto* e = static_cast<NatsEngine*>(self);
+    e->connected_.store(false, std::memory_order_relaxed);
+    e->disconnects_.fetch_add(1, std::memory_order_relaxed);
+  }
+  static void on_reconnected(natsConnection* nc, void* self) {
+    auto* e = static_cast<NatsEngine*>(self);
+    e->now_connected(nc);
+    e->reconnects_.fetch_add(1, std::memory_order_relaxed);
+  }
+  static void on_connected_late(natsConnection* nc, void* self) { static_cast<NatsEngine*>(self)->now_connected(nc); }
+  static void on_error(natsConnection*, natsSubscription*, natsStatus, void* self) {
+    static_cast<NatsEngine*>(self)->async_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  static thread_local std::string reply_to_;
+  natsOptions* opts_ = nullptr;
+  natsConnection* nc_ = nullptr;
+  std::vector<natsSubscription*> subs_;
+  std::vector<std::unique_ptr<Handler>> handlers_;
+  std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, async_errors_{0};
+  std::atomic<bool> connected_{false};
+  std::atomic<std::size_t> max_payload_{0};
+};
+
+thread_local std::string NatsEngine::reply_to_;
+
+}  // namespace
+
+std::unique_ptr<Engine> make_nats_engine(const NatsSettings& settings, const std::string& name) {
+  return std::make_unique<NatsEngine>(settings, name);
+}
+
+}  // namespace shmbus::bridge
