@@ -81,6 +81,15 @@ TEST(MetricsCli, DaemonlessCountsWhatAProcessPublishedAndWasRefusedAndPromtoolAc
   test::CliRun check = promtool_check(r.out, dir);
   EXPECT_EQ(check.exit_code(), 0) << check.out << check.err;
 
+  // top: one frame with the topic's row; its drops are the 6 refusals, 4 of 32 chunks queued.
+  test::CliRun top = shmbus_cli("top --once --interval 0.1 --dir " + dir.string());
+  EXPECT_EQ(top.exit_code(), 0) << top.err;
+  std::string row = top.out.substr(std::min(top.out.find("camera"), top.out.size()));
+  row = row.substr(0, row.find('\n'));
+  EXPECT_NE(row.find(" 6 "), std::string::npos) << top.out;
+  EXPECT_NE(row.find("4/32 (12%)"), std::string::npos) << top.out;
+  EXPECT_EQ(top.out.find("\x1b["), std::string::npos) << "no ANSI codes with --once";
+
   // A region file that is not one: named on stderr, exit 1, and the good topic still printed.
   std::ofstream(dir / "junk.shmbus") << "not a region";
   test::CliRun bad = shmbus_cli("metrics --dir " + dir.string());
