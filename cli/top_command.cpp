@@ -14,6 +14,8 @@
 #include <tuple>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "commands.hpp"
 #include "metrics_source.hpp"
 #include "output.hpp"
@@ -68,10 +70,12 @@ std::string rate(double per_second) {
   return buf;
 }
 
+// One frame: a table, or with --json one line {"topics": [...], "errors": [...]}.
 std::string frame(const std::vector<TopicMetrics>& topics, const Sample& before, const Sample& now,
-                  const std::vector<std::string>& errors) {
+                  const std::vector<std::string>& errors, bool json) {
   const double seconds = std::chrono::duration<double>(now.at - before.at).count();
   Table table({"TOPIC", "PUBS", "SUBS", "MSG/S", "BYTES/S", "DROPS/S", "DROPS", "POOL USED", "HIGH"});
+  nlohmann::json rows = nlohmann::json::array();
   for (const TopicMetrics& t : topics) {
     std::size_t pubs = 0, subs = 0;
     std::uint64_t bytes = 0, drops_delta = 0, drops_total = 0;
@@ -94,10 +98,15 @@ std::string frame(const std::vector<TopicMetrics>& topics, const Sample& before,
     }
     std::string pool = std::to_string(used) + "/" + std::to_string(total);
     if (total != 0) pool += " (" + std::to_string(used * 100 / total) + "%)";
+    rows.push_back({{"topic", t.topic}, {"publishers", pubs}, {"subscribers", subs}, {"rate_hz", msgs / seconds},
+                    {"bytes_per_s", bytes / seconds}, {"drops_per_s", drops_delta / seconds}, {"drops", drops_total},
+                    {"pool_used", used}, {"pool_total", total}});
+    if (t.stats.high_water_kept) rows.back()["high_water"] = high;
     table.add({t.topic, std::to_string(pubs), std::to_string(subs), rate(msgs / seconds), human_bytes(static_cast<std::uint64_t>(bytes / seconds)) + "/s",
                rate(drops_delta / seconds), std::to_string(drops_total), pool,
                t.stats.high_water_kept ? std::to_string(high) : "-"});
   }
+  if (json) return nlohmann::json({{"topics", rows}, {"errors", errors}}).dump() + "\n";
   std::ostringstream o;
   o << table.render();
   for (const std::string& e : errors) o << "! " << e << "\n";
@@ -108,7 +117,7 @@ void top(const TopArgs& args, const GlobalOptions& global) {
   if (args.interval <= 0 || args.interval > 3600) throw Error(Errc::invalid_config, "--interval must be in (0, 3600] seconds");
   MetricsSource source(args.topics, args.dir, global);
   const int frames = args.once ? 1 : args.frames;
-  const bool ansi = frames == 0 && isatty(STDOUT_FILENO);
+  const bool ansi = frames == 0 && !global.json && isatty(STDOUT_FILENO);
   const auto interval = std::chrono::duration<double>(args.interval);
   std::vector<std::string> errors;
   Sample before = sample_of(source.read(errors));
@@ -117,9 +126,9 @@ void top(const TopArgs& args, const GlobalOptions& global) {
     errors.clear();
     std::vector<TopicMetrics> topics = source.read(errors);
     Sample now = sample_of(topics);
-    std::string text = frame(topics, before, now, errors);
+    std::string text = frame(topics, before, now, errors, global.json);
     if (ansi) std::cout << "\x1b[H\x1b[2J";
-    else if (n != 0) std::cout << "\n";
+    else if (n != 0 && !global.json) std::cout << "\n";
     std::cout << text << std::flush;
     before = std::move(now);
   }
