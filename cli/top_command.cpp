@@ -71,6 +71,19 @@ std::string rate(double per_second) {
 }
 
 // One frame: a table, or with --json one line {"topics": [...], "errors": [...]}.
+// Bytes per second with a binary unit and one decimal: "62.5 KiB/s".
+std::string bandwidth(double per_second) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB"};
+  int u = 0;
+  while (per_second >= 1024 && u < 3) {
+    per_second /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s/s" : "%.1f %s/s", per_second, units[u]);
+  return buf;
+}
+
 std::string frame(const std::vector<TopicMetrics>& topics, const Sample& before, const Sample& now,
                   const std::vector<std::string>& errors, bool json) {
   const double seconds = std::chrono::duration<double>(now.at - before.at).count();
@@ -102,7 +115,7 @@ std::string frame(const std::vector<TopicMetrics>& topics, const Sample& before,
                     {"bytes_per_s", bytes / seconds}, {"drops_per_s", drops_delta / seconds}, {"drops", drops_total},
                     {"pool_used", used}, {"pool_total", total}});
     if (t.stats.high_water_kept) rows.back()["high_water"] = high;
-    table.add({t.topic, std::to_string(pubs), std::to_string(subs), rate(msgs / seconds), human_bytes(static_cast<std::uint64_t>(bytes / seconds)) + "/s",
+    table.add({t.topic, std::to_string(pubs), std::to_string(subs), rate(msgs / seconds), bandwidth(bytes / seconds),
                rate(drops_delta / seconds), std::to_string(drops_total), pool,
                t.stats.high_water_kept ? std::to_string(high) : "-"});
   }
