@@ -4,6 +4,8 @@
 #include "topic_map.hpp"
 
 #include <atomic>
+
+#include "metrics/counters.hpp"
 #include <cstdint>
 
 namespace shmbus::detail {
@@ -31,7 +33,11 @@ std::uint32_t TopicMap::allocate(std::uint32_t pool, int cls, std::uint32_t gene
     // tag in `head` has changed and the CAS below fails.
     std::uint32_t next = chunks_[idx].next_free.load(std::memory_order_relaxed);
     std::uint64_t desired = (((h >> 32) + 1) << 32) | next;
-    if (head.compare_exchange_weak(h, desired, std::memory_order_acquire, std::memory_order_acquire)) break;
+    if (head.compare_exchange_weak(h, desired, std::memory_order_acquire, std::memory_order_acquire)) {
+      // Only an external pool has one popper (its owner) to keep the pop count.
+      if (external_pools_) count_pop(free_list(pool, static_cast<std::size_t>(cls)), desired, lc.chunk_count);
+      break;
+    }
   }
   ChunkHeader& c = chunks_[idx];
   c.sequence.store(kNoSequence, std::memory_order_relaxed);

@@ -1,7 +1,10 @@
 // detail::find_damage(): invariants of a topic region's mutable words that every honest
 // participant keeps, whatever it was doing when it was killed. The daemon's sweep revokes a
 // region that breaks one (daemon/daemon.cpp); the data path itself never relies on them (it
-// bounds every value it reads instead), so this only decides when to start afresh.
+// bounds every value it reads instead), so this only decides when to start afresh. The
+// metrics counters (PublisherSlot line 1, SubscriberSlot::malformed, FreeList::pops and
+// high_water) have no invariant to check: any value is one an honest client could write, and
+// readers clamp what they use (Topic::stats()).
 #include <algorithm>
 #include <cstddef>
 #include <cstring>

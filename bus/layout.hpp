@@ -79,7 +79,9 @@ inline constexpr std::uint64_t kRegionMagic = 0x31'53'55'42'4d'48'53'00ULL;  // 
 // 5: pinned samples (ring slot carries size and pool generation; kHoldPinned hold entries),
 // PublisherSlot::kept_chunk, SubscriberSlot::foreign_windows. 6: pinned samples under
 // drop-oldest too (RingSlot::writing; displaced pins are counted by the displacer).
-inline constexpr std::uint32_t kLayoutVersion = 6;
+// 7: metrics counters: PublisherSlot's second line (failures by reason),
+// SubscriberSlot::malformed, FreeList::pops and high_water (docs/metrics.md).
+inline constexpr std::uint32_t kLayoutVersion = 7;
 
 // ABI facts that must match for two builds to share a region: pointer width, cache line,
 // byte order, and the size of the structures whose layout depends on the compiler.
@@ -241,11 +243,21 @@ static_assert(offsetof(SizeClassEntry, chunk_count) == 28);
 // Free chunks of one size class of one pool. `head` packs {ABA tag:32, chunk index:32}; the
 // tag changes on every successful push/pop so a stale CAS cannot succeed. Pushed by whoever
 // drops a chunk's last reference; popped only by the pool's owner.
+// Statistics (external pools only, where the pool's owner is the only popper): `pops` counts
+// pops since the pool was initialised and `high_water` the most chunks of the class out of the
+// list at once, both written by the owner right after its pop's CAS, with relaxed load + store
+// (one writer; the CAS already holds the line). As head's tag counts pops plus pushes, chunks
+// out = 2 * pops - tag (mod 2^32), exact at each pop, the only moment it can rise. Untrusted:
+// readers clamp high_water to the class's chunk count.
 struct FreeList {
   std::atomic<std::uint64_t> head;
-  std::uint8_t pad[kCacheLine - 8];
+  std::atomic<std::uint32_t> pops;
+  std::atomic<std::uint32_t> high_water;
+  std::uint8_t pad[kCacheLine - 16];
 };
 static_assert(sizeof(FreeList) == kCacheLine);
+static_assert(offsetof(FreeList, pops) == 8);
+static_assert(offsetof(FreeList, high_water) == 12);
 
 enum : std::uint32_t { kSlotFree = 0, kSlotClaiming = 1, kSlotActive = 2, kSlotReclaiming = 3 };
 
@@ -299,9 +311,30 @@ struct PublisherSlot {
   // Odd while the owner holds a counted chunk reference it has not recorded yet (between a
   // pop and its loan-row store, a loan-row clear and the release). See audit_references().
   std::atomic<std::uint64_t> op_seq;
+  // Line 1: failure counters (docs/metrics.md), zeroed at registration and written only by
+  // the owner on its failure paths, with relaxed load + store (one writer, no locked RMW);
+  // read only by tools, so neither the data path nor recoverers ever pull this line.
+  alignas(kCacheLine) std::atomic<std::uint64_t> refused;  // fail_publish: subscriber queue full
+  std::atomic<std::uint64_t> timed_out;              // block: gave up after the block timeout
+  std::atomic<std::uint64_t> loan_pool_exhausted;    // loans failing: no free chunk big enough
+  std::atomic<std::uint64_t> loan_too_many_loans;    // loans failing: loan row full
+  std::atomic<std::uint64_t> loan_too_large;         // loans failing: above every size class
+  // Payload bytes committed (every segment's used bytes), for bandwidth. The one counter of
+  // this line written on every publish: the line stays in the owner's cache, as no other
+  // party writes it or reads it on the data path.
+  std::atomic<std::uint64_t> published_bytes;
+  std::uint8_t pad1[kCacheLine - 48];
 };
 static_assert(std::is_standard_layout_v<PublisherSlot>);
-static_assert(sizeof(PublisherSlot) == kCacheLine);
+static_assert(sizeof(PublisherSlot) == 2 * kCacheLine);
+static_assert(alignof(PublisherSlot) == kCacheLine);
+static_assert(offsetof(PublisherSlot, published) == 16);
+static_assert(offsetof(PublisherSlot, refused) == kCacheLine);
+static_assert(offsetof(PublisherSlot, timed_out) == kCacheLine + 8);
+static_assert(offsetof(PublisherSlot, loan_pool_exhausted) == kCacheLine + 16);
+static_assert(offsetof(PublisherSlot, loan_too_many_loans) == kCacheLine + 24);
+static_assert(offsetof(PublisherSlot, loan_too_large) == kCacheLine + 32);
+static_assert(offsetof(PublisherSlot, published_bytes) == kCacheLine + 40);
 static_assert(offsetof(PublisherSlot, claimed_plus1) == 8);
 static_assert(offsetof(PublisherSlot, claim_chunk) == 32);
 static_assert(offsetof(PublisherSlot, kept_chunk) == 36);
@@ -327,7 +360,10 @@ struct SubscriberSlot {
   // one that takes, ForeignUnrecordedWindow): low 32 bits count open windows, high 32 bits
   // count openings, both by atomic read-modify-writes since such windows may overlap.
   std::atomic<std::uint64_t> foreign_windows;
-  std::uint8_t pad1[kCacheLine - 40];
+  // Taken messages that failed validation (typed subscribers), on the line the owner writes
+  // on every take anyway; relaxed load + store by the owner only. docs/metrics.md.
+  std::atomic<std::uint64_t> malformed;
+  std::uint8_t pad1[kCacheLine - 48];
 };
 static_assert(std::is_standard_layout_v<SubscriberSlot>);
 static_assert(sizeof(SubscriberSlot) == 2 * kCacheLine);
@@ -337,6 +373,8 @@ static_assert(offsetof(SubscriberSlot, cursor) == kCacheLine);
 static_assert(offsetof(SubscriberSlot, lost) == kCacheLine + 16);
 static_assert(offsetof(SubscriberSlot, op_seq) == kCacheLine + 24);
 static_assert(offsetof(SubscriberSlot, foreign_windows) == kCacheLine + 32);
+static_assert(offsetof(SubscriberSlot, taken) == kCacheLine + 8);
+static_assert(offsetof(SubscriberSlot, malformed) == kCacheLine + 40);
 
 // One slot per cache line. Packed four to a line, a subscriber that keeps up reads slot s
 // while the publisher writes slot s+1 of the same line, and the line crosses between their

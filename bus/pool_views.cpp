@@ -28,6 +28,8 @@ void TopicMap::initialise_pool(std::uint32_t pool) noexcept {
     // Relaxed: published by the release store of `initialised` below; only the pool's owner
     // pops, and nobody can push a chunk of a pool that never had one.
     free_list(pool, ci).head.store(first, std::memory_order_relaxed);
+    free_list(pool, ci).pops.store(0, std::memory_order_relaxed);  // the tag starts at 0 too
+    free_list(pool, ci).high_water.store(0, std::memory_order_relaxed);
   }
   // Release: whoever reads initialised == 1 (acquire) sees the headers and lists.
   pool_slots_[pool].initialised.store(1, std::memory_order_release);

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "futex.hpp"
+#include "metrics/counters.hpp"
 #include "prefetch.hpp"
 #include "process_identity.hpp"
 #include "topic_admin.hpp"
@@ -31,6 +32,9 @@ PublisherCore::PublisherCore(const Topic& topic, bool with_pool)
     s.claimed_plus1.store(0, std::memory_order_relaxed);
     s.kept_chunk.store(kNoChunk, std::memory_order_relaxed);
     s.published.store(0, std::memory_order_relaxed);
+    for (auto* c : {&s.published_bytes, &s.refused, &s.timed_out, &s.loan_pool_exhausted, &s.loan_too_many_loans, &s.loan_too_large}) {
+      c->store(0, std::memory_order_relaxed);  // relaxed: as published
+    }
     s.generation.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the state release below
     keep_chunks_ = with_pool && (map_.flags() & kTopicFlagPayloadInRegion) == 0;
     known_cursors_.assign(map_.config().max_subscribers, 0);
@@ -81,6 +85,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
   }
   if (cls < 0 || bytes > map_.config().max_message_size) {
     err = Errc::message_too_large;
+    count_loan_failure(map_.publisher(slot_), err);
     return kNoChunk;
   }
   if (kept_ != kNoChunk) {
@@ -96,6 +101,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
   }
   if (loans_in_use_ >= max_loans_) {
     err = Errc::too_many_loans;
+    count_loan_failure(map_.publisher(slot_), err);
     return kNoChunk;
   }
   // From the pop to the loan-row store we hold a reference no row records.
@@ -107,6 +113,7 @@ std::uint32_t PublisherCore::loan_chunk(std::uint64_t bytes, Errc& err) noexcept
   }
   if (chunk == kNoChunk) {
     err = Errc::pool_exhausted;
+    count_loan_failure(map_.publisher(slot_), err);
     return kNoChunk;
   }
   record_loan(chunk);
@@ -390,7 +397,10 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   if (map_.unusable()) return Errc::region_lost;
   PublisherSlot& me = map_.publisher(slot_);
   std::uint64_t seq = 0;
-  if (Status st = claim(seq); !st.ok()) return st;
+  if (Status st = claim(seq); !st.ok()) {
+    count_publish_failure(me, st.code());
+    return st;
+  }
   me.claim_chunk.store(head, std::memory_order_relaxed);
   me.claimed_plus1.store(seq + 1, std::memory_order_relaxed);
   ChunkHeader& h = map_.chunk(head);
@@ -398,8 +408,10 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   h.sequence.store(seq, std::memory_order_relaxed);
   // The ring takes over our reference: forget the loans of the whole chain.
   std::uint32_t idx = head;
+  std::uint64_t bytes = 0;  // for published_bytes: the headers are ours and in cache already
   for (std::uint32_t n = 0; n < map_.config().max_segments && map_.valid_chunk(idx); ++n) {
     forget_loan(idx);
+    bytes += map_.chunk(idx).used_bytes.load(std::memory_order_relaxed);
     idx = map_.chunk(idx).next_segment.load(std::memory_order_relaxed);
   }
   RingSlot& rs = map_.ring_slot(seq);
@@ -412,6 +424,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
       // claim. The sequence stays a hole for the recoverers (fill_holes) or the next lap.
       map_.release(head);
       me.claimed_plus1.store(0, std::memory_order_release);  // release: as at the end below
+      count_publish_failure(me, st.code());
       return st;
     }
   }
@@ -456,6 +469,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   me.claimed_plus1.store(0, std::memory_order_release);
   // We are our publisher slot's only writer: a plain increment, no locked instruction.
   me.published.store(me.published.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  me.published_bytes.store(me.published_bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);  // as published
   // Seq_cst fence: Dekker pairing with a sleeping subscriber (sleepers++; fence; check data),
   // so either it sees our commit or we see it sleeping. No syscall when nobody sleeps. The
   // fence comes after every path that wrote a commit word (or, for a tombstoned sequence,

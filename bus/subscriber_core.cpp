@@ -38,6 +38,7 @@ SubscriberCore::SubscriberCore(const Topic& topic, SubscriberOptions options)
     record_owner(s.owner);
     s.lost.store(0, std::memory_order_relaxed);
     s.taken.store(0, std::memory_order_relaxed);
+    s.malformed.store(0, std::memory_order_relaxed);
     s.generation.fetch_add(1, std::memory_order_relaxed);  // relaxed: published by the state release below
     // Acquire: with the commit words we then read, we start from a consistent tail.
     std::uint64_t tail = ctl_.tail.load(std::memory_order_acquire);

@@ -134,13 +134,21 @@ TopicStats Topic::stats() const {
       if (r.role == SlotReference::Role::publisher) {
         const PublisherSlot& s = m.publisher(r.slot);
         clients.push_back({ClientSlotInfo::Role::publisher, r.slot, s.pid.load(std::memory_order_relaxed),
-                           s.published.load(std::memory_order_relaxed), 0, 0, {}});
+                           s.published.load(std::memory_order_relaxed), 0, 0, {}, {}});
+        ClientSlotInfo::Counters& c = clients.back().counters;
+        c.bytes = s.published_bytes.load(std::memory_order_relaxed);
+        c.refused = s.refused.load(std::memory_order_relaxed);
+        c.timed_out = s.timed_out.load(std::memory_order_relaxed);
+        c.loan_pool_exhausted = s.loan_pool_exhausted.load(std::memory_order_relaxed);
+        c.loan_too_many_loans = s.loan_too_many_loans.load(std::memory_order_relaxed);
+        c.loan_too_large = s.loan_too_large.load(std::memory_order_relaxed);
       } else {
         const SubscriberSlot& s = m.subscriber(r.slot);
         const std::uint64_t cursor = s.cursor.load(std::memory_order_relaxed);
         clients.push_back({ClientSlotInfo::Role::subscriber, r.slot, s.pid.load(std::memory_order_relaxed),
                            s.taken.load(std::memory_order_relaxed), s.lost.load(std::memory_order_relaxed),
-                           tail - std::min(tail, cursor), {}});
+                           tail - std::min(tail, cursor), {}, {}});
+        clients.back().counters.malformed = s.malformed.load(std::memory_order_relaxed);
       }
     }
     // Rows come right after their slot: they belong to the client pushed last.
@@ -160,11 +168,18 @@ TopicStats Topic::stats() const {
   walk_references(m, SlotsWalked::active, Usage{m, tail, owner, st.clients});
   // Summed over the pools that exist (one per publisher that ever registered, in an
   // anonymous region; the file's one pool otherwise).
-  for (const LocalClass& lc : m.classes()) {
-    SizeClassUsage u{lc.chunk_size, 0, 0, 0, 0, 0};
+  st.high_water_kept = m.external_pools();
+  for (std::size_t ci = 0; ci < m.classes().size(); ++ci) {
+    const LocalClass& lc = m.classes()[ci];
+    SizeClassUsage u{lc.chunk_size, 0, 0, 0, 0, 0, 0};
     for (std::uint32_t p = 0; p < m.pool_count(); ++p) {
       if (!m.pool_initialised(p)) continue;
       u.total += lc.chunk_count;
+      if (st.high_water_kept) {
+        // Written by the pool's owner, so untrusted here: clamped to the class's size.
+        const std::uint32_t hw = m.pool_high_water(p, ci);
+        u.high_water = std::max(u.high_water, std::min(hw, lc.chunk_count));
+      }
       const std::uint32_t first = p * m.chunks_per_pool() + lc.first_chunk;
       for (std::uint32_t i = first; i < first + lc.chunk_count; ++i) {
         if (m.chunk(i).refs.load(std::memory_order_relaxed) == 0 || owner[i] == 4) ++u.free;

@@ -220,6 +220,10 @@ class TopicMap {
     return lost_.load(std::memory_order_acquire) != 0 ||
            header().health.load(std::memory_order_relaxed) != kRegionHealthy;
   }
+  // FreeList::high_water of a pool's class, as stored (layout.hpp: untrusted, unclamped).
+  std::uint32_t pool_high_water(std::uint32_t pool, std::size_t cls) const noexcept {
+    return free_list(pool, cls).high_water.load(std::memory_order_relaxed);  // relaxed: a statistic
+  }
 
  private:
   TopicMap() = default;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 
+#include "metrics/counters.hpp"
 #include "publisher_core.hpp"
 #include "subscriber_core.hpp"
 #include "topic_admin.hpp"
@@ -137,6 +138,11 @@ capnp::ReaderOptions reader_options(const Topic& topic) noexcept {
   o.traversalLimitInWords = std::max<std::uint64_t>(64 * words, 8 * 1024 * 1024);
   o.nestingLimit = 64;
   return o;
+}
+
+void count_malformed(RawSubscriber& subscriber) noexcept {
+  SubscriberCore& core = TopicAccess::core(subscriber);
+  bump(core.map().subscriber(core.slot()).malformed);
 }
 
 bool validate_message(capnp::MessageReader& reader) noexcept {

@@ -242,6 +242,7 @@ struct Loop final : kj::TaskSet::ErrorHandler {
         if (d.leases) d.leases->revoke(name, "is damaged: " + what, "a participant that wrote its control words");
       }
       apply_durable_retention_all(d.opts.durable);
+      d.feed_metrics();
       return sweep_dead_owners(interval);
     });
   }
@@ -276,6 +277,10 @@ Daemon::Daemon(Options options) : s_(std::make_unique<State>()) {
   s.reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s.stop_fd < 0 || s.reload_fd < 0) fail_errno("eventfd");
   s.listen_fd = listen_unix(s.opts.socket_path());
+  if (s.opts.metrics_port != 0) {
+    s.metrics = std::make_unique<MetricsEndpoint>(s.opts.metrics_port, MetricsEndpoint::Limits{});
+    s.feed_metrics();
+  }
   spdlog::info("bus '{}' listening on {} (regions in {}, access rules: {})", s.opts.bus, s.opts.socket_path().string(),
                s.opts.resolved_region_dir().string(), s.opts.rules.source);
 }
@@ -323,6 +328,13 @@ void Daemon::run() {
   }
   s.clients.clear();
   s.io = nullptr;
+}
+
+void Daemon::State::feed_metrics() {
+  if (!metrics) return;
+  std::vector<shmbus::Topic> now;
+  for (const auto& [name, entry] : topics) now.push_back(entry.topic);
+  metrics->set_topics(std::move(now));
 }
 
 void Daemon::request_stop() noexcept {

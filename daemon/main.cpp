@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   std::string config, bus, runtime_dir, region_dir, socket_group, backing, log_level = "info";
   long handshake_ms = -1;
   long max_rps = -1;
+  long metrics_port = -1;
   bool check_only = false;
   app.add_option("-c,--config", config, "TOML config file (see shmbusd.example.toml)")->check(CLI::ExistingFile);
   app.add_option("-b,--bus", bus, "bus name (default: \"default\")");
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
   app.add_option("--default-backing", backing, "anonymous (memfd) or file")->check(CLI::IsMember({"anonymous", "file"}));
   app.add_option("--handshake-timeout-ms", handshake_ms, "close connections silent for this long");
   app.add_option("--max-requests-per-second", max_rps, "control requests per connection (0 = no limit)");
+  app.add_option("--metrics-port", metrics_port, "serve GET /metrics on 127.0.0.1/::1 at this port (0 = off, the default)")
+      ->check(CLI::Range(0, 65535));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("--check-config", check_only, "parse the configuration, print the result and exit");
@@ -66,6 +69,7 @@ int main(int argc, char** argv) {
     if (backing == "anonymous") options.default_backing = shmbus::RegionOptions::Backing::anonymous;
     if (handshake_ms >= 0) options.handshake_timeout = std::chrono::milliseconds(handshake_ms);
     if (max_rps >= 0) options.request_limits.per_second = static_cast<std::uint32_t>(max_rps);
+    if (metrics_port >= 0) options.metrics_port = static_cast<std::uint16_t>(metrics_port);
   } catch (const std::exception& e) {
     spdlog::critical("configuration: {}", e.what());
     return 2;

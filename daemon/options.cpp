@@ -155,7 +155,7 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
   }
   cx.only_keys(root, {"bus", "runtime_dir", "region_dir", "socket_group", "socket_dir_mode", "default_backing",
                       "handshake_timeout_ms", "max_requests_per_second", "request_burst", "max_connections_per_uid",
-                      "defaults", "topic", "access", "durable"},
+                      "metrics_port", "defaults", "topic", "access", "durable"},
                "the top level");
   if (auto v = cx.get<std::string>(root, "bus")) o.bus = *v;
   if (auto v = cx.get<std::string>(root, "runtime_dir")) o.runtime_dir = *v;
@@ -169,6 +169,10 @@ void load_config_file(const std::filesystem::path& path, Options& o) {
   if (auto v = cx.get<std::uint64_t>(root, "handshake_timeout_ms")) o.handshake_timeout = std::chrono::milliseconds(*v);
   if (auto v = cx.get<std::uint32_t>(root, "max_requests_per_second")) o.request_limits.per_second = *v;
   if (auto v = cx.get<std::uint32_t>(root, "max_connections_per_uid")) o.max_connections_per_uid = *v;
+  if (auto v = cx.get<std::uint32_t>(root, "metrics_port")) {
+    if (*v > 65535) cx.fail(*root.get("metrics_port"), "metrics_port must be 0 (off) or a TCP port, 1..65535");
+    o.metrics_port = static_cast<std::uint16_t>(*v);
+  }
   if (auto v = cx.get<std::uint32_t>(root, "request_burst")) {
     if (*v == 0) cx.fail(*root.get("request_burst"), "request_burst must be at least 1");
     o.request_limits.burst = *v;

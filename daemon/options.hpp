@@ -53,7 +53,9 @@ struct Options {
   // Control requests per connection (request_budget.hpp): over the rate a request is refused,
   // and a connection that goes on regardless is closed.
   RequestLimits request_limits;
-  bool notify_systemd = true;  // sd_notify READY/STOPPING/WATCHDOG (no-op without NOTIFY_SOCKET)
+  bool notify_systemd = true;
+  // The Prometheus endpoint's TCP port on 127.0.0.1 and ::1 (metrics_endpoint.hpp); 0 = off.
+  std::uint16_t metrics_port = 0;  // sd_notify READY/STOPPING/WATCHDOG (no-op without NOTIFY_SOCKET)
 
   // Resolved paths.
   std::filesystem::path resolved_runtime_dir() const;

@@ -15,6 +15,7 @@
 #include "control.capnp.h"
 #include "daemon.hpp"
 #include "instance_lock.hpp"
+#include "metrics_endpoint.hpp"
 #include "peer.hpp"
 #include "request_budget.hpp"
 #include "shmbus/topic.hpp"
@@ -105,6 +106,9 @@ struct Daemon::State {
   static constexpr std::chrono::seconds kHandBackWait{5};
   std::map<std::uint64_t, std::shared_ptr<ClientState>> clients;
   std::uint64_t next_client_id = 1;
+  std::unique_ptr<MetricsEndpoint> metrics;  // with Options::metrics_port; fed by the sweep
+  // Hands the endpoint the topics now served (after each sweep: at most 500 ms behind).
+  void feed_metrics();
 
   // Valid during run().
   kj::AsyncIoContext* io = nullptr;

@@ -26,7 +26,7 @@ using test::shmbus_cli;
 const std::vector<std::string> kEveryCommand = {
     "status", "topics", "topic info readings", "regions", "clients", "region inspect readings",
     "echo readings -n 1 --timeout 5", "hz readings --duration 1.2", "pub readings '{\"seq\": \"4242\"}'",
-    "snapshot readings -o {snap}", "dump {snap}",
+    "snapshot readings -o {snap}", "dump {snap}", "metrics readings", "top readings --once --interval 0.2",
 };
 
 // The commands `shmbus --help` lists: the names under "Subcommands:".
@@ -116,6 +116,8 @@ TEST_F(CliGlobalOptions, EveryCommandTakesJsonBusAndSocketAfterTheSubcommand) {
        }},
       {"snapshot", [](const std::string& out) { EXPECT_GE(json::parse(out)["messages"].get<int>(), 2); }},
       {"dump", [](const std::string& out) { EXPECT_EQ(json::parse(out)["topic"], "readings"); }},
+      {"metrics", [](const std::string& out) { EXPECT_EQ(json::parse(out).at(0)["publishers"].at(0)["published"], 2); }},
+      {"top", [](const std::string& out) { EXPECT_EQ(json_lines(out).at(0)["topics"].at(0)["topic"], "readings"); }},
   };
   for (std::string command : kEveryCommand) {
     SCOPED_TRACE(command);

@@ -88,7 +88,7 @@ TEST_F(CliTest, RegionInspectShowsAChunkHeldByALiveSubscriberWithItsPid) {
   waitpid(child, nullptr, 0);
   ASSERT_EQ(exit_code(r), 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
-  EXPECT_EQ(j["header"]["layout_version"], 6);  // bus/layout.hpp kLayoutVersion
+  EXPECT_EQ(j["header"]["layout_version"], 7);  // bus/layout.hpp kLayoutVersion
   EXPECT_EQ(j["header"]["kind"], "file");
   EXPECT_EQ(j["topic"]["name"], "readings");
   EXPECT_EQ(j["topic"]["published"], 1);

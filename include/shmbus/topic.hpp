@@ -37,6 +37,17 @@ struct ClientSlotInfo {
   std::uint64_t lost;       // subscriber only
   std::uint64_t backlog;    // subscriber only: messages published but not yet taken
   std::vector<std::uint32_t> chunks;  // chunks it holds (loaned or taken)
+  // The slot's metrics counters (docs/metrics.md), since it registered. Read from shared
+  // memory that any client may write: a statistic, never a fact to act on.
+  struct Counters {
+    std::uint64_t bytes = 0;                // publisher: payload bytes published
+    std::uint64_t refused = 0;              // publisher: publishes refused (fail_publish, queue full)
+    std::uint64_t timed_out = 0;            // publisher: publishes timed out (block)
+    std::uint64_t loan_pool_exhausted = 0;  // publisher: loans failing for want of a free chunk
+    std::uint64_t loan_too_many_loans = 0;  // publisher: loans failing, loan row full
+    std::uint64_t loan_too_large = 0;       // publisher: loans failing, above every size class
+    std::uint64_t malformed = 0;            // subscriber: taken messages that failed validation
+  } counters;
 };
 
 struct SizeClassUsage {
@@ -46,12 +57,19 @@ struct SizeClassUsage {
   std::uint32_t in_ring;    // referenced by the queue/history
   std::uint32_t loaned;     // held by publishers
   std::uint32_t held;       // held by subscribers
+  // The most chunks of this class one pool had out at once (the highest over the pools: each
+  // is one publisher's, and a loan fails when its own pool runs out). Kept only with external
+  // pools (TopicStats::high_water_kept); at most `total` of one pool.
+  std::uint32_t high_water = 0;
 };
 
 struct TopicStats {
   std::uint64_t published;  // sequence of the next message
   std::vector<SizeClassUsage> classes;
   std::vector<ClientSlotInfo> clients;
+  // False for a region whose one pool all publishers share (payload in the region, file
+  // regions): several poppers, so no pop count is kept and high_water stays 0.
+  bool high_water_kept = false;
 };
 
 class Topic {

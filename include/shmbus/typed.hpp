@@ -165,10 +165,16 @@ class Subscriber {
   Result<Sample<T>> from_raw(RawSample&& raw) noexcept {
     Sample<T> s;
     s.raw_ = std::move(raw);
-    if (!detail::read_segments(s.raw_, s.table_)) return Errc::malformed_message;
+    if (!detail::read_segments(s.raw_, s.table_)) {
+      detail::count_malformed(raw_);
+      return Errc::malformed_message;
+    }
     s.options_ = options_;
     s.reader_.emplace(s.table_.array(), options_);
-    if (!detail::validate_message(*s.reader_)) return Errc::malformed_message;
+    if (!detail::validate_message(*s.reader_)) {
+      detail::count_malformed(raw_);
+      return Errc::malformed_message;
+    }
     return Result<Sample<T>>(std::move(s));
   }
 

@@ -59,6 +59,9 @@ bool read_segments(const RawSample& sample, SegmentTable& table) noexcept;
 capnp::ReaderOptions reader_options(const Topic& topic) noexcept;
 // Walks the whole message once within the reader's limits. False when malformed.
 bool validate_message(capnp::MessageReader& reader) noexcept;
+// Counts a taken message that failed read_segments or validate_message in the subscriber's
+// slot (its `malformed` counter, docs/metrics.md).
+void count_malformed(RawSubscriber& subscriber) noexcept;
 PublisherCore& core_of(RawPublisher& publisher) noexcept;
 // `root` and every node it depends on, as a serialized schema.capnp CodeGeneratorRequest.
 std::string serialize_schema(capnp::Schema root);
