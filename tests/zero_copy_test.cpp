@@ -7,6 +7,8 @@
 
 #include <sys/mman.h>
 
+#include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "shmbus/shmbus.hpp"
@@ -36,14 +38,36 @@ Placement place(const Topic& topic, const void* p, std::size_t size) {
                    at->offset + size <= at->mapping_size, at->writable};
 }
 
-// Maps the region after reserving 64 MiB of address space (kept in `reserved`): the caller's
-// mappings, its payload pool among them, then lie at addresses no sibling process picked by
-// the same fork-inherited layout.
+// Maps the region where no sibling process forked from the same parent maps anything: a sibling
+// has this process's address-space layout, so a later mapping of either lands in the same
+// place whenever both ask for the same size from the same free gaps. Here every hole between
+// existing mappings (below 1 GiB: the gaps between libraries, not the large free area) is
+// filled with an inaccessible reservation, and the region is mapped twice, the first mapping
+// (where a sibling's sits) kept: everything this process maps next, its payload pool among
+// them, then lies below what a sibling maps at the same step.
 Topic map_elsewhere(const Topic& shared, std::vector<Topic>& keep) {
-  static void* reserved = mmap(nullptr, 64 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  (void)reserved;
+  struct Range {
+    std::uintptr_t begin, end;
+    bool stack;  // the hole below the stack is where it grows: left alone
+  };
+  std::vector<Range> ranges;
+  if (std::FILE* maps = std::fopen("/proc/self/maps", "r")) {
+    unsigned long begin = 0, end = 0;
+    char line[512];
+    while (std::fgets(line, sizeof line, maps)) {
+      if (std::sscanf(line, "%lx-%lx", &begin, &end) == 2)
+        ranges.push_back({begin, end, std::strstr(line, "[stack]") != nullptr});
+    }
+    std::fclose(maps);
+  }
+  for (std::size_t i = 1; i < ranges.size(); ++i) {
+    const std::uintptr_t hole = ranges[i - 1].end, size = ranges[i].begin - hole;
+    if (size == 0 || size >= (std::uintptr_t{1} << 30) || ranges[i].stack) continue;
+    mmap(reinterpret_cast<void*>(hole), size, PROT_NONE,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  }
   keep.push_back(Topic::open_fd(shared.fd()));
-  return keep.back();
+  return Topic::open_fd(shared.fd());
 }
 
 TopicConfig zero_copy_topic() {

@@ -450,8 +450,15 @@ TEST(FollowRevokedTopic, ExamplePairGoesOnAcrossATruncation) {
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
   const std::string sub_text = slurp(sub_out), pub_text = slurp(pub_out);
-  // A typed loan made just before the revocation may fail to publish (region_lost), once.
-  EXPECT_TRUE(pub_rc == 0 || pub_text.find("(1 failed)") != std::string::npos) << pub_text;
+  // A typed loan made just before the revocation may fail to publish (region_lost), and the
+  // loans of the few milliseconds until the fresh region is there fail too (the publisher
+  // sends at 1 kHz, so a loaded machine may see several); the other ~2000 go out.
+  std::uint64_t pub_failed = 0;
+  if (auto end = pub_text.find(" failed)"); end != std::string::npos) {
+    auto begin = pub_text.rfind('(', end) + 1;
+    pub_failed = std::stoull(pub_text.substr(begin, end - begin));
+  }
+  EXPECT_TRUE(pub_rc == 0 || (pub_text.find(" failed)") != std::string::npos && pub_failed <= 50)) << pub_text;
   EXPECT_NE(sub_text.find("to 1 revocation(s)"), std::string::npos) << sub_text;
   std::uint64_t received = 0;  // from its summary, "subscriber: N messages, latency ..."
   if (auto end = sub_text.find(" messages, latency"); end != std::string::npos) {
