@@ -11,5 +11,6 @@ void add_region_commands(CLI::App& app, const GlobalOptions& global);    // regi
 void add_snapshot_commands(CLI::App& app, const GlobalOptions& global);  // snapshot, dump
 void add_stream_commands(CLI::App& app, const GlobalOptions& global);    // echo, hz, pub
 void add_daemon_commands(CLI::App& app, const GlobalOptions& global);    // status, topics, topic info, regions, clients
+void add_durable_commands(CLI::App& app, const GlobalOptions& global);   // record, replay, log info
 
 }  // namespace shmbus::cli
