@@ -112,28 +112,35 @@ void record(const RecordArgs& args, const GlobalOptions& global) {
   // when several topics have messages waiting.
   std::vector<std::optional<RawSample>> heads(subs.size());
   auto want_more = [&] { return args.count < 0 || recorded < static_cast<std::uint64_t>(args.count); };
-  while (!g_interrupted && want_more() && clock::now() < deadline) {
+  auto oldest_head = [&] {  // subs.size() when no topic has one
     std::size_t pick = subs.size();
     for (std::size_t i = 0; i < subs.size(); ++i) {
-      if (!heads[i]) {
-        Result<RawSample> s = subs[i].take();
-        if (!s && s.code() != Errc::no_data) throw Error(s.code(), "topic '" + opened[i].topic.name() + "': " + s.name());
-        if (s) {
-          missed += s->lost_before();
-          heads[i].emplace(std::move(s.value()));
-        }
-      }
       if (heads[i] && (pick == subs.size() || heads[i]->publish_time_ns() < heads[pick]->publish_time_ns())) pick = i;
     }
-    if (pick == subs.size()) {
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-      continue;
-    }
-    append_message(log, *heads[pick], typed[pick], static_cast<std::uint16_t>(pick));
-    heads[pick].reset();
+    return pick;
+  };
+  auto record_head = [&](std::size_t i) {
+    append_message(log, *heads[i], typed[i], static_cast<std::uint16_t>(i));
+    heads[i].reset();
     ++recorded;
-    ++per_topic[pick];
+    ++per_topic[i];
+  };
+  while (!g_interrupted && want_more() && clock::now() < deadline) {
+    for (std::size_t i = 0; i < subs.size(); ++i) {
+      if (heads[i]) continue;
+      Result<RawSample> s = subs[i].take();
+      if (!s && s.code() != Errc::no_data) throw Error(s.code(), "topic '" + opened[i].topic.name() + "': " + s.name());
+      if (s) {
+        missed += s->lost_before();
+        heads[i].emplace(std::move(s.value()));
+      }
+    }
+    std::size_t pick = oldest_head();
+    if (pick == subs.size()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    else record_head(pick);
   }
+  // Stopped by a signal or --duration: the messages already taken go in too, in order.
+  for (std::size_t pick = oldest_head(); pick != subs.size() && want_more(); pick = oldest_head()) record_head(pick);
   if (global.json) {
     nlohmann::json topics = nlohmann::json::array();
     for (std::size_t i = 0; i < subs.size(); ++i) topics.push_back({{"topic", opened[i].topic.name()}, {"messages", per_topic[i]}});
