@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "cli_run.hpp"
+#include "shmbus/durable.hpp"
 #include "shmbus/shmbus.hpp"
 #include "test_messages.capnp.h"
 
@@ -281,6 +282,41 @@ TEST_F(DurableCliTest, LogInfoAndDumpShowARecordingsTopicsAndDecodedMessages) {
   EXPECT_NE(some.out.find("seq = 1,"), std::string::npos) << some.out;
   EXPECT_NE(some.out.find("#2 "), std::string::npos) << some.out;
   EXPECT_EQ(some.out.find("#3 "), std::string::npos) << some.out;
+}
+
+TEST_F(DurableCliTest, LogInfoAndDumpReadADurableTopicsLogWithItsNamedReaders) {
+  DurableConfig c;
+  c.directory = dir_ / "logs";
+  c.topic = "ticks";
+  c.segment_size = 64 << 10;  // small segments: 200 messages of 500 bytes need several
+  {
+    DurableAppender log(c);
+    std::string payload(500, 'x');
+    for (int i = 0; i < 200; ++i) {
+      payload[0] = static_cast<char>(i);
+      ASSERT_TRUE(log.append(std::as_bytes(std::span(payload))).ok()) << log.last_error();
+    }
+  }
+  DurableReader reader = DurableReader::named(c.directory, c.topic, "audit");
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(reader.next());  // stores the position past the first 3
+  const std::string topic_dir = (c.directory / c.topic).string();
+  CliRun info = shmbus_cli("--json log info " + topic_dir);
+  ASSERT_EQ(info.exit_code(), 0) << info.err;
+  nlohmann::json j = nlohmann::json::parse(info.out);
+  EXPECT_EQ(j["kind"], "durable topic");
+  EXPECT_EQ(j["topic"], "ticks");
+  EXPECT_EQ(j["type"], "raw bytes");
+  EXPECT_EQ(j["messages"], 200);
+  EXPECT_EQ(j["segments"].size(), list_durable_segments(c.directory, c.topic).size());
+  EXPECT_GT(j["segments"].size(), 1u);
+  ASSERT_EQ(j["named_readers"].size(), 1u);
+  EXPECT_EQ(j["named_readers"][0]["name"], "audit");
+  EXPECT_EQ(j["named_readers"][0]["position"], 3);  // past the samples returned before its latest next()
+  CliRun dump = shmbus_cli("dump " + topic_dir + " --from 150 -n 3");
+  ASSERT_EQ(dump.exit_code(), 0) << dump.err;
+  EXPECT_NE(dump.out.find("#150 "), std::string::npos) << dump.out;
+  EXPECT_NE(dump.out.find("(500 bytes) 96787878"), std::string::npos) << dump.out;  // 150 = 0x96, then 'x'
+  EXPECT_EQ(dump.out.find("#153 "), std::string::npos) << dump.out;
 }
 
 TEST_F(DurableCliTest, LogInfoAndDumpRefuseAForeignOrTruncatedSegmentInOneLine) {
