@@ -205,27 +205,33 @@ TEST_F(DurableCliTest, RecordOfTwoTopicsAndReplayGiveTheSameStreamWithTheOrigina
   EXPECT_NE(out.find("replayed 25 messages"), std::string::npos) << out;
 
   ASSERT_EQ(got.size(), sent.size());
+  // This loop polls alpha before beta: two messages replayed back to back (a burst of the
+  // original publisher) may be seen here out of order. The replayer's stamps give its order.
+  std::stable_sort(got.begin(), got.end(), [](const Received& a, const Received& b) { return a.replayed_ns < b.replayed_ns; });
   for (std::size_t i = 0; i < sent.size(); ++i) {  // message for message, in the global order
     EXPECT_EQ(got[i].topic, sent[i].topic) << "message " << i;
     EXPECT_EQ(got[i].seq, sent[i].seq) << "message " << i;
     EXPECT_EQ(got[i].original_time_ns, sent[i].time_ns) << "message " << i;
     EXPECT_EQ(got[i].body, "message " + std::to_string(i));
   }
-  // Timing: the whole stream, and the typical gap, within 10 % of the original spacing.
+  // Timing: the whole stream within 10 % of the original.
   const double original_span = static_cast<double>(sent.back().time_ns - sent.front().time_ns);
   const double replay_span = static_cast<double>(got.back().replayed_ns - got.front().replayed_ns);
   EXPECT_NEAR(replay_span / original_span, 1.0, 0.10) << replay_span / 1e6 << " ms vs " << original_span / 1e6 << " ms";
+  // And over every window of 4 consecutive gaps (40 ms): the replayer keeps an absolute
+  // schedule, so one late wake-up (a few ms on this shared 2-core machine under ctest -j2)
+  // lengthens one gap and shortens the next; a window holds both. A publisher delayed by the
+  // scheduler sent a burst instead, replayed as such: windows it shrank below 20 ms say nothing.
+  constexpr std::size_t kWindow = 4;
   std::vector<double> gap_errors;
-  for (std::size_t i = 1; i < sent.size(); ++i) {
-    double original = static_cast<double>(sent[i].time_ns - sent[i - 1].time_ns);
-    double replayed = static_cast<double>(got[i].replayed_ns - got[i - 1].replayed_ns);
-    // A publisher delayed by the scheduler sends a burst: gaps of microseconds, replayed as
-    // such, whose relative error says nothing. The gaps the publisher kept are compared.
-    if (original >= 2e6) gap_errors.push_back(std::abs(replayed - original) / original);
+  for (std::size_t i = kWindow; i < sent.size(); ++i) {
+    double original = static_cast<double>(sent[i].time_ns - sent[i - kWindow].time_ns);
+    double replayed = static_cast<double>(got[i].replayed_ns - got[i - kWindow].replayed_ns);
+    if (original >= 20e6) gap_errors.push_back(std::abs(replayed - original) / original);
   }
   ASSERT_GE(gap_errors.size(), sent.size() / 2);
   std::nth_element(gap_errors.begin(), gap_errors.begin() + gap_errors.size() / 2, gap_errors.end());
-  EXPECT_LT(gap_errors[gap_errors.size() / 2], 0.10) << "median relative error of the replayed gaps";
+  EXPECT_LT(gap_errors[gap_errors.size() / 2], 0.10) << "median relative error of the replayed 4-gap windows";
 }
 
 TEST_F(DurableCliTest, ReplayOfOneTopicFromASequenceAsFastAsPossibleSkipsTheRest) {
