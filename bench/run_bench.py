@@ -797,11 +797,30 @@ def main():
                     r = runner.run(group, label, binary, argv, rnd, extra)
                     if group == "rss" and label == "iceoryx":
                         r["roudi"] = runner.roudi_memory()
+        runner.durable = run_durable_bench(args.build, args.quick, log)
     finally:
         runner.stop_roudi()
     t_end = datetime.datetime.now().astimezone()
     facts["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     finish(args, runner, facts, plots_dir, log, have_iox, t_start, t_end, save=True)
+
+
+def run_durable_bench(build, quick, log):
+    """Durable topics (bench/durable_bench.cpp): one run, each case beside its floor in the
+    same process; the ratios are printed and kept in results.json under "durable"."""
+    binary = os.path.join(build, "bench", "shmbus_durable_bench")
+    if not os.path.exists(binary):
+        print(f"durable: {binary} not built, skipped", flush=True)
+        return []
+    argv = [binary] + (["--quick"] if quick else [])
+    log.write("$ " + " ".join(argv) + "\n")
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, text=True, timeout=600)
+    cases = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    for c in cases:
+        print("  durable " + " ".join(f"{k}={v}" for k, v in c.items()), flush=True)
+    if p.returncode != 0:
+        print(f"durable: exit {p.returncode} (see {log.name})", flush=True)
+    return cases
 
 
 def finish(args, runner, facts, plots_dir, log, have_iox, t_start, t_end, save):
@@ -818,7 +837,8 @@ def finish(args, runner, facts, plots_dir, log, have_iox, t_start, t_end, save):
     if save:
         with open(os.path.join(plots_dir, "results.json"), "w") as f:
             json.dump({"facts": facts, "quick": args.quick, "rounds": args.rounds, "iox_status": runner.iox_status,
-                       "t_start": t_start.isoformat(), "t_end": t_end.isoformat(), "results": runner.results}, f, indent=1)
+                       "t_start": t_start.isoformat(), "t_end": t_end.isoformat(), "results": runner.results,
+                       "durable": getattr(runner, "durable", [])}, f, indent=1)
     print(f"wrote {args.out} ({sum(1 for r in runner.results if r['kept'])}/{len(runner.results)} runs kept), "
           f"plots {', '.join(plots) or 'none'}; log {log.name}")
 

@@ -12,5 +12,6 @@ void add_snapshot_commands(CLI::App& app, const GlobalOptions& global);  // snap
 void add_stream_commands(CLI::App& app, const GlobalOptions& global);    // echo, hz, pub
 void add_daemon_commands(CLI::App& app, const GlobalOptions& global);    // status, topics, topic info, regions, clients
 void add_metrics_commands(CLI::App& app, const GlobalOptions& global);   // metrics, top
+void add_durable_commands(CLI::App& app, const GlobalOptions& global);   // record, replay, log info
 
 }  // namespace shmbus::cli

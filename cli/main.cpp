@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   shmbus::cli::add_stream_commands(app, global);
   shmbus::cli::add_daemon_commands(app, global);
   shmbus::cli::add_metrics_commands(app, global);
+  shmbus::cli::add_durable_commands(app, global);
   add_global_options(app, global);
   try {
     app.parse(argc, argv);

@@ -1,9 +1,11 @@
 // shmbus snapshot TOPIC -o FILE and shmbus dump FILE: save a consistent copy of a topic's
 // retained messages, and read it back offline through the schema recorded inside it.
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "durable_commands.hpp"
 #include "message_codec.hpp"
 #include "output.hpp"
 #include "shmbus/snapshot.hpp"
@@ -20,6 +22,7 @@ struct SnapshotArgs {
 struct DumpArgs {
   std::string file;
   long count = -1;
+  LogDumpOptions log;  // a directory: a durable log or a recording (durable_commands.cpp)
 };
 
 void dump(const DumpArgs& args, const GlobalOptions& global) {
@@ -79,10 +82,14 @@ void add_snapshot_commands(CLI::App& app, const GlobalOptions& global) {
   });
 
   auto d = std::make_shared<DumpArgs>();
-  CLI::App* dc = app.add_subcommand("dump", "Print the messages of a snapshot file, decoded through its recorded schema");
-  dc->add_option("FILE", d->file, "Snapshot file")->required();
+  CLI::App* dc = app.add_subcommand("dump", "Print the messages of a snapshot file, durable log or recording, decoded through its recorded schema");
+  dc->add_option("FILE", d->file, "Snapshot file, or a recording / durable topic's log directory")->required();
   dc->add_option("-n,--count", d->count, "Print at most COUNT messages");
-  dc->callback([d, &global] { dump(*d, global); });
+  add_log_dump_options(*dc, d->log);
+  dc->callback([d, &global] {
+    if (std::filesystem::is_directory(d->file)) return dump_log(d->file, d->log, d->count, global);
+    dump(*d, global);
+  });
 }
 
 }  // namespace shmbus::cli

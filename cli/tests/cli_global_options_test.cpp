@@ -22,11 +22,12 @@ using test::CliRun;
 using test::shmbus_cli;
 
 // Every command, with the arguments it needs against the "readings" topic of the fixture.
-// `{snap}` stands for a snapshot file.
+// `{snap}` stands for a snapshot file, `{rec}` for a recording directory.
 const std::vector<std::string> kEveryCommand = {
     "status", "topics", "topic info readings", "regions", "clients", "region inspect readings",
     "echo readings -n 1 --timeout 5", "hz readings --duration 1.2", "pub readings '{\"seq\": \"4242\"}'",
     "snapshot readings -o {snap}", "dump {snap}", "metrics readings", "top readings --once --interval 0.2",
+    "record readings -o {rec} --duration 0.3", "log info {rec}", "replay {rec} --as-fast",
 };
 
 // The commands `shmbus --help` lists: the names under "Subcommands:".
@@ -118,10 +119,15 @@ TEST_F(CliGlobalOptions, EveryCommandTakesJsonBusAndSocketAfterTheSubcommand) {
       {"dump", [](const std::string& out) { EXPECT_EQ(json::parse(out)["topic"], "readings"); }},
       {"metrics", [](const std::string& out) { EXPECT_EQ(json::parse(out).at(0)["publishers"].at(0)["published"], 2); }},
       {"top", [](const std::string& out) { EXPECT_EQ(json_lines(out).at(0)["topics"].at(0)["topic"], "readings"); }},
+      {"record", [](const std::string& out) { EXPECT_EQ(json::parse(out)["topics"].at(0)["topic"], "readings"); }},
+      {"log", [](const std::string& out) { EXPECT_EQ(json::parse(out)["kind"], "recording"); }},
+      {"replay", [](const std::string& out) { EXPECT_EQ(json::parse(out)["messages"], 0); }},
   };
+  const std::string rec = (daemon_.dir() / "rec").string();
   for (std::string command : kEveryCommand) {
     SCOPED_TRACE(command);
     if (auto at = command.find("{snap}"); at != std::string::npos) command.replace(at, 6, snap);
+    if (auto at = command.find("{rec}"); at != std::string::npos) command.replace(at, 5, rec);
     CliRun r = shmbus_cli(command + globals_after());
     ASSERT_EQ(r.exit_code(), 0) << r.err;
     ASSERT_TRUE(check.contains(first_word(command)));
@@ -135,7 +141,7 @@ TEST_F(CliGlobalOptions, EveryCommandTakesJsonBusAndSocketAfterTheSubcommand) {
 
 TEST_F(CliGlobalOptions, EveryCommandsHelpListsTheGlobalOptions) {
   for (const char* command : {"status", "topics", "topic info", "regions", "clients", "region inspect", "echo",
-                                     "hz", "pub", "snapshot", "dump"}) {
+                                     "hz", "pub", "snapshot", "dump", "record", "replay", "log info"}) {
     SCOPED_TRACE(command);
     CliRun help = shmbus_cli(std::string(command) + " --help");
     EXPECT_EQ(help.exit_code(), 0) << help.err;
