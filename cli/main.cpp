@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   shmbus::cli::add_snapshot_commands(app, global);
   shmbus::cli::add_stream_commands(app, global);
   shmbus::cli::add_daemon_commands(app, global);
+  shmbus::cli::add_service_commands(app, global);
   add_global_options(app, global);
   try {
     app.parse(argc, argv);
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   } catch (const shmbus::Error& e) {
     std::fprintf(stderr, "shmbus: %s\n", e.what());
-    return kExitFailed;
+    return shmbus::cli::exit_status_of(e);
   } catch (const kj::Exception& e) {
     std::fprintf(stderr, "shmbus: %s\n", one_line(e).c_str());
     return kExitFailed;
