@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   shmbus::cli::add_daemon_commands(app, global);
   shmbus::cli::add_metrics_commands(app, global);
   shmbus::cli::add_durable_commands(app, global);
+  shmbus::cli::add_service_commands(app, global);
   add_global_options(app, global);
   try {
     app.parse(argc, argv);
@@ -80,7 +81,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   } catch (const shmbus::Error& e) {
     std::fprintf(stderr, "shmbus: %s\n", e.what());
-    return kExitFailed;
+    return shmbus::cli::exit_status_of(e);
   } catch (const kj::Exception& e) {
     std::fprintf(stderr, "shmbus: %s\n", one_line(e).c_str());
     return kExitFailed;

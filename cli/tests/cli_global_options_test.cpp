@@ -3,7 +3,10 @@
 // went wrong: the real `shmbus` binary against a real shmbusd.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstring>
 #include <functional>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -28,6 +31,7 @@ const std::vector<std::string> kEveryCommand = {
     "echo readings -n 1 --timeout 5", "hz readings --duration 1.2", "pub readings '{\"seq\": \"4242\"}'",
     "snapshot readings -o {snap}", "dump {snap}", "metrics readings", "top readings --once --interval 0.2",
     "record readings -o {rec} --duration 0.3", "log info {rec}", "replay {rec} --as-fast",
+    "services --dir {dir}", "service info echo --dir {dir}", "call echo hi --dir {dir}",
 };
 
 // The commands `shmbus --help` lists: the names under "Subcommands:".
@@ -99,6 +103,27 @@ TEST_F(CliGlobalOptions, TheTestCoversEveryCommandTheHelpLists) {
 TEST_F(CliGlobalOptions, EveryCommandTakesJsonBusAndSocketAfterTheSubcommand) {
   Subscriber<shmbus::test::Reading> sub(client_->open_topic("readings", Role::subscriber), {.with_history = false});
   const std::string snap = (daemon_.dir() / "snap.bin").string();
+  // A daemonless service "echo" in {dir}, answered by a server thread while the commands run.
+  const std::filesystem::path service_dir = daemon_.dir() / "services";
+  std::filesystem::create_directories(service_dir);
+  Service echo_service = Service::create({.name = "echo"}, {.backing = RegionOptions::Backing::file, .directory = service_dir});
+  std::atomic<bool> stop{false};
+  std::thread server_thread([&] {
+    ServiceServer server(echo_service);
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: only a flag, no data with it
+      Result<ServiceRequest> req = server.take_wait(std::chrono::milliseconds(20));
+      if (!req) continue;
+      Result<ResponseLoan> out = server.loan(req->data().size());
+      if (!out) continue;
+      std::memcpy(out->data().data(), req->data().data(), req->data().size());
+      (void)server.respond(*req, std::move(*out));
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() { stop = true; t.join(); }
+  } join{stop, server_thread};
   std::map<std::string, std::function<void(const std::string&)>> check = {
       {"status", [&](const std::string& out) { EXPECT_EQ(json::parse(out)["daemon_pid"], daemon_.pid()); }},
       {"topics", [](const std::string& out) { EXPECT_EQ(json::parse(out).at(0)["name"], "readings"); }},
@@ -122,12 +147,16 @@ TEST_F(CliGlobalOptions, EveryCommandTakesJsonBusAndSocketAfterTheSubcommand) {
       {"record", [](const std::string& out) { EXPECT_EQ(json::parse(out)["topics"].at(0)["topic"], "readings"); }},
       {"log", [](const std::string& out) { EXPECT_EQ(json::parse(out)["kind"], "recording"); }},
       {"replay", [](const std::string& out) { EXPECT_EQ(json::parse(out)["messages"], 0); }},
+      {"services", [](const std::string& out) { EXPECT_EQ(json::parse(out).at(0)["servers_alive"], 1); }},
+      {"service", [](const std::string& out) { EXPECT_EQ(json::parse(out)["servers"].size(), 1u); }},
+      {"call", [](const std::string& out) { EXPECT_EQ(json_lines(out).at(0)["hex"], "6869"); }},
   };
   const std::string rec = (daemon_.dir() / "rec").string();
   for (std::string command : kEveryCommand) {
     SCOPED_TRACE(command);
     if (auto at = command.find("{snap}"); at != std::string::npos) command.replace(at, 6, snap);
     if (auto at = command.find("{rec}"); at != std::string::npos) command.replace(at, 5, rec);
+    if (auto at = command.find("{dir}"); at != std::string::npos) command.replace(at, 5, service_dir.string());
     CliRun r = shmbus_cli(command + globals_after());
     ASSERT_EQ(r.exit_code(), 0) << r.err;
     ASSERT_TRUE(check.contains(first_word(command)));
@@ -141,7 +170,8 @@ TEST_F(CliGlobalOptions, EveryCommandTakesJsonBusAndSocketAfterTheSubcommand) {
 
 TEST_F(CliGlobalOptions, EveryCommandsHelpListsTheGlobalOptions) {
   for (const char* command : {"status", "topics", "topic info", "regions", "clients", "region inspect", "echo",
-                                     "hz", "pub", "snapshot", "dump", "record", "replay", "log info"}) {
+                                     "hz", "pub", "snapshot", "dump", "record", "replay", "log info",
+                                     "services", "service info", "call"}) {
     SCOPED_TRACE(command);
     CliRun help = shmbus_cli(std::string(command) + " --help");
     EXPECT_EQ(help.exit_code(), 0) << help.err;
