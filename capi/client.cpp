@@ -15,8 +15,10 @@ shmbus_errc hand_out(Topic topic, shmbus_topic_t** out, const char* where) {
   return shmbus_errc_ok;
 }
 
-Role to_cpp(shmbus_role role) { return role == shmbus_role_publisher ? Role::publisher : Role::subscriber; }
-bool valid(shmbus_role role) { return role == shmbus_role_publisher || role == shmbus_role_subscriber; }
+// The caller's role as the int it is in C (enum_field: a bad value must be refused, not read
+// through the C++ enum type).
+Role to_cpp(int role) { return role == shmbus_role_publisher ? Role::publisher : Role::subscriber; }
+bool valid(int role) { return role == shmbus_role_publisher || role == shmbus_role_subscriber; }
 
 }  // namespace
 
@@ -69,11 +71,12 @@ shmbus_errc shmbus_client_open_topic(shmbus_client_t* client, const shmbus_topic
   static constexpr const char* where = "shmbus_client_open_topic";
   if (!alive(client, Tag::client)) return fail_misuse(where, "NULL or invalid client handle");
   if (out == nullptr) return fail_misuse(where, "the topic output pointer is NULL");
-  if (!valid(role)) return fail_misuse(where, "role is not a shmbus_role_*");
+  const int r = enum_field(role);
+  if (!valid(r)) return fail_misuse(where, "role is not a shmbus_role_*");
   return guarded(where, [&] {
     TopicConfig t;
     if (shmbus_errc e = capi::to_cpp(config, t, where); e != shmbus_errc_ok) return e;
-    return hand_out(client->client.open_topic(t, ::to_cpp(role)), out, where);
+    return hand_out(client->client.open_topic(t, ::to_cpp(r)), out, where);
   });
 }
 
@@ -83,8 +86,9 @@ shmbus_errc shmbus_client_open_existing_topic(shmbus_client_t* client, const cha
   if (!alive(client, Tag::client)) return fail_misuse(where, "NULL or invalid client handle");
   if (out == nullptr) return fail_misuse(where, "the topic output pointer is NULL");
   if (name == nullptr) return fail_misuse(where, "name is NULL");
-  if (!valid(role)) return fail_misuse(where, "role is not a shmbus_role_*");
-  return guarded(where, [&] { return hand_out(client->client.open_existing_topic(name, ::to_cpp(role)), out, where); });
+  const int r = enum_field(role);
+  if (!valid(r)) return fail_misuse(where, "role is not a shmbus_role_*");
+  return guarded(where, [&] { return hand_out(client->client.open_existing_topic(name, ::to_cpp(r)), out, where); });
 }
 
 }  // extern "C"

@@ -103,9 +103,9 @@ shmbus_errc fail_misuse(const char* where, const char* what) noexcept {
 extern "C" {
 
 const char* shmbus_errc_name(shmbus_errc code) {
-  if (static_cast<int>(code) < 0 || static_cast<int>(code) > static_cast<int>(shmbus::capi::kLastCode))
-    return "unknown error";
-  return shmbus::errc_name(static_cast<shmbus::Errc>(code));
+  const int v = shmbus::capi::enum_field(code);  // any int a C caller passes
+  if (v < 0 || v > static_cast<int>(shmbus::capi::kLastCode)) return "unknown error";
+  return shmbus::errc_name(static_cast<shmbus::Errc>(v));
 }
 
 const char* shmbus_last_error_message(void) {

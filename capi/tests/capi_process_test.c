@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -48,6 +49,7 @@ static int start_daemon(void) {
   snprintf(socket_path, sizeof socket_path, "%s/default.sock", runtime_dir);
   pid_t pid = fork();
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a test that crashed */
     execl(SHMBUSD_BINARY, SHMBUSD_BINARY, "--runtime-dir", runtime_dir, "--log-level", "warn", (char*)NULL);
     _exit(127);
   }
@@ -97,6 +99,7 @@ static pid_t spawn_peer(const char* mode, const char* topic, int count, int* out
   if (out_fd != NULL && pipe(p) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a test that crashed */
     if (out_fd != NULL) {
       dup2(p[1], STDOUT_FILENO);
       close(p[0]);
@@ -288,7 +291,10 @@ static int a_killed_c_publishers_loans_come_back_without_a_daemon(void) {
   int p[2];
   CHECK(pipe(p) == 0);
   pid_t child = fork();
-  if (child == 0) loan_holding_child(topic, NULL, 5, p[1]);
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    loan_holding_child(topic, NULL, 5, p[1]);
+  }
   remember_child(child);
   close(p[1]);
   char c;
@@ -315,7 +321,10 @@ static int a_killed_c_publishers_loans_are_given_back_by_the_daemon(void) {
   int p[2];
   CHECK(pipe(p) == 0);
   pid_t child = fork(); /* before this process starts a client (and its thread) */
-  if (child == 0) loan_holding_child(NULL, "capi/killed", 5, p[1]);
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    loan_holding_child(NULL, "capi/killed", 5, p[1]);
+  }
   remember_child(child);
   close(p[1]);
   char c;
