@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "durable_inspect.hpp"
 #include "message_codec.hpp"
 #include "output.hpp"
 #include "topic_source.hpp"
@@ -102,6 +103,7 @@ void topic_info(const std::string& name, const GlobalOptions& global) {
     return std::nullopt;
   };
   std::optional<TopicListing> first = find();
+  if (!first && show_declared_durable_log(*client, name, global)) return;  // durable_inspect.cpp
   if (!first) throw Error(Errc::invalid_config, "no topic '" + name + "' on bus '" + global.bus + "' (see: shmbus topics)");
   auto t0 = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the current rate needs two readings

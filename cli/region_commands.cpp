@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "durable_inspect.hpp"
 #include "message_codec.hpp"
 #include "output.hpp"
 #include "topic_source.hpp"
@@ -67,6 +68,7 @@ std::string seal_names(int seals) {
 // crash. Everything shown is bounded by the configuration validated at open (stats(),
 // busy_chunks() and region_info() never index with a value read from the mapping unchecked).
 void inspect(const std::string& target, const GlobalOptions& global) {
+  if (is_durable_log_dir(target)) return inspect_durable_log(target, nullptr, global);  // durable_inspect.cpp
   std::optional<OpenedTopic> maybe;
   try {
     maybe.emplace(inspect_topic(target, global));

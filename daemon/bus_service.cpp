@@ -279,6 +279,25 @@ class BusService final : public control::Bus::Server {
     return kj::READY_NOW;
   }
 
+  kj::Promise<void> openDurable(OpenDurableContext context) override {
+    admit();
+    auto p = context.getParams();
+    std::string name = p.getName();
+    bool publish = p.getRole() == control::Role::PUBLISHER;
+    // Access first, as for openTopic: a refused peer learns nothing about which logs exist.
+    if (std::string why = d_.opts.rules.check(name, publish, identity(*c_)); !why.empty()) {
+      refuse(*c_, control::RefusalCode::ACCESS_DENIED, why);
+    }
+    const DurableTopicSettings* log = find_durable_topic(d_.opts.durable, name);
+    if (log == nullptr) {
+      refuse(*c_, control::RefusalCode::NO_SUCH_TOPIC, "no durable topic '" + name + "' is declared on bus '" +
+                                                           d_.opts.bus + "' (its [[durable]] tables)");
+    }
+    spdlog::info("{}: opened durable topic '{}' to {}", c_->tag(), name, publish ? "append" : "read");
+    shmbus::wire::to_wire(describe(*log), context.getResults().initLog());
+    return kj::READY_NOW;
+  }
+
  private:
   // Every request starts here: the connection has spoken (the handshake timer leaves it
   // alone now) and spends one request of its budget. Over budget, the request is refused

@@ -241,7 +241,7 @@ struct Loop final : kj::TaskSet::ErrorHandler {
       for (const auto& [name, what] : damaged) {
         if (d.leases) d.leases->revoke(name, "is damaged: " + what, "a participant that wrote its control words");
       }
-      apply_durable_retention_all(d.opts.durable);
+      d.durable_watch.tick(d.opts.durable);
       d.feed_metrics();
       return sweep_dead_owners(interval);
     });

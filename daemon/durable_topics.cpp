@@ -6,11 +6,14 @@
 #include <stdexcept>
 #include <toml++/toml.h>
 
+#include "durable/segment.hpp"
+
 namespace shmbusd {
 namespace {
 
-const std::set<std::string> kDurableKeys = {"name", "directory", "segment_size", "max_age_s", "max_bytes",
-                                            "max_segments"};
+const std::set<std::string> kDurableKeys = {"name",      "directory", "segment_size", "max_age_s",
+                                            "max_bytes", "max_segments", "flush",       "flush_every_n",
+                                            "flush_interval_ms"};
 
 std::uint64_t non_negative(const std::string& where, const toml::table& t, const char* key, std::uint64_t fallback) {
   const toml::node* n = t.get(key);
@@ -23,7 +26,67 @@ std::uint64_t non_negative(const std::string& where, const toml::table& t, const
   return static_cast<std::uint64_t>(*v);
 }
 
+std::string line_of(const std::string& where, const toml::node& n) {
+  return where + ":" + std::to_string(n.source().begin.line);
+}
+
+// flush = "none" | "every_n" | "interval" | "each_publish", with flush_every_n for every_n and
+// flush_interval_ms for interval; a count or interval without its mode is refused (it would
+// silently do nothing).
+shmbus::FlushPolicy parse_flush(const std::string& where, const std::string& at, const toml::table& t) {
+  using Mode = shmbus::FlushPolicy::Mode;
+  shmbus::FlushPolicy f;
+  const toml::node* mode = t.get("flush");
+  const toml::node* every = t.get("flush_every_n");
+  const toml::node* interval = t.get("flush_interval_ms");
+  if (mode != nullptr) {
+    auto v = mode->value<std::string>();
+    if (v && *v == "none") f.mode = Mode::none;
+    else if (v && *v == "every_n") f.mode = Mode::every_n;
+    else if (v && *v == "interval") f.mode = Mode::interval;
+    else if (v && *v == "each_publish") f.mode = Mode::each_publish;
+    else {
+      throw std::runtime_error(line_of(where, *mode) +
+                               ": 'flush' must be \"none\", \"every_n\", \"interval\" or \"each_publish\"");
+    }
+  }
+  if (every != nullptr && f.mode != Mode::every_n) {
+    throw std::runtime_error(line_of(where, *every) + ": 'flush_every_n' needs flush = \"every_n\"");
+  }
+  if (interval != nullptr && f.mode != Mode::interval) {
+    throw std::runtime_error(line_of(where, *interval) + ": 'flush_interval_ms' needs flush = \"interval\"");
+  }
+  if (f.mode == Mode::every_n) {
+    std::uint64_t n = non_negative(where, t, "flush_every_n", 0);
+    if (n == 0 || n > UINT32_MAX) {
+      throw std::runtime_error((every ? line_of(where, *every) : at) +
+                               ": flush = \"every_n\" needs 'flush_every_n', 1..4294967295 messages");
+    }
+    f.every_n = static_cast<std::uint32_t>(n);
+  }
+  if (f.mode == Mode::interval) {
+    std::uint64_t ms = non_negative(where, t, "flush_interval_ms", 0);
+    if (ms == 0) {
+      throw std::runtime_error((interval ? line_of(where, *interval) : at) +
+                               ": flush = \"interval\" needs 'flush_interval_ms', a positive number of milliseconds");
+    }
+    f.interval = std::chrono::milliseconds(ms);
+  }
+  return f;
+}
+
 }  // namespace
+
+shmbus::DurableLogInfo describe(const DurableTopicSettings& s) {
+  return {s.name, s.directory, s.segment_size, s.flush, s.retention};
+}
+
+const DurableTopicSettings* find_durable_topic(const std::vector<DurableTopicSettings>& topics, const std::string& name) {
+  for (const DurableTopicSettings& s : topics) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
 
 std::vector<DurableTopicSettings> parse_durable_topics(const std::filesystem::path& file) {
   const std::string where = file.string();
@@ -55,12 +118,22 @@ std::vector<DurableTopicSettings> parse_durable_topics(const std::filesystem::pa
     s.name = *name;
     s.directory = *dir;
     s.segment_size = non_negative(where, *t, "segment_size", s.segment_size);
+    if (s.segment_size < shmbus::detail::durable::kMinSegmentSize || s.segment_size > shmbus::detail::durable::kMaxSegmentSize) {
+      throw std::runtime_error(line_of(where, *t->get("segment_size")) +
+                               ": 'segment_size' must be 65536 .. 1099511627776 bytes");
+    }
     s.retention.max_age = std::chrono::seconds(non_negative(where, *t, "max_age_s", 0));
     s.retention.max_bytes = non_negative(where, *t, "max_bytes", 0);
     s.retention.max_segments = non_negative(where, *t, "max_segments", 0);
+    s.flush = parse_flush(where, at, *t);
     s.origin = at;
+    try {
+      shmbus::detail::validate_durable_name("durable topic", s.name);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(line_of(where, *t->get("name")) + ": 'name': " + e.what());
+    }
     for (const DurableTopicSettings& other : out) {
-      if (other.name == s.name && other.directory == s.directory) {
+      if (other.name == s.name) {
         throw std::runtime_error(at + ": durable topic '" + s.name + "' is declared twice (also at " + other.origin + ")");
       }
     }
@@ -76,6 +149,7 @@ void prepare_durable_topics(const std::vector<DurableTopicSettings>& topics) {
       c.directory = s.directory;
       c.topic = s.name;
       c.segment_size = s.segment_size;
+      c.flush = s.flush;
       shmbus::DurableAppender create(c);  // creates the directory and the first segment if missing
       spdlog::info("durable topic '{}': log {}", s.name, create.log_path().string());
     } catch (const std::exception& e) {

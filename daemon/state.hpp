@@ -14,6 +14,7 @@
 
 #include "control.capnp.h"
 #include "daemon.hpp"
+#include "durable_watch.hpp"
 #include "instance_lock.hpp"
 #include "metrics_endpoint.hpp"
 #include "peer.hpp"
@@ -106,6 +107,7 @@ struct Daemon::State {
   static constexpr std::chrono::seconds kHandBackWait{5};
   std::map<std::uint64_t, std::shared_ptr<ClientState>> clients;
   std::uint64_t next_client_id = 1;
+  DurableWatch durable_watch;  // the declared logs' truncation check and retention, on the sweep
   std::unique_ptr<MetricsEndpoint> metrics;  // with Options::metrics_port; fed by the sweep
   // Hands the endpoint the topics now served (after each sweep: at most 500 ms behind).
   void feed_metrics();

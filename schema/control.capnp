@@ -206,4 +206,31 @@ interface Bus {
   registerPool @8 (topic :Text, pool :UInt32, generation :UInt32, memfd :PayloadPool);
   # A subscriber asks for a pool it cannot open itself. Requires subscribe or publish rights.
   getPool @9 (topic :Text, pool :UInt32, generation :UInt32) -> (memfd :PayloadPool);
+
+  # Durable topics (docs/durable.md, "Under the daemon"): the log `name` declared in the
+  # daemon's [[durable]] tables, for `role` (publisher = append, subscriber = read), checked
+  # against the access rules like a topic of that name. The reply says where the log lives and
+  # how to append to it; the client opens the files itself (no daemon on the data path).
+  # Refused: accessDenied (naming the rule), noSuchTopic (no such declared log).
+  openDurable @10 (name :Text, role :Role) -> (log :DurableLog);
+}
+
+enum FlushMode {
+  none @0;
+  everyN @1;
+  interval @2;
+  eachPublish @3;
+}
+
+# A durable log as the daemon declares it (shmbusd's [[durable]] table).
+struct DurableLog {
+  name @0 :Text;
+  directory @1 :Text;       # the segments are in directory/name, as the daemon's mount namespace sees it
+  segmentSize @2 :UInt64;
+  flushMode @3 :FlushMode;
+  flushEveryN @4 :UInt32;
+  flushIntervalMs @5 :UInt64;
+  maxAgeS @6 :UInt64;       # retention, applied by the daemon; 0 = no limit by it
+  maxBytes @7 :UInt64;
+  maxSegments @8 :UInt64;
 }

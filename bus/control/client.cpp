@@ -545,6 +545,16 @@ void Client::unregister_subscriber(const RawSubscriber& sub) {
   impl_->remove_registration({t.name(), Role::subscriber, sub.slot(), detail::subscriber_generation(t, sub.slot())});
 }
 
+DurableLogInfo Client::durable_log(const std::string& name, Role role) {
+  return impl_->call(("opening durable topic '" + name + "'").c_str(), [&](control::Bus::Client& b) {
+    auto req = b.openDurableRequest();
+    req.setName(name);
+    req.setRole(wire::to_wire(role));
+    return req.send().then(
+        [](capnp::Response<control::Bus::OpenDurableResults>&& resp) { return wire::from_wire(resp.getLog()); });
+  });
+}
+
 BusStatusInfo Client::status() {
   return impl_->call("reading bus status", [](control::Bus::Client& b) {
     return b.statusRequest().send().then(

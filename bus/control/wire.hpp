@@ -58,6 +58,10 @@ ClientListing from_wire(control::ClientInfo::Reader in);
 void to_wire(const BusStatusInfo& status, control::BusStatus::Builder out);
 BusStatusInfo from_wire(control::BusStatus::Reader in);
 
+// --- Durable topics (durable_wire.cpp) ---
+void to_wire(const DurableLogInfo& log, control::DurableLog::Builder out);
+DurableLogInfo from_wire(control::DurableLog::Reader in);
+
 // --- Refusals ---
 // The exception a daemon throws to refuse a request: text "[<RefusalCode name>] <message>"
 // (see RefusalCode in control.capnp for why a text form).

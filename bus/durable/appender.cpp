@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "durable/leftovers.hpp"
 #include "durable/segment.hpp"
 #include "futex.hpp"
 #include "process_identity.hpp"
@@ -134,6 +135,7 @@ DurableAppender::DurableAppender(const DurableConfig& config) : config_(config) 
   std::error_code ec;
   std::filesystem::create_directories(log_path_, ec);
   if (ec) throw Error(Errc::system_error, "durable log " + log_path_.string() + ": " + ec.message());
+  detail::remove_durable_leftovers(log_path_);  // of creators killed mid-create (leftovers.hpp)
   std::filesystem::path schema = log_path_ / "schema";
   if (!std::filesystem::exists(schema)) {
     std::filesystem::path tmp = log_path_ / (".schema.tmp." + std::to_string(getpid()));

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "shmbus/config.hpp"
+#include "shmbus/durable_client.hpp"
 #include "shmbus/raw.hpp"
 #include "shmbus/topic.hpp"
 
@@ -185,6 +186,15 @@ class Client {
   // (it is matched by generation).
   void unregister_publisher(const RawPublisher& pub);
   void unregister_subscriber(const RawSubscriber& sub);
+
+  // Durable topics the daemon declares (durable_client.hpp; docs/durable.md). The role is
+  // checked like a topic's: publisher = append, subscriber = read. Throws Error(access_denied)
+  // naming the rule, Error(no_such_topic) for a log the daemon does not declare,
+  // Error(system_error) when the daemon is unreachable; the open itself throws as
+  // DurableAppender/DurableReader do. Appending and reading then need no daemon.
+  DurableLogInfo durable_log(const std::string& name, Role role);
+  std::unique_ptr<DurableAppender> open_durable_appender(const std::string& name);
+  DurableReader open_durable_reader(const std::string& name, const DurableStart& from = DurableStart::oldest());
 
   BusStatusInfo status();
   // The registry: every topic with its configuration, pool use and slots.
