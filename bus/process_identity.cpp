@@ -10,8 +10,11 @@
 namespace shmbus::detail {
 namespace {
 
-// Field 22 of /proc/<pid>/stat; 0 when the process does not exist. The command name (field 2)
-// may hold spaces and parentheses, so parse from the last ')'.
+// Field 22 of /proc/<pid>/stat; 0 when the process does not exist or is a zombie (exited, not
+// yet reaped: it runs no code and touches no memory any more). The command name (field 2) may
+// hold spaces and parentheses, so parse from the last ')'. A zombie is state Z (or X) with at
+// most one thread: a process whose main thread alone exited also shows Z, with its live
+// threads counted in field 20 (docs/linux-facts.md section 7).
 std::uint64_t start_time_of(pid_t pid) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
@@ -22,19 +25,22 @@ std::uint64_t start_time_of(pid_t pid) noexcept {
   std::fclose(f);
   buf[n] = 0;
   const char* p = std::strrchr(buf, ')');
-  if (p == nullptr) return 0;
-  // After ") " come fields 3..; start time is field 22, i.e. the 20th after the name.
-  unsigned long long value = 0;
+  if (p == nullptr || p[1] != ' ' || p[2] == 0) return 0;
+  const char state = p[2];  // field 3
+  // After ") " come fields 3..; threads are field 20, start time field 22.
+  unsigned long long threads = 0, value = 0;
   int field = 2;
   for (const char* q = p + 1; *q != 0; ++q) {
     if (*q == ' ') {
       ++field;
+      if (field == 20) threads = std::strtoull(q + 1, nullptr, 10);
       if (field == 22) {
         value = std::strtoull(q + 1, nullptr, 10);
         break;
       }
     }
   }
+  if ((state == 'Z' || state == 'X') && threads <= 1) return 0;
   return value;
 }
 

@@ -298,6 +298,68 @@ class BusService final : public control::Bus::Server {
     return kj::READY_NOW;
   }
 
+  // Services (docs/services.md): the region here, the topics by openTopic afterwards.
+  kj::Promise<void> openService(OpenServiceContext context) override {
+    admit();
+    auto p = context.getParams();
+    std::string name = p.getConfig().getName();
+    const Right right = p.getRole() == control::ServiceRole::CALL ? Right::call : Right::serve;
+    if (std::string why = d_.opts.rules.check_service(name, right, identity(*c_)); !why.empty()) {
+      refuse(*c_, control::RefusalCode::ACCESS_DENIED, why);
+    }
+    auto it = d_.services.find(name);
+    if (it == d_.services.end()) {
+      if (p.getMustExist()) {
+        refuse(*c_, control::RefusalCode::NO_SUCH_TOPIC, "no service '" + name + "' on bus '" + d_.opts.bus + "'");
+      }
+      if (std::string why = d_.opts.rules.check_service(name, Right::create, identity(*c_)); !why.empty()) {
+        refuse(*c_, control::RefusalCode::ACCESS_DENIED, why);
+      }
+      auto text = [](capnp::Data::Reader d) { return std::string(reinterpret_cast<const char*>(d.begin()), d.size()); };
+      try {
+        d_.create_service(p.getConfig(), text(p.getRequestSchema()), text(p.getResponseSchema()), c_->peer.uid);
+      } catch (const shmbus::Error& e) {
+        refuse(*c_, e.code() == shmbus::Errc::type_mismatch ? control::RefusalCode::EXISTS_WITH_OTHER_CONFIG
+                                                            : control::RefusalCode::INVALID_CONFIG,
+               "cannot create service '" + name + "': " + e.what());
+      } catch (const std::exception& e) {
+        refuse(*c_, control::RefusalCode::INVALID_CONFIG, "cannot create service '" + name + "': " + e.what());
+      }
+      it = d_.services.find(name);
+    } else {
+      const shmbus::Service& s = it->second.service;
+      auto differs = [](std::uint64_t asked, std::uint64_t have) { return asked != 0 && asked != have; };
+      if (differs(p.getConfig().getRequestTypeId(), s.request_type_id()) ||
+          differs(p.getConfig().getResponseTypeId(), s.response_type_id())) {
+        refuse(*c_, control::RefusalCode::EXISTS_WITH_OTHER_CONFIG,
+               "service '" + name + "' carries request/response type ids " + std::to_string(s.request_type_id()) + "/" +
+                   std::to_string(s.response_type_id()) + ", not " + std::to_string(p.getConfig().getRequestTypeId()) +
+                   "/" + std::to_string(p.getConfig().getResponseTypeId()));
+      }
+    }
+    c_->services.insert(name);
+    spdlog::info("{}: opened service '{}' to {}", c_->tag(), name, right_name(right));
+    auto r = context.getResults();
+    r.setRegion(kj::heap<shmbus::wire::ServiceRegionServer>(it->second.service));
+    shmbus::wire::to_wire(it->second.service.config(), r.initConfig());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> listServices(ListServicesContext context) override {
+    admit();
+    std::vector<const ServiceEntry*> visible;
+    for (auto& [name, e] : d_.services) {
+      // Only services this peer may call or serve: the names themselves can be sensitive.
+      if (d_.opts.rules.check_service(name, Right::call, identity(*c_)).empty() ||
+          d_.opts.rules.check_service(name, Right::serve, identity(*c_)).empty()) {
+        visible.push_back(&e);
+      }
+    }
+    auto list = context.getResults().initServices(static_cast<unsigned>(visible.size()));
+    for (unsigned i = 0; i < visible.size(); ++i) shmbus::wire::to_wire(visible[i]->service.listing(), list[i]);
+    return kj::READY_NOW;
+  }
+
  private:
   // Every request starts here: the connection has spoken (the handshake timer leaves it
   // alone now) and spends one request of its budget. Over budget, the request is refused

@@ -186,6 +186,7 @@ struct Loop final : kj::TaskSet::ErrorHandler {
       // its own slots go now. The rest goes when the connection closes.
       kj::Promise<void> died = obs->whenBecomesReadable().then([this, st]() {
         std::size_t n = d.reclaim(*st, st->peer.pid);
+        if (!st->services.empty()) n += d.reclaim_services(st->services, true);
         spdlog::info("{}: process exited; reclaimed {} slot(s)", st->tag(), n);
         return kj::Promise<void>(kj::NEVER_DONE);
       });
@@ -198,6 +199,7 @@ struct Loop final : kj::TaskSet::ErrorHandler {
         st->regs.clear();
       }
       std::size_t n = d.reclaim(*st);
+      if (!st->services.empty()) n += d.reclaim_services(st->services, true);  // rows of its dead processes
       if (n) spdlog::info("{}: reclaimed {} slot(s) after disconnect", st->tag(), n);
       d.clients.erase(st->id);
     }).attach(kj::mv(conn));
@@ -242,6 +244,9 @@ struct Loop final : kj::TaskSet::ErrorHandler {
         if (d.leases) d.leases->revoke(name, "is damaged: " + what, "a participant that wrote its control words");
       }
       d.durable_watch.tick(d.opts.durable);
+      // Services: the rows of dead servers and clients (their topics were swept above).
+      if (!d.pending_services.empty()) d.adopt_service_files();
+      d.reclaim_services({}, false);
       d.feed_metrics();
       return sweep_dead_owners(interval);
     });
@@ -273,6 +278,7 @@ Daemon::Daemon(Options options) : s_(std::make_unique<State>()) {
   s.lock = std::make_unique<InstanceLock>(s.opts.lock_path(), s.opts.bus);
   make_private_dir(s.opts.resolved_region_dir(), 0700, std::nullopt);  // clients get fds, not paths
   s.adopt_region_files();
+  s.adopt_service_files();  // after the topics: a service needs both of its own
   s.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   s.reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s.stop_fd < 0 || s.reload_fd < 0) fail_errno("eventfd");

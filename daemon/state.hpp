@@ -19,6 +19,8 @@
 #include "metrics_endpoint.hpp"
 #include "peer.hpp"
 #include "request_budget.hpp"
+#include "shmbus/client.hpp"
+#include "shmbus/service.hpp"
 #include "shmbus/topic.hpp"
 
 namespace shmbusd {
@@ -56,6 +58,14 @@ struct RevokedTopic {
   uid_t creator_uid = 0;
 };
 
+// A request/response service (daemon/services.cpp): its region, and its two topics, which are
+// ordinary entries of the topic registry as well (leases, damage checks, dead-slot reclaim).
+struct ServiceEntry {
+  shmbus::Service service;
+  uid_t creator_uid = 0;
+  bool adopted = false;  // re-adopted from a previous daemon's region directory
+};
+
 class LeaseWatch;
 
 struct SlotRegistration {
@@ -83,6 +93,7 @@ struct ClientState {
   bool was_cut_off = false;
   std::set<std::pair<std::string, bool>> granted;  // (topic, publisher?) allowed on this connection
   std::set<SlotRegistration> regs;
+  std::set<std::string> services;  // opened on this connection: their dead rows go when it ends
   std::string tag() const { return "client #" + std::to_string(id) + " (" + peer.describe() + ")"; }
   ~ClientState();  // closes the pidfd
 };
@@ -105,6 +116,9 @@ struct Daemon::State {
   // How long the sweep leaves a leased file to a client's hand-back before it opens the path
   // itself (which starts the kernel's lease-break-time countdown).
   static constexpr std::chrono::seconds kHandBackWait{5};
+  std::map<std::string, ServiceEntry> services;
+  // Service region files whose topics were not re-adopted yet (their leases): retried by the sweep.
+  std::set<std::filesystem::path> pending_services;
   std::map<std::uint64_t, std::shared_ptr<ClientState>> clients;
   std::uint64_t next_client_id = 1;
   DurableWatch durable_watch;  // the declared logs' truncation check and retention, on the sweep
@@ -122,6 +136,17 @@ struct Daemon::State {
   // Gives back what `client` registered: all of it (its connection closed), or only slots whose
   // owner pid in the region is `dead_pid` (its pidfd fired). Returns slots reclaimed.
   std::size_t reclaim(ClientState& client, pid_t dead_pid = 0);
+  // ---- services (daemon/services.cpp) ----
+  // Creates service `request.name` (region and both topics) over the library's defaults.
+  // Throws shmbus::Error: invalid_config, or type_mismatch when one of its topics exists alone.
+  ServiceEntry& create_service(control::ServiceConfig::Reader request, std::string request_schema,
+                               std::string response_schema, uid_t creator);
+  // Frees the rows of dead servers and clients of `names` (every service when empty), their
+  // pending calls' clients then see server_gone; with `topics_too` also the dead processes'
+  // slots of those services' topics (the sweep reclaims topics by itself). Returns how many.
+  std::size_t reclaim_services(const std::set<std::string>& names, bool topics_too);
+  // Service region files of the region directory, once their topics are registered.
+  void adopt_service_files();
   void reload_rules();
   void adopt_region_files();
   // One region file; false if a file lease on it is still held by somebody who does not answer.

@@ -213,6 +213,19 @@ interface Bus {
   # how to append to it; the client opens the files itself (no daemon on the data path).
   # Refused: accessDenied (naming the rule), noSuchTopic (no such declared log).
   openDurable @10 (name :Text, role :Role) -> (log :DurableLog);
+
+  # ---- Request/response services (types at the end of this file) ----
+  # Opens service `config.name`, creating its region and topics if the bus has none yet.
+  # `role` is checked against the access rules' `call` / `serve` lists, creating against
+  # `create` (or `serve`); a refusal names the rule. `requestSchema` / `responseSchema`:
+  # serialized schema nodes of the request and response types (as openTopic's typeSchema),
+  # recorded in the topics' regions at creation, so tools decode calls. With `mustExist`, a
+  # service the bus does not have is refused (noSuchTopic) instead of created. The client
+  # then opens the two topics with openTopic(mustExist) in the roles its service role implies.
+  openService @11 (config :ServiceConfig, role :ServiceRole, requestSchema :Data, responseSchema :Data,
+                   mustExist :Bool) -> (region :ServiceRegion, config :ServiceConfig);
+  # The services this peer may call or serve, with their rows as the daemon judges them.
+  listServices @12 () -> (services :List(ServiceInfo));
 }
 
 enum FlushMode {
@@ -234,3 +247,57 @@ struct DurableLog {
   maxBytes @7 :UInt64;
   maxSegments @8 :UInt64;
 }
+
+# ---- Request/response services (docs/services.md) ----
+# A service is its service region plus two ordinary topics, "service/NAME/request" and
+# "service/NAME/response". openService creates or opens the region and both topics; the
+# client then opens the two topics with openTopic (mustExist) in the roles its service role
+# implies, so pools, registrations and hand-back after a restart are the topics' own.
+
+enum ServiceRole {
+  call @0;           # publishes requests, takes responses
+  serve @1;          # takes requests, publishes responses
+}
+
+# Mirrors shmbus::ServiceConfig (include/shmbus/service.hpp); 0 / empty / unset = the
+# library's default. In a reply: what the service was created with.
+struct ServiceConfig {
+  name @0 :Text;
+  requestClasses @1 :List(SizeClass);
+  responseClasses @2 :List(SizeClass);
+  requestQueueDepth @3 :UInt32;
+  responseQueueDepth @4 :UInt32;
+  requestPolicy @5 :Policy;
+  responsePolicy @6 :Policy;
+  blockTimeoutNs @7 :UInt64;
+  maxServers @8 :UInt32;
+  maxClients @9 :UInt32;
+  maxCallsPerClient @10 :UInt32;
+  requestTypeId @11 :UInt64;   # Cap'n Proto struct ids; 0 = raw bytes
+  responseTypeId @12 :UInt64;
+  backing @13 :Backing;
+}
+
+# A service region; its fd travels with the capability like a Region's (map it with
+# shmbus::Service::open_fds together with the two topics' fds).
+interface ServiceRegion {
+  describe @0 () -> (service :Text, size :UInt64, backing :Backing, path :Text);
+}
+
+struct ServiceRow {
+  id @0 :UInt32;             # server or client row
+  pid @1 :Int32;             # as the row's owner recorded it
+  alive @2 :Bool;            # the daemon's judgement (/proc: start time, not a zombie)
+  served @3 :UInt64;         # servers: requests claimed
+  callsInFlight @4 :UInt32;  # clients
+}
+
+struct ServiceInfo {
+  config @0 :ServiceConfig;
+  requestSchema @1 :Data;    # serialized schema nodes (as Bus.openTopic's typeSchema); empty = raw
+  responseSchema @2 :Data;
+  servers @3 :List(ServiceRow);
+  clients @4 :List(ServiceRow);
+  requestsPublished @5 :UInt64;
+  responsesPublished @6 :UInt64;
+  path @7 :Text;             # region file; empty for an anonymous service

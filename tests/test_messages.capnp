@@ -18,3 +18,14 @@ struct Tree {
 struct Blob {
   parts @0 :List(Data);
 }
+
+# A typed request/response service's types (cli/tests/service_daemon_cli_test.cpp).
+struct MultiplyRequest {
+  a @0 :Int64;
+  b @1 :Int64;
+}
+
+struct MultiplyResponse {
+  product @0 :Int64;
+  note @1 :Text;
+}

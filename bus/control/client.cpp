@@ -19,6 +19,7 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -209,14 +210,18 @@ struct Client::Impl {
   // Hands `topic`'s map its pool source: the daemon's copy of a pool, asked for by the topic's
   // name as long as this client's latest handle of that name maps the same region (a topic
   // revoked and served anew under its name has other pools).
-  void serve_pools(const Topic& topic) {
+  // `or_proc`: a pool the daemon does not have is looked for through /proc all the same
+  // (service topics: their ServiceServers and ServiceClients register their pools only when
+  // the user registers them, Client::register_server / register_client).
+  void serve_pools(const Topic& topic, bool or_proc = false) {
     struct stat region {};
     if (fstat(topic.fd(), &region) != 0) return;  // the source only adds a way to find pools
     detail::TopicAccess::map(topic).set_pool_fd_source([broker = pool_broker, name = topic.name(), dev = region.st_dev,
-                                    ino = region.st_ino](std::uint32_t pool, std::uint32_t generation) {
+                                    ino = region.st_ino, or_proc](std::uint32_t pool, std::uint32_t generation) {
       std::shared_lock lock(broker->mu);
       if (broker->client == nullptr) return detail::TopicMap::kPoolUnknownHere;  // client gone
-      return broker->client->fetch_pool(name, dev, ino, pool, generation);
+      int fd = broker->client->fetch_pool(name, dev, ino, pool, generation);
+      return or_proc && fd == detail::TopicMap::kPoolRefused ? detail::TopicMap::kPoolUnknownHere : fd;
     });
   }
 
@@ -506,6 +511,77 @@ Topic Client::open_existing_topic(const std::string& name, Role role) {
 Topic Client::open_topic_typed(const TopicConfig& config, Role role, capnp::Schema schema) {
   std::string bytes = serialize_schema_nodes(schema);
   return open_topic(config, role, std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
+}
+
+// ---- Services: openService for the service region, then the two topics by openTopic in the
+// roles the service role implies (so pools, registrations and hand-back are the topics' own).
+
+namespace {
+
+template <typename Fill>
+Service open_service_through(Client::Impl& im, const std::string& name, ServiceRole role, Fill&& fill) {
+  int region_fd = im.call(("opening service '" + name + "'").c_str(), [&](control::Bus::Client& b) {
+    auto req = b.openServiceRequest();
+    fill(req);
+    req.setRole(wire::to_wire(role));
+    return req.send().then([](capnp::Response<control::Bus::OpenServiceResults>&& resp) {
+      control::ServiceRegion::Client region = resp.getRegion();
+      // The reply stays attached until we hold our own dup (see open_through).
+      return region.getFd()
+          .then([region](kj::Maybe<int> fd) mutable -> int {
+            KJ_IF_MAYBE (f, fd) {
+              int own = fcntl(*f, F_DUPFD_CLOEXEC, 0);
+              KJ_REQUIRE(own >= 0, "out of file descriptors");
+              return own;
+            }
+            KJ_FAIL_REQUIRE("the daemon's reply carried no service region fd (fd passing unavailable?)");
+          })
+          .attach(kj::mv(resp));
+    });
+  });
+  kj::AutoCloseFd region(region_fd);
+  const bool calls = role == ServiceRole::call;
+  auto topic = [&](const std::string& topic_name, bool publish) {
+    return open_through(im, topic_name, [&](control::Bus::OpenTopicParams::Builder req) {
+      req.initConfig().setName(topic_name);
+      req.setRole(wire::to_wire(publish ? Role::publisher : Role::subscriber));
+      req.setMustExist(true);
+    });
+  };
+  Topic requests = topic(Service::request_topic_name(name), calls);
+  Topic responses = topic(Service::response_topic_name(name), !calls);
+  im.serve_pools(requests, true);
+  im.serve_pools(responses, true);
+  return Service::open(region.get(), std::move(requests), std::move(responses));
+}
+
+}  // namespace
+
+Service Client::open_service(const ServiceConfig& config, ServiceRole role) {
+  return open_service_through(*impl_, config.name, role, [&](control::Bus::OpenServiceParams::Builder req) {
+    wire::to_wire(config, req.initConfig());
+    req.setRequestSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(config.request_schema.data()),
+                                      config.request_schema.size()));
+    req.setResponseSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(config.response_schema.data()),
+                                       config.response_schema.size()));
+  });
+}
+
+Service Client::open_existing_service(const std::string& name, ServiceRole role) {
+  return open_service_through(*impl_, name, role, [&](control::Bus::OpenServiceParams::Builder req) {
+    req.initConfig().setName(name);
+    req.setMustExist(true);
+  });
+}
+
+std::vector<ServiceListing> Client::list_services() {
+  return impl_->call("listing services", [](control::Bus::Client& b) {
+    return b.listServicesRequest().send().then([](capnp::Response<control::Bus::ListServicesResults>&& resp) {
+      std::vector<ServiceListing> out;
+      for (control::ServiceInfo::Reader s : resp.getServices()) out.push_back(wire::from_wire(s));
+      return out;
+    });
+  });
 }
 
 RawPublisher Client::publisher(const Topic& topic) {

@@ -11,4 +11,11 @@ kj::Promise<void> RegionServer::describe(DescribeContext context) {
   return kj::READY_NOW;
 }
 
+kj::Promise<void> ServiceRegionServer::describe(DescribeContext context) {
+  auto r = context.getResults();
+  r.setService(service_.name());
+  r.setBacking(service_.requests().path().empty() ? control::Backing::ANONYMOUS : control::Backing::FILE);
+  return kj::READY_NOW;
+}
+
 }  // namespace shmbus::wire

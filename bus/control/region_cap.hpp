@@ -4,6 +4,7 @@
 #pragma once
 
 #include "control.capnp.h"
+#include "shmbus/service.hpp"
 #include "shmbus/topic.hpp"
 
 namespace shmbus::wire {
@@ -19,6 +20,19 @@ class RegionServer final : public control::Region::Server {
 
  private:
   Topic topic_;
+};
+
+// A service region served the same way (openService replies); the Service keeps its fd open.
+class ServiceRegionServer final : public control::ServiceRegion::Server {
+ public:
+  explicit ServiceRegionServer(Service service) : service_(std::move(service)) {}
+  kj::Maybe<int> getFd() override { return service_.fd(); }
+
+ protected:
+  kj::Promise<void> describe(DescribeContext context) override;
+
+ private:
+  Service service_;
 };
 
 }  // namespace shmbus::wire

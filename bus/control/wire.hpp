@@ -62,6 +62,15 @@ BusStatusInfo from_wire(control::BusStatus::Reader in);
 void to_wire(const DurableLogInfo& log, control::DurableLog::Builder out);
 DurableLogInfo from_wire(control::DurableLog::Reader in);
 
+// --- Services (bus/control/service_wire.cpp) ---
+// Every field of `config` but the schemas (they travel as openService's own parameters).
+void to_wire(const ServiceConfig& config, control::ServiceConfig::Builder out);
+// A request over ServiceConfig's defaults: fields left 0 / empty / unset keep them.
+ServiceConfig from_wire(control::ServiceConfig::Reader in);
+control::ServiceRole to_wire(ServiceRole role);
+void to_wire(const ServiceListing& listing, control::ServiceInfo::Builder out);
+ServiceListing from_wire(control::ServiceInfo::Reader in);
+
 // --- Refusals ---
 // The exception a daemon throws to refuse a request: text "[<RefusalCode name>] <message>"
 // (see RefusalCode in control.capnp for why a text form).

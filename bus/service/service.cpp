@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "process_identity.hpp"
 #include "service/service_region.hpp"
 
 namespace shmbus {
@@ -54,8 +55,14 @@ Service Service::create(const ServiceConfig& config, const RegionOptions& option
   req.block_timeout = config.block_timeout;
   req.max_publishers = config.max_clients;
   req.max_subscribers = config.max_servers;
+  // The types travel with the topics' regions (as any topic records its type), so every
+  // process that maps the service, and tools, can read them without a daemon.
+  req.type_id = config.request_type_id;
+  req.schema = config.request_schema;
   TopicConfig resp = req;
   resp.name = response_topic_name(config.name);
+  resp.type_id = config.response_type_id;
+  resp.schema = config.response_schema;
   resp.size_classes = with_header(config.response_classes, sizeof(ResponseHeader));
   resp.queue_depth = config.response_queue_depth;
   resp.policy = config.response_policy;
@@ -89,9 +96,11 @@ Service Service::open_files(const std::filesystem::path& directory, const std::s
 }
 
 Service Service::open_fds(int region_fd, int requests_fd, int responses_fd) {
+  return open(region_fd, Topic::open_fd(requests_fd), Topic::open_fd(responses_fd));
+}
+
+Service Service::open(int region_fd, Topic requests, Topic responses) {
   auto region = ServiceRegion::open_fd(region_fd);
-  Topic requests = Topic::open_fd(requests_fd);
-  Topic responses = Topic::open_fd(responses_fd);
   if (requests.name() != request_topic_name(region->name()) || responses.name() != response_topic_name(region->name())) {
     throw Error(Errc::invalid_config, "service '" + region->name() + "': topics '" + requests.name() + "' and '" +
                                           responses.name() + "' are not its request and response topics");
@@ -100,6 +109,32 @@ Service Service::open_fds(int region_fd, int requests_fd, int responses_fd) {
 }
 
 const std::string& Service::name() const noexcept { return region_->name(); }
+ServiceConfig Service::config() const {
+  const TopicConfig& req = requests_.config();
+  const TopicConfig& resp = responses_.config();
+  auto without_header = [](std::vector<SizeClass> classes, std::size_t header) {
+    for (SizeClass& c : classes) c.chunk_size = c.chunk_size > header ? c.chunk_size - header : 0;
+    return classes;
+  };
+  ServiceConfig c;
+  c.name = name();
+  c.request_classes = without_header(req.size_classes, sizeof(RequestHeader));
+  c.response_classes = without_header(resp.size_classes, sizeof(ResponseHeader));
+  c.request_queue_depth = req.queue_depth;
+  c.response_queue_depth = resp.queue_depth;
+  c.request_policy = req.policy;
+  c.response_policy = resp.policy;
+  c.block_timeout = req.block_timeout;
+  c.max_servers = max_servers();
+  c.max_clients = max_clients();
+  c.max_calls_per_client = max_calls_per_client();
+  c.request_type_id = request_type_id();
+  c.response_type_id = response_type_id();
+  c.request_schema = req.schema;
+  c.response_schema = resp.schema;
+  return c;
+}
+
 const Topic& Service::requests() const noexcept { return requests_; }
 const Topic& Service::responses() const noexcept { return responses_; }
 int Service::fd() const noexcept { return region_->fd(); }
@@ -108,6 +143,17 @@ std::uint32_t Service::max_clients() const noexcept { return region_->max_client
 std::uint32_t Service::max_calls_per_client() const noexcept { return region_->calls_per_client(); }
 std::uint64_t Service::request_type_id() const noexcept { return region_->header().request_type_id; }
 std::uint64_t Service::response_type_id() const noexcept { return region_->header().response_type_id; }
+const std::string& Service::request_schema() const noexcept { return requests_.config().schema; }
+const std::string& Service::response_schema() const noexcept { return responses_.config().schema; }
+
+namespace {
+// Relaxed: pid and owner were published by the row's kRowActive store, which the caller's
+// acquire load of state saw.
+template <typename Row>
+bool row_alive(const Row& r) noexcept {
+  return owner_liveness(r.pid.load(std::memory_order_relaxed), r.owner) != Liveness::dead;
+}
+}  // namespace
 
 std::vector<Service::ServerInfo> Service::servers() const {
   std::vector<ServerInfo> out;
@@ -115,7 +161,7 @@ std::vector<Service::ServerInfo> Service::servers() const {
     const ServerRow& r = region_->server(i);
     // Acquire: pairs with the row's release store of kRowActive, for pid.
     if (r.state.load(std::memory_order_acquire) != kRowActive) continue;
-    out.push_back({i, r.pid.load(std::memory_order_relaxed), r.claimed.load(std::memory_order_relaxed)});
+    out.push_back({i, r.pid.load(std::memory_order_relaxed), r.claimed.load(std::memory_order_relaxed), row_alive(r)});
   }
   return out;
 }
@@ -130,9 +176,20 @@ std::vector<Service::ClientInfo> Service::clients() const {
       std::uint64_t w = region_->call(i, c).load(std::memory_order_relaxed);
       if (generation_of(w) != 0 && claimant_of(w) != kClaimEnded) ++calls;
     }
-    out.push_back({i, r.pid.load(std::memory_order_relaxed), calls});
+    out.push_back({i, r.pid.load(std::memory_order_relaxed), calls, row_alive(r)});
   }
   return out;
+}
+
+ServiceListing Service::listing() const {
+  ServiceListing l;
+  l.config = config();
+  for (const ServerInfo& s : servers()) l.servers.push_back({s.id, s.pid, s.alive, s.claimed, 0});
+  for (const ClientInfo& c : clients()) l.clients.push_back({c.id, c.pid, c.alive, 0, c.calls_in_flight});
+  l.requests_published = requests_.stats().published;
+  l.responses_published = responses_.stats().published;
+  if (!requests_.path().empty()) l.path = region_file(requests_.path().parent_path(), name());
+  return l;
 }
 
 std::size_t Service::reclaim_dead_owners() {
@@ -141,5 +198,7 @@ std::size_t Service::reclaim_dead_owners() {
   n += responses_.reclaim_dead_owners();
   return n;
 }
+
+std::size_t Service::reclaim_dead_rows() { return region_->reclaim_dead_rows(); }
 
 }  // namespace shmbus

@@ -130,9 +130,14 @@ void ServiceRegion::map(std::uint64_t size, bool created) {
   if (created) return;
   validate(*header_, size_, what);
   name_ = header_->name;
+  // Copies of the validated counts: every process that maps the region can rewrite its
+  // header, and the tables' bounds must not move under us (nor under the daemon's sweep).
+  max_servers_ = header_->max_servers;
+  max_clients_ = header_->max_clients;
+  calls_per_client_ = header_->calls_per_client;
   servers_ = reinterpret_cast<ServerRow*>(base_ + sizeof(ServiceHeader));
-  clients_ = reinterpret_cast<ClientRow*>(servers_ + header_->max_servers);
-  calls_ = reinterpret_cast<CallWord*>(clients_ + header_->max_clients);
+  clients_ = reinterpret_cast<ClientRow*>(servers_ + max_servers_);
+  calls_ = reinterpret_cast<CallWord*>(clients_ + max_clients_);
 }
 
 ServiceRegion::~ServiceRegion() {
@@ -170,11 +175,11 @@ std::uint32_t ServiceRegion::take_row(Row* rows, std::uint32_t count, const char
 }
 
 std::uint32_t ServiceRegion::take_server_row() {
-  return take_row(servers_, header_->max_servers, "server", Errc::too_many_subscribers);
+  return take_row(servers_, max_servers_, "server", Errc::too_many_subscribers);
 }
 
 std::uint32_t ServiceRegion::take_client_row() {
-  std::uint32_t row = take_row(clients_, header_->max_clients, "client", Errc::too_many_publishers);
+  std::uint32_t row = take_row(clients_, max_clients_, "client", Errc::too_many_publishers);
   return row;
 }
 
@@ -184,7 +189,7 @@ void ServiceRegion::free_server_row(std::uint32_t row) noexcept {
 }
 
 void ServiceRegion::free_client_row(std::uint32_t row) noexcept {
-  for (std::uint32_t c = 0; c < header_->calls_per_client; ++c) {
+  for (std::uint32_t c = 0; c < calls_per_client_; ++c) {
     CallWord& w = call(row, c);
     std::uint64_t word = w.load(std::memory_order_relaxed);
     // Release: pairs with the servers' acquire loads in cancelled(); nothing else to publish.
@@ -195,14 +200,14 @@ void ServiceRegion::free_client_row(std::uint32_t row) noexcept {
 
 std::size_t ServiceRegion::reclaim_dead_rows() noexcept {
   std::size_t freed = 0;
-  for (std::uint32_t i = 0; i < header_->max_servers; ++i) {
+  for (std::uint32_t i = 0; i < max_servers_; ++i) {
     ServerRow& r = servers_[i];
     // Acquire: pairs with the release store of kRowActive, for pid and owner.
     if (r.state.load(std::memory_order_acquire) != kRowActive || !owner_dead(r)) continue;
     std::uint32_t expected = kRowActive;
     if (r.state.compare_exchange_strong(expected, kRowFree, std::memory_order_acq_rel)) ++freed;
   }
-  for (std::uint32_t i = 0; i < header_->max_clients; ++i) {
+  for (std::uint32_t i = 0; i < max_clients_; ++i) {
     ClientRow& r = clients_[i];
     if (r.state.load(std::memory_order_acquire) != kRowActive || !owner_dead(r)) continue;
     std::uint32_t expected = kRowActive;
@@ -215,7 +220,7 @@ std::size_t ServiceRegion::reclaim_dead_rows() noexcept {
 }
 
 bool ServiceRegion::server_alive(std::uint32_t row, std::uint32_t generation16, bool ask_proc) const noexcept {
-  if (row >= header_->max_servers) return false;
+  if (row >= max_servers_) return false;
   const ServerRow& r = servers_[row];
   // Acquire: pairs with the release store of kRowActive, for generation, pid and owner.
   if (r.state.load(std::memory_order_acquire) != kRowActive) return false;
@@ -226,10 +231,10 @@ bool ServiceRegion::server_alive(std::uint32_t row, std::uint32_t generation16, 
 bool ServiceRegion::any_server_for(std::uint32_t target, bool ask_proc) const noexcept {
   if (target != kAnyServerTarget) {
     std::uint32_t row = target - 1;
-    if (row >= header_->max_servers) return false;
+    if (row >= max_servers_) return false;
     return server_alive(row, servers_[row].generation.load(std::memory_order_relaxed) & 0xFFFF, ask_proc);
   }
-  for (std::uint32_t i = 0; i < header_->max_servers; ++i) {
+  for (std::uint32_t i = 0; i < max_servers_; ++i) {
     if (server_alive(i, servers_[i].generation.load(std::memory_order_relaxed) & 0xFFFF, ask_proc)) return true;
   }
   return false;

@@ -37,13 +37,14 @@ class ServiceRegion {
   const ServiceHeader& header() const noexcept { return *header_; }
   const std::string& name() const noexcept { return name_; }
   int fd() const noexcept { return fd_; }
-  std::uint32_t max_servers() const noexcept { return header_->max_servers; }
-  std::uint32_t max_clients() const noexcept { return header_->max_clients; }
-  std::uint32_t calls_per_client() const noexcept { return header_->calls_per_client; }
+  // The header's counts as validated when mapped (not re-read: see map()).
+  std::uint32_t max_servers() const noexcept { return max_servers_; }
+  std::uint32_t max_clients() const noexcept { return max_clients_; }
+  std::uint32_t calls_per_client() const noexcept { return calls_per_client_; }
   ServerRow& server(std::uint32_t row) const noexcept { return servers_[row]; }
   ClientRow& client(std::uint32_t row) const noexcept { return clients_[row]; }
   CallWord& call(std::uint32_t client, std::uint32_t call) const noexcept {
-    return calls_[static_cast<std::size_t>(client) * header_->calls_per_client + call];
+    return calls_[static_cast<std::size_t>(client) * calls_per_client_ + call];
   }
   // True once the region's file was truncated under us (SIGBUS guard).
   bool lost() const noexcept { return lost_.load(std::memory_order_relaxed) != 0; }
@@ -82,6 +83,7 @@ class ServiceRegion {
   ServerRow* servers_ = nullptr;
   ClientRow* clients_ = nullptr;
   CallWord* calls_ = nullptr;
+  std::uint32_t max_servers_ = 0, max_clients_ = 0, calls_per_client_ = 0;
   std::atomic<std::uint32_t> lost_{0};
   bool guarded_ = false;
 };

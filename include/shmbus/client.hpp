@@ -47,6 +47,7 @@
 #include "shmbus/config.hpp"
 #include "shmbus/durable_client.hpp"
 #include "shmbus/raw.hpp"
+#include "shmbus/service.hpp"
 #include "shmbus/topic.hpp"
 
 namespace shmbus {
@@ -81,6 +82,10 @@ struct ClientOptions {
 // daemon of your own), then under system_runtime_dir() (the system daemon, e.g. the shipped
 // systemd unit's, which admits other users and leaves the decision to its access rules).
 std::vector<std::filesystem::path> socket_search_path(const ClientOptions& options);
+
+// Which side of a request/response service a process wants (docs/services.md): checked
+// against the access rules' `call` and `serve` lists.
+enum class ServiceRole { call, serve };
 
 // The bus daemon's view of itself (Client::status()).
 struct BusStatusInfo {
@@ -169,6 +174,20 @@ class Client {
     config.type_id = capnp::typeId<T>();
     return open_topic_typed(config, role, capnp::Schema::from<T>());
   }
+
+  // Opens (creating if needed) the request/response service `config.name`: the daemon creates
+  // or hands out its service region and its two topics (their configuration is the one the
+  // service was created with; `config` matters only to the creator). `role` is checked
+  // against the access rules' `call` / `serve` lists, creating against `create` (or
+  // `serve`): Error(access_denied) names the rule. Then make a ServiceClient (call) or a
+  // ServiceServer (serve) on the result as without a daemon. The daemon frees the rows of
+  // dead servers and clients and reclaims their chunks (docs/services.md). Other errors as
+  // open_topic; Error(type_mismatch) when the service exists with other type ids.
+  Service open_service(const ServiceConfig& config, ServiceRole role);
+  // Opens a service the bus already has; never creates one (Error(no_such_topic)).
+  Service open_existing_service(const std::string& name, ServiceRole role);
+  // The services this process may call or serve.
+  std::vector<ServiceListing> list_services();
 
   // A publisher/subscriber on `topic`, registered with the daemon.
   RawPublisher publisher(const Topic& topic);

@@ -71,10 +71,30 @@ struct ServiceConfig {
   std::uint32_t max_calls_per_client = 32;  // calls in flight per client, <= 4096
   std::uint64_t request_type_id = 0;        // Cap'n Proto struct ids, recorded; 0 = raw bytes
   std::uint64_t response_type_id = 0;
+  // The types' schemas (serialized schema nodes, as TopicConfig::schema), recorded in the
+  // request and response topics' regions so that tools (`shmbus call`) encode requests and
+  // decode responses. typed_service<Req, Resp>() (shmbus/typed_service.hpp) fills ids and schemas.
+  std::string request_schema;
+  std::string response_schema;
 };
 
 // Addressing no server in particular: the first free server takes the call.
 inline constexpr std::uint32_t kAnyServer = ~0u;
+
+// What tools see of a service (Service::listing(), Client::list_services()).
+struct ServiceListing {
+  ServiceConfig config;           // as created, with the recorded schemas
+  struct Row {
+    std::uint32_t id;
+    pid_t pid;
+    bool alive;                   // its owner is not provably dead (start time, zombies dead)
+    std::uint64_t served;         // servers: requests claimed
+    std::uint32_t calls_in_flight;  // clients
+  };
+  std::vector<Row> servers, clients;
+  std::uint64_t requests_published = 0, responses_published = 0;
+  std::filesystem::path path;     // the service region's file; empty when anonymous
+};
 
 class Service {
  public:
@@ -89,6 +109,9 @@ class Service {
   // Maps a service from the descriptors of its region and topics (as fd(), requests().fd(),
   // responses().fd() give them; duplicated), e.g. in a forked child or after SCM_RIGHTS.
   static Service open_fds(int region_fd, int requests_fd, int responses_fd);
+  // Maps the region behind `region_fd` (duplicated) with its two topics already mapped (as
+  // Client::open_service does). Throws as open_fds.
+  static Service open(int region_fd, Topic requests, Topic responses);
   // The service region's file of a file-backed service in `directory`.
   static std::filesystem::path region_file(const std::filesystem::path& directory, const std::string& name);
   // Names of the service's topics.
@@ -96,6 +119,9 @@ class Service {
   static std::string response_topic_name(const std::string& name);
 
   const std::string& name() const noexcept;
+  // The configuration the service was created with (payload classes without the headers,
+  // the recorded type ids and schemas), read from its regions.
+  ServiceConfig config() const;
   const Topic& requests() const noexcept;
   const Topic& responses() const noexcept;
   int fd() const noexcept;  // the service region's descriptor
@@ -105,19 +131,32 @@ class Service {
   std::uint64_t request_type_id() const noexcept;
   std::uint64_t response_type_id() const noexcept;
 
+  // The recorded schemas (ServiceConfig::request_schema / response_schema); empty = raw.
+  const std::string& request_schema() const noexcept;
+  const std::string& response_schema() const noexcept;
+
   struct ServerInfo {
     std::uint32_t id;        // for ServiceClient::send's `server`
     pid_t pid;
     std::uint64_t claimed;   // requests served so far
+    bool alive = true;       // false once its owner is provably dead (exited, killed, a zombie)
   };
   std::vector<ServerInfo> servers() const;
-  struct ClientInfo { std::uint32_t id; pid_t pid; std::uint32_t calls_in_flight; };
+  struct ClientInfo {
+    std::uint32_t id;
+    pid_t pid;
+    std::uint32_t calls_in_flight;
+    bool alive = true;       // as ServerInfo::alive
+  };
   std::vector<ClientInfo> clients() const;
+  ServiceListing listing() const;
 
   // Frees the server and client rows of dead processes (their pending calls' clients then see
   // server_gone) and reclaims their loans and samples on both topics. Returns rows and topic
   // slots reclaimed. Safe at any time, from any process.
   std::size_t reclaim_dead_owners();
+  // Only the rows (the bus daemon reclaims the two topics in its own sweep, with its budget).
+  std::size_t reclaim_dead_rows();
 
  private:
   friend class ServiceServer;
