@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -69,6 +70,24 @@ class Engine {
   // Largest payload the engine accepts now (the server's max_payload), 0 while unknown.
   virtual std::size_t max_payload() = 0;
   virtual EngineStats stats() = 0;
+
+  // ---- appended: persistent streams (JetStream) and service calls ----
+  // A JetStream context on this engine's connection (jetstream_engine.hpp); nullptr when the
+  // engine has none.
+  // (Defined in jetstream_engine.cpp.)
+  virtual std::unique_ptr<class PersistentStreams> open_persistent_streams(const struct PersistentStreamsOptions&);
+  // Service calls across buses (service_exporter/service_importer): a request published with a
+  // reply subject, replies gathered on an inbox subscription, requests answered by publishing
+  // to their reply subject. An engine without them throws std::runtime_error.
+  using RequestHandler = std::function<void(const IncomingMessage&, std::string_view reply_to)>;
+  virtual PublishOutcome publish_request(const std::string&, const std::string&, const Headers&, std::span<const std::byte>) {
+    return PublishOutcome::failed;
+  }
+  // A fresh inbox subject, unique on the network; subscribe to "<inbox>.>" for its replies.
+  virtual std::string new_inbox() { throw std::runtime_error("this engine has no request/reply"); }
+  virtual void subscribe_requests(const std::string&, RequestHandler) {
+    throw std::runtime_error("this engine has no request/reply");
+  }
 };
 
 }  // namespace shmbus::bridge

@@ -16,7 +16,10 @@
 #include "counters.hpp"
 #include "exporter.hpp"
 #include "importer.hpp"
+#include "jetstream_exporter.hpp"
+#include "jetstream_importer.hpp"
 #include "nats_engine.hpp"
+#include "rule_status.hpp"
 
 namespace shmbus::bridge {
 namespace {
@@ -58,6 +61,13 @@ int run(BridgeConfig c) {
   Exporter exporter(*client, *engine, c, counters, own, log);
   exporter.start();
   importer.start();
+  std::optional<JetStreamExporter> js_exporter(std::in_place, *engine, c, log);
+  std::optional<JetStreamImporter> js_importer(std::in_place, *engine, c, log);
+  js_exporter->start();
+  std::optional<ServiceExporter> service_exporter(std::in_place, *engine, c, log);
+  std::optional<ServiceImporter> service_importer(std::in_place, *engine, c, log);
+  service_exporter->start();
+  service_importer->start();
   spdlog::info("bridging bus '{}' as '{}' over {} (prefix {}, {} export and {} import rules), status in {}", c.bus, c.bus_id,
                c.nats.servers.front(), c.subject_prefix, c.exports.size(), c.imports.size(), c.status_file.string());
   bool was_connected = true;
@@ -69,12 +79,18 @@ int run(BridgeConfig c) {
                         c.nats.reconnect_buffer_bytes);
       was_connected = stats.connected;
     }
-    write_status_file(c.status_file, counters.status_json(c.bus_id, stats));
+    js_importer->tick();
+    write_status_file(c.status_file, with_rule_status(counters.status_json(c.bus_id, stats), *js_exporter, *js_importer,
+                                                      *service_exporter, *service_importer));
     timespec one_second{1, 0};
     if (sigtimedwait(&signals, nullptr, &one_second) > 0) break;
   }
   spdlog::info("stopping");
   exporter.stop();
+  service_importer->stop();  // their subscriptions end with the engine, their threads now
+  service_exporter->stop();
+  js_exporter.reset();
+  js_importer.reset();  // their acks and replays end before the connection goes
   engine.reset();  // no more deliveries into the importer
   std::error_code ec;
   std::filesystem::remove(c.status_file, ec);
@@ -122,6 +138,14 @@ int main(int argc, char** argv) {
       for (const auto& s : c.nats.servers) std::cout << "server " << s << "\n";
       for (const auto& r : c.exports) std::cout << "export " << r.topics << " -> " << c.subject_prefix << ".<topic>\n";
       for (const auto& r : c.imports) std::cout << "import " << r.prefix << ".<topic> matching " << r.topics << "\n";
+      for (const auto& r : c.jetstream_exports) {
+        std::cout << "jetstream export " << r.directory.string() << "/" << r.topics << " -> stream " << r.stream << " " << r.subject_prefix << ".<log>\n";
+      }
+      for (const auto& r : c.jetstream_imports) {
+        std::cout << "jetstream import stream " << r.stream << " " << r.subject << " -> " << r.directory.string() << "/" << r.topic << "\n";
+      }
+      for (const auto& r : c.service_exports) std::cout << "service export " << r.service << " -> " << r.subject_prefix << "\n";
+      for (const auto& r : c.service_imports) std::cout << "service import " << r.service << " <- " << r.prefix << "\n";
       return 0;
     }
     return run(std::move(c));

@@ -1,5 +1,7 @@
 #include "nats_engine.hpp"
 
+#include "jetstream_nats.hpp"
+
 #include <nats/nats.h>
 
 #include <atomic>
@@ -132,6 +134,36 @@ class NatsEngine final : public Engine {
   std::size_t max_payload() override {
     std::int64_t m = natsConnection_GetMaxPayload(nc_);
     return m > 0 ? static_cast<std::size_t>(m) : 0;
+  }
+
+  std::unique_ptr<PersistentStreams> open_persistent_streams(const PersistentStreamsOptions& options) override {
+    return make_nats_persistent_streams(nc_, options);
+  }
+
+  PublishOutcome publish_request(const std::string& subject, const std::string& reply_to, const Headers& headers,
+                                 std::span<const std::byte> payload) override {
+    natsMsg* msg = nullptr;
+    if (natsMsg_Create(&msg, subject.c_str(), reply_to.c_str(), reinterpret_cast<const char*>(payload.data()),
+                       static_cast<int>(payload.size())) != NATS_OK) {
+      return PublishOutcome::failed;
+    }
+    for (const auto& [k, v] : headers) natsMsgHeader_Set(msg, k.c_str(), v.c_str());
+    natsStatus st = natsConnection_PublishMsg(nc_, msg);
+    natsMsg_Destroy(msg);
+    if (st == NATS_OK) return PublishOutcome::sent;
+    return st == NATS_MAX_PAYLOAD ? PublishOutcome::too_large : PublishOutcome::disconnected;
+  }
+
+  std::string new_inbox() override {
+    natsInbox* inbox = nullptr;
+    check(natsInbox_Create(&inbox), "inbox");
+    std::string out(inbox);
+    natsInbox_Destroy(inbox);
+    return out;
+  }
+
+  void subscribe_requests(const std::string& pattern, RequestHandler handler) override {
+    subscribe(pattern, [h = std::move(handler)](const IncomingMessage& m) { h(m, reply_to_); });
   }
 
   EngineStats stats() override {
