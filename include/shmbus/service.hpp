@@ -143,6 +143,9 @@ class ServiceRequest {
   friend class ServiceServer;
   RawSample sample_;
   std::uint32_t client_ = 0, call_ = 0, generation_ = 0;
+  std::uint32_t client_generation_ = 0;  // the client row's, when it sent
+  bool addressed_ = false;               // to this server alone, no claim (service_layout.hpp rule 2a)
+  mutable bool answered_ = false;        // its last response went out
 };
 
 // A response chunk loaned by a server: write data(), then ServiceServer::respond().
@@ -194,6 +197,7 @@ class ServiceServer {
   bool cancelled(const ServiceRequest& request) const noexcept;
 
  private:
+  bool addressed_call_ended(const ServiceRequest& request) const noexcept;
   std::shared_ptr<detail::ServiceRegion> region_;
   RawSubscriber requests_;
   RawPublisher responses_;
