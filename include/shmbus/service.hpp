@@ -15,7 +15,8 @@
 // flight (bus/service/service_layout.hpp). The library matches responses to calls itself: the
 // user never sees a correlation id. Several servers share the load: every server sees every
 // request and the first to claim its call word serves it (exactly one does), unless the client
-// addressed one server (ServiceClient::send's `server`).
+// addressed one server (ServiceClient::send's `server`). A call sent while only one server is
+// registered is addressed to it: no claim, no shared write per call (the fast path).
 //
 // Failure: a client waiting on a call whose server died (kill -9 included) or left gets
 // Errc::server_gone within a few milliseconds (it checks the claimant's pid and start time
