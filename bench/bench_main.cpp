@@ -10,7 +10,8 @@
 //   ring          a raw single-producer single-consumer ring in shared memory (tput)
 //   shmbus        RawPublisher::loan/publish + RawSubscriber::take / take_wait
 //   c             the same through the C API (include/shmbus/shmbus.h; loops in c_peer.c) (lat, tput)
-//   service       ServiceClient::send/receive + ServiceServer::take/respond: one call per round trip (lat)
+//   service       ServiceClient::send/receive + ServiceServer::take/respond: one call per round trip (lat),
+//                 or 16 calls in flight, counted at the server (tput)
 //   uds           AF_UNIX SOCK_STREAM socketpair, blocking or MSG_DONTWAIT busy-poll
 //   boostmq       boost::interprocess::message_queue, receive() or try_receive() busy-poll
 #include <linux/futex.h>
@@ -311,7 +312,11 @@ class ServicePingPong : public PingPong {
       put_seq(loan->data().data(), size_, seq);
       for (;;) {
         auto c = client_->send(std::move(*loan));
-        if (c) { call_ = std::move(*c); return; }
+        if (c) {
+          call_ = std::move(*c);
+          response_ = {};  // released once the next request is out, as `lat shmbus` does
+          return;
+        }
         if (c.code() != shmbus::Errc::server_gone) throw std::runtime_error(std::string("send: ") + c.name());
         loan = client_->loan(size_);  // not yet: the server registers before the start barrier
         if (!loan) throw std::runtime_error(std::string("loan: ") + loan.name());
@@ -329,11 +334,12 @@ class ServicePingPong : public PingPong {
       for (;;) {
         auto r = busy_ ? call_.receive() : call_.receive_wait(std::chrono::seconds(10));
         if (r) {
-          std::uint64_t seq = get_seq(r->data().data(), r->data().size());
+          response_ = std::move(*r);
           call_ = {};
-          return seq;
+          return get_seq(response_.data().data(), response_.data().size());
         }
         if (r.code() != shmbus::Errc::no_data) throw std::runtime_error(std::string("receive: ") + r.name());
+        _mm_pause();  // as take_one() spins
       }
     }
     for (;;) {
@@ -343,6 +349,7 @@ class ServicePingPong : public PingPong {
         return get_seq(request_.data().data(), request_.data().size());
       }
       if (r.code() != shmbus::Errc::no_data) throw std::runtime_error(std::string("take: ") + r.name());
+      _mm_pause();
     }
   }
 
@@ -350,9 +357,67 @@ class ServicePingPong : public PingPong {
   std::optional<shmbus::ServiceClient> client_;
   std::optional<shmbus::ServiceServer> server_;
   shmbus::PendingCall call_;
+  shmbus::ServiceResponse response_;
   shmbus::ServiceRequest request_;
   std::size_t size_;
   bool busy_;
+};
+
+// Calls in flight (`tput service`): the client keeps kServiceWindow calls outstanding,
+// receiving the oldest one's response before it sends anew; the server answers each request
+// at once. The harness counts at the server: calls served per second.
+constexpr std::uint32_t kServiceWindow = 16;
+
+class ServiceCaller : public Producer {
+ public:
+  ServiceCaller(const shmbus::Service& svc, std::size_t size) : client_(svc, no_history()), size_(size), calls_(kServiceWindow) {}
+  static shmbus::SubscriberOptions no_history() {
+    shmbus::SubscriberOptions o;
+    o.with_history = false;
+    return o;
+  }
+  void send(std::uint64_t seq) override {
+    shmbus::PendingCall& oldest = calls_[seq % calls_.size()];
+    while (oldest.valid()) {
+      auto r = oldest.receive();
+      if (r) oldest = {};
+      else if (r.code() == shmbus::Errc::no_data) _mm_pause();
+      else throw std::runtime_error(std::string("receive: ") + r.name());
+    }
+    auto loan = client_.loan(size_);
+    if (!loan) throw std::runtime_error(std::string("loan: ") + loan.name());
+    put_seq(loan->data().data(), size_, seq);
+    auto c = client_.send(std::move(*loan));
+    if (!c) throw std::runtime_error(std::string("send: ") + c.name());
+    oldest = std::move(*c);
+  }
+
+ private:
+  shmbus::ServiceClient client_;
+  std::size_t size_;
+  std::vector<shmbus::PendingCall> calls_;
+};
+
+class ServiceAnswerer : public Consumer {
+ public:
+  ServiceAnswerer(const shmbus::Service& svc, std::size_t size) : server_(svc, ServiceCaller::no_history()), size_(size) {}
+  bool try_recv(std::uint64_t& sum) override {
+    auto req = server_.take();
+    if (!req) {
+      if (req.code() == shmbus::Errc::no_data) return false;
+      throw std::runtime_error(std::string("take: ") + req.name());
+    }
+    sum += get_seq(req->data().data(), req->data().size());
+    auto out = server_.loan(size_);
+    if (!out) throw std::runtime_error(std::string("loan: ") + out.name());
+    put_seq(out->data().data(), size_, sum);
+    if (auto st = server_.respond(*req, std::move(*out)); !st.ok()) throw std::runtime_error(std::string("respond: ") + st.name());
+    return true;
+  }
+
+ private:
+  shmbus::ServiceServer server_;
+  std::size_t size_;
 };
 
 class ShmbusProducer : public Producer {
@@ -823,6 +888,19 @@ int run(const Args& a) {
                              [&] { return std::make_unique<CConsumer>(topic); });
     }
 #endif
+    if (t == "service") {
+      shmbus::ServiceConfig c;
+      c.name = "bench-service-tput-" + std::to_string(getpid());
+      c.request_queue_depth = c.response_queue_depth = 64;
+      c.request_classes = {{S, 64 + kServiceWindow + 16}};
+      c.response_classes = {{S, 64 + kServiceWindow + 16}};
+      c.max_servers = 1;
+      c.max_clients = 1;
+      c.max_calls_per_client = kServiceWindow;
+      shmbus::Service svc = shmbus::Service::create(c);
+      return case_throughput(a, [&] { return std::make_unique<ServiceCaller>(svc, S); },
+                             [&] { return std::make_unique<ServiceAnswerer>(svc, S); });
+    }
     if (t == "uds") {
       int sv[2];
       socket_pair(sv);

@@ -2,18 +2,26 @@
 // shmbus_bench. Needs RouDi running (`iox-roudi -c bench/roudi.toml`; the driver starts it).
 //
 //   shmbus_bench_iox lat iceoryx --wait busy|waitset --size N
+//   shmbus_bench_iox lat iceoryx_service --wait busy|waitset --size N
 //   shmbus_bench_iox tput iceoryx --size N
 //   shmbus_bench_iox wake|stream|fanout iceoryx --wait busy|waitset [--subs N]
 //
 // Untyped publisher/subscriber: loan(size) -> write -> publish; take() -> read -> release().
 // busy: spin on take(); waitset: WaitSet::wait() on SubscriberState::HAS_DATA, then take().
+// iceoryx_service: untyped client/server (popo::UntypedClient/UntypedServer), one request and
+// one response per round trip; the client matches the response's sequence id to its request,
+// as iceoryx users must (compare with `shmbus_bench lat service`).
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
 #include "common.hpp"
 #include "iceoryx_hoofs/log/logmanager.hpp"
 #include "iceoryx_posh/mepoo/chunk_header.hpp"
+#include "iceoryx_posh/popo/rpc_header.hpp"
+#include "iceoryx_posh/popo/untyped_client.hpp"
 #include "iceoryx_posh/popo/untyped_publisher.hpp"
+#include "iceoryx_posh/popo/untyped_server.hpp"
 #include "iceoryx_posh/popo/untyped_subscriber.hpp"
 #include "iceoryx_posh/popo/wait_set.hpp"
 #include "iceoryx_posh/runtime/posh_runtime.hpp"
@@ -130,6 +138,90 @@ class IoxPingPong : public PingPong {
   std::size_t size_;
 };
 
+// Request/response: the pinger is an UntypedClient, the ponger an UntypedServer.
+class IoxServicePingPong : public PingPong {
+ public:
+  IoxServicePingPong(int role, const Args& a) : size_(a.size) {
+    if (role == 0) {
+      iox::popo::ClientOptions o;
+      o.responseQueueCapacity = 16;
+      client_.emplace(service("call"), o);
+      if (a.wait == "waitset" && ws_.emplace().attachState(*client_, iox::popo::ClientState::HAS_RESPONSE).has_error())
+        throw std::runtime_error("WaitSet::attachState(client) failed");
+    } else {
+      iox::popo::ServerOptions o;
+      o.requestQueueCapacity = 16;
+      server_.emplace(service("call"), o);
+      if (a.wait == "waitset" && ws_.emplace().attachState(*server_, iox::popo::ServerState::HAS_REQUEST).has_error())
+        throw std::runtime_error("WaitSet::attachState(server) failed");
+    }
+  }
+  ~IoxServicePingPong() override {
+    if (request_ != nullptr) server_->releaseRequest(request_);
+    ws_.reset();  // detaches before the client or server goes
+  }
+  void connect() override {
+    if (client_) wait_connected([&] { return client_->getConnectionState() == iox::ConnectionState::CONNECTED; });
+    else wait_connected([&] { return server_->hasClients(); });
+  }
+  void send(std::uint64_t seq) override {
+    if (client_) {
+      void* p = loan_with([&] { return client_->loan(static_cast<std::uint32_t>(size_), alignof(std::uint64_t)); });
+      put_seq(p, size_, seq);
+      iox::popo::RequestHeader::fromPayload(p)->setSequenceId(static_cast<std::int64_t>(seq));
+      if (client_->send(p).has_error()) throw std::runtime_error("iceoryx client send failed");
+      expected_ = static_cast<std::int64_t>(seq);
+      return;
+    }
+    const auto* header = iox::popo::RequestHeader::fromPayload(request_);
+    void* p = loan_with([&] { return server_->loan(header, static_cast<std::uint32_t>(size_), alignof(std::uint64_t)); });
+    put_seq(p, size_, seq);
+    if (server_->send(p).has_error()) throw std::runtime_error("iceoryx server send failed");
+    server_->releaseRequest(std::exchange(request_, nullptr));
+  }
+  std::uint64_t recv() override {
+    for (;;) {
+      if (client_) {
+        auto r = client_->take();
+        if (!r.has_error()) {
+          const void* p = r.value();
+          // The user's correlation: a response to an earlier call is dropped.
+          const bool ours = iox::popo::ResponseHeader::fromPayload(p)->getSequenceId() == expected_;
+          const std::uint64_t s = get_seq(p, IoxIn::size_of(p));
+          client_->releaseResponse(p);
+          if (ours) return s;
+          continue;
+        }
+      } else {
+        auto r = server_->take();
+        if (!r.has_error()) {
+          request_ = r.value();
+          return get_seq(request_, IoxIn::size_of(request_));
+        }
+      }
+      if (ws_) (void)ws_->wait();
+      else _mm_pause();
+    }
+  }
+
+ private:
+  template <typename Loan>
+  static void* loan_with(Loan&& loan) {
+    for (int tries = 0;; ++tries) {
+      auto r = loan();
+      if (!r.has_error()) return r.value();
+      if (tries > 1'000'000) throw std::runtime_error("iceoryx loan failed (mempool exhausted?)");
+      _mm_pause();
+    }
+  }
+  std::size_t size_;
+  std::optional<iox::popo::UntypedClient> client_;
+  std::optional<iox::popo::UntypedServer> server_;
+  std::optional<iox::popo::WaitSet<>> ws_;
+  const void* request_ = nullptr;
+  std::int64_t expected_ = -1;
+};
+
 class IoxProducer : public Producer {
  public:
   explicit IoxProducer(const Args& a) : pub_(service("tput"), pub_options(true)), size_(a.size) {}
@@ -200,11 +292,21 @@ class IoxReceiver : public Receiver {
 };
 
 int run(const Args& a) {
-  if (a.transport != "iceoryx") {
-    head(a).str("error", "shmbus_bench_iox only knows transport 'iceoryx'").print();
+  if (a.transport != "iceoryx" && a.transport != "iceoryx_service") {
+    head(a).str("error", "shmbus_bench_iox only knows transports 'iceoryx' and 'iceoryx_service'").print();
     return 1;
   }
   g_tag = std::to_string(getpid());
+  if (a.transport == "iceoryx_service") {
+    if (a.mode != "lat") {
+      head(a).str("error", "iceoryx_service measures lat only").print();
+      return 1;
+    }
+    return case_latency(a, [&](int role) -> std::unique_ptr<PingPong> {
+      init_runtime(role == 0 ? "client" : "server");
+      return std::make_unique<IoxServicePingPong>(role, a);
+    });
+  }
   if (a.mode == "lat") {
     return case_latency(a, [&](int role) -> std::unique_ptr<PingPong> {
       init_runtime(role == 0 ? "pinger" : "ponger");

@@ -262,6 +262,14 @@ def suite(quick, have_iox):
         if have_iox:
             g.append(("fanout", "iceoryx WaitSet", "iox", ["fanout", "iceoryx", "--wait", "waitset", "--subs", str(n)] + fo))
         groups.append(g)
+    if not quick:  # request/response: a call against two pub/sub hops and iceoryx's client/server
+        sv = ["--size", "64", "--iters", str(it_lat), "--seconds", lat_budget]
+        g = [("svc", "shmbus pub/sub ping-pong", "b", ["lat", "shmbus"] + sv),
+             ("svc", "shmbus service call", "b", ["lat", "service"] + sv)]
+        if have_iox:
+            g.append(("svc", "iceoryx client/server", "iox", ["lat", "iceoryx_service", "--seconds", "3"] + sv[:4]))
+        g.append(("svctput", "shmbus service, 16 calls in flight", "b", ["tput", "service", "--size", "64", "--seconds", secs]))
+        groups.append(g)
     rs = ["--size", "64", "--iters", "10000", "--rss"]
     g = [("rss", "shmbus", "b", ["lat", "shmbus"] + rs), ("rss", "uds", "b", ["lat", "uds"] + rs),
          ("rss", "boost mq", "b", ["lat", "boostmq"] + rs)]
@@ -614,6 +622,14 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
     rc2 = paired_ratio(R, {"group": "tput", "label": "shmbus C API", "size": 64}, {"group": "tput", "label": "shmbus", "size": 64}, key="msgs_per_s")
     txt, v = ratio_cell(rc2)
     trows.append(["C API: 64 B throughput ≥ 1/1.1 (0.91) × the C++ API's", txt, verdict(v, 1 / 1.1, le=False)])
+    if not args.quick:
+        rs1 = paired_ratio(R, {"group": "svc", "label": "shmbus service call"}, {"group": "svc", "label": "shmbus pub/sub ping-pong"})
+        txt, v = ratio_cell(rs1)
+        trows.append(["Request/response round trip at 64 B ≤ 1.2× two hops of shmbus pub/sub (busy-poll)", txt, verdict(v, 1.2)])
+        if runner.iox_status and runner.iox_status.startswith("ok"):
+            rs2 = paired_ratio(R, {"group": "svc", "label": "iceoryx client/server"}, {"group": "svc", "label": "shmbus service call"})
+            txt, v = ratio_cell(rs2)
+            trows.append(["Request/response round trip at 64 B ≥ 5× faster than iceoryx 2.0's client/server", txt, verdict(v, 5.0, le=False)])
     r8 = paired_ratio(R, {"group": "fanout", "label": "shmbus block", "subs": 8}, {"group": "fanout", "label": "shmbus block", "subs": 1}, key="send_median_us")
     txt, v = ratio_cell(r8)
     trows.append(["Fan-out to 8 blocking subscribers: publisher cost ≤ 2× with one", txt, verdict(v, 2.0)])
@@ -676,6 +692,23 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
     L.append("")
     if "throughput.png" in plots:
         L.append("![throughput](bench/throughput.png)\n")
+    if not args.quick:
+        L.append("## Request/response, 64 B, busy-poll (µs, half a round trip)\n")
+        L.append("`shmbus service call`: ServiceClient::send + PendingCall::receive against a ServiceServer's "
+                 "take + respond, one call per round trip; `shmbus pub/sub ping-pong` is the same exchange as two "
+                 "topics; `iceoryx client/server`: popo::UntypedClient/UntypedServer through RouDi, the client "
+                 "matching each response's sequence id. Calls in flight: 16 outstanding, counted at the server.\n")
+        rows = []
+        for lab in ["shmbus pub/sub ping-pong", "shmbus service call", "iceoryx client/server"]:
+            for pl, rs in sorted(summarise(R, "svc", lab).items()):
+                rows.append([lab, pl, str(len(rs)), med(rs, "median_us"), med(rs, "p99_us"), med(rs, "p999_us")])
+        L.append(table(["transport", "placement", "runs", "median", "p99", "p99.9"], rows))
+        L.append("")
+        rows = []
+        for pl, rs in sorted(summarise(R, "svctput", "shmbus service, 16 calls in flight").items()):
+            rows.append(["shmbus service, 16 calls in flight", pl, str(len(rs)), med(rs, "msgs_per_s")])
+        L.append(table(["transport", "placement", "runs", "calls/s"], rows))
+        L.append("")
     L.append("## Fan-out: one publisher, N blocking subscribers, 64 B\n")
     L.append("Subscribers (all on CPU 1) are asleep before each message (300 µs gap). `send` is the "
              "publisher's cost per message (loan + write + publish, or one write per socket); latency is "

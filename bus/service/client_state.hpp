@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "service/service_region.hpp"
@@ -19,10 +20,14 @@ struct ClientState {
 
   struct Call {
     std::uint32_t generation = 0;  // 0: index free
+    // Server row + 1 of an addressed call (service_layout.hpp rule 2a) and that row's
+    // generation (low 16 bits); kAnyServerTarget for a shared call (rule 2b).
     std::uint32_t target = kAnyServerTarget;
+    std::uint32_t target_generation = 0;
     bool done = false;             // the last response was received
     bool gone = false;             // server_gone was reported
-    std::chrono::steady_clock::time_point next_check{};  // of the liveness check
+    // Of the liveness check; {} until the first check is due (send() reads no clock).
+    std::chrono::steady_clock::time_point next_check{};
     std::uint32_t empty_polls = 0;                        // receive()s that found nothing
     std::deque<ServiceResponse> responses;  // taken, not yet received
   };
@@ -30,14 +35,26 @@ struct ClientState {
   // PendingCall::receive() of call `index`; `check_clock_now`: judge the server's liveness if
   // due, without waiting for the 64th empty poll (receive_wait, after each wait slice).
   Result<ServiceResponse> receive(std::uint32_t index, bool check_clock_now) noexcept;
-  // Takes every response waiting in the topic, keeps those of our live calls, drops the rest.
-  Errc pump() noexcept;
+  // Takes the responses waiting in the topic, keeps those of our live calls, drops the rest.
+  // Stops early, handing it over in `out`, at a response to call `wanted` whose queue is
+  // empty: the common case of one call at a time skips the queue.
+  Errc pump(std::uint32_t wanted, ServiceResponse& out) noexcept;
   // server_gone when no live server serves or could still take call `index`.
   bool server_gone(std::uint32_t index) const noexcept;
   // Ends call `index` in the call word (servers then see call_cancelled).
   void end_call(std::uint32_t index) noexcept;
   // Gives call `index` back (its PendingCall is gone).
   void release_call(std::uint32_t index) noexcept;
+  // Records the calls in flight in our row, for tools.
+  void note_calls_in_flight() noexcept;
+  // Where send() sends a request for `server` (kAnyServer or a row): the server row + 1 and
+  // its generation of an addressed call, or kAnyServerTarget. Nothing when no server could
+  // take it.
+  struct Target {
+    std::uint32_t target = kAnyServerTarget;
+    std::uint32_t generation = 0;
+  };
+  std::optional<Target> choose_target(std::uint32_t server) const noexcept;
 
   std::shared_ptr<ServiceRegion> region;
   RawPublisher requests;

@@ -26,7 +26,7 @@ ClientState::ClientState(const Service& service, std::shared_ptr<ServiceRegion> 
 
 ClientState::~ClientState() { region->free_client_row(row); }
 
-Errc ClientState::pump() noexcept {
+Errc ClientState::pump(std::uint32_t wanted, ServiceResponse& out) noexcept {
   for (;;) {
     Result<RawSample> s = responses.take();
     if (!s) return s.code() == Errc::no_data ? Errc::ok : s.code();
@@ -44,21 +44,53 @@ Errc ClientState::pump() noexcept {
     if (h.client != row || h.call >= calls.size()) continue;  // another client's
     Call& c = calls[h.call];
     if (c.generation != h.generation || c.done) continue;  // a call dropped earlier
-    ServiceResponse r;
-    r.sample_ = std::move(*s);
+    // Built where it stays: every move of a sample costs (ServiceResponse is a RawSample).
+    const bool direct = h.call == wanted && c.responses.empty();
+    ServiceResponse& r = direct ? out : c.responses.emplace_back();
+    r.sample_ = std::move(s.value());
     r.last_ = (h.flags & kResponseLast) != 0;
     r.server_ = h.server;
-    c.responses.push_back(std::move(r));
+    if (direct) return Errc::ok;
   }
+}
+
+std::optional<ClientState::Target> ClientState::choose_target(std::uint32_t server) const noexcept {
+  // Rows only, no /proc read: the send path makes no system call. A row of a dead server
+  // passes here; the waiting client's liveness check then says server_gone. The rows' first
+  // lines change only when servers come and go, so these loads hit the cache.
+  auto active = [&](std::uint32_t i, std::uint32_t& generation16) {
+    const ServerRow& r = region->server(i);
+    // Acquire: pairs with the row's release store of kRowActive (rule 1), for generation.
+    if (r.state.load(std::memory_order_acquire) != kRowActive) return false;
+    generation16 = r.generation.load(std::memory_order_relaxed) & 0xFFFF;
+    return true;
+  };
+  std::uint32_t generation16 = 0;
+  if (server != kAnyServer) {
+    if (!active(server, generation16)) return std::nullopt;
+    return Target{server + 1, generation16};
+  }
+  // One active server: address it (rule 2a), no claim. Several: the first to claim (2b).
+  std::uint32_t found = 0, only = 0, only_generation16 = 0;
+  for (std::uint32_t i = 0; i < region->max_servers() && found < 2; ++i) {
+    if (!active(i, generation16)) continue;
+    ++found;
+    only = i;
+    only_generation16 = generation16;
+  }
+  if (found == 0) return std::nullopt;
+  if (found == 1) return Target{only + 1, only_generation16};
+  return Target{};
 }
 
 bool ClientState::server_gone(std::uint32_t index) const noexcept {
   const Call& c = calls[index];
+  if (c.target != kAnyServerTarget) return !region->server_alive(c.target - 1, c.target_generation, true);
   // Acquire: pairs with the winning server's acq_rel claim, so its row's state is read after.
   std::uint64_t w = region->call(row, index).load(std::memory_order_acquire);
   if (generation_of(w) != c.generation) return true;  // a reclaimer ended it: we were judged dead
   std::uint64_t claimant = claimant_of(w);
-  if (claimant == kClaimPending) return !region->any_server_for(c.target, true);
+  if (claimant == kClaimPending) return !region->any_server_for(kAnyServerTarget, true);
   if (claimant == kClaimEnded) return false;
   return !region->server_alive(static_cast<std::uint32_t>(claimant - 1), server_generation_of(w));
 }
@@ -74,6 +106,13 @@ void ClientState::release_call(std::uint32_t index) noexcept {
   c.responses.clear();
   c.generation = 0;
   free_calls.push_back(index);
+  note_calls_in_flight();
+}
+
+void ClientState::note_calls_in_flight() noexcept {
+  // Relaxed, no read-modify-write: only this row's owner writes it, tools only read it.
+  region->client(row).calls_in_flight.store(static_cast<std::uint32_t>(calls.size() - free_calls.size()),
+                                            std::memory_order_relaxed);
 }
 
 }  // namespace detail
@@ -111,10 +150,8 @@ Result<PendingCall> ServiceClient::send(RequestLoan&& request, std::size_t used,
   RawLoan loan = std::move(request.loan_);
   if (!loan.valid() || used > loan.data().size() - sizeof(RequestHeader)) return Errc::misuse;
   if (server != kAnyServer && server >= st.region->max_servers()) return Errc::misuse;
-  const std::uint32_t target = server == kAnyServer ? kAnyServerTarget : server + 1;
-  // Rows only, no /proc read: the send path makes no system call. A row of a dead server
-  // passes here; the waiting client's liveness check then says server_gone.
-  if (!st.region->any_server_for(target, false)) return Errc::server_gone;
+  const std::optional<ClientState::Target> to = st.choose_target(server);
+  if (!to) return Errc::server_gone;
   if (st.free_calls.empty()) return Errc::too_many_calls;
   const std::uint32_t index = st.free_calls.back();
   ClientRow& me = st.region->client(st.row);
@@ -125,20 +162,27 @@ Result<PendingCall> ServiceClient::send(RequestLoan&& request, std::size_t used,
 
   ClientState::Call& c = st.calls[index];
   c.generation = gen;
-  c.target = target;
+  c.target = to->target;
+  c.target_generation = to->generation;
   c.done = false;
   c.gone = false;
-  c.next_check = Clock::now() + kLivenessPeriod;
-  // Release: pairs with the claiming server's acq_rel CAS (rule 2); the request's publish
-  // below orders it before the request too.
-  st.region->call(st.row, index).store(call_word(kClaimPending, 0, gen), std::memory_order_release);
+  c.next_check = {};
+  c.empty_polls = 0;
+  if (c.target == kAnyServerTarget) {
+    // Release: pairs with the claiming server's acq_rel CAS (rule 2b); the request's publish
+    // below orders it before the request too. An addressed call leaves the word alone (2a).
+    st.region->call(st.row, index).store(call_word(kClaimPending, 0, gen), std::memory_order_release);
+  }
 
   RequestHeader h{};
   h.magic = kRequestMagic;
   h.client = st.row;
   h.call = index;
   h.generation = gen;
-  h.target = target;
+  h.target = c.target;
+  h.target_generation = c.target_generation;
+  // Relaxed: our own row's generation, written when we took the row.
+  h.client_generation = me.generation.load(std::memory_order_relaxed);
   std::memcpy(loan.data().data(), &h, sizeof h);
   if (Status s = st.requests.publish(std::move(loan), used + sizeof h); !s.ok()) {
     st.end_call(index);
@@ -146,6 +190,7 @@ Result<PendingCall> ServiceClient::send(RequestLoan&& request, std::size_t used,
     return s.code();
   }
   st.free_calls.pop_back();
+  st.note_calls_in_flight();
   PendingCall call;
   call.state_ = state_;
   call.call_ = index;
@@ -173,6 +218,8 @@ bool PendingCall::done() const noexcept { return state_ && state_->calls[call_].
 
 std::optional<std::uint32_t> PendingCall::server() const noexcept {
   if (!state_) return std::nullopt;
+  const ClientState::Call& c = state_->calls[call_];
+  if (c.target != kAnyServerTarget) return c.target - 1;  // addressed (rule 2a)
   // Relaxed: informational.
   std::uint64_t w = state_->region->call(state_->row, call_).load(std::memory_order_relaxed);
   std::uint64_t claimant = claimant_of(w);
@@ -190,28 +237,37 @@ Result<ServiceResponse> PendingCall::receive() noexcept {
 Result<ServiceResponse> detail::ClientState::receive(std::uint32_t index, bool check_clock_now) noexcept {
   ClientState& st = *this;
   ClientState::Call& c = st.calls[index];
-  auto next = [&]() -> Result<ServiceResponse> {
-    ServiceResponse r = std::move(c.responses.front());
-    c.responses.pop_front();
+  auto deliver = [&](ServiceResponse&& r) -> Result<ServiceResponse> {
     if (r.last()) {
       c.done = true;
-      st.end_call(index);
+      // A shared call's word says "ended" for tools and late servers; an addressed call's
+      // server sees no more of it (rule 2a), and the word stays untouched.
+      if (c.target == kAnyServerTarget) st.end_call(index);
     }
+    return r;
+  };
+  auto next = [&]() -> Result<ServiceResponse> {
+    Result<ServiceResponse> r = deliver(std::move(c.responses.front()));
+    c.responses.pop_front();
     return r;
   };
   if (!c.responses.empty()) return next();
   if (c.done) return Errc::no_data;
   if (c.gone) return Errc::server_gone;
-  if (Errc e = st.pump(); e != Errc::ok) return e;
+  ServiceResponse direct;
+  if (Errc e = st.pump(index, direct); e != Errc::ok) return e;
+  if (direct.sample_.valid()) return deliver(std::move(direct));
   if (!c.responses.empty()) return next();
   // A busy-polling caller reads the clock only every 64th empty poll (~40 ns a read on a VM).
   if ((++c.empty_polls & 63) != 0 && !check_clock_now) return Errc::no_data;
   const auto now = Clock::now();
+  if (c.next_check == Clock::time_point{}) c.next_check = now + kLivenessPeriod;  // the first check
   if (now < c.next_check) return Errc::no_data;
   c.next_check = now + kLivenessPeriod;
   if (!st.server_gone(index)) return Errc::no_data;
   // What the server published before it died is in the ring already: take it first.
-  if (Errc e = st.pump(); e != Errc::ok) return e;
+  if (Errc e = st.pump(index, direct); e != Errc::ok) return e;
+  if (direct.sample_.valid()) return deliver(std::move(direct));
   if (!c.responses.empty()) return next();
   c.gone = true;
   return Errc::server_gone;

@@ -16,16 +16,24 @@
 //      with the acquire load of state by readers of pid/owner/generation). Its owner frees it
 //      by storing kRowFree (release). A row whose owner is provably dead (owner_liveness) may
 //      be freed by anyone, by CAS kRowActive -> kRowFree, so that only one reclaimer wins.
+//      A row's first cache line changes only when the row is taken or freed: every call
+//      reads it. What its owner writes per call lives on the row's second line.
 //   2. Calls. A CallWord is (claimant << 48) | (server_generation << 32) | call_generation.
-//      The client stores (kClaimPending, 0, gen) before it publishes the request naming gen;
-//      a server serves a request only after it CASes that exact word to (its row + 1, its
-//      row's generation, gen): exactly one server wins. The client ends a call (last response
-//      taken, or the call dropped) by storing (kClaimEnded, 0, gen); a server then sees
-//      call_cancelled. Call generations come from the client row's next_generation, so a
-//      reused row or call index never matches a stale request or response.
-//   3. Liveness. A client waiting on a claimed call checks the claimant's row: freed, another
-//      generation, or its owner dead means server_gone. A pending call with no live server
-//      that could take it is server_gone too.
+//      Call generations come from the client row's next_generation, so a reused row or call
+//      index never matches a stale request or response. A call goes one of two ways:
+//      a. Addressed (the client named a server, or only one server row was active when it
+//         sent): the request names the server's row and generation, only that server serves
+//         it, and nobody writes the call word unless the client drops the call, storing
+//         (kClaimEnded, 0, gen). The server sees call_cancelled when the word says so or
+//         when the client's row is no longer the one that sent (freed, reclaimed, reused).
+//      b. Shared (several servers active): the client stores (kClaimPending, 0, gen) before
+//         it publishes the request naming gen; a server serves the request only after it
+//         CASes that exact word to (its row + 1, its row's generation, gen): exactly one
+//         server wins. The client ends the call (last response taken, or the call dropped)
+//         by storing (kClaimEnded, 0, gen); a server then sees call_cancelled.
+//   3. Liveness. A client waiting on a call checks its server's row (the addressed one, or
+//      the claimant): freed, another generation, or its owner dead means server_gone. A
+//      pending shared call with no live server that could take it is server_gone too.
 #pragma once
 
 #include <atomic>
@@ -38,7 +46,7 @@
 namespace shmbus::detail {
 
 inline constexpr std::uint64_t kServiceMagic = 0x3156524D42534853ULL;  // "SHSBMRV1"
-inline constexpr std::uint32_t kServiceLayoutVersion = 1;
+inline constexpr std::uint32_t kServiceLayoutVersion = 2;  // 2: rows of two lines, addressed calls
 inline constexpr std::size_t kServiceNameMax = 191;  // leaves room for the topic suffixes
 inline constexpr std::uint32_t kMaxServers = 1000;   // claimant field: row + 1 < kClaimEnded
 inline constexpr std::uint32_t kMaxServiceClients = 4096;
@@ -72,28 +80,37 @@ inline constexpr std::uint32_t kRowClaiming = 1;
 inline constexpr std::uint32_t kRowActive = 2;
 
 struct ServerRow {
+  // First line: written only when the row is taken or freed (rule 1); clients read it per call.
   std::atomic<std::uint32_t> state;       // kRow*; rule 1
   std::atomic<std::int32_t> pid;
   std::atomic<std::uint32_t> generation;  // bumped by each new owner
   std::uint32_t reserved;
   OwnerIdentity owner;                    // of pid, against pid reuse
-  std::atomic<std::uint64_t> claimed;     // requests this row's servers claimed (tools)
-  std::uint8_t pad[kCacheLine - 40];
+  std::uint8_t pad[kCacheLine - 32];
+  // Second line: the owner's per-call writes.
+  std::atomic<std::uint64_t> claimed;     // requests this row's servers served (tools)
+  std::uint8_t pad2[kCacheLine - 8];
 };
 static_assert(std::is_standard_layout_v<ServerRow>);
-static_assert(sizeof(ServerRow) == kCacheLine);
-static_assert(offsetof(ServerRow, owner) == 16);
+static_assert(sizeof(ServerRow) == 2 * kCacheLine);
+static_assert(offsetof(ServerRow, owner) == 16 && offsetof(ServerRow, claimed) == kCacheLine);
 
 struct ClientRow {
+  // First line: as ServerRow's; servers read it per response (rule 2a).
   std::atomic<std::uint32_t> state;            // kRow*; rule 1
   std::atomic<std::int32_t> pid;
   std::atomic<std::uint32_t> generation;
-  std::atomic<std::uint32_t> next_generation;  // call generations; only the owner writes
+  std::uint32_t reserved;
   OwnerIdentity owner;
   std::uint8_t pad[kCacheLine - 32];
+  // Second line: the owner's per-call writes.
+  std::atomic<std::uint32_t> next_generation;  // call generations; only the owner writes
+  std::atomic<std::uint32_t> calls_in_flight;  // only the owner writes (tools)
+  std::uint8_t pad2[kCacheLine - 8];
 };
 static_assert(std::is_standard_layout_v<ClientRow>);
-static_assert(sizeof(ClientRow) == kCacheLine);
+static_assert(sizeof(ClientRow) == 2 * kCacheLine);
+static_assert(offsetof(ClientRow, owner) == 16 && offsetof(ClientRow, next_generation) == kCacheLine);
 
 using CallWord = std::atomic<std::uint64_t>;
 static_assert(sizeof(CallWord) == 8 && CallWord::is_always_lock_free);
@@ -115,9 +132,10 @@ struct RequestHeader {
   std::uint32_t client;       // client row
   std::uint32_t call;         // call index within the client's calls
   std::uint32_t generation;   // the call's generation (rule 2)
-  std::uint32_t target;       // kAnyServerTarget, or server row + 1
+  std::uint32_t target;       // kAnyServerTarget (a shared call, rule 2b), or server row + 1 (2a)
+  std::uint32_t target_generation;  // an addressed call's server row generation, low 16 bits
+  std::uint32_t client_generation;  // the client row's generation when it sent
   std::uint32_t reserved;
-  std::uint64_t reserved2;
 };
 static_assert(std::is_trivially_copyable_v<RequestHeader> && sizeof(RequestHeader) == 32);
 

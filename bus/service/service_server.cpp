@@ -52,24 +52,32 @@ Result<ServiceRequest> ServiceServer::take() noexcept {
         h.generation == 0 || h.target > region_->max_servers()) {
       return Errc::malformed_message;
     }
-    if (h.target != kAnyServerTarget && h.target != row_ + 1) continue;  // addressed to another server
-    std::uint64_t expected = call_word(kClaimPending, 0, h.generation);
-    // Acq_rel: exactly one server's CAS wins the call (rule 2); the release orders our claim
-    // before the responses the client then reads (their publish/take pair orders them too),
-    // the acquire pairs with the client's release store of the pending word.
-    if (!region_->call(h.client, h.call)
-             .compare_exchange_strong(expected, call_word(row_ + 1, generation16_, h.generation),
-                                      std::memory_order_acq_rel, std::memory_order_relaxed)) {
-      continue;  // claimed by another server, or the client already dropped the call
-    }
-    ServerRow& me = region_->server(row_);
-    // Relaxed, and no read-modify-write: only this row's owner writes the count (tools read it).
-    me.claimed.store(me.claimed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     ServiceRequest r;
-    r.sample_ = std::move(*s);
     r.client_ = h.client;
     r.call_ = h.call;
     r.generation_ = h.generation;
+    r.client_generation_ = h.client_generation;
+    r.addressed_ = h.target != kAnyServerTarget;
+    if (r.addressed_) {
+      // Rule 2a: ours alone, no claim; unless addressed to another server or to an earlier
+      // owner of our row, or dropped by its client already.
+      if (h.target != row_ + 1 || (h.target_generation & 0xFFFF) != generation16_ || addressed_call_ended(r)) continue;
+    } else {
+      std::uint64_t expected = call_word(kClaimPending, 0, h.generation);
+      // Acq_rel: exactly one server's CAS wins the call (rule 2b); the release orders our
+      // claim before the responses the client then reads (their publish/take pair orders
+      // them too), the acquire pairs with the client's release store of the pending word.
+      if (!region_->call(h.client, h.call)
+               .compare_exchange_strong(expected, call_word(row_ + 1, generation16_, h.generation),
+                                        std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        continue;  // claimed by another server, or the client already dropped the call
+      }
+    }
+    ServerRow& me = region_->server(row_);
+    // Relaxed, and no read-modify-write: only this row's owner writes the count (tools read
+    // it), on the row's second line (rule 1).
+    me.claimed.store(me.claimed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    r.sample_ = std::move(*s);
     return r;
   }
 }
@@ -97,8 +105,25 @@ Result<ResponseLoan> ServiceServer::loan(std::size_t size) noexcept {
   return out;
 }
 
+bool ServiceServer::addressed_call_ended(const ServiceRequest& request) const noexcept {
+  // Acquire: pairs with the client's release store of kClaimEnded. Only the client writes
+  // the word of an addressed call, and only to drop it: while the call lives this line
+  // stays in our cache.
+  const std::uint64_t w = region_->call(request.client_, request.call_).load(std::memory_order_acquire);
+  // The client ended this call, or used the index for a later one (it reuses an index only
+  // after its call ended); generations increase, compared as serial numbers; 0: never used.
+  const auto later = static_cast<std::int32_t>(generation_of(w) - request.generation_);
+  if (generation_of(w) != 0 && (later > 0 || (later == 0 && claimant_of(w) == kClaimEnded))) return true;
+  // A client that died (its row reclaimed, perhaps retaken) never ends its calls itself.
+  const ClientRow& c = region_->client(request.client_);
+  // Acquire: pairs with the release store of kRowActive (rule 1), for generation.
+  return c.state.load(std::memory_order_acquire) != kRowActive ||
+         c.generation.load(std::memory_order_relaxed) != request.client_generation_;
+}
+
 bool ServiceServer::cancelled(const ServiceRequest& request) const noexcept {
-  if (!request.valid()) return true;
+  if (!request.valid() || request.answered_) return true;  // answered_: we sent its last response
+  if (request.addressed_) return addressed_call_ended(request);
   // Acquire: pairs with the client's release store of kClaimEnded (and the reclaimer's).
   std::uint64_t w = region_->call(request.client_, request.call_).load(std::memory_order_acquire);
   return w != call_word(row_ + 1, generation16_, request.generation_);
@@ -121,7 +146,9 @@ Status ServiceServer::respond(const ServiceRequest& request, ResponseLoan&& resp
   h.flags = last ? kResponseLast : 0;
   h.server = row_;
   std::memcpy(loan.data().data(), &h, sizeof h);
-  return responses_.publish(std::move(loan), used + sizeof h);
+  Status st = responses_.publish(std::move(loan), used + sizeof h);
+  if (st.ok() && last) request.answered_ = true;
+  return st;
 }
 
 Status ServiceServer::end_stream(const ServiceRequest& request) noexcept {

@@ -15,7 +15,8 @@
 // flight (bus/service/service_layout.hpp). The library matches responses to calls itself: the
 // user never sees a correlation id. Several servers share the load: every server sees every
 // request and the first to claim its call word serves it (exactly one does), unless the client
-// addressed one server (ServiceClient::send's `server`).
+// addressed one server (ServiceClient::send's `server`). A call sent while only one server is
+// registered is addressed to it: no claim, no shared write per call (the fast path).
 //
 // Failure: a client waiting on a call whose server died (kill -9 included) or left gets
 // Errc::server_gone within a few milliseconds (it checks the claimant's pid and start time
@@ -182,6 +183,9 @@ class ServiceRequest {
   friend class ServiceServer;
   RawSample sample_;
   std::uint32_t client_ = 0, call_ = 0, generation_ = 0;
+  std::uint32_t client_generation_ = 0;  // the client row's, when it sent
+  bool addressed_ = false;               // to this server alone, no claim (service_layout.hpp rule 2a)
+  mutable bool answered_ = false;        // its last response went out
 };
 
 // A response chunk loaned by a server: write data(), then ServiceServer::respond().
@@ -233,6 +237,7 @@ class ServiceServer {
   bool cancelled(const ServiceRequest& request) const noexcept;
 
  private:
+  bool addressed_call_ended(const ServiceRequest& request) const noexcept;
   std::shared_ptr<detail::ServiceRegion> region_;
   RawSubscriber requests_;
   RawPublisher responses_;
