@@ -171,11 +171,9 @@ std::vector<Service::ClientInfo> Service::clients() const {
   for (std::uint32_t i = 0; i < region_->max_clients(); ++i) {
     const ClientRow& r = region_->client(i);
     if (r.state.load(std::memory_order_acquire) != kRowActive) continue;  // as in servers()
-    std::uint32_t calls = 0;
-    for (std::uint32_t c = 0; c < region_->calls_per_client(); ++c) {
-      std::uint64_t w = region_->call(i, c).load(std::memory_order_relaxed);
-      if (generation_of(w) != 0 && claimant_of(w) != kClaimEnded) ++calls;
-    }
+    // The owner's own count: calls to a single server never write their call word. Relaxed:
+    // a tool's snapshot; bounded, since the row is shared memory anyone may have written.
+    std::uint32_t calls = std::min(r.calls_in_flight.load(std::memory_order_relaxed), region_->calls_per_client());
     out.push_back({i, r.pid.load(std::memory_order_relaxed), calls, row_alive(r)});
   }
   return out;
