@@ -301,3 +301,4 @@ struct ServiceInfo {
   requestsPublished @5 :UInt64;
   responsesPublished @6 :UInt64;
   path @7 :Text;             # region file; empty for an anonymous service
+}
