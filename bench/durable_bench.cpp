@@ -184,7 +184,13 @@ void bench_append(const Args& a) {
     const std::uint64_t n = size == 64 ? (a.quick ? 200'000 : 2'000'000) : (a.quick ? 20'000 : 100'000);
     const PerMessage mem = topic_append_ns(size, n);
     for (Pages pages : {Pages::cold, Pages::ahead, Pages::prefaulted}) {
+      // Best of two, interleaved: fresh memory costs more than memory freed by the case before
+      // (on this VM a first touch of guest memory can cost the host's fault too), so the case
+      // that ran second would win by its order alone.
       PerMessage durable = durable_append_ns(a, size, n, pages), raw = raw_append_ns(a, size, n, pages);
+      PerMessage durable2 = durable_append_ns(a, size, n, pages), raw2 = raw_append_ns(a, size, n, pages);
+      if (durable2.cpu_ns < durable.cpu_ns) durable = durable2;
+      if (raw2.cpu_ns < raw.cpu_ns) raw = raw2;
       char buf[512];
       std::snprintf(buf, sizeof buf,
                     R"({"case":"append","size":%zu,"pages":"%s","messages":%llu,"durable_cpu_ns":%.1f,"topic_cpu_ns":%.1f,"raw_mmap_cpu_ns":%.1f,)"
