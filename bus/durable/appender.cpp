@@ -345,9 +345,10 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
 // that a window takes a few loans to fill and no single loan waits for all of it.
 void DurableAppender::prefault_step(const DurableSegment& seg, std::uint64_t from) noexcept {
   if (!prefault_supported_) return;
-  if (&seg != prefaulted_segment_) {
-    prefaulted_segment_ = &seg;
+  if (&seg != prefaulted_segment_) {  // the first loan in a segment (a new appender's first
+    prefaulted_segment_ = &seg;        // message) is not held up: populating starts at the next
     prefaulted_to_ = from;
+    return;
   }
   // Other appenders may have written past what we populated: go on from where we write.
   prefaulted_to_ = std::max(prefaulted_to_, from);
@@ -389,37 +390,42 @@ Status DurableAppender::publish(DurableLoan& loan) noexcept {
   // ordered before our sleepers load (rule 6); a CAS because a reader may have tombstoned it.
   bool committed = rec->commit.compare_exchange_strong(expected, kCommitted, std::memory_order_seq_cst);
   bool lost = seg->lost();
-  if (committed && !lost) wake_readers(seg->header());
-  const int fd = seg->fd();
-  std::byte* const base = seg->base();
+  if (committed && !lost) {
+    wake_readers(seg->header());
+    flush_after(*seg, loan);
+  }
   loan_returned(seg);  // seg may be unmapped from here on
   if (!committed) return Errc::misuse;
   if (lost) return Errc::region_lost;
+  return Errc::ok;
+}
+
+// The flush policy, after a commit; `seg` is the loan's segment, still mapped.
+void DurableAppender::flush_after(const DurableSegment& seg, const DurableLoan& loan) noexcept {
   switch (config_.flush.mode) {
     case FlushPolicy::Mode::none: break;
     case FlushPolicy::Mode::each_publish: {
       auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
       std::uint64_t from = loan.record_offset_ / page * page;
       std::uint64_t to = loan.record_offset_ + record_stride(loan.size_);
-      ::msync(base + from, to - from, MS_SYNC);
+      ::msync(seg.base() + from, to - from, MS_SYNC);
       break;
     }
     case FlushPolicy::Mode::every_n:
       if (++unflushed_ >= config_.flush.every_n) {
         unflushed_ = 0;
-        ::fdatasync(fd);
+        ::fdatasync(seg.fd());
       }
       break;
     case FlushPolicy::Mode::interval: {
       std::uint64_t now = detail::monotonic_ns();
       if (now - last_flush_ns_ >= static_cast<std::uint64_t>(config_.flush.interval.count()) * 1'000'000ull) {
         last_flush_ns_ = now;
-        ::fdatasync(fd);
+        ::fdatasync(seg.fd());
       }
       break;
     }
   }
-  return Errc::ok;
 }
 
 void DurableAppender::abandon(DurableLoan& loan) noexcept {

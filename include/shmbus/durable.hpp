@@ -133,7 +133,7 @@ class DurableAppender {
   Status move_on() noexcept;
   std::shared_ptr<detail::DurableSegment> open_tail() const;
   Status roll() noexcept;
-  void flush_after(const DurableLoan& loan) noexcept;
+  void flush_after(const detail::DurableSegment& seg, const DurableLoan& loan) noexcept;
   void prefault_step(const detail::DurableSegment& seg, std::uint64_t want) noexcept;
   void loan_returned(detail::DurableSegment* seg) noexcept;
 
