@@ -736,8 +736,48 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
     rows.append(["shmbus daemon (shmbusd)", "not measured (it is off the data path)", "", "", ""])
     L.append(table(["process", "pinger VmRSS KiB", "pinger Pss KiB", "ponger VmRSS KiB", "ponger Pss KiB"], rows))
     L.append("")
+    L.extend(durable_section(getattr(runner, "durable", [])))
     with open(path, "w") as f:
         f.write("\n".join(L))
+
+
+def durable_section(cases):
+    """Durable topics (bench/durable_bench.cpp, one run, each case beside its floor)."""
+    if not cases:
+        return []
+    L = ["## Durable topics (shmbus_durable_bench)\n",
+         "One process, every case beside its floor in the same run. Append times are this thread's CPU "
+         "time per message (page faults and populate calls included; on a loaded machine the wall time is "
+         "mostly preemption). `pages` says how the log and the raw mmap loop meet fresh file pages: `cold` "
+         "(a fault each), `ahead` (populated ahead of the writer, the appender's default), `prefaulted` "
+         "(before the timed loop: the fair comparison with the in-memory topic, whose chunks are recycled "
+         "warm). Why: [bench/NOTES.md](../bench/NOTES.md).\n"]
+    app = [c for c in cases if c.get("case") == "append" and "durable_cpu_ns" in c]
+    if app:
+        L.append(table(["size B", "pages", "durable ns", "topic ns", "raw mmap ns", "durable vs topic", "durable vs raw (target ≥ 0.8×)"],
+                       [[str(c["size"]), c["pages"], f'{c["durable_cpu_ns"]:.0f}', f'{c["topic_cpu_ns"]:.0f}',
+                         f'{c["raw_mmap_cpu_ns"]:.0f}', f'{c["durable_vs_topic"]:.2f}×', f'{c["durable_vs_raw_mmap"]:.2f}×'] for c in app]))
+        L.append("")
+    rows = []
+    for c in cases:
+        if c.get("case") == "latency":
+            rows.append(["live subscriber, busy-poll, 64 B one-way (median / p99)",
+                         f'{c["durable_median_ns"]:.0f} / {c["durable_p99_ns"]:.0f} ns',
+                         f'topic {c["topic_median_ns"]:.0f} / {c["topic_p99_ns"]:.0f} ns',
+                         f'{c["durable_over_topic_median"]:.2f}× the topic (≤ 1.5×)'])
+        elif c.get("case") == "replay":
+            rows.append([f'replay {c["bytes"] / 2**30:.2f} GiB from the page cache', f'{c["durable_gb_s"]} GB/s',
+                         f'raw scan {c["raw_scan_gb_s"]} GB/s', f'{c["durable_vs_raw_scan"]:.2f}× (≥ 0.8×)'])
+        elif c.get("case") == "cold_replay":
+            rows.append([f'cold replay, pages dropped by {c["dropped_by"]} (still resident: {c["resident_after_drop"]})',
+                         f'{c["durable_gb_s"]} GB/s', f'read() {c["read_gb_s"]} GB/s', f'{c["durable_vs_read"]:.2f}× (report)'])
+        elif c.get("case") == "lookup":
+            rows.append([f'lookup in {c["messages"]:,} messages ({c["segments"]} segments)',
+                         f'by sequence {c["by_sequence_us"]} µs, by time {c["by_time_us"]} µs', "", "not linear"])
+    if rows:
+        L.append(table(["case", "durable", "floor", "ratio (target)"], rows))
+        L.append("")
+    return L
 
 
 def write_runs(path, results, t_start):
@@ -798,6 +838,7 @@ def main():
             saved = json.load(f)
         runner.results = saved["results"]
         runner.iox_status = saved.get("iox_status")
+        runner.durable = saved.get("durable", [])
         facts = saved["facts"]
         t_start = datetime.datetime.fromisoformat(saved["t_start"])
         t_end = datetime.datetime.fromisoformat(saved["t_end"])

@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "durable/leftovers.hpp"
 #include "durable/segment.hpp"
 #include "futex.hpp"
+#include "prefetch.hpp"
 #include "process_identity.hpp"
 #include "shmbus/durable.hpp"
 
@@ -23,6 +25,10 @@ namespace {
 
 constexpr std::uint64_t kLockGiveUpNs = 10'000'000'000ull;  // a live holder keeps it for a few stores
 constexpr std::uint64_t kLivenessCheckNs = 1'000'000;
+// One populate call per step: 64 pages, about 0.2 ms at worst here, the longest one loan() waits.
+constexpr std::uint64_t kPrefaultStep = 256 * 1024;
+// At most this much of the next record's lines is asked for by each claim (see loan()).
+constexpr std::uint64_t kPrefetchMax = 4096;
 
 void wake_readers(SegmentHeader& h) noexcept {
   // seq_cst: after our commit (or end record) store, pairs with the sleeper's seq_cst
@@ -107,7 +113,7 @@ DurableLoan& DurableLoan::operator=(DurableLoan&& other) noexcept {
   if (this != &other) {
     if (owner_ != nullptr) owner_->abandon(*this);
     owner_ = std::exchange(other.owner_, nullptr);
-    segment_ = std::move(other.segment_);
+    segment_ = std::exchange(other.segment_, nullptr);
     data_ = other.data_;
     size_ = other.size_;
     record_offset_ = other.record_offset_;
@@ -185,11 +191,13 @@ Status DurableAppender::move_on() noexcept {
     }
     std::filesystem::path file = detail::durable_segment_path(log_path_, next);
     std::error_code ec;
+    if (segment_->loans_out != 0) loaned_segments_.push_back(segment_);  // keep it mapped for them
     if (std::filesystem::exists(file, ec)) {
       segment_ = DurableSegment::open(file);
     } else {  // removed by retention since: we were far behind
       segment_ = open_tail();
     }
+    prefaulted_segment_ = nullptr;  // a new mapping: nothing populated in it yet
     return Errc::ok;
   } catch (const Error& e) {
     last_error_ = e.what();
@@ -244,7 +252,7 @@ Status DurableAppender::roll() noexcept {
 Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
   if (size > segment_->max_payload()) return Errc::message_too_large;
   for (;;) {
-    std::shared_ptr<DurableSegment> seg = segment_;
+    DurableSegment* seg = segment_.get();  // valid until move_on(), after which we loop
     SegmentHeader& h = seg->header();
     if (seg->lost()) return Errc::region_lost;
     // Acquire: pairs with the roller's release of sealed; the next segment exists by then.
@@ -309,9 +317,22 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
     // Release: a reader that sees the new write_offset (acquire) sees the header fields above.
     h.write_offset.store(wo + stride, std::memory_order_release);
     unlock_append(h);
+    // The next claim is likely of the same size: ask for its lines now, so that they arrive
+    // while this message is built, instead of stalling the next publish()'s commit CAS, which
+    // waits for every store before it (measured: 4 KiB 0.68 -> 0.50 us, 64 B 61 -> 51 ns). A
+    // prefetch never faults, past the end of the mapping neither.
+    const std::uint64_t ahead_end = wo + stride + std::min(stride, kPrefetchMax) + kCacheLine;
+    for (std::uint64_t at = wo + stride; at < ahead_end; at += kCacheLine) detail::prefetch_for_write(seg->base() + at);
+    // Outside the lock: a populate call must not stall the other appenders.
+    if (config_.prefault_window != 0 &&
+        (seg != prefaulted_segment_ || std::min(wo + stride + config_.prefault_window, seg->size()) > prefaulted_to_))
+        [[unlikely]] {
+      prefault_step(*seg, wo + stride);
+    }
     DurableLoan loan;
     loan.owner_ = this;
-    loan.segment_ = std::move(seg);
+    ++seg->loans_out;
+    loan.segment_ = seg;
     loan.data_ = reinterpret_cast<std::byte*>(rec) + sizeof(RecordHeader);
     loan.size_ = size;
     loan.record_offset_ = wo;
@@ -322,52 +343,109 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
   }
 }
 
+// One step of populating ahead of `from` in `seg` (one system call, at most kPrefaultStep), so
+// that a window takes a few loans to fill and no single loan waits for all of it.
+void DurableAppender::prefault_step(const DurableSegment& seg, std::uint64_t from) noexcept {
+  if (!prefault_supported_) return;
+  if (&seg != prefaulted_segment_) {  // the first loan in a segment (a new appender's first
+    prefaulted_segment_ = &seg;        // message) is not held up: populating starts at the next
+    prefaulted_to_ = from;
+    return;
+  }
+  // Other appenders may have written past what we populated: go on from where we write.
+  prefaulted_to_ = std::max(prefaulted_to_, from);
+  std::uint64_t to = std::min(prefaulted_to_ + kPrefaultStep, seg.size());
+  if (to <= prefaulted_to_) return;
+  if (int err = seg.populate_write(prefaulted_to_, to); err != 0) {
+    // EINVAL: a kernel before 5.14, never again. Otherwise (EFAULT: the file was truncated, the
+    // SIGBUS guard reports it; ENOMEM) give up on this segment: writes fault as without it.
+    if (err == EINVAL) prefault_supported_ = false;
+    prefaulted_to_ = seg.size();
+    return;
+  }
+  prefaulted_to_ = to;
+}
+
+Status DurableAppender::prefault(std::uint64_t bytes) noexcept {
+  std::shared_ptr<DurableSegment> seg = segment_;
+  // Acquire: pairs with the claimants' release of write_offset (a position, nothing read after).
+  std::uint64_t from = seg->header().write_offset.load(std::memory_order_acquire);
+  std::uint64_t to = std::min(from + std::min(bytes, seg->size()), seg->size());
+  if (int err = seg->populate_write(from, to); err != 0) {
+    last_error_ = "durable segment " + seg->path().string() + ": cannot populate its pages ahead (madvise " +
+                  "MADV_POPULATE_WRITE): " + std::strerror(err);
+    return Errc::system_error;
+  }
+  if (prefaulted_segment_ != seg.get()) prefaulted_segment_ = seg.get(), prefaulted_to_ = 0;
+  prefaulted_to_ = std::max(prefaulted_to_, to);
+  last_error_.clear();
+  return Errc::ok;
+}
+
 Status DurableAppender::publish(DurableLoan& loan) noexcept {
   if (loan.owner_ != this) return Errc::misuse;
-  std::shared_ptr<DurableSegment> seg = std::move(loan.segment_);
+  DurableSegment* seg = std::exchange(loan.segment_, nullptr);
   loan.owner_ = nullptr;
   RecordHeader* rec = seg->record_at(loan.record_offset_);
   std::uint32_t expected = kClaimed;
   // seq_cst: release for the payload (pairs with the reader's acquire load of commit), and
   // ordered before our sleepers load (rule 6); a CAS because a reader may have tombstoned it.
-  if (!rec->commit.compare_exchange_strong(expected, kCommitted, std::memory_order_seq_cst)) return Errc::misuse;
-  if (seg->lost()) return Errc::region_lost;
-  wake_readers(seg->header());
+  bool committed = rec->commit.compare_exchange_strong(expected, kCommitted, std::memory_order_seq_cst);
+  bool lost = seg->lost();
+  if (committed && !lost) {
+    wake_readers(seg->header());
+    flush_after(*seg, loan);
+  }
+  loan_returned(seg);  // seg may be unmapped from here on
+  if (!committed) return Errc::misuse;
+  if (lost) return Errc::region_lost;
+  return Errc::ok;
+}
+
+// The flush policy, after a commit; `seg` is the loan's segment, still mapped.
+void DurableAppender::flush_after(const DurableSegment& seg, const DurableLoan& loan) noexcept {
   switch (config_.flush.mode) {
     case FlushPolicy::Mode::none: break;
     case FlushPolicy::Mode::each_publish: {
       auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
       std::uint64_t from = loan.record_offset_ / page * page;
       std::uint64_t to = loan.record_offset_ + record_stride(loan.size_);
-      ::msync(seg->base() + from, to - from, MS_SYNC);
+      ::msync(seg.base() + from, to - from, MS_SYNC);
       break;
     }
     case FlushPolicy::Mode::every_n:
       if (++unflushed_ >= config_.flush.every_n) {
         unflushed_ = 0;
-        ::fdatasync(seg->fd());
+        ::fdatasync(seg.fd());
       }
       break;
     case FlushPolicy::Mode::interval: {
       std::uint64_t now = detail::monotonic_ns();
       if (now - last_flush_ns_ >= static_cast<std::uint64_t>(config_.flush.interval.count()) * 1'000'000ull) {
         last_flush_ns_ = now;
-        ::fdatasync(seg->fd());
+        ::fdatasync(seg.fd());
       }
       break;
     }
   }
-  return Errc::ok;
 }
 
 void DurableAppender::abandon(DurableLoan& loan) noexcept {
-  std::shared_ptr<DurableSegment> seg = std::move(loan.segment_);
+  DurableSegment* seg = std::exchange(loan.segment_, nullptr);
   loan.owner_ = nullptr;
   std::uint32_t expected = kClaimed;
   // seq_cst as in publish: readers waiting at this record must see the tombstone.
   if (seg->record_at(loan.record_offset_)->commit.compare_exchange_strong(expected, kTombstone,
                                                                           std::memory_order_seq_cst)) {
     wake_readers(seg->header());
+  }
+  loan_returned(seg);
+}
+
+// The last loan out in a segment the appender has left unmaps it.
+void DurableAppender::loan_returned(DurableSegment* seg) noexcept {
+  if (--seg->loans_out == 0 && seg != segment_.get()) [[unlikely]] {
+    std::erase_if(loaned_segments_, [seg](const std::shared_ptr<DurableSegment>& s) { return s.get() == seg; });
   }
 }
 

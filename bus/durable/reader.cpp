@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "durable/segment.hpp"
@@ -18,6 +19,7 @@ using detail::DurableSegment;
 
 namespace {
 constexpr std::uint64_t kLivenessCheckNs = 1'000'000;
+constexpr std::uint64_t kClaimSpinNs = 2'000;  // a build and commit take well under this
 constexpr std::chrono::milliseconds kWaitSlice{10};  // re-check dead claimants while waiting
 
 // A named reader's position file, mapped shared so its stores survive the reader's kill -9.
@@ -192,10 +194,27 @@ struct DurableReader::State {
       std::uint32_t commit = rec->commit.load(std::memory_order_acquire);
       if (commit == kClaimed) {
         if (seg->lost()) return lost_error();  // the load faulted: the guard gave us a zero page
+        // Free space, where a reader at the live end waits: no claim has stamped its pid here
+        // yet. Looking at the record's own line spares the appenders' header line, which a
+        // poll of write_offset would pull from their core at every claim. Relaxed: a stale 0
+        // only means no_data now; what is read beyond is ordered by write_offset below.
+        if (std::atomic_ref<std::int32_t>(rec->claimant_pid).load(std::memory_order_relaxed) == 0) {
+          return Errc::no_data;
+        }
         // Acquire: pairs with the claimant's release; the header below it is complete.
         if (offset >= h.write_offset.load(std::memory_order_acquire)) return Errc::no_data;
         std::uint64_t now = detail::monotonic_ns();
         if (rec == alive_record && now < next_liveness_check) return Errc::no_data;
+        if (rec != alive_record) {
+          // A claim newly met is almost always a live publisher a few stores from its commit:
+          // wait for that briefly before judging its claimant through /proc (system calls).
+          for (const std::uint64_t until = now + kClaimSpinNs; detail::monotonic_ns() < until;) {
+            detail::cpu_relax();
+            // Acquire: as the commit load above.
+            if (rec->commit.load(std::memory_order_acquire) != kClaimed) break;
+          }
+          if (rec->commit.load(std::memory_order_acquire) != kClaimed) continue;  // as above
+        }
         if (!detail::durable_claimant_dead(rec->claimant_pid, rec->claimant_start)) {
           alive_record = rec;
           next_liveness_check = now + kLivenessCheckNs;

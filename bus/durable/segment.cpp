@@ -187,6 +187,17 @@ DurableSegment::~DurableSegment() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+int DurableSegment::populate_write(std::uint64_t from, std::uint64_t to) const noexcept {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older headers lack the name
+#endif
+  constexpr std::uint64_t kPage = 4096;  // the mapping is at a page boundary; 4 KiB divides every page size
+  from = from / kPage * kPage;
+  to = std::min(align_up(to, kPage), size_);
+  if (from >= to) return 0;
+  return ::madvise(base_ + from, to - from, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
+}
+
 std::uint64_t DurableSegment::max_payload() const noexcept {
   const SegmentHeader& h = header();
   std::uint64_t room = size_ - h.data_offset - 2 * sizeof(RecordHeader);

@@ -49,6 +49,14 @@ class DurableSegment {
   std::uint64_t index_floor_by_sequence(std::uint64_t sequence) const noexcept;
   std::uint64_t index_floor_by_time(std::uint64_t time_ns) const noexcept;
 
+  // Loans of the appender that opened this object still out in it. That appender's thread only:
+  // a plain count.
+  std::uint32_t loans_out = 0;
+  // Maps and dirties the pages of [from, to) (MADV_POPULATE_WRITE) without changing a byte, so
+  // that writes there take no page fault. 0 on success, else the errno (EINVAL: the kernel is
+  // older than 5.14; EFAULT: the file is shorter than the mapping).
+  int populate_write(std::uint64_t from, std::uint64_t to) const noexcept;
+
  private:
   DurableSegment() = default;
   std::filesystem::path path_;

@@ -65,6 +65,11 @@ struct DurableConfig {
   std::uint64_t type_id = 0;        // recorded in every segment; 0 = raw bytes
   std::string schema;               // recorded once in directory/topic/schema (any bytes)
   FlushPolicy flush;
+  // Bytes of the segment kept populated ahead of the write offset (MADV_POPULATE_WRITE, in
+  // 256 KiB steps from loan()), so that writing a message takes no page fault. Costs up to this
+  // much page cache per appender beyond what is written; 0 = off (each new page faults).
+  // docs/durable.md, "Pre-faulting".
+  std::uint64_t prefault_window = 2ull << 20;
 };
 
 class DurableAppender;
@@ -86,7 +91,7 @@ class DurableLoan {
  private:
   friend class DurableAppender;
   DurableAppender* owner_ = nullptr;
-  std::shared_ptr<detail::DurableSegment> segment_;  // keeps the mapping while loaned
+  detail::DurableSegment* segment_ = nullptr;  // the appender keeps it mapped while loaned
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   std::uint64_t record_offset_ = 0;
@@ -111,6 +116,11 @@ class DurableAppender {
   // loan + copy + publish, for tests and tools.
   Status append(std::span<const std::byte> bytes) noexcept;
 
+  // Populates the next `bytes` of the current segment now, from its write offset (at most to
+  // its end), e.g. before a latency-critical burst. system_error (last_error() says why) when
+  // the kernel refuses.
+  Status prefault(std::uint64_t bytes) noexcept;
+
   // The largest payload one record can hold with this segment size.
   std::size_t max_message_size() const noexcept;
   // Why the last call failed, in one line naming the directory or file; empty after success.
@@ -123,14 +133,22 @@ class DurableAppender {
   Status move_on() noexcept;
   std::shared_ptr<detail::DurableSegment> open_tail() const;
   Status roll() noexcept;
-  void flush_after(const DurableLoan& loan) noexcept;
+  void flush_after(const detail::DurableSegment& seg, const DurableLoan& loan) noexcept;
+  void prefault_step(const detail::DurableSegment& seg, std::uint64_t want) noexcept;
+  void loan_returned(detail::DurableSegment* seg) noexcept;
 
   DurableConfig config_;
   std::filesystem::path log_path_;
   std::shared_ptr<detail::DurableSegment> segment_;
+  // Segments left behind with loans still out (plain counts, no atomic reference count per
+  // message: an appender and its loans belong to one thread at a time).
+  std::vector<std::shared_ptr<detail::DurableSegment>> loaned_segments_;
   std::uint64_t lock_word_ = 0;  // our pid and start time, as the append lock stores them
   std::uint32_t unflushed_ = 0;
   std::uint64_t last_flush_ns_ = 0;
+  const detail::DurableSegment* prefaulted_segment_ = nullptr;  // what prefaulted_to_ is about
+  std::uint64_t prefaulted_to_ = 0;  // offset in it up to which pages are populated
+  bool prefault_supported_ = true;   // false once the kernel said EINVAL
   std::string last_error_;
 };
 
