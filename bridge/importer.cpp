@@ -152,15 +152,15 @@ std::optional<Frame> frame_from_headers(const IncomingMessage& m, std::string& w
   std::optional<std::string_view> origin = m.header(kHeaderOrigin), type = m.header(kHeaderType),
                                   seq = m.header(kHeaderExportSeq), run = m.header(kHeaderRun);
   Frame f;
-  std::optional<std::uint64_t> type_id = type ? parse_u64(*type) : std::nullopt;
-  std::optional<std::uint64_t> export_seq = seq ? parse_u64(*seq) : std::nullopt;
-  if (!origin || !run || !type_id || !export_seq || *export_seq == 0 || m.headers_malformed()) {
+  // Plain values, not optionals: GCC 12 warns (wrongly) about optionals copied into the Frame.
+  const bool numbers = type && seq && parse_u64(*type) && parse_u64(*seq).value_or(0) != 0;
+  if (!origin || !run || !numbers || m.headers_malformed()) {
     why = std::string("missing or unreadable ") + kHeaderOrigin + "/" + kHeaderType + "/" + kHeaderExportSeq + "/" + kHeaderRun;
     return std::nullopt;
   }
   f.origin = *origin;
-  f.type_id = *type_id;
-  f.export_seq = *export_seq;
+  f.type_id = parse_u64(*type).value_or(0);
+  f.export_seq = parse_u64(*seq).value_or(0);
   f.run = std::hash<std::string_view>{}(*run);  // only compared with the previous message's
   if (std::optional<std::string_view> schema = m.header(kHeaderSchema)) {
     std::optional<std::uint64_t> id = parse_hex64(*schema);
