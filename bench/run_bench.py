@@ -737,6 +737,24 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
     L.append(table(["process", "pinger VmRSS KiB", "pinger Pss KiB", "ponger VmRSS KiB", "ponger Pss KiB"], rows))
     L.append("")
     L.extend(durable_section(getattr(runner, "durable", [])))
+    bridge = getattr(runner, "bridge", [])
+    if bridge:
+        L.append("## NATS bridge: bus -> NATS -> bus (docs/bridge.md)\n")
+        L.append("`shmbus_bridge_bench 100000 3`: one nats-server on loopback, two buses and two `shmbus-bridge`s on this "
+                 "machine, against the NATS C client's own publish -> subscribe (and ping-pong) through the same server. "
+                 "Same message count and end (all received, or 2 s without any), both receivers sleep while idle; each "
+                 "round measures the client, then the bridge; medians over the rounds. Targets (issue 18): throughput "
+                 ">= 0.8x, latency <= 1.2x.\n")
+        rows = []
+        for c in bridge:
+            if c.get("case") == "throughput":
+                rows.append([f"throughput, {human(c['size'])}", f"{c['nats_msg_s']:,.0f} msg/s", f"{c['bridge_msg_s']:,.0f} msg/s",
+                             f"{c['ratio']:.2f}", ">= 0.8"])
+            elif c.get("case") == "latency":
+                rows.append([f"latency, {human(c['size'])}, one way, median", f"{c['nats_us']:.1f} µs", f"{c['bridge_us']:.1f} µs",
+                             f"{c['ratio']:.2f}", "<= 1.2"])
+        L.append(table(["case", "NATS client", "bus -> NATS -> bus", "ratio", "target"], rows))
+        L.append("")
     with open(path, "w") as f:
         f.write("\n".join(L))
 
@@ -839,6 +857,7 @@ def main():
         runner.results = saved["results"]
         runner.iox_status = saved.get("iox_status")
         runner.durable = saved.get("durable", [])
+        runner.bridge = saved.get("bridge", [])
         facts = saved["facts"]
         t_start = datetime.datetime.fromisoformat(saved["t_start"])
         t_end = datetime.datetime.fromisoformat(saved["t_end"])
@@ -872,6 +891,7 @@ def main():
                     if group == "rss" and label == "iceoryx":
                         r["roudi"] = runner.roudi_memory()
         runner.durable = run_durable_bench(args.build, args.quick, log)
+        runner.bridge = [] if args.quick else run_bridge_bench(args.build, log)
     finally:
         runner.stop_roudi()
     t_end = datetime.datetime.now().astimezone()
@@ -897,6 +917,29 @@ def run_durable_bench(build, quick, log):
     return cases
 
 
+def run_bridge_bench(build, log):
+    """The NATS bridge (bridge/tests/bridge_bench.cpp), full runs only: bus -> NATS -> bus
+    beside the NATS C client alone through the same nats-server, alternating in rounds within
+    one run; the medians are kept in results.json under "bridge"."""
+    binary = os.path.join(build, "bridge", "shmbus_bridge_bench")
+    if not os.path.exists(binary):
+        print(f"bridge: {binary} not built (needs libnats-dev and nats-server), skipped", flush=True)
+        return []
+    argv = [binary, "100000", "3"]
+    log.write("$ " + " ".join(argv) + "\n")
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        print("bridge: timed out after 600 s, skipped", flush=True)
+        return []
+    cases = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    for c in cases:
+        print("  bridge " + " ".join(f"{k}={v}" for k, v in c.items()), flush=True)
+    if p.returncode != 0:
+        print(f"bridge: exit {p.returncode} (see {log.name})", flush=True)
+    return cases
+
+
 def finish(args, runner, facts, plots_dir, log, have_iox, t_start, t_end, save):
     plots = write_plots(runner.results, plots_dir, have_iox, log)
     if isinstance(plots, str):
@@ -912,7 +955,7 @@ def finish(args, runner, facts, plots_dir, log, have_iox, t_start, t_end, save):
         with open(os.path.join(plots_dir, "results.json"), "w") as f:
             json.dump({"facts": facts, "quick": args.quick, "rounds": args.rounds, "iox_status": runner.iox_status,
                        "t_start": t_start.isoformat(), "t_end": t_end.isoformat(), "results": runner.results,
-                       "durable": getattr(runner, "durable", [])}, f, indent=1)
+                       "durable": getattr(runner, "durable", []), "bridge": getattr(runner, "bridge", [])}, f, indent=1)
     print(f"wrote {args.out} ({sum(1 for r in runner.results if r['kept'])}/{len(runner.results)} runs kept), "
           f"plots {', '.join(plots) or 'none'}; log {log.name}")
 

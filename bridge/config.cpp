@@ -285,7 +285,10 @@ void resolve_defaults(BridgeConfig& c) {
     gethostname(host, sizeof host - 1);
     c.bus_id = std::string(host) + "." + c.bus;
   }
-  if (c.status_file.empty()) c.status_file = default_runtime_dir() / ("bridge-" + c.bus + ".status.json");
+  // Next to the bus's socket: `shmbus topic info`/`clients` look for bridges' status files there.
+  if (c.status_file.empty()) {
+    c.status_file = (c.socket.empty() ? default_runtime_dir() : c.socket.parent_path()) / ("bridge-" + c.bus + ".status.json");
+  }
   for (ImportRule& rule : c.imports) {
     if (rule.prefix.empty()) rule.prefix = c.subject_prefix;
   }

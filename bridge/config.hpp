@@ -88,7 +88,7 @@ struct BridgeConfig {
   std::filesystem::path socket;          // explicit socket path, overrides `bus`
   std::string bus_id;                    // this bus's name on the network; default <hostname>.<bus>
   std::string subject_prefix = "shmbus"; // subjects of exported topics: <prefix>.<topic, '/' -> '.'>
-  std::filesystem::path status_file;     // default: <runtime dir>/bridge-<bus>.status.json
+  std::filesystem::path status_file;     // default: bridge-<bus>.status.json next to the bus's socket
   NatsSettings nats;
   std::vector<ExportRule> exports;
   std::vector<ImportRule> imports;

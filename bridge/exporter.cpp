@@ -5,6 +5,7 @@
 
 #include "shmbus/typed.hpp"
 #include "subjects.hpp"
+#include "wire.hpp"
 
 namespace shmbus::bridge {
 
@@ -15,23 +16,19 @@ struct Exporter::Exported {
   std::shared_ptr<std::atomic<std::int64_t>> own_slot;
   std::uint64_t type_id = 0;
   std::uint64_t export_seq = 0;
-  Headers headers;  // reused: only the values change per message
-  std::size_t base_headers = 0;  // headers[base_headers], when present, is the segment table
+  std::optional<FrameWriter> frame;  // built once; per message only the sequences change
 };
 
 namespace {
-std::string random_run_id() {
+std::uint64_t random_run_id() {
   std::random_device rd;
-  return hex64((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
-// Fixed headers first, so the per-message ones are found by index; then the schema (typed
-// topics), then the segment table (messages of several segments).
-enum HeaderIndex { kType, kOrigin, kRun, kSeq, kExportSeq, kFixedHeaders };
 }  // namespace
 
 Exporter::Exporter(Client& client, Engine& engine, const BridgeConfig& config, CounterRegistry& counters,
                    OwnPublishers& own, LogLimiter& log)
-    : client_(client), engine_(engine), config_(config), counters_(counters), own_(own), log_(log), run_id_(random_run_id()) {}
+    : client_(client), engine_(engine), config_(config), counters_(counters), own_(own), log_(log), run_(random_run_id()) {}
 
 Exporter::~Exporter() { stop(); }
 
@@ -84,16 +81,14 @@ void Exporter::discover() {
       e->counters = &counters_.of(name);
       e->own_slot = own_.cell(name);
       e->type_id = topic.config().type_id;
-      std::string schema_id;
+      std::uint64_t schema_id = 0;
       if (e->type_id != 0 && !topic.config().schema.empty()) {
-        schema_id = schema_id_of(topic.config().schema);
+        const std::string id = schema_id_of(topic.config().schema);
+        schema_id = std::stoull(id, nullptr, 16);
         std::lock_guard lock(schemas_mutex_);
-        schemas_[schema_id] = topic.config().schema;
+        schemas_[id] = topic.config().schema;
       }
-      e->headers = {{kHeaderType, std::to_string(e->type_id)}, {kHeaderOrigin, config_.bus_id}, {kHeaderRun, run_id_},
-                    {kHeaderSequence, ""}, {kHeaderExportSeq, ""}};
-      if (!schema_id.empty()) e->headers.emplace_back(kHeaderSchema, schema_id);
-      e->base_headers = e->headers.size();
+      e->frame.emplace(e->type_id, schema_id, run_, config_.bus_id);
       spdlog::info("exporting '{}' to {}", name, *subject);
       exported_.push_back(std::move(e));
     } catch (const Error& err) {
@@ -119,10 +114,13 @@ bool Exporter::pump(Exported& e) {
         continue;
       }
     }
-    std::span<const std::byte> segments[detail::kMaxSegments];
+    // segments[0] is the frame header, then the message's bytes: one segment, or its
+    // Cap'n Proto segments in place.
+    std::span<const std::byte> segments[1 + detail::kMaxSegments];
+    std::uint32_t words[detail::kMaxSegments];
     std::size_t count = 1;
     if (e.type_id == 0) {
-      segments[0] = s->data();
+      segments[1] = s->data();
     } else {
       detail::SegmentTable table;
       if (!detail::read_segments(*s, table)) {
@@ -132,20 +130,13 @@ bool Exporter::pump(Exported& e) {
       }
       count = table.count;
       for (unsigned k = 0; k < table.count; ++k) {
-        segments[k] = {reinterpret_cast<const std::byte*>(table.segments[k].begin()), table.segments[k].size() * sizeof(capnp::word)};
+        words[k] = static_cast<std::uint32_t>(table.segments[k].size());
+        segments[1 + k] = {reinterpret_cast<const std::byte*>(table.segments[k].begin()), table.segments[k].size() * sizeof(capnp::word)};
       }
     }
-    e.headers[kSeq].second = std::to_string(s->sequence());
-    e.headers[kExportSeq].second = std::to_string(++e.export_seq);
-    if (count > 1) {
-      std::string sizes;
-      for (std::size_t k = 0; k < count; ++k) sizes += (k ? "," : "") + std::to_string(segments[k].size() / sizeof(capnp::word));
-      if (e.headers.size() == e.base_headers) e.headers.emplace_back(kHeaderSegments, sizes);
-      else e.headers[e.base_headers].second = sizes;
-    } else if (e.headers.size() > e.base_headers) {
-      e.headers.pop_back();
-    }
-    const PublishOutcome outcome = engine_.publish(e.subject, e.headers, {segments, count});
+    // A table only for several segments: the importer reads one segment without it.
+    segments[0] = e.frame->header(s->sequence(), ++e.export_seq, std::span<const std::uint32_t>(words, count > 1 ? count : 0));
+    const PublishOutcome outcome = engine_.publish(e.subject, {}, {segments, 1 + count});
     // Only what the connection took keeps its export sequence: the importer counts a gap as
     // lost in transit, and what was refused here is counted here.
     if (outcome != PublishOutcome::sent && outcome != PublishOutcome::buffered) --e.export_seq;

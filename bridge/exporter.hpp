@@ -1,6 +1,6 @@
 // bus -> NATS: subscribes to every local topic an [[export]] rule matches (found by asking
 // the daemon once a second, so topics created later are picked up) and publishes each message
-// on `<prefix>.<topic>` with the bridge's headers (bridge/subjects.hpp). It is an ordinary
+// on `<prefix>.<topic>` in the bridge's frame (bridge/wire.hpp). It is an ordinary
 // subscriber: under the topic's drop-oldest policy a slow network costs the local publishers
 // nothing, and what the bridge missed is counted (dropped_local). Messages published by the
 // bridge's own importer are skipped (by payload pool: see own_publishers.hpp). Also answers
@@ -46,7 +46,7 @@ class Exporter {
   CounterRegistry& counters_;
   OwnPublishers& own_;
   LogLimiter& log_;
-  const std::string run_id_;
+  const std::uint64_t run_;  // random per start: importers restart their sequence checks on a new run
   std::vector<std::unique_ptr<Exported>> exported_;  // the export thread's own
   std::set<std::string> unexportable_;               // names already reported as unable to cross
   std::mutex schemas_mutex_;

@@ -5,12 +5,19 @@
 #include <capnp/serialize.h>
 
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "shmbus/typed.hpp"
 #include "subjects.hpp"
 
 namespace shmbus::bridge {
+
+// What a subject means under one rule.
+struct Importer::Route {
+  std::optional<std::string> topic;  // nullopt: not ours (another rule's, or a schema request)
+  TopicCounters* counters = nullptr;
+};
 
 struct Importer::Local {
   std::optional<Topic> topic;
@@ -20,13 +27,14 @@ struct Importer::Local {
   std::chrono::steady_clock::time_point retry_after{};
   std::string refusal;
   // Loss and duplicate detection on the exporter's sequence.
-  std::string run;
+  bool has_run = false;
+  std::uint64_t run = 0;
   std::uint64_t last_export_seq = 0;
 };
 
 Importer::Importer(Client& client, Engine& engine, const BridgeConfig& config, CounterRegistry& counters,
                    OwnPublishers& own, LogLimiter& log)
-    : client_(client), engine_(engine), config_(config), counters_(counters), own_(own), log_(log) {}
+    : client_(client), engine_(engine), config_(config), counters_(counters), own_(own), log_(log), routes_(config.imports.size()) {}
 
 Importer::~Importer() = default;
 
@@ -71,8 +79,8 @@ std::string what_of(const std::exception& e) { return e.what(); }
 
 }  // namespace
 
-Importer::Local* Importer::local_topic(const ImportRule& rule, const std::string& name, std::uint64_t type_id,
-                                       const IncomingMessage& m, TopicCounters& c) {
+Importer::Local* Importer::local_topic(const ImportRule& rule, const std::string& name, const Frame& frame, TopicCounters& c) {
+  const std::uint64_t type_id = frame.type_id;
   auto& slot = locals_[name];
   if (!slot) slot = std::make_unique<Local>();
   Local& l = *slot;
@@ -87,15 +95,15 @@ Importer::Local* Importer::local_topic(const ImportRule& rule, const std::string
   tc.queue_depth = rule.queue_depth;
   tc.type_id = type_id;
   if (type_id != 0) {
-    std::optional<std::string_view> id = m.header(kHeaderSchema);
-    if (!id) {
-      refuse(c, Malformed::bad_headers, name, std::string("typed message without ") + kHeaderSchema);
+    if (frame.schema_id == 0) {
+      refuse(c, Malformed::bad_headers, name, "typed message without a schema id");
       return nullptr;
     }
-    std::optional<std::string> schema = fetch_schema(rule, std::string(*id));
+    const std::string id = hex64(frame.schema_id);
+    std::optional<std::string> schema = fetch_schema(rule, id);
     if (!schema || !schema_defines(*schema, type_id)) {
-      refuse(c, Malformed::bad_schema, name, "no valid schema " + std::string(*id) + " defining type " + std::to_string(type_id) +
-                                                 " from " + schema_subject(rule.prefix, *id));
+      refuse(c, Malformed::bad_schema, name, "no valid schema " + id + " defining type " + std::to_string(type_id) +
+                                                 " from " + schema_subject(rule.prefix, id));
       l.retry_after = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       return nullptr;
     }
@@ -125,49 +133,127 @@ Importer::Local* Importer::local_topic(const ImportRule& rule, const std::string
   }
 }
 
+namespace {
+
+std::optional<std::uint64_t> parse_hex64(std::string_view s) {
+  if (s.empty() || s.size() > 16) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0) return std::nullopt;
+    v = v << 4 | static_cast<std::uint64_t>(d);
+  }
+  return v;
+}
+
+// The first version's form: six text headers (subjects.hpp). nullopt, with `why`, when a
+// header is missing or unreadable.
+std::optional<Frame> frame_from_headers(const IncomingMessage& m, std::string& why) {
+  std::optional<std::string_view> origin = m.header(kHeaderOrigin), type = m.header(kHeaderType),
+                                  seq = m.header(kHeaderExportSeq), run = m.header(kHeaderRun);
+  Frame f;
+  // Plain values, not optionals: GCC 12 warns (wrongly) about optionals copied into the Frame.
+  const bool numbers = type && seq && parse_u64(*type) && parse_u64(*seq).value_or(0) != 0;
+  if (!origin || !run || !numbers || m.headers_malformed()) {
+    why = std::string("missing or unreadable ") + kHeaderOrigin + "/" + kHeaderType + "/" + kHeaderExportSeq + "/" + kHeaderRun;
+    return std::nullopt;
+  }
+  f.origin = *origin;
+  f.type_id = parse_u64(*type).value_or(0);
+  f.export_seq = parse_u64(*seq).value_or(0);
+  f.run = std::hash<std::string_view>{}(*run);  // only compared with the previous message's
+  if (std::optional<std::string_view> schema = m.header(kHeaderSchema)) {
+    std::optional<std::uint64_t> id = parse_hex64(*schema);
+    if (!id) {
+      why = std::string(kHeaderSchema) + " '" + std::string(*schema) + "' is not 16 hex digits";
+      return std::nullopt;
+    }
+    f.schema_id = *id;
+  }
+  if (std::optional<std::string_view> segs = m.header(kHeaderSegments)) {
+    std::string_view rest = *segs;
+    while (!rest.empty()) {
+      std::size_t comma = rest.find(',');
+      std::optional<std::uint64_t> n = parse_u64(rest.substr(0, comma));
+      if (!n || *n > UINT32_MAX || f.segment_count == detail::kMaxSegments) {
+        why = std::string(kHeaderSegments) + " '" + std::string(*segs) + "' is not a list of up to 32 word counts";
+        return std::nullopt;
+      }
+      f.segment_words[f.segment_count++] = static_cast<std::uint32_t>(*n);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  f.payload = m.payload();
+  return f;
+}
+
+}  // namespace
+
+Importer::Route& Importer::route_of(const ImportRule& rule, std::string_view subject) {
+  auto& routes = routes_[static_cast<std::size_t>(&rule - config_.imports.data())];
+  if (auto it = routes.find(subject); it != routes.end()) return *it->second;
+  auto r = std::make_unique<Route>();
+  r->topic = topic_of(rule.prefix, subject);
+  if (r->topic && !topic_matches(rule.topics, *r->topic)) r->topic.reset();
+  if (routes.size() >= kMaxRoutes) {
+    // Made-up subjects from the network: past the bound each message works it out again.
+    thread_local Route uncached;
+    uncached = std::move(*r);
+    return uncached;
+  }
+  return *routes.emplace(std::string(subject), std::move(r)).first->second;
+}
+
 void Importer::on_message(const ImportRule& rule, const IncomingMessage& m) {
-  std::optional<std::string> name = topic_of(rule.prefix, m.subject());
-  if (!name || !topic_matches(rule.topics, *name)) return;  // not ours to import (or a schema request)
-  std::optional<std::string_view> origin = m.header(kHeaderOrigin);
-  if (origin && *origin == config_.bus_id) return;  // our own export, back from the network
+  // The frame is checked before anything else (bad headers are counted once the topic is
+  // known); the first version's headers when the message has them.
+  std::string why;
+  std::optional<Frame> frame;
+  if (m.header(kHeaderOrigin) || m.headers_malformed()) {
+    frame = frame_from_headers(m, why);
+  } else {
+    frame = decode_frame(m.payload(), why);
+  }
+  if (frame && frame->origin == config_.bus_id) return;  // our own export, back from the network
   std::lock_guard lock(mutex_);
+  Route& route = route_of(rule, m.subject());
+  if (!route.topic) return;  // not ours to import (or a schema request)
+  const std::string* name = &*route.topic;
   if (locals_.size() >= kMaxImportedTopics && !locals_.count(*name)) {
     // A flood of made-up names must not grow the bus or the bridge without bound.
     TopicCounters::add(counters_.of("(over the topic limit)").refused_local);
     log_.warn("limit", "import: more than " + std::to_string(kMaxImportedTopics) + " topics; ignoring '" + *name + "' (narrow the [[import]] globs)");
     return;
   }
-  TopicCounters& c = counters_.of(*name);
-  std::optional<std::string_view> type_h = m.header(kHeaderType), seq_h = m.header(kHeaderExportSeq), run_h = m.header(kHeaderRun);
-  std::uint64_t type_id_value = 0, export_seq_value = 0;
-  const bool readable = type_h && seq_h && run_h && origin && !m.headers_malformed() && parse_u64(*type_h).has_value() &&
-                        parse_u64(*seq_h).value_or(0) != 0;
-  if (!readable) {
-    refuse(c, Malformed::bad_headers, *name, std::string("missing or unreadable ") + kHeaderOrigin + "/" + kHeaderType + "/" + kHeaderExportSeq + "/" + kHeaderRun);
+  if (!route.counters) route.counters = &counters_.of(*name);
+  TopicCounters& c = *route.counters;
+  if (!frame) {
+    refuse(c, Malformed::bad_headers, *name, why);
     return;
   }
-  type_id_value = parse_u64(*type_h).value_or(0);
-  export_seq_value = parse_u64(*seq_h).value_or(0);
-  const std::uint64_t* type_id = &type_id_value;
-  const std::uint64_t* export_seq = &export_seq_value;
-  Local* l = local_topic(rule, *name, *type_id, m, c);
+  Local* l = local_topic(rule, *name, *frame, c);
   if (!l) return;
-  if (*type_id != l->type_id) {
-    refuse(c, Malformed::wrong_type, *name, "type id " + std::to_string(*type_id) + ", the local topic carries " + std::to_string(l->type_id));
+  if (frame->type_id != l->type_id) {
+    refuse(c, Malformed::wrong_type, *name, "type id " + std::to_string(frame->type_id) + ", the local topic carries " + std::to_string(l->type_id));
+    return;
+  }
+  if (l->type_id == 0 && frame->segment_count != 0) {
+    refuse(c, Malformed::bad_headers, *name, "a segment table on a raw-bytes topic");
     return;
   }
   // The exporter numbers what it sends 1, 2, 3... per run: a gap is loss on the way, a repeat
   // a duplicate.
-  std::string run(*run_h);
-  if (run == l->run && *export_seq <= l->last_export_seq) {
+  const bool same_run = l->has_run && frame->run == l->run;
+  if (same_run && frame->export_seq <= l->last_export_seq) {
     TopicCounters::add(c.duplicates);
     return;
   }
-  const std::uint64_t expected = run == l->run ? l->last_export_seq + 1 : 1;
-  if (*export_seq > expected) TopicCounters::add(c.lost_in_transit, *export_seq - expected);
-  l->run = run;
-  l->last_export_seq = *export_seq;
-  std::span<const std::byte> payload = m.payload();
+  const std::uint64_t expected = same_run ? l->last_export_seq + 1 : 1;
+  if (frame->export_seq > expected) TopicCounters::add(c.lost_in_transit, frame->export_seq - expected);
+  l->has_run = true;
+  l->run = frame->run;
+  l->last_export_seq = frame->export_seq;
+  std::span<const std::byte> payload = frame->payload;
   Status st;
   if (l->type_id == 0) {
     Result<RawLoan> loan = l->publisher->loan(payload.size());
@@ -185,38 +271,37 @@ void Importer::on_message(const ImportRule& rule, const IncomingMessage& m) {
       return;
     }
     const std::size_t total_words = payload.size() / sizeof(capnp::word);
-    std::vector<std::size_t> sizes;
-    if (std::optional<std::string_view> segs = m.header(kHeaderSegments)) {
+    std::size_t sizes[detail::kMaxSegments];
+    std::size_t count = 1;
+    sizes[0] = total_words;
+    if (frame->segment_count > 0) {
       std::size_t sum = 0;
-      std::string_view rest = *segs;
-      while (!rest.empty() && sizes.size() <= detail::kMaxSegments) {
-        std::size_t comma = rest.find(',');
-        std::optional<std::uint64_t> n = parse_u64(rest.substr(0, comma));
-        if (!n || *n == 0 || *n > total_words) { sizes.clear(); break; }
-        sizes.push_back(*n);
-        sum += *n;
-        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      bool positive = true;
+      for (unsigned k = 0; k < frame->segment_count; ++k) {
+        sizes[k] = frame->segment_words[k];
+        sum += sizes[k];
+        positive = positive && sizes[k] > 0;
       }
-      if (sizes.empty() || sizes.size() > detail::kMaxSegments || sum != total_words) {
-        refuse(c, Malformed::bad_headers, *name, std::string(kHeaderSegments) + " '" + std::string(*segs) + "' does not describe " + std::to_string(total_words) + " words");
+      count = frame->segment_count;
+      if (!positive || sum != total_words) {
+        refuse(c, Malformed::bad_headers, *name, "the segment table (" + std::to_string(count) + " segments, " + std::to_string(sum) +
+                                                     " words) does not describe " + std::to_string(total_words) + " words");
         return;
       }
-    } else {
-      sizes.push_back(total_words);
     }
     thread_local std::vector<capnp::word> words;
     words.resize(total_words);
     std::memcpy(words.data(), payload.data(), payload.size());
-    std::vector<kj::ArrayPtr<const capnp::word>> segments;
+    kj::ArrayPtr<const capnp::word> segments[detail::kMaxSegments];
     std::size_t at = 0;
-    for (std::size_t n : sizes) {
-      segments.emplace_back(words.data() + at, n);
-      at += n;
+    for (std::size_t k = 0; k < count; ++k) {
+      segments[k] = kj::arrayPtr(words.data() + at, sizes[k]);
+      at += sizes[k];
     }
     capnp::ReaderOptions limits;
     limits.traversalLimitInWords = total_words * 4 + 64;  // amplification bound, as subscribers use
     limits.nestingLimit = 64;
-    capnp::SegmentArrayMessageReader reader(kj::arrayPtr(segments.data(), segments.size()), limits);
+    capnp::SegmentArrayMessageReader reader(kj::arrayPtr(segments, count), limits);
     bool is_struct = false;
     try {
       is_struct = reader.getRoot<capnp::AnyPointer>().getPointerType() == capnp::PointerType::STRUCT;

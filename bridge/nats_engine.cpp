@@ -85,8 +85,8 @@ class NatsEngine final : public Engine {
     const std::size_t max = max_payload_.load(std::memory_order_relaxed);
     if (max != 0 && total > max) return PublishOutcome::too_large;
     const bool was_connected = connected_.load(std::memory_order_relaxed);
-    natsMsg* msg = nullptr;
-    // One copy, into the client's message: from the sample in place when it is one segment.
+    // One copy before the client's own: the segments joined (the exporter's frame header and
+    // the message), unless there is one segment, which the client copies from the sample in place.
     const char* data = segments.size() == 1 ? reinterpret_cast<const char*>(segments[0].data()) : nullptr;
     if (segments.size() > 1) {
       thread_local std::string joined;
@@ -94,10 +94,17 @@ class NatsEngine final : public Engine {
       for (auto s : segments) joined.append(reinterpret_cast<const char*>(s.data()), s.size());
       data = joined.data();
     }
-    if (natsMsg_Create(&msg, subject.c_str(), nullptr, data, static_cast<int>(total)) != NATS_OK) return PublishOutcome::failed;
-    for (const auto& [k, v] : headers) natsMsgHeader_Set(msg, k.c_str(), v.c_str());
-    natsStatus st = natsConnection_PublishMsg(nc_, msg);
-    natsMsg_Destroy(msg);
+    natsStatus st;
+    if (headers.empty()) {
+      // No natsMsg: it would allocate and copy the payload once more.
+      st = natsConnection_Publish(nc_, subject.c_str(), data, static_cast<int>(total));
+    } else {
+      natsMsg* msg = nullptr;
+      if (natsMsg_Create(&msg, subject.c_str(), nullptr, data, static_cast<int>(total)) != NATS_OK) return PublishOutcome::failed;
+      for (const auto& [k, v] : headers) natsMsgHeader_Set(msg, k.c_str(), v.c_str());
+      st = natsConnection_PublishMsg(nc_, msg);
+      natsMsg_Destroy(msg);
+    }
     if (st == NATS_OK) return was_connected ? PublishOutcome::sent : PublishOutcome::buffered;
     if (st == NATS_MAX_PAYLOAD) return PublishOutcome::too_large;
     if (st == NATS_INSUFFICIENT_BUFFER || st == NATS_CONNECTION_DISCONNECTED || st == NATS_CONNECTION_CLOSED || st == NATS_NOT_YET_CONNECTED) {

@@ -5,9 +5,11 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "bridge_status.hpp"
 #include "commands.hpp"
 #include "durable_inspect.hpp"
 #include "message_codec.hpp"
@@ -76,6 +78,13 @@ std::map<std::uint64_t, ClientListing> clients_by_id(Client& client) {
   return m;
 }
 
+// The bridges (shmbus-bridge) among `clients`, with their counters.
+std::vector<BridgeStatus> bridges_of(Client& client, const std::map<std::uint64_t, ClientListing>& clients) {
+  std::set<pid_t> pids;
+  for (const auto& [id, c] : clients) pids.insert(c.pid);
+  return bridges_of_bus(std::filesystem::path(client.status().socket_path).parent_path(), pids);
+}
+
 void topics(const GlobalOptions& global) {
   std::unique_ptr<Client> client = connect(global);
   std::vector<TopicListing> list = client->list_topics();
@@ -111,7 +120,15 @@ void topic_info(const std::string& name, const GlobalOptions& global) {
   if (!t) throw Error(Errc::invalid_config, "topic '" + name + "' went away");
   double rate = static_cast<double>(t->published - first->published) /
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  json j = topic_json(*t, clients_by_id(*client), rate);
+  const auto clients = clients_by_id(*client);
+  json j = topic_json(*t, clients, rate);
+  std::vector<json> bridged;  // what the NATS bridges counted for this topic
+  for (const BridgeStatus& b : bridges_of(*client, clients)) {
+    if (!b.topics.contains(name)) continue;
+    bridged.push_back(bridge_topic_json(b, b.topics[name]));
+    bridged.back()["topic"] = name;
+  }
+  j["bridges"] = bridged;
   if (global.json) {
     std::cout << j.dump(2) << "\n";
     return;
@@ -138,6 +155,7 @@ void topic_info(const std::string& name, const GlobalOptions& global) {
     }
   }
   std::cout << slots.render();
+  if (!bridged.empty()) std::cout << "\nNATS bridges (shmbus-bridge):\n" << bridge_table(bridged);
 }
 
 void regions(const GlobalOptions& global) {
@@ -170,6 +188,12 @@ void clients(const GlobalOptions& global) {
   for (const auto& t : client->list_topics()) {
     for (const auto& s : t.slots) held[{t.config.name, {static_cast<int>(s.role), s.slot}}] = s.chunks_held;
   }
+  std::map<pid_t, BridgeStatus> bridges;
+  {
+    std::map<std::uint64_t, ClientListing> by_id;
+    for (const auto& c : list) by_id.emplace(c.id, c);
+    for (BridgeStatus& b : bridges_of(*client, by_id)) bridges.emplace(b.pid, std::move(b));
+  }
   if (global.json) {
     json j = json::array();
     for (const auto& c : list) {
@@ -178,6 +202,9 @@ void clients(const GlobalOptions& global) {
       for (const auto& r : c.registrations) {
         e[r.role == Role::publisher ? "publishes" : "subscribes"].push_back(
             {{"topic", r.topic}, {"slot", r.slot}, {"chunks_held", held[{r.topic, {static_cast<int>(r.role), r.slot}}]}});
+      }
+      if (auto b = bridges.find(c.pid); b != bridges.end()) {
+        e["bridge"] = {{"bus_id", b->second.bus_id}, {"nats_connected", b->second.nats_connected}, {"topics", b->second.topics}};
       }
       j.push_back(e);
     }
@@ -196,6 +223,14 @@ void clients(const GlobalOptions& global) {
                subs.empty() ? "-" : subs, std::to_string(holds)});
   }
   std::cout << table.render();
+  std::vector<json> rows;
+  for (const auto& [pid, b] : bridges) {
+    for (const auto& [topic, counters] : b.topics.items()) {
+      rows.push_back(bridge_topic_json(b, counters));
+      rows.back()["topic"] = topic;
+    }
+  }
+  if (!rows.empty()) std::cout << "\nNATS bridges (shmbus-bridge), per topic:\n" << bridge_table(rows);
 }
 
 }  // namespace

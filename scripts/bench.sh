@@ -45,6 +45,8 @@ if grep -q '^shmbus_bench_iox:' <<<"$targets"; then peers=(shmbus_bench_iox); fi
 # The durable-topic cases (bench/durable_bench.cpp) in full runs only: CI's --quick run keeps
 # its build short, and run_bench.py skips them, saying so, when the binary is not there.
 [[ " $* " == *" --quick "* ]] || peers+=(shmbus_durable_bench)
+# The NATS bridge (bridge/tests/bridge_bench.cpp), full runs only, when it was configured.
+if [[ " $* " != *" --quick "* ]] && grep -q '^shmbus_bridge_bench:' <<<"$targets"; then peers+=(shmbus_bridge_bench); fi
 ninja -C "$BUILD" shmbus_bench "${peers[@]}"
 
 # Debian's python3 (for nothing beyond the standard library; plots are made with gnuplot).

@@ -1,13 +1,15 @@
 // shmbus_bridge_bench: bus -> NATS -> bus against the NATS C client alone, through the same
 // nats-server on loopback, in one run (issue 18's ratios). Not a test; build the target and run
-//   build/bridge/tests/shmbus_bridge_bench [messages]
-// Throughput: N messages of 64 B and 64 KiB, first publish to last receipt (messages lost on
-// the way are reported and not counted as received). Latency: ping-pong, half the median
+//   build/bridge/tests/shmbus_bridge_bench [messages] [rounds]
+// Throughput: N messages of 64 B (N/20 of 64 KiB), first publish to last receipt (messages lost
+// on the way are reported and not counted as received); each round measures the NATS client,
+// then the bridge; the median ratio is reported. Both receivers sleep while idle. Latency: ping-pong, half the median
 // round trip.
 #include <nats/nats.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstdio>
 #include <thread>
 
@@ -101,41 +103,65 @@ TopicConfig raw_topic(const std::string& name, std::size_t size) {
 
 int main(int argc, char** argv) {
   const std::uint64_t count = argc > 1 ? std::stoull(argv[1]) : 100000;
+  const int rounds = argc > 2 ? std::stoi(argv[2]) : 3;
   NatsServer nats;
   Bus a("a"), b("b");
   const std::string rules = "[[export]]\ntopics = \"bench/*\"\n[[import]]\ntopics = \"bench/*\"\nsize_classes = [[65536, 512], [4096, 4608]]\n";
-  BridgeProcess bridge_a(a, nats, "busA", rules), bridge_b(b, nats, "busB", rules);
+  // SHMBUS_BRIDGE_BENCH_BINARY: measure another shmbus-bridge build (e.g. an older one, for a
+  // before/after comparison) with this same bench.
+  std::vector<std::string> wrapper;
+  if (const char* other = std::getenv("SHMBUS_BRIDGE_BENCH_BINARY")) wrapper = {"/bin/sh", "-c", std::string("shift; exec ") + other + " \"$@\"", "sh"};
+  BridgeProcess bridge_a(a, nats, "busA", rules, wrapper), bridge_b(b, nats, "busB", rules, wrapper);
   Client ca(a.client_options()), cb(b.client_options());
   std::printf("%-34s %14s %14s %8s\n", "throughput (msg/s)", "NATS client", "bus->NATS->bus", "ratio");
   for (std::size_t size : {std::size_t{64}, std::size_t{65536}}) {
     const std::uint64_t n = size > 4096 ? count / 20 : count;
-    std::uint64_t nats_got = 0;
-    const double raw = nats_throughput(nats.url(), size, n, nats_got);
     const std::string name = "bench/t" + std::to_string(size);
     // Block policy on bus a: the publisher waits for the bridge, as a NATS publisher waits for its socket.
     TopicConfig blocking = raw_topic(name, size);
     blocking.policy = SlowSubscriberPolicy::block;
     RawPublisher pub = ca.publisher(ca.open_topic(blocking, Role::publisher));
-    RawSubscriber sub = cb.subscriber(cb.open_topic(raw_topic(name, size), Role::subscriber), {.wait_mode = WaitMode::busy_poll});
+    // The receiver sleeps while there is nothing, as the NATS client's delivery thread does.
+    RawSubscriber sub = cb.subscriber(cb.open_topic(raw_topic(name, size), Role::subscriber), {.wait_mode = WaitMode::block});
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the exporter finds the topic
     std::string payload(size, 'y');
-    std::uint64_t got = 0;
-    clk::time_point last{};
-    std::thread reader([&] {
-      auto quiet = clk::now();
-      while (got < n && clk::now() - quiet < std::chrono::seconds(2)) {
-        if (auto s = sub.take()) { ++got; last = quiet = clk::now(); }
+    std::vector<double> ratios, raws, bridgeds;
+    // Rounds alternate the two, so both see the same load of this shared machine.
+    for (int round = 0; round < rounds; ++round) {
+      std::uint64_t nats_got = 0;
+      const double raw = nats_throughput(nats.url(), size, n, nats_got);
+      std::uint64_t got = 0;
+      clk::time_point last{};
+      std::thread reader([&] {
+        // Counts until all arrived or nothing came for 2 s, as the NATS case does.
+        while (got < n) {
+          auto s = sub.take_wait(std::chrono::seconds(2));
+          if (!s) break;
+          ++got;
+          last = clk::now();
+        }
+      });
+      const auto start = clk::now();
+      for (std::uint64_t i = 0; i < n; ++i) {
+        while (!pub.publish_copy(std::as_bytes(std::span(payload))).ok()) std::this_thread::yield();
       }
-    });
-    const auto start = clk::now();
-    for (std::uint64_t i = 0; i < n; ++i) {
-      while (!pub.publish_copy(std::as_bytes(std::span(payload))).ok()) std::this_thread::yield();
+      reader.join();
+      const double bridged = static_cast<double>(got) / std::chrono::duration<double>(last - start).count();
+      ratios.push_back(bridged / raw);
+      raws.push_back(raw);
+      bridgeds.push_back(bridged);
+      std::printf("%-34s %14.0f %14.0f %8.2f   (received %llu/%llu and %llu/%llu)\n", (std::to_string(size) + " B").c_str(), raw, bridged,
+                  bridged / raw, static_cast<unsigned long long>(nats_got), static_cast<unsigned long long>(n),
+                  static_cast<unsigned long long>(got), static_cast<unsigned long long>(n));
     }
-    reader.join();
-    const double bridged = static_cast<double>(got) / std::chrono::duration<double>(last - start).count();
-    std::printf("%-34s %14.0f %14.0f %8.2f   (received %llu/%llu and %llu/%llu)\n", (std::to_string(size) + " B").c_str(), raw, bridged,
-                bridged / raw, static_cast<unsigned long long>(nats_got), static_cast<unsigned long long>(n),
-                static_cast<unsigned long long>(got), static_cast<unsigned long long>(n));
+    for (auto* v : {&ratios, &raws, &bridgeds}) std::sort(v->begin(), v->end());
+    const std::size_t mid = ratios.size() / 2;
+    std::printf("%-34s %14.0f %14.0f %8.2f   (medians of %d rounds)\n", (std::to_string(size) + " B").c_str(), raws[mid], bridgeds[mid],
+                ratios[mid], rounds);
+    // For bench/run_bench.py (scripts/bench.sh).
+    std::printf("{\"case\": \"throughput\", \"size\": %zu, \"messages\": %llu, \"rounds\": %d, \"nats_msg_s\": %.0f, "
+                "\"bridge_msg_s\": %.0f, \"ratio\": %.3f}\n",
+                size, static_cast<unsigned long long>(n), rounds, raws[mid], bridgeds[mid], ratios[mid]);
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // one more status round
     std::printf("    where the rest went: bridge a dropped locally %llu, exported %llu; bridge b lost in transit %llu, imported %llu; "
                 "subscriber b lost %llu\n",
@@ -170,5 +196,7 @@ int main(int argc, char** argv) {
   const double bridged_us = rtt.empty() ? 0 : rtt[rtt.size() / 2] / 2;
   std::printf("%-34s %14.1f %14.1f %8.2f   (%zu/2000 round trips)\n", "latency 64 B, one way (us, median)", raw_us, bridged_us,
               bridged_us / raw_us, rtt.size());
+  std::printf("{\"case\": \"latency\", \"size\": 64, \"nats_us\": %.1f, \"bridge_us\": %.1f, \"ratio\": %.3f}\n", raw_us, bridged_us,
+              bridged_us / raw_us);
   return 0;
 }
