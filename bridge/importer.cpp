@@ -242,13 +242,15 @@ void Importer::on_message(const ImportRule& rule, const IncomingMessage& m) {
     return;
   }
   // The exporter numbers what it sends 1, 2, 3... per run: a gap is loss on the way, a repeat
-  // a duplicate.
+  // a duplicate. The first message of a run this importer sees sets the baseline: what the
+  // exporter sent before we listened (or before this importer restarted) was never in transit
+  // to us, and counting it would charge a restarted importer with the whole history.
   const bool same_run = l->has_run && frame->run == l->run;
   if (same_run && frame->export_seq <= l->last_export_seq) {
     TopicCounters::add(c.duplicates);
     return;
   }
-  const std::uint64_t expected = same_run ? l->last_export_seq + 1 : 1;
+  const std::uint64_t expected = same_run ? l->last_export_seq + 1 : frame->export_seq;
   if (frame->export_seq > expected) TopicCounters::add(c.lost_in_transit, frame->export_seq - expected);
   l->has_run = true;
   l->run = frame->run;
