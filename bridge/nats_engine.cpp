@@ -5,7 +5,10 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 
@@ -37,6 +40,46 @@ class NatsIncoming final : public IncomingMessage {
   mutable bool malformed_ = false;
 };
 
+// What the client's connection callbacks write. The client calls them on a thread of its own,
+// in order, the closed callback last; so this outlives the engine until that one has run (a
+// disconnected callback once wrote into a destroyed engine: ASan caught it).
+struct ConnectionEvents {
+  // Relaxed: each is a hint for the next publish (which the client checks again itself) or a
+  // plain counter for the status; nothing else is published through them.
+  std::atomic<std::uint64_t> disconnects{0}, reconnects{0}, async_errors{0};
+  std::atomic<bool> connected{false};
+  std::atomic<std::size_t> max_payload{0};
+  std::mutex mutex;
+  std::condition_variable closed_cv;
+  bool closed = false;  // under mutex
+
+  void now_connected(natsConnection* nc) {
+    std::int64_t m = natsConnection_GetMaxPayload(nc);
+    max_payload.store(m > 0 ? static_cast<std::size_t>(m) : 0, std::memory_order_relaxed);
+    connected.store(true, std::memory_order_relaxed);
+  }
+  static void on_disconnected(natsConnection*, void* self) {
+    auto* e = static_cast<ConnectionEvents*>(self);
+    e->connected.store(false, std::memory_order_relaxed);
+    e->disconnects.fetch_add(1, std::memory_order_relaxed);
+  }
+  static void on_reconnected(natsConnection* nc, void* self) {
+    auto* e = static_cast<ConnectionEvents*>(self);
+    e->now_connected(nc);
+    e->reconnects.fetch_add(1, std::memory_order_relaxed);
+  }
+  static void on_connected_late(natsConnection* nc, void* self) { static_cast<ConnectionEvents*>(self)->now_connected(nc); }
+  static void on_error(natsConnection*, natsSubscription*, natsStatus, void* self) {
+    static_cast<ConnectionEvents*>(self)->async_errors.fetch_add(1, std::memory_order_relaxed);
+  }
+  static void on_closed(natsConnection*, void* self) {
+    auto* e = static_cast<ConnectionEvents*>(self);
+    std::lock_guard lock(e->mutex);
+    e->closed = true;
+    e->closed_cv.notify_all();
+  }
+};
+
 class NatsEngine final : public Engine {
  public:
   NatsEngine(const NatsSettings& s, const std::string& name) {
@@ -60,21 +103,30 @@ class NatsEngine final : public Engine {
     // Incoming messages are validated and published locally one by one; let a subscription
     // queue up to 64 MiB before NATS counts it a slow consumer.
     check(natsOptions_SetMaxPendingMsgs(opts_, 65536), "max pending");
-    check(natsOptions_SetDisconnectedCB(opts_, &NatsEngine::on_disconnected, this), "callbacks");
-    check(natsOptions_SetReconnectedCB(opts_, &NatsEngine::on_reconnected, this), "callbacks");
-    check(natsOptions_SetErrorHandler(opts_, &NatsEngine::on_error, this), "callbacks");
-    check(natsOptions_SetRetryOnFailedConnect(opts_, true, &NatsEngine::on_connected_late, this), "retry");
+    ConnectionEvents* ev = events_.get();
+    check(natsOptions_SetDisconnectedCB(opts_, &ConnectionEvents::on_disconnected, ev), "callbacks");
+    check(natsOptions_SetReconnectedCB(opts_, &ConnectionEvents::on_reconnected, ev), "callbacks");
+    check(natsOptions_SetClosedCB(opts_, &ConnectionEvents::on_closed, ev), "callbacks");
+    check(natsOptions_SetErrorHandler(opts_, &ConnectionEvents::on_error, ev), "callbacks");
+    check(natsOptions_SetRetryOnFailedConnect(opts_, true, &ConnectionEvents::on_connected_late, ev), "retry");
     natsStatus st = natsConnection_Connect(&nc_, opts_);
     if (st != NATS_OK && st != NATS_NOT_YET_CONNECTED) check(st, "connect");
-    if (st == NATS_OK) now_connected(nc_);
+    if (st == NATS_OK) events_->now_connected(nc_);
   }
 
   ~NatsEngine() override {
     for (natsSubscription* sub : subs_) natsSubscription_Unsubscribe(sub);
-    if (nc_) natsConnection_Close(nc_);
+    bool closed = nc_ == nullptr;
+    if (nc_) {
+      natsConnection_Close(nc_);
+      std::unique_lock lock(events_->mutex);
+      closed = events_->closed_cv.wait_for(lock, std::chrono::seconds(5), [&] { return events_->closed; });
+    }
     for (natsSubscription* sub : subs_) natsSubscription_Destroy(sub);
     if (nc_) natsConnection_Destroy(nc_);
     natsOptions_Destroy(opts_);
+    // A client that never said closed may still call back: leave it its target (a few bytes).
+    if (!closed) (void)events_.release();
   }
 
   PublishOutcome publish(const std::string& subject, const Headers& headers,
@@ -82,9 +134,9 @@ class NatsEngine final : public Engine {
     std::size_t total = 0;
     for (auto s : segments) total += s.size();
     // Both from the connection callbacks: no lock of the client's per message.
-    const std::size_t max = max_payload_.load(std::memory_order_relaxed);
+    const std::size_t max = events_->max_payload.load(std::memory_order_relaxed);
     if (max != 0 && total > max) return PublishOutcome::too_large;
-    const bool was_connected = connected_.load(std::memory_order_relaxed);
+    const bool was_connected = events_->connected.load(std::memory_order_relaxed);
     // One copy before the client's own: the segments joined (the exporter's frame header and
     // the message), unless there is one segment, which the client copies from the sample in place.
     const char* data = segments.size() == 1 ? reinterpret_cast<const char*>(segments[0].data()) : nullptr;
@@ -176,8 +228,8 @@ class NatsEngine final : public Engine {
   EngineStats stats() override {
     EngineStats s;
     s.connected = natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
-    s.disconnects = disconnects_.load(std::memory_order_relaxed);  // plain counters, no pairing
-    s.reconnects = reconnects_.load(std::memory_order_relaxed);
+    s.disconnects = events_->disconnects.load(std::memory_order_relaxed);  // plain counters, no pairing
+    s.reconnects = events_->reconnects.load(std::memory_order_relaxed);
     if (s.connected) {
       char url[512] = {};
       if (natsConnection_GetConnectedUrl(nc_, url, sizeof url) == NATS_OK) s.server = url;
@@ -200,36 +252,12 @@ class NatsEngine final : public Engine {
     }
     natsMsg_Destroy(msg);
   }
-  // The connection state and the server's max_payload, kept by the client's callbacks. Relaxed:
-  // each is a hint for the next publish, which the client checks again itself.
-  void now_connected(natsConnection* nc) {
-    std::int64_t m = natsConnection_GetMaxPayload(nc);
-    max_payload_.store(m > 0 ? static_cast<std::size_t>(m) : 0, std::memory_order_relaxed);
-    connected_.store(true, std::memory_order_relaxed);
-  }
-  static void on_disconnected(natsConnection*, void* self) {
-    auto* e = static_cast<NatsEngine*>(self);
-    e->connected_.store(false, std::memory_order_relaxed);
-    e->disconnects_.fetch_add(1, std::memory_order_relaxed);
-  }
-  static void on_reconnected(natsConnection* nc, void* self) {
-    auto* e = static_cast<NatsEngine*>(self);
-    e->now_connected(nc);
-    e->reconnects_.fetch_add(1, std::memory_order_relaxed);
-  }
-  static void on_connected_late(natsConnection* nc, void* self) { static_cast<NatsEngine*>(self)->now_connected(nc); }
-  static void on_error(natsConnection*, natsSubscription*, natsStatus, void* self) {
-    static_cast<NatsEngine*>(self)->async_errors_.fetch_add(1, std::memory_order_relaxed);
-  }
-
   static thread_local std::string reply_to_;
   natsOptions* opts_ = nullptr;
   natsConnection* nc_ = nullptr;
   std::vector<natsSubscription*> subs_;
   std::vector<std::unique_ptr<Handler>> handlers_;
-  std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, async_errors_{0};
-  std::atomic<bool> connected_{false};
-  std::atomic<std::size_t> max_payload_{0};
+  std::unique_ptr<ConnectionEvents> events_ = std::make_unique<ConnectionEvents>();
 };
 
 thread_local std::string NatsEngine::reply_to_;

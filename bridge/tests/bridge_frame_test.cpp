@@ -46,7 +46,8 @@ TEST(BridgeFrame, WhatTheExporterWritesDecodesToTheSameFields) {
   EXPECT_EQ(f->segment_words[0], 2u);
   EXPECT_EQ(f->segment_words[2], 4u);
   EXPECT_EQ(f->payload.size(), 56u);
-  f = decode_frame(as_bytes(framed(w, 7, "x")), why);
+  const std::string plain = framed(w, 7, "x");  // a named string: the frame's payload points into it
+  f = decode_frame(as_bytes(plain), why);
   ASSERT_TRUE(f) << why;
   EXPECT_EQ(f->segment_count, 0u);
   EXPECT_EQ(as_string(f->payload), "x");
