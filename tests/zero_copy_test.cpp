@@ -42,9 +42,9 @@ Placement place(const Topic& topic, const void* p, std::size_t size) {
 // has this process's address-space layout, so a later mapping of either lands in the same
 // place whenever both ask for the same size from the same free gaps. Here every hole between
 // existing mappings (below 1 GiB: the gaps between libraries, not the large free area) is
-// filled with an inaccessible reservation, and the region is mapped twice, the first mapping
-// (where a sibling's sits) kept: everything this process maps next, its payload pool among
-// them, then lies below what a sibling maps at the same step.
+// filled with an inaccessible reservation, a gigabyte more is reserved, and the region is mapped
+// twice, the first mapping (where a sibling's sits) kept: everything this process maps next, its
+// payload pool among them, then lies below what a sibling maps at the same step.
 Topic map_elsewhere(const Topic& shared, std::vector<Topic>& keep) {
   struct Range {
     std::uintptr_t begin, end;
@@ -66,6 +66,9 @@ Topic map_elsewhere(const Topic& shared, std::vector<Topic>& keep) {
     mmap(reinterpret_cast<void*>(hole), size, PROT_NONE,
          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
   }
+  // And a gigabyte at the top of the free area: whatever either process maps on its own later
+  // (a sanitizer's bookkeeping too) cannot bring the two pools back to one address.
+  mmap(nullptr, std::size_t{1} << 30, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   keep.push_back(Topic::open_fd(shared.fd()));
   return Topic::open_fd(shared.fd());
 }
