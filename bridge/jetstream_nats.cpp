@@ -1,4 +1,5 @@
 #include "jetstream_nats.hpp"
+#include "nats_incoming.hpp"
 
 #include <nats/nats.h>
 
@@ -16,27 +17,6 @@ std::string reason(natsStatus s, jsErrCode code) {
   if (code != 0) r += " [JetStream error " + std::to_string(static_cast<int>(code)) + "]";
   return r;
 }
-
-class Message final : public IncomingMessage {
- public:
-  explicit Message(natsMsg* m) : msg_(m) {}
-  std::string_view subject() const override { return natsMsg_GetSubject(msg_); }
-  std::span<const std::byte> payload() const override {
-    return {reinterpret_cast<const std::byte*>(natsMsg_GetData(msg_)), static_cast<std::size_t>(natsMsg_GetDataLength(msg_))};
-  }
-  std::optional<std::string_view> header(const char* key) const override {
-    const char* v = nullptr;
-    natsStatus s = natsMsgHeader_Get(msg_, key, &v);
-    if (s == NATS_OK && v) return std::string_view(v);
-    if (s != NATS_NOT_FOUND) malformed_ = true;
-    return std::nullopt;
-  }
-  bool headers_malformed() const override { return malformed_; }
-
- private:
-  natsMsg* msg_;
-  mutable bool malformed_ = false;
-};
 
 // An ordered consumer; its destructor returns once the last delivery has returned.
 class NatsReplay final : public Replay {
@@ -79,7 +59,7 @@ class NatsReplay final : public Replay {
     auto* self = static_cast<NatsReplay*>(closure);
     jsMsgMetaData* meta = nullptr;
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-      Message m(msg);
+      NatsIncoming m(msg);
       ReplayedMessage r{m, meta->Sequence.Stream, static_cast<std::uint64_t>(meta->Timestamp)};
       try {
         self->handler_(r);
@@ -219,7 +199,7 @@ class NatsPersistentStreams final : public PersistentStreams {
   static void acked(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
     auto* self = static_cast<NatsPersistentStreams*>(closure);
     {
-      Message m(msg);
+      NatsIncoming m(msg);
       PersistentAck ack{m};
       if (pa != nullptr) {
         ack.stored = true;

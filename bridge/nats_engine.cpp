@@ -1,6 +1,7 @@
 #include "nats_engine.hpp"
 
 #include "jetstream_nats.hpp"
+#include "nats_incoming.hpp"
 
 #include <nats/nats.h>
 
@@ -18,27 +19,6 @@ namespace {
 void check(natsStatus s, const std::string& what) {
   if (s != NATS_OK) throw std::runtime_error("NATS: " + what + ": " + natsStatus_GetText(s));
 }
-
-class NatsIncoming final : public IncomingMessage {
- public:
-  explicit NatsIncoming(natsMsg* m) : msg_(m) {}
-  std::string_view subject() const override { return natsMsg_GetSubject(msg_); }
-  std::span<const std::byte> payload() const override {
-    return {reinterpret_cast<const std::byte*>(natsMsg_GetData(msg_)), static_cast<std::size_t>(natsMsg_GetDataLength(msg_))};
-  }
-  std::optional<std::string_view> header(const char* key) const override {
-    const char* v = nullptr;
-    natsStatus s = natsMsgHeader_Get(msg_, key, &v);
-    if (s == NATS_OK && v) return std::string_view(v);
-    if (s != NATS_NOT_FOUND) malformed_ = true;
-    return std::nullopt;
-  }
-  bool headers_malformed() const override { return malformed_; }
-
- private:
-  natsMsg* msg_;
-  mutable bool malformed_ = false;
-};
 
 // What the client's connection callbacks write. The client calls them on a thread of its own,
 // in order, the closed callback last; so this outlives the engine until that one has run (a
