@@ -328,19 +328,22 @@ std::string topic_type_name(const TopicConfig& c) { return type_name_of(c); }
 void log_info(const std::string& dir, const GlobalOptions& global) {
   LogLocation loc = locate_log(dir);
   std::vector<DurableSegmentInfo> segs = list_durable_segments(loc.directory, loc.topic);
+  require_a_readable_segment(segs);
   nlohmann::json out = {{"directory", dir}, {"kind", loc.recording ? "recording" : "durable topic"}};
   std::uint64_t size = 0, used = 0;
   nlohmann::json jsegs = nlohmann::json::array();
   Table table({"SEGMENT", "SEQUENCES", "FIRST TIME", "LAST TIME", "SIZE", "USED", "SEALED"});
+  std::vector<std::string> damaged;  // one line each, naming the file
   for (const DurableSegmentInfo& s : segs) {
     size += s.size_bytes;
     used += s.used_bytes;
     jsegs.push_back({{"file", s.path.filename().string()}, {"first_sequence", s.first_sequence}, {"next_sequence", s.next_sequence},
                      {"first_time_ns", s.first_time_ns}, {"last_time_ns", s.last_time_ns}, {"size_bytes", s.size_bytes},
                      {"used_bytes", s.used_bytes}, {"sealed", s.sealed}});
+    if (!s.damage.empty()) jsegs.back()["damage"] = s.damage, damaged.push_back(s.damage);
     table.add({s.path.filename().string(), std::to_string(s.first_sequence) + ".." + std::to_string(s.next_sequence),
                format_time(s.first_time_ns), format_time(s.last_time_ns), human_bytes(s.size_bytes), human_bytes(s.used_bytes),
-               s.sealed ? "yes" : "no"});
+               !s.damage.empty() ? "DAMAGED" : s.sealed ? "yes" : "no"});
   }
   const std::uint64_t first = segs.empty() ? 0 : segs.front().first_sequence;
   const std::uint64_t next = segs.empty() ? 0 : segs.back().next_sequence;
@@ -363,7 +366,7 @@ void log_info(const std::string& dir, const GlobalOptions& global) {
     out["topics"] = topics;
   } else {
     TopicConfig c;
-    c.type_id = segs.empty() ? 0 : segs.front().type_id;
+    c.type_id = readable_type_id(segs);
     c.schema = durable_schema(loc.directory, loc.topic);
     out["topic"] = loc.topic;
     out["type"] = topic_type_name(c);
@@ -393,6 +396,7 @@ void log_info(const std::string& dir, const GlobalOptions& global) {
     std::cout << "type: " << out["type"].get<std::string>() << "\n";
   }
   std::cout << "\n" << table.render();
+  for (const std::string& d : damaged) std::cout << "damaged: " << d << "\n";
   if (!readers.empty()) {
     Table r({"NAMED READER", "POSITION"});
     for (const nlohmann::json& j : readers) r.add({j["name"].get<std::string>(), std::to_string(j["position"].get<std::uint64_t>())});
@@ -424,7 +428,7 @@ void dump_log(const std::string& dir, const LogDumpOptions& options, long count,
   } else {
     if (!options.topics.empty()) throw std::invalid_argument("--topic applies to recordings; " + dir + " is one durable topic's log");
     std::vector<DurableSegmentInfo> segs = list_durable_segments(loc.directory, loc.topic);
-    codecs.emplace_back(durable_schema(loc.directory, loc.topic), segs.empty() ? 0 : segs.front().type_id);
+    codecs.emplace_back(durable_schema(loc.directory, loc.topic), readable_type_id(segs));
     names.push_back(loc.topic);
     keep = {true};
   }

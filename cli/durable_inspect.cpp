@@ -57,8 +57,10 @@ void inspect_durable_log(const fs::path& log_dir, const DurableLogInfo* declared
   const fs::path canonical = fs::weakly_canonical(log_dir);
   const fs::path directory = canonical.parent_path();
   const std::string topic = canonical.filename().string();
-  // Throws Error naming a foreign, truncated or newer-layout segment: the log cannot be read past it.
+  // A foreign, truncated or newer-layout segment is listed with its damage, between the others.
   std::vector<DurableSegmentInfo> segs = list_durable_segments(directory, topic);
+  require_a_readable_segment(segs);
+  std::vector<std::string> damaged;  // one line each, naming the file
   json out = {{"log", canonical.string()}, {"topic", topic}, {"kind", "durable topic"}};
   json jsegs = json::array();
   Table table({"SEGMENT", "SEQUENCES", "FIRST TIME", "LAST TIME", "SIZE", "USED", "SEALED"});
@@ -70,13 +72,14 @@ void inspect_durable_log(const fs::path& log_dir, const DurableLogInfo* declared
               {"next_sequence", s.next_sequence}, {"first_time_ns", s.first_time_ns}, {"last_time_ns", s.last_time_ns},
               {"size_bytes", s.size_bytes}, {"used_bytes", s.used_bytes}, {"sealed", s.sealed}};
     if (s.next_sequence > s.first_sequence) j["last_sequence"] = s.next_sequence - 1;
+    if (!s.damage.empty()) j["damage"] = s.damage, damaged.push_back(s.damage);
     jsegs.push_back(j);
     table.add({s.path.filename().string(),
                s.next_sequence > s.first_sequence
                    ? std::to_string(s.first_sequence) + ".." + std::to_string(s.next_sequence - 1)
                    : "(empty)",
                format_time(s.first_time_ns), format_time(s.last_time_ns), human_bytes(s.size_bytes),
-               human_bytes(s.used_bytes), s.sealed ? "yes" : "no"});
+               human_bytes(s.used_bytes), !s.damage.empty() ? "DAMAGED" : s.sealed ? "yes" : "no"});
   }
   out["segments"] = jsegs;
   out["size_bytes"] = size;
@@ -84,7 +87,7 @@ void inspect_durable_log(const fs::path& log_dir, const DurableLogInfo* declared
   const std::uint64_t next = segs.empty() ? 0 : segs.back().next_sequence;
   out["first_sequence"] = first;
   out["next_sequence"] = next;
-  out["type_id"] = segs.empty() ? 0 : segs.front().type_id;
+  out["type_id"] = readable_type_id(segs);
   json readers = json::array();
   Table rt({"NAMED READER", "POSITION", "BEHIND"});
   std::error_code ec;
@@ -124,6 +127,7 @@ void inspect_durable_log(const fs::path& log_dir, const DurableLogInfo* declared
     std::cout << "retention: set in the daemon's [[durable]] table (ask by name: shmbus topic info " << topic << ")\n";
   }
   std::cout << "\n" << table.render();
+  for (const std::string& d : damaged) std::cout << "damaged: " << d << "\n";
   if (!readers.empty()) std::cout << "\n" << rt.render();
 }
 

@@ -97,6 +97,20 @@ RecordView split_record(std::span<const std::byte> record, std::uint64_t log_seq
   return v;
 }
 
+void require_a_readable_segment(const std::vector<DurableSegmentInfo>& segments) {
+  for (const DurableSegmentInfo& s : segments) {
+    if (s.damage.empty()) return;
+  }
+  if (!segments.empty()) throw Error(Errc::region_corrupt, segments.front().damage);
+}
+
+std::uint64_t readable_type_id(const std::vector<DurableSegmentInfo>& segments) noexcept {
+  for (const DurableSegmentInfo& s : segments) {
+    if (s.damage.empty()) return s.type_id;
+  }
+  return 0;
+}
+
 LogLocation locate_log(const std::filesystem::path& dir_arg) {
   namespace fs = std::filesystem;
   fs::path dir = fs::absolute(dir_arg).lexically_normal();
@@ -106,7 +120,8 @@ LogLocation locate_log(const std::filesystem::path& dir_arg) {
   if (fs::is_directory(dir / kRecordingLogName, ec)) {
     LogLocation loc{dir, kRecordingLogName, std::nullopt};
     std::vector<DurableSegmentInfo> segs = list_durable_segments(loc.directory, loc.topic);
-    if (segs.empty() || segs.front().type_id != kRecordingTypeId) {
+    require_a_readable_segment(segs);
+    if (segs.empty() || readable_type_id(segs) != kRecordingTypeId) {
       throw Error(Errc::not_a_region, dir_arg.string() + ": its 'recording' log is not a shmbus recording");
     }
     loc.recording = decode_manifest(durable_schema(loc.directory, loc.topic), dir_arg.string());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "shmbus/config.hpp"
+#include "shmbus/durable.hpp"
 
 namespace shmbus::cli {
 
@@ -72,6 +73,11 @@ struct LogLocation {
   std::optional<std::vector<RecordedTopic>> recording;  // set for a recording
 };
 LogLocation locate_log(const std::filesystem::path& dir);
+// Throws Error naming the first damaged segment (its one-line damage) when no segment is
+// readable: then there is nothing to show but that.
+void require_a_readable_segment(const std::vector<DurableSegmentInfo>& segments);
+// The type id of the log's first readable (undamaged) segment; 0 when there is none.
+std::uint64_t readable_type_id(const std::vector<DurableSegmentInfo>& segments) noexcept;
 
 // "1765100000.25" (seconds), "1765100000250000000" (nanoseconds) or "2026-12-07T13:00:00[.25]Z"
 // as CLOCK_REALTIME nanoseconds. Throws std::invalid_argument naming the text.

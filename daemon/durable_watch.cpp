@@ -59,7 +59,8 @@ bool DurableWatch::check(const DurableTopicSettings& log) {
     if (truncated_.emplace(file, what).second) {
       spdlog::error(
           "durable topic '{}': segment {} was {} by another process; readers and appenders inside it get "
-          "region_lost, its messages are gone, and retention of this log waits until the file is removed",
+          "region_lost and go on in the segment after it, its messages are gone, and retention removes the file "
+          "in its turn",
           log.name, file.string(), what);
     }
   }
@@ -72,14 +73,14 @@ bool DurableWatch::check(const DurableTopicSettings& log) {
 }
 
 void DurableWatch::tick(const std::vector<DurableTopicSettings>& logs) {
-  std::vector<DurableTopicSettings> whole;
   for (const DurableTopicSettings& log : logs) {
     if (std::size_t n = shmbus::detail::remove_durable_leftovers(log.directory / log.name); n != 0) {
       spdlog::info("durable topic '{}': removed {} temporary file(s) of creators that died mid-create", log.name, n);
     }
-    if (!check(log)) whole.push_back(log);
+    check(log);
   }
-  apply_durable_retention_all(whole);
+  // Damaged segments are listed with what is wrong, and removed in their turn like the others.
+  apply_durable_retention_all(logs);
 }
 
 }  // namespace shmbusd

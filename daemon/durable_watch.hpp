@@ -9,8 +9,8 @@
 // Instead the sweep compares each segment file's size with the size its header records, read
 // with pread (never through a mapping, so a truncation cannot SIGBUS the daemon). The
 // processes inside a truncated segment learn it themselves, from the SIGBUS guard
-// (Errc::region_lost); the daemon says which file, once, and leaves that log's retention alone
-// until the file is gone (list_durable_segments refuses a truncated segment).
+// (Errc::region_lost) and go on in the segment after it; the daemon says which file, once, and
+// its retention removes the damaged file in its turn (list_durable_segments lists it, damaged).
 #pragma once
 
 #include <cstdint>
@@ -25,8 +25,8 @@ namespace shmbusd {
 
 class DurableWatch {
  public:
-  // One pass over every declared log: truncation check, then retention where no segment is
-  // damaged. Never throws; everything found is logged.
+  // One pass over every declared log: truncation check, then retention. Never throws;
+  // everything found is logged.
   void tick(const std::vector<DurableTopicSettings>& logs);
   // Segment files found shorter than their header says, with what was found (for listings).
   const std::map<std::filesystem::path, std::string>& truncated() const noexcept { return truncated_; }

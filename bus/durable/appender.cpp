@@ -2,6 +2,7 @@
 // (durable layout rules 1-6).
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -58,6 +59,9 @@ Locked lock_append(const DurableSegment& seg, std::uint64_t me) noexcept {
     if (start == 0) start = now, next_check = now;
     if (holder != 0 && now >= next_check) {
       next_check = now + kLivenessCheckNs;
+      // A holder whose segment was truncated under it left the lock held in the file (its own
+      // stores after the fault went to the guard's zero pages): the segment is lost to us too.
+      if (seg.truncated_on_disk()) return Locked::lost;
       if (detail::durable_claimant_dead(static_cast<std::int32_t>(holder >> 32), static_cast<std::uint32_t>(holder)) &&
           h.append_lock.compare_exchange_strong(holder, me, std::memory_order_acquire, std::memory_order_relaxed)) {
         return Locked::taken_over;  // acquire: as above, from what the dead holder released
@@ -163,7 +167,13 @@ DurableAppender::DurableAppender(const DurableConfig& config) : config_(config) 
     segment_ = DurableSegment::create(log_path_, config.topic, config.segment_size, config.type_id, 0,
                                       detail::realtime_ns());
   } else {
-    segment_ = open_tail();
+    try {
+      segment_ = open_tail();
+    } catch (const Error& e) {
+      // Truncated: the log goes on after it. A foreign or newer-layout file is refused.
+      if (e.code() != Errc::region_too_short) throw;
+      segment_ = segment_after_damaged_tail(firsts.back());
+    }
   }
   const SegmentHeader& h = segment_->header();
   if (std::strncmp(h.topic, config.topic.c_str(), kMaxTopicName) != 0 || h.type_id != config.type_id) {
@@ -208,6 +218,73 @@ Status DurableAppender::move_on() noexcept {
   }
 }
 
+// The current segment was truncated under us (the SIGBUS guard replaced its mapping with zero
+// pages, or another holder's truncation left its lock held): go on in a new segment after it,
+// numbered past every sequence it may have held, so that no sequence is ever used twice.
+// Appenders of one log recovering at once agree through an flock on the log directory: the
+// first creates the segment, the others find it.
+Status DurableAppender::leave_lost_segment() noexcept {
+  try {
+    const std::uint64_t lost_first = segment_->first_sequence();
+    int dir_fd = ::open(log_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) throw Error(Errc::system_error, "durable log " + log_path_.string() + ": " + std::strerror(errno));
+    while (::flock(dir_fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+    struct Unlock {
+      int fd;
+      ~Unlock() { ::close(fd); }  // closing releases the flock
+    } unlock{dir_fd};
+    std::shared_ptr<DurableSegment> next;
+    if (std::uint64_t after = detail::durable_segment_after(log_path_, lost_first); after != 0) {
+      next = open_tail();  // another appender recovered first, or the log went on past it
+    } else {
+      // The file's own header (pread) has the sequences claimed in it, unless the truncation
+      // took the header too: then the most records the segment could hold bounds them.
+      std::uint64_t on_disk = segment_->next_sequence_on_disk();
+      std::uint64_t bound = on_disk > lost_first ? on_disk : lost_first + segment_->size() / sizeof(RecordHeader);
+      std::uint64_t first = std::max({bound, next_sequence_seen_, lost_first + 1});
+      next = DurableSegment::create(log_path_, config_.topic, config_.segment_size, config_.type_id, first,
+                                    std::max(detail::realtime_ns(), last_time_seen_));
+    }
+    if (segment_->loans_out != 0) loaned_segments_.push_back(segment_);  // keep it mapped for them
+    ++segments_lost_;
+    last_error_ = "durable segment " + segment_->path().string() + ": truncated under this appender; going on in " +
+                  next->path().string();
+    segment_ = std::move(next);
+    prefaulted_segment_ = nullptr;
+    return Errc::ok;
+  } catch (const Error& e) {
+    last_error_ = e.what();
+    return e.code();
+  } catch (const std::exception& e) {
+    last_error_ = "durable log " + log_path_.string() + ": " + e.what();
+    return Errc::system_error;
+  }
+}
+
+// The newest segment file, starting at `first`, was truncated (cannot be opened): a new
+// segment after it, numbered past every sequence it may have held (its header's next sequence
+// when the header is still in the file, else the most records the largest segment could hold).
+std::shared_ptr<DurableSegment> DurableAppender::segment_after_damaged_tail(std::uint64_t first) {
+  const std::filesystem::path file = detail::durable_segment_path(log_path_, first);
+  std::uint64_t next = 0;
+  SegmentHeader identity;
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    constexpr auto kIdentity = static_cast<ssize_t>(offsetof(SegmentHeader, append_lock));
+    const bool ours = pread(fd, &identity, kIdentity, 0) == kIdentity &&
+                      std::memcmp(identity.magic, kSegmentMagic, sizeof kSegmentMagic) == 0 &&
+                      identity.first_sequence == first;
+    if (!ours || pread(fd, &next, sizeof next, offsetof(SegmentHeader, next_sequence)) != static_cast<ssize_t>(sizeof next)) {
+      next = 0;
+    }
+    ::close(fd);
+  }
+  if (next <= first) next = first + kMaxSegmentSize / sizeof(RecordHeader);
+  return DurableSegment::create(log_path_, config_.topic, config_.segment_size, config_.type_id, next,
+                                detail::realtime_ns());
+}
+
 // The segment appends go to: the newest one, unless a roller died between creating it and
 // sealing its predecessor; then that predecessor, whose next claim finishes the roll.
 std::shared_ptr<DurableSegment> DurableAppender::open_tail() const {
@@ -219,7 +296,8 @@ std::shared_ptr<DurableSegment> DurableAppender::open_tail() const {
     try {
       before = DurableSegment::open(detail::durable_segment_path(log_path_, firsts[i - 1]));
     } catch (const Error& e) {
-      if (e.code() == Errc::no_such_topic) break;  // removed by retention
+      // Removed by retention, or damaged (e.g. truncated): no roll of it to finish.
+      if (e.code() == Errc::no_such_topic || detail::durable_segment_damaged(e.code())) break;
       throw;
     }
     if (before->header().sealed.load(std::memory_order_acquire) != 0) break;  // pairs with the roller's release
@@ -254,14 +332,20 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
   for (;;) {
     DurableSegment* seg = segment_.get();  // valid until move_on(), after which we loop
     SegmentHeader& h = seg->header();
-    if (seg->lost()) return Errc::region_lost;
+    if (seg->lost()) [[unlikely]] {
+      if (Status st = leave_lost_segment(); !st) return st.code();
+      continue;
+    }
     // Acquire: pairs with the roller's release of sealed; the next segment exists by then.
     if (h.sealed.load(std::memory_order_acquire) != 0) {
       if (Status st = move_on(); !st) return st.code();
       continue;
     }
     Locked locked = lock_append(*seg, lock_word_);
-    if (locked == Locked::lost) return Errc::region_lost;
+    if (locked == Locked::lost) {
+      if (Status st = leave_lost_segment(); !st) return st.code();
+      continue;
+    }
     if (locked == Locked::timed_out) {
       last_error_ = "durable log " + log_path_.string() + ": the append lock's live holder kept it over 10 s";
       return Errc::timeout;
@@ -338,6 +422,8 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
     loan.record_offset_ = wo;
     loan.sequence_ = seq;
     loan.time_ns_ = now;
+    next_sequence_seen_ = seq + 1;
+    last_time_seen_ = now;
     last_error_.clear();
     return loan;
   }
@@ -392,13 +478,20 @@ Status DurableAppender::publish(DurableLoan& loan) noexcept {
   // ordered before our sleepers load (rule 6); a CAS because a reader may have tombstoned it.
   bool committed = rec->commit.compare_exchange_strong(expected, kCommitted, std::memory_order_seq_cst);
   bool lost = seg->lost();
+  const std::uint64_t loan_sequence = loan.sequence_;
+  std::string seg_path;
+  if (lost) [[unlikely]] seg_path = seg->path().string();  // before loan_returned() may unmap it
   if (committed && !lost) {
     wake_readers(seg->header());
     flush_after(*seg, loan);
   }
   loan_returned(seg);  // seg may be unmapped from here on
   if (!committed) return Errc::misuse;
-  if (lost) return Errc::region_lost;
+  if (lost) {
+    last_error_ = "durable segment " + seg_path + ": truncated under this appender; the message of sequence " +
+                  std::to_string(loan_sequence) + " is lost, the next loan goes on in a new segment";
+    return Errc::region_lost;
+  }
   return Errc::ok;
 }
 

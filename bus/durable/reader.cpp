@@ -83,14 +83,56 @@ struct DurableReader::State {
   std::uint64_t next_liveness_check = 0;
   std::string error;
   std::unique_ptr<PositionMap> position;
+  std::string damaged_skipped;  // the error of the damaged segment open_at_or_after() skipped
 
   // Positions at the oldest retained segment's first record; returns its first sequence.
+  // Damaged segments (truncated, foreign) are skipped: the newest one is never skipped, so its
+  // error is the reader's when nothing readable is left.
   void to_oldest() {
     std::vector<std::uint64_t> firsts = detail::durable_segment_firsts(log_path);
     if (firsts.empty()) throw Error(Errc::no_such_topic, "no durable log at " + log_path.string() + " (no segment)");
-    seg = DurableSegment::open(detail::durable_segment_path(log_path, firsts.front()));
+    open_at_or_after(firsts, 0);
+    if (!damaged_skipped.empty()) pending_lost = sequence - firsts.front();  // reported by next()
+  }
+
+  // Opens firsts[i], or the first readable one after it; sets damaged_skipped to the file
+  // skipped last (empty when none).
+  void open_at_or_after(const std::vector<std::uint64_t>& firsts, std::size_t i) {
+    damaged_skipped.clear();
+    for (;; ++i) {
+      try {
+        seg = DurableSegment::open(detail::durable_segment_path(log_path, firsts[i]));
+        break;
+      } catch (const Error& e) {
+        if (i + 1 == firsts.size() || !detail::durable_segment_damaged(e.code())) throw;
+        damaged_skipped = e.what();
+      }
+    }
     offset = seg->header().data_offset;
     sequence = seg->header().first_sequence;
+  }
+
+  // The segment under this reader was truncated: go on in the one after it, counting what the
+  // skip loses. region_lost either way; when no segment follows yet, the position stays.
+  Errc leave_lost_segment(const std::string& why) {
+    const std::string lost_file = seg->path().string();
+    const std::uint64_t lost_first = seg->first_sequence();
+    std::vector<std::uint64_t> firsts = detail::durable_segment_firsts(log_path);
+    auto it = std::upper_bound(firsts.begin(), firsts.end(), lost_first);
+    if (it == firsts.end()) {
+      error = "durable segment " + lost_file + ": " + why + "; no segment follows it yet (position " +
+              std::to_string(sequence) + ")";
+      return Errc::region_lost;
+    }
+    const std::uint64_t from = sequence;
+    open_at_or_after(firsts, static_cast<std::size_t>(it - firsts.begin()));
+    const std::uint64_t skipped = sequence > from ? sequence - from : 0;
+    lost_total += skipped;
+    alive_record = nullptr;
+    error = "durable segment " + lost_file + ": " + why + "; " + std::to_string(skipped) +
+            " messages lost (sequences " + std::to_string(from) + ".." + std::to_string(sequence) +
+            "), going on in " + seg->path().string();
+    return Errc::region_lost;
   }
 
   // Walks from `offset` while `before(record)` holds, stopping at the write offset or end record.
@@ -120,7 +162,11 @@ struct DurableReader::State {
       return;
     }
     auto it = std::upper_bound(firsts.begin(), firsts.end(), wanted) - 1;
-    seg = DurableSegment::open(detail::durable_segment_path(log_path, *it));
+    open_at_or_after(firsts, static_cast<std::size_t>(it - firsts.begin()));
+    if (!damaged_skipped.empty()) {  // the wanted sequence was in a damaged segment
+      if (sequence > wanted) pending_lost = sequence - wanted;
+      return;
+    }
     offset = seg->index_floor_by_sequence(wanted);
     walk([&](const RecordHeader& r) { return r.sequence < wanted; });
   }
@@ -159,6 +205,20 @@ struct DurableReader::State {
       }
       return Errc::ok;
     } catch (const Error& e) {
+      if (detail::durable_segment_damaged(e.code())) {  // e.g. truncated: skip it, counting the loss
+        std::vector<std::uint64_t> firsts = detail::durable_segment_firsts(log_path);
+        auto it = std::upper_bound(firsts.begin(), firsts.end(), next_first);
+        if (it == firsts.end()) {
+          error = std::string(e.what()) + "; no segment follows it yet";
+          return Errc::region_lost;
+        }
+        open_at_or_after(firsts, static_cast<std::size_t>(it - firsts.begin()));
+        const std::uint64_t skipped = sequence > next_first ? sequence - next_first : 0;
+        lost_total += skipped;
+        error = std::string(e.what()) + "; " + std::to_string(skipped) + " messages lost, going on in " +
+                seg->path().string();
+        return Errc::region_lost;
+      }
       if (e.code() != Errc::no_such_topic) throw;
     }
     to_oldest();  // removed by retention: everything before the oldest retained is lost
@@ -171,8 +231,10 @@ struct DurableReader::State {
 
   Errc report_lost() {
     lost_total += pending_lost;
-    error = "durable log " + log_path.string() + ": retention removed " + std::to_string(pending_lost) +
-            " messages before this reader read them; going on at sequence " + std::to_string(sequence);
+    error = (damaged_skipped.empty() ? "durable log " + log_path.string() + ": retention removed "
+                                     : damaged_skipped + "; skipping it loses ") +
+            std::to_string(pending_lost) + " messages before this reader read them; going on at sequence " +
+            std::to_string(sequence);
     pending_lost = 0;
     return Errc::lost_history;
   }
@@ -257,10 +319,7 @@ struct DurableReader::State {
     error = "durable segment " + seg->path().string() + ": " + what;
     return Errc::region_corrupt;
   }
-  Errc lost_error() {
-    error = "durable segment " + seg->path().string() + ": truncated under this reader";
-    return Errc::region_lost;
-  }
+  Errc lost_error() { return leave_lost_segment("truncated under this reader"); }
 };
 
 DurableReader::DurableReader(std::unique_ptr<State> state) noexcept : s_(std::move(state)) {}

@@ -12,22 +12,42 @@ namespace shmbus {
 
 using namespace detail::durable;
 
+namespace {
+
+DurableSegmentInfo damaged_segment(const std::filesystem::path& file, std::uint64_t first, std::string damage) {
+  DurableSegmentInfo info;
+  info.path = file;
+  info.first_sequence = first;
+  info.next_sequence = first;
+  std::error_code ec;
+  std::uintmax_t size = std::filesystem::file_size(file, ec);
+  info.size_bytes = ec ? 0 : size;
+  info.damage = std::move(damage);
+  return info;
+}
+
+}  // namespace
+
 std::vector<DurableSegmentInfo> list_durable_segments(const std::filesystem::path& directory, const std::string& topic) {
   detail::validate_durable_name("durable topic", topic);
   std::filesystem::path log_path = directory / topic;
   std::vector<DurableSegmentInfo> out;
   for (std::uint64_t first : detail::durable_segment_firsts(log_path)) {
+    const std::filesystem::path file = detail::durable_segment_path(log_path, first);
     std::shared_ptr<detail::DurableSegment> seg;
     try {
-      seg = detail::DurableSegment::open(detail::durable_segment_path(log_path, first));
+      seg = detail::DurableSegment::open(file);
     } catch (const Error& e) {
       if (e.code() == Errc::no_such_topic) continue;  // removed since the listing
-      throw;
+      if (!detail::durable_segment_damaged(e.code())) throw;
+      out.push_back(damaged_segment(file, first, e.what()));
+      continue;
     }
     const SegmentHeader& h = seg->header();
     if (h.first_sequence != first) {
-      throw Error(Errc::region_corrupt, "durable segment " + seg->path().string() + ": its header says first sequence " +
-                                            std::to_string(h.first_sequence));
+      out.push_back(damaged_segment(file, first, "durable segment " + file.string() + ": its header says first sequence " +
+                                                     std::to_string(h.first_sequence)));
+      continue;
     }
     DurableSegmentInfo info;
     info.path = seg->path();
@@ -40,7 +60,29 @@ std::vector<DurableSegmentInfo> list_durable_segments(const std::filesystem::pat
     info.size_bytes = seg->size();
     info.type_id = h.type_id;
     info.sealed = h.sealed.load(std::memory_order_acquire) != 0;  // pairs with the roller's release
+    // The SIGBUS guard may have caught a truncation while we read: then the fields are zeros.
+    if (seg->lost()) {
+      out.push_back(damaged_segment(file, first, "durable segment " + file.string() + ": truncated while being listed"));
+      continue;
+    }
     out.push_back(std::move(info));
+  }
+  // A damaged segment's bounds come from its nearest readable neighbours.
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i].damage.empty()) continue;
+    if (i + 1 < out.size()) out[i].next_sequence = out[i + 1].first_sequence;
+    for (std::size_t j = i + 1; j < out.size(); ++j) {
+      if (out[j].damage.empty()) {
+        out[i].last_time_ns = out[j].first_time_ns;
+        break;
+      }
+    }
+    for (std::size_t j = i; j-- > 0;) {
+      if (out[j].damage.empty()) {
+        out[i].first_time_ns = out[j].last_time_ns;
+        break;
+      }
+    }
   }
   return out;
 }
@@ -68,7 +110,9 @@ RetentionReport apply_durable_retention(const std::filesystem::path& directory, 
     const auto age_limit = static_cast<std::uint64_t>(policy.max_age.count());
     bool too_many = policy.max_segments != 0 && count > policy.max_segments;
     bool too_big = policy.max_bytes != 0 && total > policy.max_bytes;
-    bool too_old = age_limit != 0 && s.last_time_ns + age_limit < now_ns;
+    // A damaged segment's last_time_ns is the next one's first time (no record in it is later),
+    // 0 when that is unknown too: then it waits for its turn by size or count.
+    bool too_old = age_limit != 0 && s.last_time_ns != 0 && s.last_time_ns + age_limit < now_ns;
     if (!too_many && !too_big && !too_old) break;
     if (::unlink(s.path.c_str()) != 0 && errno != ENOENT) {
       throw Error(Errc::system_error, "durable retention: cannot remove " + s.path.string() + ": " + std::strerror(errno));

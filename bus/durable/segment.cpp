@@ -67,6 +67,17 @@ std::vector<std::uint64_t> durable_segment_firsts(const std::filesystem::path& l
   return firsts;
 }
 
+std::uint64_t durable_segment_after(const std::filesystem::path& log_path, std::uint64_t first) {
+  std::vector<std::uint64_t> firsts = durable_segment_firsts(log_path);
+  auto it = std::upper_bound(firsts.begin(), firsts.end(), first);
+  return it == firsts.end() ? 0 : *it;
+}
+
+bool durable_segment_damaged(Errc code) noexcept {
+  return code == Errc::region_too_short || code == Errc::not_a_region || code == Errc::unknown_layout_version ||
+         code == Errc::abi_mismatch || code == Errc::region_corrupt;
+}
+
 void validate_durable_name(const std::string& what, const std::string& name) {
   bool ok = !name.empty() && name.size() <= kMaxTopicName && name != "." && name != ".." &&
             std::all_of(name.begin(), name.end(), [](char c) {
@@ -125,6 +136,7 @@ std::shared_ptr<DurableSegment> DurableSegment::open(const std::filesystem::path
     throw Error(Errc::region_corrupt, name + ": inconsistent header (size, index or data offsets, topic name)");
   }
   seg->size_ = identity.segment_size;
+  seg->first_sequence_ = identity.first_sequence;
   void* base = mmap(nullptr, seg->size_, PROT_READ | PROT_WRITE, MAP_SHARED, seg->fd_, 0);
   if (base == MAP_FAILED) throw Error(Errc::system_error, name + ": mmap: " + errno_text(errno));
   seg->base_ = static_cast<std::byte*>(base);
@@ -196,6 +208,17 @@ int DurableSegment::populate_write(std::uint64_t from, std::uint64_t to) const n
   to = std::min(align_up(to, kPage), size_);
   if (from >= to) return 0;
   return ::madvise(base_ + from, to - from, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
+}
+
+bool DurableSegment::truncated_on_disk() const noexcept {
+  struct stat st {};
+  return fstat(fd_, &st) == 0 && static_cast<std::uint64_t>(st.st_size) < size_;
+}
+
+std::uint64_t DurableSegment::next_sequence_on_disk() const noexcept {
+  std::uint64_t next = 0;
+  if (pread(fd_, &next, sizeof next, offsetof(SegmentHeader, next_sequence)) != static_cast<ssize_t>(sizeof next)) return 0;
+  return next;
 }
 
 std::uint64_t DurableSegment::max_payload() const noexcept {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "durable/layout.hpp"
+#include "shmbus/error.hpp"
 
 namespace shmbus::detail {
 
@@ -34,6 +35,8 @@ class DurableSegment {
   std::byte* base() const noexcept { return base_; }
   std::uint64_t size() const noexcept { return size_; }
   int fd() const noexcept { return fd_; }
+  // From the header when the file was opened: still known after the mapping is lost.
+  std::uint64_t first_sequence() const noexcept { return first_sequence_; }
   const std::filesystem::path& path() const noexcept { return path_; }
   durable::RecordHeader* record_at(std::uint64_t offset) const noexcept {
     return reinterpret_cast<durable::RecordHeader*>(base_ + offset);
@@ -43,6 +46,11 @@ class DurableSegment {
   }
   // True once the SIGBUS guard caught a fault in this mapping (the file was truncated).
   bool lost() const noexcept { return lost_.load(std::memory_order_acquire) != 0; }  // pairs with the guard's release
+  // True when the file is now shorter than the segment (one fstat: for slow paths only).
+  bool truncated_on_disk() const noexcept;
+  // The next sequence the file's own header records (pread, never through the mapping, so it
+  // works after the mapping was lost), or 0 when the header is no longer in the file.
+  std::uint64_t next_sequence_on_disk() const noexcept;
   // The largest payload one record can hold.
   std::uint64_t max_payload() const noexcept;
   // The first record offset whose index entry says sequence <= `sequence` (or time < `time_ns`).
@@ -63,6 +71,7 @@ class DurableSegment {
   int fd_ = -1;
   std::byte* base_ = nullptr;
   std::uint64_t size_ = 0;
+  std::uint64_t first_sequence_ = 0;
   std::atomic<std::uint32_t> lost_{0};
 };
 
@@ -70,6 +79,11 @@ class DurableSegment {
 std::filesystem::path durable_segment_path(const std::filesystem::path& log_path, std::uint64_t first_sequence);
 // The first sequences of the segment files in `log_path`, ascending (other names ignored).
 std::vector<std::uint64_t> durable_segment_firsts(const std::filesystem::path& log_path);
+// The first sequence of the segment after the one starting at `first` (0 when none).
+std::uint64_t durable_segment_after(const std::filesystem::path& log_path, std::uint64_t first);
+// True for the errors DurableSegment::open() throws for a file that is there but unreadable
+// (truncated, foreign, newer layout, inconsistent): the damage is that one file's.
+bool durable_segment_damaged(Errc code) noexcept;
 // Throws Error(invalid_config) unless `name` is 1..127 of [A-Za-z0-9._-] and not "." or "..".
 void validate_durable_name(const std::string& what, const std::string& name);
 // True when /proc shows no process `pid` started at `start_low` (the low 32 bits).

@@ -3,6 +3,8 @@
 // daemon) retention and flush settings; text and --json.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -62,6 +64,34 @@ TEST(DurableInspect, RegionInspectOfALogDirectoryShowsSegmentsRangesSizesAndName
   EXPECT_NE(text.out.find("durable topic 'ticks'"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("00000000000000000000.log"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("audit"), std::string::npos) << text.out;
+  fs::remove_all(dir);
+}
+
+TEST(DurableInspect, ATruncatedSegmentIsShownByNameBetweenTheOthersInRegionInspectAndLogInfo) {
+  fs::path dir = shmbusd::test::make_temp_dir("inspect-cut");
+  fill_log(dir / "logs");
+  std::vector<DurableSegmentInfo> segs = list_durable_segments(dir / "logs", "ticks");
+  ASSERT_GT(segs.size(), 2u);
+  ASSERT_EQ(::truncate(segs[1].path.c_str(), 4096), 0);
+  const std::string log_dir = (dir / "logs" / "ticks").string();
+  for (const std::string cmd : {"--json region inspect ", "--json log info "}) {
+    test::CliRun r = test::shmbus_cli(cmd + log_dir);
+    ASSERT_EQ(r.exit_code(), 0) << cmd << r.err;
+    json j = json::parse(r.out);
+    ASSERT_EQ(j["segments"].size(), segs.size()) << cmd;
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      EXPECT_EQ(j["segments"][i]["first_sequence"], segs[i].first_sequence) << cmd;
+      EXPECT_EQ(j["segments"][i].contains("damage"), i == 1) << cmd << " segment " << i;
+    }
+    const std::string damage = j["segments"][1]["damage"];
+    EXPECT_NE(damage.find(segs[1].path.filename().string()), std::string::npos) << damage;
+    EXPECT_NE(damage.find("truncated"), std::string::npos) << damage;
+    EXPECT_EQ(j["segments"][2]["next_sequence"], segs[2].next_sequence) << cmd;
+  }
+  test::CliRun text = test::shmbus_cli("log info " + log_dir);
+  ASSERT_EQ(text.exit_code(), 0) << text.err;
+  EXPECT_NE(text.out.find("DAMAGED"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("damaged: durable segment " + segs[1].path.string()), std::string::npos) << text.out;
   fs::remove_all(dir);
 }
 

@@ -21,7 +21,9 @@
 // (not_a_region, unknown_layout_version, region_too_short, region_corrupt, invalid_config,
 // no_space, system_error). Appending and reading return Errc: no_space when a new segment
 // cannot be reserved (last_error() names the directory), message_too_large, region_lost when a
-// segment file was truncated under us (the SIGBUS guard caught it), lost_history when
+// segment file was truncated under us (the SIGBUS guard caught it; last_error() names the file;
+// the appender's next loan and the reader's next call go on in the segment after it, the reader
+// counting the messages skipped in lost()), lost_history when
 // retention removed messages a reader had not read yet (lost() counts them; the next call goes
 // on from the oldest retained message), no_data / timeout when nothing new is there.
 #pragma once
@@ -126,11 +128,17 @@ class DurableAppender {
   // Why the last call failed, in one line naming the directory or file; empty after success.
   const std::string& last_error() const noexcept { return last_error_; }
   const std::filesystem::path& log_path() const noexcept { return log_path_; }
+  // Segments this appender left because they were truncated under it (docs/durable.md,
+  // "Truncation"): the publish() that met the truncation returned region_lost, the next loan()
+  // went on in a new segment numbered past every sequence the lost one may have held.
+  std::uint64_t segments_lost() const noexcept { return segments_lost_; }
 
  private:
   friend class DurableLoan;
   void abandon(DurableLoan& loan) noexcept;
   Status move_on() noexcept;
+  Status leave_lost_segment() noexcept;
+  std::shared_ptr<detail::DurableSegment> segment_after_damaged_tail(std::uint64_t first);
   std::shared_ptr<detail::DurableSegment> open_tail() const;
   Status roll() noexcept;
   void flush_after(const detail::DurableSegment& seg, const DurableLoan& loan) noexcept;
@@ -149,6 +157,9 @@ class DurableAppender {
   const detail::DurableSegment* prefaulted_segment_ = nullptr;  // what prefaulted_to_ is about
   std::uint64_t prefaulted_to_ = 0;  // offset in it up to which pages are populated
   bool prefault_supported_ = true;   // false once the kernel said EINVAL
+  std::uint64_t next_sequence_seen_ = 0;  // past our newest loan's sequence
+  std::uint64_t last_time_seen_ = 0;      // our newest loan's time
+  std::uint64_t segments_lost_ = 0;
   std::string last_error_;
 };
 
@@ -211,16 +222,25 @@ struct DurableSegmentInfo {
   std::uint64_t used_bytes = 0;     // header, index and records so far
   std::uint64_t type_id = 0;
   bool sealed = false;              // full: the log went on in the next segment
+  // Empty for a readable segment. Else why it cannot be read, in one line naming the file
+  // (truncated, foreign, newer layout, inconsistent header); then size_bytes is the file's
+  // size on disk, used_bytes 0, next_sequence the next segment's first (its messages are lost;
+  // first_sequence itself when it is the newest), and the times are bounds from the nearest
+  // readable neighbours (first_time_ns: the previous one's last, last_time_ns: the next one's
+  // first; 0 when there is none).
+  std::string damage;
 };
 
-// The topic's segments, oldest first. Throws Error when a segment is foreign, truncated or of
-// a newer layout (naming the file).
+// The topic's segments, oldest first. A damaged segment (foreign, truncated, newer layout) is
+// listed with `damage` saying what is wrong, between the readable others.
 std::vector<DurableSegmentInfo> list_durable_segments(const std::filesystem::path& directory,
                                                       const std::string& topic);
 // The schema bytes recorded when the log was created (empty if none).
 std::string durable_schema(const std::filesystem::path& directory, const std::string& topic);
 
-// Retention: 0 in a field means no limit by it. The newest segment is never removed.
+// Retention: 0 in a field means no limit by it. The newest segment is never removed. A damaged
+// segment is removed in its turn like any other (by age: once the next segment's first time is
+// older than max_age).
 struct RetentionPolicy {
   std::chrono::nanoseconds max_age{0};  // remove a segment whose newest message is older
   std::uint64_t max_bytes = 0;          // remove oldest segments while the total is larger
