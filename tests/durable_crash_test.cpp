@@ -77,6 +77,10 @@ TEST(DurableCrash, PublisherKilledAtRandomMomentsLosesNoReturnedMessage) {
   std::mt19937 rng(12345);
   const int iterations = static_cast<int>(scaled(220));
   std::uint64_t killed_mid_stream = 0;
+  // Every kill lands mid-stream by construction: the child says on a pipe when it has appended
+  // a few messages, and the parent kills it a random delay after that, while it goes on.
+  constexpr std::uint32_t kBeforeReady = 8;
+  Pipe streaming;
   for (int it = 0; it < iterations; ++it) {
     last_returned.store(kNone, std::memory_order_relaxed);
     Child child = Child::spawn([&]() -> int {
@@ -89,9 +93,11 @@ TEST(DurableCrash, PublisherKilledAtRandomMomentsLosesNoReturnedMessage) {
         if (!log.publish(*loan)) return kChildFirstFree;
         // Release: the parent reads it (acquire) after the kill and expects this message.
         last_returned.store(loan->sequence(), std::memory_order_release);
+        if (i + 1 == kBeforeReady && !streaming.notify()) return kChildPipeFailed;
       }
     });
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 4000));
+    ASSERT_TRUE(streaming.await()) << "iteration " << it << ": the child did not start appending";
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
     child.kill_and_reap();
     std::uint64_t returned = last_returned.load(std::memory_order_acquire);
     if (returned != kNone) ++killed_mid_stream;
@@ -109,8 +115,7 @@ TEST(DurableCrash, PublisherKilledAtRandomMomentsLosesNoReturnedMessage) {
     }
     EXPECT_EQ(r.last, mine) << "iteration " << it;
   }
-  // Most kills land mid-stream (a sanitizer build's children start too slowly to count on it).
-  EXPECT_GT(killed_mid_stream, kScaleDown == 1 ? static_cast<std::uint64_t>(iterations) / 2 : 0u);
+  EXPECT_EQ(killed_mid_stream, static_cast<std::uint64_t>(iterations));
   EXPECT_GT(list_durable_segments(dir.path(), "stream").size(), 2u);
   // A fresh reader sees the same history.
   CheckedReader again{DurableReader::oldest(dir.path(), "stream")};
