@@ -232,4 +232,50 @@ std::unique_ptr<PersistentStreams> make_nats_persistent_streams(natsConnection* 
   return std::make_unique<NatsPersistentStreams>(connection, options);
 }
 
+namespace {
+
+class DeferredPersistentStreams final : public PersistentStreams {
+ public:
+  DeferredPersistentStreams(std::function<natsConnection*()> connection, const PersistentStreamsOptions& o)
+      : connection_(std::move(connection)), options_(o) {}
+  void ensure_stream(const StreamSpec& spec) override { real().ensure_stream(spec); }
+  std::optional<std::string> last_header(const std::string& stream, const std::string& subject, const char* key) override {
+    return real().last_header(stream, subject, key);
+  }
+  PublishOutcome publish(const std::string& subject, const Headers& headers, std::span<const std::byte> payload,
+                         const std::string& msg_id) override {
+    PersistentStreams* r = bound();
+    return r ? r->publish(subject, headers, payload, msg_id) : PublishOutcome::disconnected;
+  }
+  std::unique_ptr<Replay> replay(const std::string& stream, const std::string& subject, ReplayStart start,
+                                 ReplayHandler handler) override {
+    return real().replay(stream, subject, start, std::move(handler));
+  }
+
+ private:
+  PersistentStreams* bound() {
+    std::lock_guard lock(mutex_);
+    if (!real_) {
+      if (natsConnection* nc = connection_()) real_ = make_nats_persistent_streams(nc, options_);
+    }
+    return real_.get();
+  }
+  PersistentStreams& real() {
+    PersistentStreams* r = bound();
+    if (!r) throw std::runtime_error("JetStream: NATS is not connected yet");
+    return *r;
+  }
+  std::function<natsConnection*()> connection_;
+  PersistentStreamsOptions options_;
+  std::mutex mutex_;
+  std::unique_ptr<PersistentStreams> real_;
+};
+
+}  // namespace
+
+std::unique_ptr<PersistentStreams> make_deferred_persistent_streams(std::function<natsConnection*()> connection,
+                                                                    const PersistentStreamsOptions& options) {
+  return std::make_unique<DeferredPersistentStreams>(std::move(connection), options);
+}
+
 }  // namespace shmbus::bridge
