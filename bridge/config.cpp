@@ -253,9 +253,10 @@ BridgeConfig load_config(const std::filesystem::path& path) {
     for (const toml::node& e : *a) each(r.table_of(e, std::string("[[") + key + "]]"), e);
   };
   rules("export", [&](const toml::table& t, const toml::node& n) {
-    r.only_keys(t, {"topics"}, "[[export]]");
+    r.only_keys(t, {"topics", "batch"}, "[[export]]");
     ExportRule rule;
     r.get(t, "topics", rule.topics);
+    r.get(t, "batch", rule.batch);
     if (rule.topics.empty()) r.fail(n, "[[export]] needs 'topics' (a topic name or glob)");
     c.exports.push_back(rule);
   });

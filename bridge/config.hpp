@@ -26,6 +26,10 @@ struct NatsSettings {
 
 struct ExportRule {
   std::string topics;          // glob over local topic names ('*' also matches '/')
+  // Several messages waiting on a topic go as one NATS message (wire.hpp, BatchHeader). Off
+  // for NATS consumers other than shmbus bridges; a topic matched by several rules batches
+  // only if all of them allow it.
+  bool batch = true;
 };
 
 struct ImportRule {

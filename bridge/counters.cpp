@@ -20,6 +20,7 @@ const char* malformed_name(Malformed m) {
     case Malformed::oversized: return "oversized";
     case Malformed::bad_headers: return "bad_headers";
     case Malformed::bad_schema: return "bad_schema";
+    case Malformed::bad_batch: return "bad_batch";
     case Malformed::count_: break;
   }
   return "?";

@@ -18,7 +18,7 @@
 namespace shmbus::bridge {
 
 // Why an incoming message was refused (hostile or broken input from the network).
-enum class Malformed { garbage, wrong_type, oversized, bad_headers, bad_schema, count_ };
+enum class Malformed { garbage, wrong_type, oversized, bad_headers, bad_schema, bad_batch, count_ };
 const char* malformed_name(Malformed m);
 
 struct TopicCounters {

@@ -17,6 +17,9 @@ struct Exporter::Exported {
   std::uint64_t type_id = 0;
   std::uint64_t export_seq = 0;
   std::optional<FrameWriter> frame;  // built once; per message only the sequences change
+  bool batch = true;                 // every matching [[export]] rule allows batches
+  BatchWriter batch_writer;          // what pump() took, not yet sent
+  std::uint64_t batch_first_sequence = 0;
 };
 
 namespace {
@@ -89,6 +92,7 @@ void Exporter::discover() {
         schemas_[id] = topic.config().schema;
       }
       e->frame.emplace(e->type_id, schema_id, run_, config_.bus_id);
+      for (const ExportRule& r : config_.exports) e->batch = e->batch && (!topic_matches(r.topics, name) || r.batch);
       spdlog::info("exporting '{}' to {}", name, *subject);
       exported_.push_back(std::move(e));
     } catch (const Error& err) {
@@ -98,6 +102,10 @@ void Exporter::discover() {
 }
 
 bool Exporter::pump(Exported& e) {
+  // Everything waiting (up to 256) goes out as batches bounded by the server's max_payload; a
+  // lone message as its plain frame, at once.
+  const std::size_t max_payload = engine_.max_payload();
+  const std::size_t limit = max_payload ? std::min(max_payload, kMaxBatchBytes) : kMaxBatchBytes;
   bool any = false;
   for (int i = 0; i < 256; ++i) {
     Result<RawSample> s = e.sub->take();
@@ -135,34 +143,63 @@ bool Exporter::pump(Exported& e) {
       }
     }
     // A table only for several segments: the importer reads one segment without it.
-    segments[0] = e.frame->header(s->sequence(), ++e.export_seq, std::span<const std::uint32_t>(words, count > 1 ? count : 0));
-    const PublishOutcome outcome = engine_.publish(e.subject, {}, {segments, 1 + count});
-    // Only what the connection took keeps its export sequence: the importer counts a gap as
-    // lost in transit, and what was refused here is counted here.
-    if (outcome != PublishOutcome::sent && outcome != PublishOutcome::buffered) --e.export_seq;
-    switch (outcome) {
-      case PublishOutcome::sent: TopicCounters::add(c.exported); break;
-      case PublishOutcome::buffered:
-        TopicCounters::add(c.exported);
-        TopicCounters::add(c.buffered_disconnected);
-        break;
-      case PublishOutcome::too_large:
-        TopicCounters::add(c.refused_nats);
-        log_.warn(e.name + "/too_large", "export of '" + e.name + "': message " + std::to_string(s->sequence()) + " (" +
-                                             std::to_string(s->data().size()) + "+ bytes) exceeds the NATS server's max_payload " +
-                                             std::to_string(engine_.max_payload()) + ": not sent");
-        break;
-      case PublishOutcome::disconnected:
-        TopicCounters::add(c.lost_disconnected);
-        log_.warn(e.name + "/disconnected", "export of '" + e.name + "': NATS is disconnected and the reconnect buffer is full: message lost");
-        break;
-      case PublishOutcome::failed:
-        TopicCounters::add(c.refused_nats);
-        log_.warn(e.name + "/failed", "export of '" + e.name + "': NATS refused message " + std::to_string(s->sequence()));
-        break;
+    segments[0] = e.frame->header(s->sequence(), e.export_seq + 1, std::span<const std::uint32_t>(words, count > 1 ? count : 0));
+    const std::span<const std::span<const std::byte>> parts(segments, 1 + count);
+    if (!e.batch) {
+      ++e.export_seq;
+      sent(e, s->sequence(), 1, s->data().size(), engine_.publish(e.subject, {}, parts));
+      continue;
     }
+    std::size_t frame_bytes = 0;
+    for (auto p : parts) frame_bytes += p.size();
+    if (e.batch_writer.count() > 0 && (e.batch_writer.bytes_with(frame_bytes) > limit || e.batch_writer.count() == kMaxBatchCount)) {
+      flush(e);
+      segments[0] = e.frame->header(s->sequence(), e.export_seq + 1, std::span<const std::uint32_t>(words, count > 1 ? count : 0));
+    }
+    if (e.batch_writer.count() == 0) e.batch_first_sequence = s->sequence();
+    e.batch_writer.add(parts);
+    ++e.export_seq;
   }
+  flush(e);
   return any;
+}
+
+void Exporter::flush(Exported& e) {
+  const std::uint32_t n = e.batch_writer.count();
+  if (n == 0) return;
+  std::span<const std::byte> bytes = e.batch_writer.finish();
+  sent(e, e.batch_first_sequence, n, bytes.size(), engine_.publish(e.subject, {}, {&bytes, 1}));
+  e.batch_writer.clear();
+}
+
+void Exporter::sent(Exported& e, std::uint64_t first_sequence, std::uint32_t n, std::size_t bytes, PublishOutcome outcome) {
+  TopicCounters& c = *e.counters;
+  // Only what the connection took keeps its export sequences (the last n): the importer counts
+  // a gap as lost in transit, and what was refused here is counted here, per message.
+  if (outcome != PublishOutcome::sent && outcome != PublishOutcome::buffered) e.export_seq -= n;
+  const std::string which = n == 1 ? "message " + std::to_string(first_sequence)
+                                   : std::to_string(n) + " messages from " + std::to_string(first_sequence);
+  switch (outcome) {
+    case PublishOutcome::sent: TopicCounters::add(c.exported, n); break;
+    case PublishOutcome::buffered:
+      TopicCounters::add(c.exported, n);
+      TopicCounters::add(c.buffered_disconnected, n);
+      break;
+    case PublishOutcome::too_large:
+      TopicCounters::add(c.refused_nats, n);
+      log_.warn(e.name + "/too_large", "export of '" + e.name + "': " + which + " (" + std::to_string(bytes) +
+                                           " bytes framed) exceeds the NATS server's max_payload " + std::to_string(engine_.max_payload()) +
+                                           ": not sent");
+      break;
+    case PublishOutcome::disconnected:
+      TopicCounters::add(c.lost_disconnected, n);
+      log_.warn(e.name + "/disconnected", "export of '" + e.name + "': NATS is disconnected and the reconnect buffer is full: " + which + " lost");
+      break;
+    case PublishOutcome::failed:
+      TopicCounters::add(c.refused_nats, n);
+      log_.warn(e.name + "/failed", "export of '" + e.name + "': NATS refused " + which);
+      break;
+  }
 }
 
 void Exporter::run() {

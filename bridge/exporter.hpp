@@ -1,6 +1,7 @@
 // bus -> NATS: subscribes to every local topic an [[export]] rule matches (found by asking
 // the daemon once a second, so topics created later are picked up) and publishes each message
-// on `<prefix>.<topic>` in the bridge's frame (bridge/wire.hpp). It is an ordinary
+// on `<prefix>.<topic>` in the bridge's frame (bridge/wire.hpp): what it finds waiting on a
+// topic in one pass goes as one batch, a lone message as its frame at once. It is an ordinary
 // subscriber: under the topic's drop-oldest policy a slow network costs the local publishers
 // nothing, and what the bridge missed is counted (dropped_local). Messages published by the
 // bridge's own importer are skipped (by payload pool: see own_publishers.hpp). Also answers
@@ -39,6 +40,10 @@ class Exporter {
   void discover();
   // Takes and forwards up to a batch of messages; false when there was none.
   bool pump(Exported& e);
+  // Publishes what e's batch writer holds (a batch, or a lone frame).
+  void flush(Exported& e);
+  // Counts the outcome of publishing `n` messages (the last n export sequences).
+  void sent(Exported& e, std::uint64_t first_sequence, std::uint32_t n, std::size_t bytes, PublishOutcome outcome);
 
   Client& client_;
   Engine& engine_;

@@ -206,12 +206,14 @@ Importer::Route& Importer::route_of(const ImportRule& rule, std::string_view sub
 
 void Importer::on_message(const ImportRule& rule, const IncomingMessage& m) {
   // The frame is checked before anything else (bad headers are counted once the topic is
-  // known); the first version's headers when the message has them.
+  // known); the first version's headers when the message has them; a batch entry by entry.
   std::string why;
   std::optional<Frame> frame;
-  if (m.header(kHeaderOrigin) || m.headers_malformed()) {
+  const bool old_form = m.header(kHeaderOrigin) || m.headers_malformed();
+  const bool batch = !old_form && is_batch(m.payload());
+  if (old_form) {
     frame = frame_from_headers(m, why);
-  } else {
+  } else if (!batch) {
     frame = decode_frame(m.payload(), why);
   }
   if (frame && frame->origin == config_.bus_id) return;  // our own export, back from the network
@@ -227,40 +229,64 @@ void Importer::on_message(const ImportRule& rule, const IncomingMessage& m) {
   }
   if (!route.counters) route.counters = &counters_.of(*name);
   TopicCounters& c = *route.counters;
-  if (!frame) {
-    refuse(c, Malformed::bad_headers, *name, why);
+  if (!batch) {
+    if (!frame) {
+      refuse(c, Malformed::bad_headers, *name, why);
+      return;
+    }
+    deliver(rule, *name, c, *frame);
     return;
   }
-  Local* l = local_topic(rule, *name, *frame, c);
+  // A batch: its structure is checked whole first (a lie anywhere refuses all of it, and the
+  // exporter sequences it carried show up as lost in transit); then each entry is a frame of
+  // its own, refused or delivered alone.
+  std::optional<BatchReader> reader = BatchReader::open(m.payload(), why);
+  if (!reader) {
+    refuse(c, Malformed::bad_batch, *name, why);
+    return;
+  }
+  for (std::span<const std::byte> entry; reader->next(entry);) {
+    frame = decode_frame(entry, why);
+    if (!frame) {
+      refuse(c, Malformed::bad_headers, *name, "batch entry: " + why);
+      continue;
+    }
+    if (frame->origin == config_.bus_id) continue;
+    deliver(rule, *name, c, *frame);
+  }
+}
+
+void Importer::deliver(const ImportRule& rule, const std::string& name, TopicCounters& c, const Frame& frame) {
+  Local* l = local_topic(rule, name, frame, c);
   if (!l) return;
-  if (frame->type_id != l->type_id) {
-    refuse(c, Malformed::wrong_type, *name, "type id " + std::to_string(frame->type_id) + ", the local topic carries " + std::to_string(l->type_id));
+  if (frame.type_id != l->type_id) {
+    refuse(c, Malformed::wrong_type, name, "type id " + std::to_string(frame.type_id) + ", the local topic carries " + std::to_string(l->type_id));
     return;
   }
-  if (l->type_id == 0 && frame->segment_count != 0) {
-    refuse(c, Malformed::bad_headers, *name, "a segment table on a raw-bytes topic");
+  if (l->type_id == 0 && frame.segment_count != 0) {
+    refuse(c, Malformed::bad_headers, name, "a segment table on a raw-bytes topic");
     return;
   }
   // The exporter numbers what it sends 1, 2, 3... per run: a gap is loss on the way, a repeat
   // a duplicate. The first message of a run this importer sees sets the baseline: what the
   // exporter sent before we listened (or before this importer restarted) was never in transit
   // to us, and counting it would charge a restarted importer with the whole history.
-  const bool same_run = l->has_run && frame->run == l->run;
-  if (same_run && frame->export_seq <= l->last_export_seq) {
+  const bool same_run = l->has_run && frame.run == l->run;
+  if (same_run && frame.export_seq <= l->last_export_seq) {
     TopicCounters::add(c.duplicates);
     return;
   }
-  const std::uint64_t expected = same_run ? l->last_export_seq + 1 : frame->export_seq;
-  if (frame->export_seq > expected) TopicCounters::add(c.lost_in_transit, frame->export_seq - expected);
+  const std::uint64_t expected = same_run ? l->last_export_seq + 1 : frame.export_seq;
+  if (frame.export_seq > expected) TopicCounters::add(c.lost_in_transit, frame.export_seq - expected);
   l->has_run = true;
-  l->run = frame->run;
-  l->last_export_seq = frame->export_seq;
-  std::span<const std::byte> payload = frame->payload;
+  l->run = frame.run;
+  l->last_export_seq = frame.export_seq;
+  std::span<const std::byte> payload = frame.payload;
   Status st;
   if (l->type_id == 0) {
     Result<RawLoan> loan = l->publisher->loan(payload.size());
     if (!loan) {
-      if (loan.code() == Errc::message_too_large) refuse(c, Malformed::oversized, *name, std::to_string(payload.size()) + " bytes exceed the local pool's largest chunk");
+      if (loan.code() == Errc::message_too_large) refuse(c, Malformed::oversized, name, std::to_string(payload.size()) + " bytes exceed the local pool's largest chunk");
       else TopicCounters::add(c.refused_local);
       return;
     }
@@ -269,35 +295,40 @@ void Importer::on_message(const ImportRule& rule, const IncomingMessage& m) {
   } else {
     // Words of the message, aligned, and its segment table from the header.
     if (payload.empty() || payload.size() % sizeof(capnp::word) != 0) {
-      refuse(c, Malformed::garbage, *name, std::to_string(payload.size()) + " bytes are not a Cap'n Proto message (not whole words)");
+      refuse(c, Malformed::garbage, name, std::to_string(payload.size()) + " bytes are not a Cap'n Proto message (not whole words)");
       return;
     }
     const std::size_t total_words = payload.size() / sizeof(capnp::word);
     std::size_t sizes[detail::kMaxSegments];
     std::size_t count = 1;
     sizes[0] = total_words;
-    if (frame->segment_count > 0) {
+    if (frame.segment_count > 0) {
       std::size_t sum = 0;
       bool positive = true;
-      for (unsigned k = 0; k < frame->segment_count; ++k) {
-        sizes[k] = frame->segment_words[k];
+      for (unsigned k = 0; k < frame.segment_count; ++k) {
+        sizes[k] = frame.segment_words[k];
         sum += sizes[k];
         positive = positive && sizes[k] > 0;
       }
-      count = frame->segment_count;
+      count = frame.segment_count;
       if (!positive || sum != total_words) {
-        refuse(c, Malformed::bad_headers, *name, "the segment table (" + std::to_string(count) + " segments, " + std::to_string(sum) +
+        refuse(c, Malformed::bad_headers, name, "the segment table (" + std::to_string(count) + " segments, " + std::to_string(sum) +
                                                      " words) does not describe " + std::to_string(total_words) + " words");
         return;
       }
     }
-    thread_local std::vector<capnp::word> words;
-    words.resize(total_words);
-    std::memcpy(words.data(), payload.data(), payload.size());
+    // Read in place when the client's buffer keeps the words aligned; else aligned once.
+    const capnp::word* words = reinterpret_cast<const capnp::word*>(payload.data());
+    if (reinterpret_cast<std::uintptr_t>(words) % alignof(capnp::word) != 0) {
+      thread_local std::vector<capnp::word> aligned;
+      aligned.resize(total_words);
+      std::memcpy(aligned.data(), payload.data(), payload.size());
+      words = aligned.data();
+    }
     kj::ArrayPtr<const capnp::word> segments[detail::kMaxSegments];
     std::size_t at = 0;
     for (std::size_t k = 0; k < count; ++k) {
-      segments[k] = kj::arrayPtr(words.data() + at, sizes[k]);
+      segments[k] = kj::arrayPtr(words + at, sizes[k]);
       at += sizes[k];
     }
     capnp::ReaderOptions limits;
@@ -310,26 +341,26 @@ void Importer::on_message(const ImportRule& rule, const IncomingMessage& m) {
     } catch (...) {
     }
     if (!is_struct || !detail::validate_message(reader)) {
-      refuse(c, Malformed::garbage, *name, "the payload is not a valid Cap'n Proto message with a struct root");
+      refuse(c, Malformed::garbage, name, "the payload is not a valid Cap'n Proto message with a struct root");
       return;
     }
     detail::ChunkMessageBuilder builder(detail::core_of(*l->publisher), payload.size());
     if (!builder.status().ok()) {
-      if (builder.status().code() == Errc::message_too_large) refuse(c, Malformed::oversized, *name, std::to_string(payload.size()) + " bytes exceed the local pool's largest chunk");
+      if (builder.status().code() == Errc::message_too_large) refuse(c, Malformed::oversized, name, std::to_string(payload.size()) + " bytes exceed the local pool's largest chunk");
       else TopicCounters::add(c.refused_local);
       return;
     }
     try {
       builder.getRoot<capnp::AnyPointer>().setAs<capnp::AnyStruct>(reader.getRoot<capnp::AnyStruct>());
     } catch (const kj::Exception& e) {
-      refuse(c, Malformed::oversized, *name, std::string("does not fit the local topic: ") + e.getDescription().cStr());
+      refuse(c, Malformed::oversized, name, std::string("does not fit the local topic: ") + e.getDescription().cStr());
       return;
     }
     st = builder.publish();
   }
   if (!st.ok()) {
     TopicCounters::add(c.refused_local);
-    log_.warn(*name + "/publish", "import of '" + *name + "': local publish failed: " + st.name());
+    log_.warn(name + "/publish", "import of '" + name + "': local publish failed: " + st.name());
     return;
   }
   TopicCounters::add(c.imported);

@@ -2,7 +2,8 @@
 // on the local bus, as an ordinary publisher of the local shmbusd (it needs the publish and
 // create rights of the topics it imports, like any client).
 //
-// Every incoming message is checked before anything reaches the bus: its frame (wire.hpp; or
+// Every incoming message is checked before anything reaches the bus: its frame (wire.hpp; a
+// batch's structure whole, then each of its frames alone; or
 // the text headers of the first version), its type id
 // against the local topic's, its size against the local pool, and, for typed topics, its
 // Cap'n Proto structure (a reader with traversal limits, the same check subscribers make).
@@ -45,6 +46,8 @@ class Importer {
   struct Local;
   struct Route;
   void on_message(const ImportRule& rule, const IncomingMessage& m);
+  // One decoded frame (a message, or one entry of a batch) of `topic`: checked, accounted, published.
+  void deliver(const ImportRule& rule, const std::string& name, TopicCounters& c, const Frame& frame);
   // What `subject` means under `rule`: remembered, so a message costs one lookup, no parsing.
   Route& route_of(const ImportRule& rule, std::string_view subject);
   // The local topic of `name`, opened (and created) on first use; null while refused.

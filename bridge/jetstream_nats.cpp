@@ -23,7 +23,7 @@ class NatsReplay final : public Replay {
  public:
   NatsReplay(jsCtx* js, const std::string& stream, const std::string& subject, ReplayStart start,
              PersistentStreams::ReplayHandler handler)
-      : handler_(std::move(handler)) {
+      : handler_(std::move(handler)), start_(start) {
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = stream.c_str();
@@ -32,8 +32,13 @@ class NatsReplay final : public Replay {
       so.Config.DeliverPolicy = js_DeliverByStartSequence;
       so.Config.OptStartSeq = start.sequence;
     } else if (start.time_ns != 0) {
+      // cnats (3.4, and upstream still) writes the time's fraction without its leading zeros:
+      // .020946040 s goes out as .20946040 s, so a start in the first tenth of a second began
+      // up to 0.9 s late (the replay-from-a-time test lost its messages 1 run in 10). Ask from
+      // the whole second then; deliver() skips what was stored before the start.
+      const std::uint64_t fraction = start.time_ns % 1'000'000'000ull;
       so.Config.DeliverPolicy = js_DeliverByStartTime;
-      so.Config.OptStartTime = static_cast<int64_t>(start.time_ns);
+      so.Config.OptStartTime = static_cast<int64_t>(fraction < 100'000'000ull ? start.time_ns - fraction : start.time_ns);
     } else {
       so.Config.DeliverPolicy = js_DeliverAll;
     }
@@ -61,10 +66,12 @@ class NatsReplay final : public Replay {
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
       NatsIncoming m(msg);
       ReplayedMessage r{m, meta->Sequence.Stream, static_cast<std::uint64_t>(meta->Timestamp)};
-      try {
-        self->handler_(r);
-      } catch (...) {
-        // Never into the client's thread.
+      if (!self->before_start(r)) {
+        try {
+          self->handler_(r);
+        } catch (...) {
+          // Never into the client's thread.
+        }
       }
       jsMsgMetaData_Destroy(meta);
     }
@@ -77,7 +84,20 @@ class NatsReplay final : public Replay {
     self->done_.notify_all();
   }
 
+  // True for a message before the replay's start: the whole second asked for above, or a
+  // consumer the client reset before its first delivery (it then starts again from stream
+  // sequence 1). Only until the first message delivered: from then on the client resumes
+  // after it. On the delivery thread only.
+  bool before_start(const ReplayedMessage& r) {
+    if (started_) return false;
+    if (r.stream_sequence < start_.sequence || r.time_ns < start_.time_ns) return true;
+    started_ = true;
+    return false;
+  }
+
   PersistentStreams::ReplayHandler handler_;
+  const ReplayStart start_;
+  bool started_ = false;
   natsSubscription* sub_ = nullptr;
   std::mutex mutex_;
   std::condition_variable done_;
@@ -230,6 +250,52 @@ class NatsPersistentStreams final : public PersistentStreams {
 std::unique_ptr<PersistentStreams> make_nats_persistent_streams(natsConnection* connection,
                                                                 const PersistentStreamsOptions& options) {
   return std::make_unique<NatsPersistentStreams>(connection, options);
+}
+
+namespace {
+
+class DeferredPersistentStreams final : public PersistentStreams {
+ public:
+  DeferredPersistentStreams(std::function<natsConnection*()> connection, const PersistentStreamsOptions& o)
+      : connection_(std::move(connection)), options_(o) {}
+  void ensure_stream(const StreamSpec& spec) override { real().ensure_stream(spec); }
+  std::optional<std::string> last_header(const std::string& stream, const std::string& subject, const char* key) override {
+    return real().last_header(stream, subject, key);
+  }
+  PublishOutcome publish(const std::string& subject, const Headers& headers, std::span<const std::byte> payload,
+                         const std::string& msg_id) override {
+    PersistentStreams* r = bound();
+    return r ? r->publish(subject, headers, payload, msg_id) : PublishOutcome::disconnected;
+  }
+  std::unique_ptr<Replay> replay(const std::string& stream, const std::string& subject, ReplayStart start,
+                                 ReplayHandler handler) override {
+    return real().replay(stream, subject, start, std::move(handler));
+  }
+
+ private:
+  PersistentStreams* bound() {
+    std::lock_guard lock(mutex_);
+    if (!real_) {
+      if (natsConnection* nc = connection_()) real_ = make_nats_persistent_streams(nc, options_);
+    }
+    return real_.get();
+  }
+  PersistentStreams& real() {
+    PersistentStreams* r = bound();
+    if (!r) throw std::runtime_error("JetStream: NATS is not connected yet");
+    return *r;
+  }
+  std::function<natsConnection*()> connection_;
+  PersistentStreamsOptions options_;
+  std::mutex mutex_;
+  std::unique_ptr<PersistentStreams> real_;
+};
+
+}  // namespace
+
+std::unique_ptr<PersistentStreams> make_deferred_persistent_streams(std::function<natsConnection*()> connection,
+                                                                    const PersistentStreamsOptions& options) {
+  return std::make_unique<DeferredPersistentStreams>(std::move(connection), options);
 }
 
 }  // namespace shmbus::bridge

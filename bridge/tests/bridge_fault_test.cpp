@@ -17,6 +17,37 @@ std::uint64_t number_of(const RawSample& s) {
   return v;
 }
 
+TEST(BridgeFaults, BridgesStartedBeforeTheirNatsServerRunDisconnectedThenConnectSubscribeAndCarryMessages) {
+  NatsServer nats;
+  nats.kill9();  // its port is known, nobody listens yet
+  Bus a("a"), b("b");
+  BridgeProcess bridge_a(a, nats, "busA", "[[export]]\ntopics = \"late/*\"\n");
+  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"late/*\"\n");
+  ASSERT_TRUE(eventually([&] { return !bridge_a.status().is_discarded() && !bridge_b.status().is_discarded(); }))
+      << bridge_a.log() << bridge_b.log();
+  EXPECT_FALSE(bridge_b.status()["nats"]["connected"].get<bool>());
+  Client ca(a.client_options()), cb(b.client_options());
+  TopicConfig cfg;
+  cfg.name = "late/x";
+  cfg.size_classes = {{64, 128}};
+  RawPublisher pub = ca.publisher(ca.open_topic(cfg, Role::publisher));
+  RawSubscriber sub = cb.subscriber(cb.open_topic(cfg, Role::subscriber));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  nats.start();
+  // The importer's subscription waited for the first connection; then messages cross.
+  std::uint64_t n = 1;
+  ASSERT_TRUE(eventually([&] {
+    (void)pub.publish_copy(std::as_bytes(std::span(&n, 1)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return bridge_b.counter("late/x", "imported") > 0;
+  })) << bridge_a.log() << bridge_b.log();
+  auto s = sub.take_wait(std::chrono::seconds(2));
+  ASSERT_TRUE(s) << s.name();
+  EXPECT_EQ(number_of(*s), 1u);
+  EXPECT_TRUE(bridge_b.status()["nats"]["connected"].get<bool>());
+  EXPECT_NE(bridge_b.log().find("NATS: cannot connect yet"), std::string::npos) << bridge_b.log();
+}
+
 TEST(BridgeFaults, NatsServerKilledMidStreamAndRestartedTheBridgesResumeAndCountTheLoss) {
   NatsServer nats;
   Bus a("a"), b("b");
