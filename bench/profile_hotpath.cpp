@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "profile_harness.hpp"
 #include "shmbus/shmbus.hpp"
 
 __attribute__((noinline)) std::uint64_t hot_loop(shmbus::RawPublisher& pub, std::vector<shmbus::RawSubscriber>& subs, long n) {
@@ -29,7 +30,7 @@ __attribute__((noinline)) std::uint64_t hot_loop(shmbus::RawPublisher& pub, std:
 }
 
 int main(int argc, char** argv) {
-  long n = argc > 1 ? std::atol(argv[1]) : 100000;
+  long n = shmbus_profile::iterations(argc, argv);
   int fan = argc > 2 ? std::atoi(argv[2]) : 1;
   shmbus::TopicConfig c;
   c.name = "profile";
@@ -42,5 +43,5 @@ int main(int argc, char** argv) {
   shmbus::SubscriberOptions o;
   o.with_history = false;
   for (int i = 0; i < fan; ++i) subs.emplace_back(topic, o);
-  std::printf("%lu\n", static_cast<unsigned long>(hot_loop(pub, subs, n)));
+  return shmbus_profile::run("pub/sub hop (loan, publish, take, release)", n, [&](long k) { return hot_loop(pub, subs, k); });
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "profile_harness.hpp"
 #include "shmbus/service.hpp"
 
 __attribute__((noinline)) std::uint64_t call_loop(shmbus::ServiceClient& client, shmbus::ServiceServer& server, long n) {
@@ -36,7 +37,7 @@ __attribute__((noinline)) std::uint64_t call_loop(shmbus::ServiceClient& client,
 }
 
 int main(int argc, char** argv) {
-  long n = argc > 1 ? std::atol(argv[1]) : 100000;
+  long n = shmbus_profile::iterations(argc, argv);
   int servers = argc > 2 ? std::atoi(argv[2]) : 1;
   shmbus::ServiceConfig c;
   c.name = "profile-service";
@@ -53,5 +54,5 @@ int main(int argc, char** argv) {
   std::vector<shmbus::ServiceServer> idle;
   for (int i = 1; i < servers; ++i) idle.emplace_back(svc, o);
   shmbus::ServiceClient client(svc, o);
-  std::printf("%lu\n", static_cast<unsigned long>(call_loop(client, server, n)));
+  return shmbus_profile::run("service call (two hops)", n, [&](long k) { return call_loop(client, server, k); });
 }

@@ -269,6 +269,7 @@ def suite(quick, have_iox):
         if have_iox:
             g.append(("svc", "iceoryx client/server", "iox", ["lat", "iceoryx_service", "--seconds", "3"] + sv[:4]))
         g.append(("svctput", "shmbus service, 16 calls in flight", "b", ["tput", "service", "--size", "64", "--seconds", secs]))
+        g.append(("svctput", "shmbus pub/sub", "b", ["tput", "shmbus", "--size", "64", "--seconds", secs]))
         groups.append(g)
     rs = ["--size", "64", "--iters", "10000", "--rss"]
     g = [("rss", "shmbus", "b", ["lat", "shmbus"] + rs), ("rss", "uds", "b", ["lat", "uds"] + rs),
@@ -705,9 +706,14 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
         L.append(table(["transport", "placement", "runs", "median", "p99", "p99.9"], rows))
         L.append("")
         rows = []
-        for pl, rs in sorted(summarise(R, "svctput", "shmbus service, 16 calls in flight").items()):
-            rows.append(["shmbus service, 16 calls in flight", pl, str(len(rs)), med(rs, "msgs_per_s")])
-        L.append(table(["transport", "placement", "runs", "calls/s"], rows))
+        for lab in ["shmbus service, 16 calls in flight", "shmbus pub/sub"]:
+            for pl, rs in sorted(summarise(R, "svctput", lab).items()):
+                rows.append([lab, pl, str(len(rs)), med(rs, "msgs_per_s")])
+        L.append(table(["transport", "placement", "runs", "calls/s or messages/s"], rows))
+        rt = paired_ratio(R, {"group": "svctput", "label": "shmbus service, 16 calls in flight"},
+                          {"group": "svctput", "label": "shmbus pub/sub"}, key="msgs_per_s")
+        L.append(f"\nCalls per second against one-way pub/sub messages per second in the same rounds: {ratio_cell(rt)[0]} "
+                 "(a call is two messages, a request and its response).")
         L.append("")
     L.append("## Fan-out: one publisher, N blocking subscribers, 64 B\n")
     L.append("Subscribers (all on CPU 1) are asleep before each message (300 µs gap). `send` is the "

@@ -35,10 +35,11 @@ struct ClientState {
   // PendingCall::receive() of call `index`; `check_clock_now`: judge the server's liveness if
   // due, without waiting for the 64th empty poll (receive_wait, after each wait slice).
   Result<ServiceResponse> receive(std::uint32_t index, bool check_clock_now) noexcept;
-  // Takes the responses waiting in the topic, keeps those of our live calls, drops the rest.
-  // Stops early, handing it over in `out`, at a response to call `wanted` whose queue is
-  // empty: the common case of one call at a time skips the queue.
-  Errc pump(std::uint32_t wanted, ServiceResponse& out) noexcept;
+  // Takes the responses waiting in the topic, keeps those of our live calls, drops the rest,
+  // until the topic is empty (no_data) or an error. Stops early, returning it, at a response
+  // to call `wanted` whose queue is empty: the common case of one call at a time skips the
+  // queue.
+  Result<ServiceResponse> pump(std::uint32_t wanted) noexcept;
   // server_gone when no live server serves or could still take call `index`.
   bool server_gone(std::uint32_t index) const noexcept;
   // Ends call `index` in the call word (servers then see call_cancelled).

@@ -26,10 +26,10 @@ ClientState::ClientState(const Service& service, std::shared_ptr<ServiceRegion> 
 
 ClientState::~ClientState() { region->free_client_row(row); }
 
-Errc ClientState::pump(std::uint32_t wanted, ServiceResponse& out) noexcept {
+Result<ServiceResponse> ClientState::pump(std::uint32_t wanted) noexcept {
   for (;;) {
     Result<RawSample> s = responses.take();
-    if (!s) return s.code() == Errc::no_data ? Errc::ok : s.code();
+    if (!s) return s.code();
     std::span<const std::byte> bytes = s->data();
     ResponseHeader h;
     if (bytes.size() < sizeof h) {
@@ -45,12 +45,9 @@ Errc ClientState::pump(std::uint32_t wanted, ServiceResponse& out) noexcept {
     Call& c = calls[h.call];
     if (c.generation != h.generation || c.done) continue;  // a call dropped earlier
     // Built where it stays: every move of a sample costs (ServiceResponse is a RawSample).
-    const bool direct = h.call == wanted && c.responses.empty();
-    ServiceResponse& r = direct ? out : c.responses.emplace_back();
-    r.sample_ = std::move(s.value());
-    r.last_ = (h.flags & kResponseLast) != 0;
-    r.server_ = h.server;
-    if (direct) return Errc::ok;
+    const bool last = (h.flags & kResponseLast) != 0;
+    if (h.call == wanted && c.responses.empty()) return ServiceResponse(std::move(*s), last, h.server);
+    c.responses.push_back(ServiceResponse(std::move(*s), last, h.server));
   }
 }
 
@@ -198,20 +195,9 @@ Result<PendingCall> ServiceClient::send(RequestLoan&& request, std::size_t used,
   return call;
 }
 
-PendingCall::PendingCall(PendingCall&& other) noexcept
-    : state_(std::move(other.state_)), call_(other.call_), generation_(other.generation_) {}
-
-PendingCall& PendingCall::operator=(PendingCall&& other) noexcept {
-  if (this == &other) return *this;
-  if (state_) state_->release_call(call_);
-  state_ = std::move(other.state_);
-  call_ = other.call_;
-  generation_ = other.generation_;
-  return *this;
-}
-
-PendingCall::~PendingCall() {
-  if (state_) state_->release_call(call_);
+void PendingCall::release() noexcept {
+  state_->release_call(call_);
+  state_.reset();
 }
 
 bool PendingCall::done() const noexcept { return state_ && state_->calls[call_].done; }
@@ -235,42 +221,47 @@ Result<ServiceResponse> PendingCall::receive() noexcept {
 }
 
 Result<ServiceResponse> detail::ClientState::receive(std::uint32_t index, bool check_clock_now) noexcept {
-  ClientState& st = *this;
-  ClientState::Call& c = st.calls[index];
-  auto deliver = [&](ServiceResponse&& r) -> Result<ServiceResponse> {
-    if (r.last()) {
-      c.done = true;
-      // A shared call's word says "ended" for tools and late servers; an addressed call's
-      // server sees no more of it (rule 2a), and the word stays untouched.
-      if (c.target == kAnyServerTarget) st.end_call(index);
+  Call& c = calls[index];
+  // The call's response straight from the topic when nothing is queued for it: no
+  // ServiceResponse is built before there is one, so an empty busy poll costs little more
+  // than the topic's take.
+  auto direct = [&]() -> Result<ServiceResponse> {
+    if (!c.responses.empty()) {
+      Result<ServiceResponse> r = std::move(c.responses.front());
+      c.responses.pop_front();
+      return r;
     }
-    return r;
+    return pump(index);
   };
-  auto next = [&]() -> Result<ServiceResponse> {
-    Result<ServiceResponse> r = deliver(std::move(c.responses.front()));
-    c.responses.pop_front();
-    return r;
-  };
-  if (!c.responses.empty()) return next();
-  if (c.done) return Errc::no_data;
-  if (c.gone) return Errc::server_gone;
-  ServiceResponse direct;
-  if (Errc e = st.pump(index, direct); e != Errc::ok) return e;
-  if (direct.sample_.valid()) return deliver(std::move(direct));
-  if (!c.responses.empty()) return next();
-  // A busy-polling caller reads the clock only every 64th empty poll (~40 ns a read on a VM).
-  if ((++c.empty_polls & 63) != 0 && !check_clock_now) return Errc::no_data;
-  const auto now = Clock::now();
-  if (c.next_check == Clock::time_point{}) c.next_check = now + kLivenessPeriod;  // the first check
-  if (now < c.next_check) return Errc::no_data;
-  c.next_check = now + kLivenessPeriod;
-  if (!st.server_gone(index)) return Errc::no_data;
-  // What the server published before it died is in the ring already: take it first.
-  if (Errc e = st.pump(index, direct); e != Errc::ok) return e;
-  if (direct.sample_.valid()) return deliver(std::move(direct));
-  if (!c.responses.empty()) return next();
-  c.gone = true;
-  return Errc::server_gone;
+  if (c.responses.empty()) {
+    if (c.done) return Errc::no_data;
+    if (c.gone) return Errc::server_gone;
+  }
+  Result<ServiceResponse> r = direct();
+  if (r.code() == Errc::no_data && !c.responses.empty()) r = direct();  // pump queued ours behind others'
+  if (r.code() == Errc::no_data) {
+    // A busy-polling caller reads the clock only every 64th empty poll (~40 ns a read on a VM).
+    if ((++c.empty_polls & 63) != 0 && !check_clock_now) return r;
+    const auto now = Clock::now();
+    if (c.next_check == Clock::time_point{}) c.next_check = now + kLivenessPeriod;  // the first check
+    if (now < c.next_check) return r;
+    c.next_check = now + kLivenessPeriod;
+    if (!server_gone(index)) return r;
+    // What the server published before it died is in the ring already: take it first.
+    r = direct();
+    if (r.code() == Errc::no_data && !c.responses.empty()) r = direct();
+    if (r.code() == Errc::no_data) {
+      c.gone = true;
+      return Errc::server_gone;
+    }
+  }
+  if (r && r->last()) {
+    c.done = true;
+    // A shared call's word says "ended" for tools and late servers; an addressed call's
+    // server sees no more of it (rule 2a), and the word stays untouched.
+    if (c.target == kAnyServerTarget) end_call(index);
+  }
+  return r;
 }
 
 Result<ServiceResponse> PendingCall::receive_wait(std::chrono::nanoseconds timeout) noexcept {

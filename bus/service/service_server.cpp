@@ -52,16 +52,14 @@ Result<ServiceRequest> ServiceServer::take() noexcept {
         h.generation == 0 || h.target > region_->max_servers()) {
       return Errc::malformed_message;
     }
-    ServiceRequest r;
-    r.client_ = h.client;
-    r.call_ = h.call;
-    r.generation_ = h.generation;
-    r.client_generation_ = h.client_generation;
-    r.addressed_ = h.target != kAnyServerTarget;
-    if (r.addressed_) {
+    const bool addressed = h.target != kAnyServerTarget;
+    if (addressed) {
       // Rule 2a: ours alone, no claim; unless addressed to another server or to an earlier
       // owner of our row, or dropped by its client already.
-      if (h.target != row_ + 1 || (h.target_generation & 0xFFFF) != generation16_ || addressed_call_ended(r)) continue;
+      if (h.target != row_ + 1 || (h.target_generation & 0xFFFF) != generation16_ ||
+          addressed_call_ended(h.client, h.call, h.generation, h.client_generation)) {
+        continue;
+      }
     } else {
       std::uint64_t expected = call_word(kClaimPending, 0, h.generation);
       // Acq_rel: exactly one server's CAS wins the call (rule 2b); the release orders our
@@ -77,8 +75,8 @@ Result<ServiceRequest> ServiceServer::take() noexcept {
     // Relaxed, and no read-modify-write: only this row's owner writes the count (tools read
     // it), on the row's second line (rule 1).
     me.claimed.store(me.claimed.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    r.sample_ = std::move(*s);
-    return r;
+    // Built in place from the sample: no default-constructed request to fill in.
+    return ServiceRequest(std::move(*s), h.client, h.call, h.generation, h.client_generation, addressed);
   }
 }
 
@@ -105,25 +103,28 @@ Result<ResponseLoan> ServiceServer::loan(std::size_t size) noexcept {
   return out;
 }
 
-bool ServiceServer::addressed_call_ended(const ServiceRequest& request) const noexcept {
+bool ServiceServer::addressed_call_ended(std::uint32_t client, std::uint32_t call, std::uint32_t generation,
+                                         std::uint32_t client_generation) const noexcept {
   // Acquire: pairs with the client's release store of kClaimEnded. Only the client writes
   // the word of an addressed call, and only to drop it: while the call lives this line
   // stays in our cache.
-  const std::uint64_t w = region_->call(request.client_, request.call_).load(std::memory_order_acquire);
+  const std::uint64_t w = region_->call(client, call).load(std::memory_order_acquire);
   // The client ended this call, or used the index for a later one (it reuses an index only
   // after its call ended); generations increase, compared as serial numbers; 0: never used.
-  const auto later = static_cast<std::int32_t>(generation_of(w) - request.generation_);
+  const auto later = static_cast<std::int32_t>(generation_of(w) - generation);
   if (generation_of(w) != 0 && (later > 0 || (later == 0 && claimant_of(w) == kClaimEnded))) return true;
   // A client that died (its row reclaimed, perhaps retaken) never ends its calls itself.
-  const ClientRow& c = region_->client(request.client_);
+  const ClientRow& c = region_->client(client);
   // Acquire: pairs with the release store of kRowActive (rule 1), for generation.
   return c.state.load(std::memory_order_acquire) != kRowActive ||
-         c.generation.load(std::memory_order_relaxed) != request.client_generation_;
+         c.generation.load(std::memory_order_relaxed) != client_generation;
 }
 
 bool ServiceServer::cancelled(const ServiceRequest& request) const noexcept {
   if (!request.valid() || request.answered_) return true;  // answered_: we sent its last response
-  if (request.addressed_) return addressed_call_ended(request);
+  if (request.addressed_) {
+    return addressed_call_ended(request.client_, request.call_, request.generation_, request.client_generation_);
+  }
   // Acquire: pairs with the client's release store of kClaimEnded (and the reclaimer's).
   std::uint64_t w = region_->call(request.client_, request.call_).load(std::memory_order_acquire);
   return w != call_word(row_ + 1, generation16_, request.generation_);

@@ -181,6 +181,10 @@ class ServiceRequest {
 
  private:
   friend class ServiceServer;
+  ServiceRequest(RawSample&& sample, std::uint32_t client, std::uint32_t call, std::uint32_t generation,
+                 std::uint32_t client_generation, bool addressed) noexcept
+      : sample_(std::move(sample)), client_(client), call_(call), generation_(generation),
+        client_generation_(client_generation), addressed_(addressed) {}
   RawSample sample_;
   std::uint32_t client_ = 0, call_ = 0, generation_ = 0;
   std::uint32_t client_generation_ = 0;  // the client row's, when it sent
@@ -237,7 +241,9 @@ class ServiceServer {
   bool cancelled(const ServiceRequest& request) const noexcept;
 
  private:
-  bool addressed_call_ended(const ServiceRequest& request) const noexcept;
+  // An addressed call (service_layout.hpp rule 2a) its client dropped, or whose client is gone.
+  bool addressed_call_ended(std::uint32_t client, std::uint32_t call, std::uint32_t generation,
+                            std::uint32_t client_generation) const noexcept;
   std::shared_ptr<detail::ServiceRegion> region_;
   RawSubscriber requests_;
   RawPublisher responses_;
@@ -269,6 +275,8 @@ class ServiceResponse {
 
  private:
   friend struct detail::ClientState;
+  ServiceResponse(RawSample&& sample, bool last, std::uint32_t server) noexcept
+      : sample_(std::move(sample)), last_(last), server_(server) {}
   RawSample sample_;
   bool last_ = false;
   std::uint32_t server_ = 0;
@@ -279,9 +287,21 @@ class ServiceResponse {
 class PendingCall {
  public:
   PendingCall() noexcept = default;
-  PendingCall(PendingCall&& other) noexcept;
-  PendingCall& operator=(PendingCall&& other) noexcept;
-  ~PendingCall();
+  // Moves and the destruction of an empty call are inline (a call changes hands in send()).
+  PendingCall(PendingCall&& other) noexcept
+      : state_(std::move(other.state_)), call_(other.call_), generation_(other.generation_) {}
+  PendingCall& operator=(PendingCall&& other) noexcept {
+    if (this != &other) {
+      if (state_) release();
+      state_ = std::move(other.state_);
+      call_ = other.call_;
+      generation_ = other.generation_;
+    }
+    return *this;
+  }
+  ~PendingCall() {
+    if (state_) release();
+  }
 
   // The next response, or no_data. server_gone when the server died or left with the call
   // unfinished (checked at most every kLivenessPeriod). After the last response: no_data.
@@ -296,6 +316,7 @@ class PendingCall {
 
  private:
   friend class ServiceClient;
+  void release() noexcept;  // gives the call index back (cancelling an unfinished call)
   std::shared_ptr<detail::ClientState> state_;
   std::uint32_t call_ = 0;
   std::uint32_t generation_ = 0;
