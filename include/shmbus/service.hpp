@@ -53,6 +53,7 @@ namespace shmbus {
 namespace detail {
 class ServiceRegion;
 struct ClientState;
+struct TypedServiceAccess;  // counts malformed typed messages (bus/service/typed_service.cpp)
 }  // namespace detail
 
 struct ServiceConfig {
@@ -181,6 +182,7 @@ class ServiceRequest {
 
  private:
   friend class ServiceServer;
+  friend struct detail::TypedServiceAccess;
   RawSample sample_;
   std::uint32_t client_ = 0, call_ = 0, generation_ = 0;
   std::uint32_t client_generation_ = 0;  // the client row's, when it sent
@@ -269,6 +271,7 @@ class ServiceResponse {
 
  private:
   friend struct detail::ClientState;
+  friend struct detail::TypedServiceAccess;
   RawSample sample_;
   bool last_ = false;
   std::uint32_t server_ = 0;
