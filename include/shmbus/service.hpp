@@ -54,6 +54,7 @@ namespace detail {
 class ServiceRegion;
 struct ClientState;
 struct TypedServiceAccess;  // counts malformed typed messages (bus/service/typed_service.cpp)
+struct ServiceAccess;       // the region, for Client::open_service (bus/service/service_region.hpp)
 }  // namespace detail
 
 struct ServiceConfig {
@@ -163,6 +164,7 @@ class Service {
  private:
   friend class ServiceServer;
   friend class ServiceClient;
+  friend struct detail::ServiceAccess;
   Service(std::shared_ptr<detail::ServiceRegion> region, Topic requests, Topic responses);
   std::shared_ptr<detail::ServiceRegion> region_;
   Topic requests_;
