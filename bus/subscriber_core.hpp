@@ -47,6 +47,8 @@ class SubscriberCore {
   // The base of the pool mapping a sample's payload was read through (its further segments
   // are in the same pool).
   static const std::byte* pool_base_of(const RawSample& s) noexcept { return s.pool_base_; }
+  // The subscriber that took a sample (null for an empty sample).
+  static SubscriberCore* taker_of(const RawSample& s) noexcept { return s.core_.get(); }
   const Topic& topic() const noexcept { return topic_; }
   TopicMap& map() const noexcept { return map_; }
   std::uint32_t slot() const noexcept { return slot_; }

@@ -28,3 +28,15 @@ struct CameraFrame {
   checksum @5 :UInt64;      # examples::checksum() of pixels
   pixels @6 :Data;          # width * height * bytesPerPixel bytes
 }
+
+# The typed request/response service of typed_service_server / typed_service_client.
+struct Multiply {
+  value @0 :UInt64;
+  length @1 :UInt32;   # responses wanted: value*1 .. value*length
+}
+
+struct Product {
+  product @0 :UInt64;
+  index @1 :UInt32;    # 1-based position in the stream
+  server @2 :Text;     # who answered
+}

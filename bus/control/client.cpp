@@ -32,6 +32,7 @@
 #include "control/region_cap.hpp"
 #include "control/wire.hpp"
 #include "reopener.hpp"
+#include "service/service_region.hpp"
 #include "topic_admin.hpp"
 #include "topic_map.hpp"
 
@@ -207,12 +208,20 @@ struct Client::Impl {
     call("registering a payload pool", [&](control::Bus::Client& b) { return send_pool(b, topic, pool); });
   }
 
+  // Hands the daemon every pool of `topic` this process created (its publishers' own pools).
+  void add_own_pools(const Topic& topic) {
+    if (!topic.external_pools()) return;
+    const std::uint32_t pools = detail::TopicAccess::map(topic).config().max_publishers;  // pool index = slot
+    for (std::uint32_t p = 0; p < pools; ++p) {
+      if (detail::own_pool(topic, p)) add_pool(topic, p);
+    }
+  }
+
   // Hands `topic`'s map its pool source: the daemon's copy of a pool, asked for by the topic's
   // name as long as this client's latest handle of that name maps the same region (a topic
   // revoked and served anew under its name has other pools).
   // `or_proc`: a pool the daemon does not have is looked for through /proc all the same
-  // (service topics: their ServiceServers and ServiceClients register their pools only when
-  // the user registers them, Client::register_server / register_client).
+  // (service topics: a pool of a process that has not taken its row yet).
   void serve_pools(const Topic& topic, bool or_proc = false) {
     struct stat region {};
     if (fstat(topic.fd(), &region) != 0) return;  // the source only adds a way to find pools
@@ -552,7 +561,17 @@ Service open_service_through(Client::Impl& im, const std::string& name, ServiceR
   Topic responses = topic(Service::response_topic_name(name), !calls);
   im.serve_pools(requests, true);
   im.serve_pools(responses, true);
-  return Service::open(region.get(), std::move(requests), std::move(responses));
+  Service svc = Service::open(region.get(), std::move(requests), std::move(responses));
+  // Each ServiceServer or ServiceClient of this handle, once its row is taken, hands the daemon
+  // the pool of its publisher (responses for a server, requests for a client) as topic
+  // publishers do (register_publisher), so that peers of other uids, which cannot open it
+  // through /proc, read it. The broker, not the client: the Client may go first.
+  detail::ServiceAccess::region(svc).set_after_row_taken(
+      [broker = im.pool_broker, published = calls ? svc.requests() : svc.responses()] {
+        std::shared_lock lock(broker->mu);
+        if (broker->client != nullptr) broker->client->add_own_pools(published);
+      });
+  return svc;
 }
 
 }  // namespace

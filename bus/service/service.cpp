@@ -37,6 +37,8 @@ std::filesystem::path Service::region_file(const std::filesystem::path& director
   return directory / (file_stem("service/" + name) + ".shmsvc");
 }
 
+ServiceRegion& detail::ServiceAccess::region(const Service& service) noexcept { return *service.region_; }
+
 Service::Service(std::shared_ptr<ServiceRegion> region, Topic requests, Topic responses)
     : region_(std::move(region)), requests_(std::move(requests)), responses_(std::move(responses)) {}
 

@@ -175,11 +175,28 @@ std::uint32_t ServiceRegion::take_row(Row* rows, std::uint32_t count, const char
 }
 
 std::uint32_t ServiceRegion::take_server_row() {
-  return take_row(servers_, max_servers_, "server", Errc::too_many_subscribers);
+  std::uint32_t row = take_row(servers_, max_servers_, "server", Errc::too_many_subscribers);
+  if (after_row_taken_) {
+    try {
+      after_row_taken_();
+    } catch (...) {
+      free_server_row(row);
+      throw;
+    }
+  }
+  return row;
 }
 
 std::uint32_t ServiceRegion::take_client_row() {
   std::uint32_t row = take_row(clients_, max_clients_, "client", Errc::too_many_publishers);
+  if (after_row_taken_) {
+    try {
+      after_row_taken_();
+    } catch (...) {
+      free_client_row(row);
+      throw;
+    }
+  }
   return row;
 }
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,7 @@
 
 namespace shmbus {
 struct ServiceConfig;
+class Service;
 }
 
 namespace shmbus::detail {
@@ -54,6 +56,11 @@ class ServiceRegion {
   std::uint32_t take_server_row();
   std::uint32_t take_client_row();
   void free_server_row(std::uint32_t row) noexcept;
+  // Runs after this process took a server or client row, whose publisher exists by then.
+  // Client::open_service sets it: it hands the daemon this process's payload pools of the
+  // service's topics (registerPool), so that servers and clients of other uids read them as
+  // topic subscribers do. If it throws, the row is freed and the exception passes on.
+  void set_after_row_taken(std::function<void()> hook) { after_row_taken_ = std::move(hook); }
   // Ends every call of the client row (their servers see call_cancelled), then frees it.
   void free_client_row(std::uint32_t row) noexcept;
   // Frees the rows of dead owners. Returns how many.
@@ -86,6 +93,12 @@ class ServiceRegion {
   std::uint32_t max_servers_ = 0, max_clients_ = 0, calls_per_client_ = 0;
   std::atomic<std::uint32_t> lost_{0};
   bool guarded_ = false;
+  std::function<void()> after_row_taken_;
+};
+
+// The library's way to a Service's region (a friend of Service).
+struct ServiceAccess {
+  static ServiceRegion& region(const Service& service) noexcept;
 };
 
 }  // namespace shmbus::detail

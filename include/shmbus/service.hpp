@@ -53,6 +53,8 @@ namespace shmbus {
 namespace detail {
 class ServiceRegion;
 struct ClientState;
+struct TypedServiceAccess;  // counts malformed typed messages (bus/service/typed_service.cpp)
+struct ServiceAccess;       // the region, for Client::open_service (bus/service/service_region.hpp)
 }  // namespace detail
 
 struct ServiceConfig {
@@ -162,6 +164,7 @@ class Service {
  private:
   friend class ServiceServer;
   friend class ServiceClient;
+  friend struct detail::ServiceAccess;
   Service(std::shared_ptr<detail::ServiceRegion> region, Topic requests, Topic responses);
   std::shared_ptr<detail::ServiceRegion> region_;
   Topic requests_;
@@ -181,6 +184,7 @@ class ServiceRequest {
 
  private:
   friend class ServiceServer;
+  friend struct detail::TypedServiceAccess;
   ServiceRequest(RawSample&& sample, std::uint32_t client, std::uint32_t call, std::uint32_t generation,
                  std::uint32_t client_generation, bool addressed) noexcept
       : sample_(std::move(sample)), client_(client), call_(call), generation_(generation),
@@ -275,6 +279,7 @@ class ServiceResponse {
 
  private:
   friend struct detail::ClientState;
+  friend struct detail::TypedServiceAccess;
   ServiceResponse(RawSample&& sample, bool last, std::uint32_t server) noexcept
       : sample_(std::move(sample)), last_(last), server_(server) {}
   RawSample sample_;
