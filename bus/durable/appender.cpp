@@ -12,6 +12,7 @@
 
 #include "durable/leftovers.hpp"
 #include "durable/segment.hpp"
+#include "durable/stamp_clock.hpp"
 #include "futex.hpp"
 #include "prefetch.hpp"
 #include "process_identity.hpp"
@@ -111,7 +112,16 @@ bool repair_after_takeover(SegmentHeader& h, const DurableSegment& seg, std::uin
 
 }  // namespace
 
-DurableLoan::DurableLoan(DurableLoan&& other) noexcept { *this = std::move(other); }
+// Member by member: a loan is moved into its Result and out again at every loan() (through
+// operator=, it cost a self-check and an abandon test each time).
+DurableLoan::DurableLoan(DurableLoan&& other) noexcept
+    : owner_(std::exchange(other.owner_, nullptr)),
+      segment_(std::exchange(other.segment_, nullptr)),
+      data_(other.data_),
+      size_(other.size_),
+      record_offset_(other.record_offset_),
+      sequence_(other.sequence_),
+      time_ns_(other.time_ns_) {}
 
 DurableLoan& DurableLoan::operator=(DurableLoan&& other) noexcept {
   if (this != &other) {
@@ -131,7 +141,8 @@ DurableLoan::~DurableLoan() {
   if (owner_ != nullptr) owner_->abandon(*this);
 }
 
-DurableAppender::DurableAppender(const DurableConfig& config) : config_(config) {
+DurableAppender::DurableAppender(const DurableConfig& config)
+    : config_(config), clock_(std::make_unique<detail::StampClock>()) {
   detail::validate_durable_name("durable topic", config.topic);
   if (config.segment_size < kMinSegmentSize || config.segment_size > kMaxSegmentSize) {
     throw Error(Errc::invalid_config, "durable topic '" + config.topic + "': segment size " +
@@ -328,7 +339,7 @@ Status DurableAppender::roll() noexcept {
 }
 
 Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
-  if (size > segment_->max_payload()) return Errc::message_too_large;
+  if (size > segment_->max_payload_bytes()) return Errc::message_too_large;
   for (;;) {
     DurableSegment* seg = segment_.get();  // valid until move_on(), after which we loop
     SegmentHeader& h = seg->header();
@@ -384,7 +395,7 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
       continue;
     }
     RecordHeader* rec = seg->record_at(wo);
-    std::uint64_t now = std::max(detail::realtime_ns(), h.last_time_ns.load(std::memory_order_relaxed));
+    std::uint64_t now = std::max(clock_->now(), h.last_time_ns.load(std::memory_order_relaxed));
     rec->length = static_cast<std::uint32_t>(size);
     rec->sequence = seq;
     rec->time_ns = now;
@@ -468,6 +479,13 @@ Status DurableAppender::prefault(std::uint64_t bytes) noexcept {
   return Errc::ok;
 }
 
+// The last loan out in a segment the appender has left unmaps it.
+void DurableAppender::loan_returned(DurableSegment* seg) noexcept {
+  if (--seg->loans_out == 0 && seg != segment_.get()) [[unlikely]] {
+    std::erase_if(loaned_segments_, [seg](const std::shared_ptr<DurableSegment>& s) { return s.get() == seg; });
+  }
+}
+
 Status DurableAppender::publish(DurableLoan& loan) noexcept {
   if (loan.owner_ != this) return Errc::misuse;
   DurableSegment* seg = std::exchange(loan.segment_, nullptr);
@@ -478,20 +496,16 @@ Status DurableAppender::publish(DurableLoan& loan) noexcept {
   // ordered before our sleepers load (rule 6); a CAS because a reader may have tombstoned it.
   bool committed = rec->commit.compare_exchange_strong(expected, kCommitted, std::memory_order_seq_cst);
   bool lost = seg->lost();
-  const std::uint64_t loan_sequence = loan.sequence_;
-  std::string seg_path;
-  if (lost) [[unlikely]] seg_path = seg->path().string();  // before loan_returned() may unmap it
-  if (committed && !lost) {
+  if (committed && !lost) [[likely]] {
     wake_readers(seg->header());
-    flush_after(*seg, loan);
+    if (config_.flush.mode != FlushPolicy::Mode::none) [[unlikely]] flush_after(*seg, loan);
+  } else if (committed) {  // before loan_returned() may unmap it
+    last_error_ = "durable segment " + seg->path().string() + ": truncated under this appender; the message of sequence " +
+                  std::to_string(loan.sequence_) + " is lost, the next loan goes on in a new segment";
   }
   loan_returned(seg);  // seg may be unmapped from here on
   if (!committed) return Errc::misuse;
-  if (lost) {
-    last_error_ = "durable segment " + seg_path + ": truncated under this appender; the message of sequence " +
-                  std::to_string(loan_sequence) + " is lost, the next loan goes on in a new segment";
-    return Errc::region_lost;
-  }
+  if (lost) return Errc::region_lost;
   return Errc::ok;
 }
 
@@ -533,13 +547,6 @@ void DurableAppender::abandon(DurableLoan& loan) noexcept {
     wake_readers(seg->header());
   }
   loan_returned(seg);
-}
-
-// The last loan out in a segment the appender has left unmaps it.
-void DurableAppender::loan_returned(DurableSegment* seg) noexcept {
-  if (--seg->loans_out == 0 && seg != segment_.get()) [[unlikely]] {
-    std::erase_if(loaned_segments_, [seg](const std::shared_ptr<DurableSegment>& s) { return s.get() == seg; });
-  }
 }
 
 Status DurableAppender::append(std::span<const std::byte> bytes) noexcept {

@@ -26,7 +26,8 @@
 //      next_sequence; link() makes it appear whole, and finds a dead roller's file), then
 //      writes an end record (commit = kEndOfSegment, release) at write_offset and stores
 //      sealed = 1 (release). A lock taken over from a dead owner first finishes such a roll.
-//   5. Times are non-decreasing: a claim stamps max(CLOCK_REALTIME, last_time_ns).
+//   5. Times are non-decreasing: a claim stamps max(CLOCK_REALTIME, last_time_ns) (the clock
+//      may be read through the TSC: durable/stamp_clock.hpp).
 //   6. Waking. A reader that would sleep increments sleepers (seq_cst), re-reads the commit
 //      word, then futex-waits on wake_word; a committer (or roller) after its seq_cst CAS loads
 //      sleepers and, when non-zero, bumps wake_word and wakes all.

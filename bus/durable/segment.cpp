@@ -140,6 +140,7 @@ std::shared_ptr<DurableSegment> DurableSegment::open(const std::filesystem::path
   void* base = mmap(nullptr, seg->size_, PROT_READ | PROT_WRITE, MAP_SHARED, seg->fd_, 0);
   if (base == MAP_FAILED) throw Error(Errc::system_error, name + ": mmap: " + errno_text(errno));
   seg->base_ = static_cast<std::byte*>(base);
+  seg->max_payload_ = seg->max_payload();
   SigbusGuard::register_mapping(base, seg->size_, &seg->lost_);
   return seg;
 }

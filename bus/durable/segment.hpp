@@ -53,6 +53,7 @@ class DurableSegment {
   std::uint64_t next_sequence_on_disk() const noexcept;
   // The largest payload one record can hold.
   std::uint64_t max_payload() const noexcept;
+  std::uint64_t max_payload_bytes() const noexcept { return max_payload_; }  // the same, kept from open()
   // The first record offset whose index entry says sequence <= `sequence` (or time < `time_ns`).
   std::uint64_t index_floor_by_sequence(std::uint64_t sequence) const noexcept;
   std::uint64_t index_floor_by_time(std::uint64_t time_ns) const noexcept;
@@ -72,6 +73,7 @@ class DurableSegment {
   std::byte* base_ = nullptr;
   std::uint64_t size_ = 0;
   std::uint64_t first_sequence_ = 0;
+  std::uint64_t max_payload_ = 0;
   std::atomic<std::uint32_t> lost_{0};
 };
 

@@ -44,6 +44,7 @@ namespace shmbus {
 
 namespace detail {
 class DurableSegment;  // bus/durable/segment.hpp
+class StampClock;      // bus/durable/stamp_clock.hpp
 }
 
 // When an appender pushes its writes past the page cache to the disk. What each level
@@ -160,6 +161,7 @@ class DurableAppender {
   std::uint64_t next_sequence_seen_ = 0;  // past our newest loan's sequence
   std::uint64_t last_time_seen_ = 0;      // our newest loan's time
   std::uint64_t segments_lost_ = 0;
+  std::unique_ptr<detail::StampClock> clock_;  // record stamps (rule 5)
   std::string last_error_;
 };
 
