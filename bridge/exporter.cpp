@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "shmbus/typed.hpp"
+#include "poll_loop.hpp"
 #include "subjects.hpp"
 #include "wire.hpp"
 
@@ -44,12 +45,11 @@ void Exporter::start() {
     if (it == schemas_.end()) return std::nullopt;
     return it->second;
   });
-  if (!config_.exports.empty()) thread_ = std::thread([this] { run(); });
+  if (!config_.exports.empty()) loop_.start([this](const std::atomic<bool>& stop) { run(stop); });
 }
 
 void Exporter::stop() {
-  stop_.store(true, std::memory_order_relaxed);  // a flag polled by the loop; nothing to publish with it
-  if (thread_.joinable()) thread_.join();
+  loop_.stop();
 }
 
 void Exporter::discover() {
@@ -202,26 +202,21 @@ void Exporter::sent(Exported& e, std::uint64_t first_sequence, std::uint32_t n, 
   }
 }
 
-void Exporter::run() {
-  auto next_discovery = std::chrono::steady_clock::now();
-  auto idle = std::chrono::microseconds(0);
-  while (!stop_.load(std::memory_order_relaxed)) {
-    if (std::chrono::steady_clock::now() >= next_discovery) {
-      discover();
-      next_discovery = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    }
-    bool any = false;
-    for (auto& e : exported_) any = pump(*e) || any;
-    if (any) {
-      idle = std::chrono::microseconds(0);
-    } else if (exported_.size() == 1) {
-      (void)exported_[0]->sub->wait(std::chrono::milliseconds(20));  // sleeps on the topic's futex; timeouts are fine
-    } else {
-      // Several topics: poll with a backoff up to 2 ms (a futex per topic cannot be waited on at once).
-      idle = std::min(std::chrono::microseconds(2000), idle + std::chrono::microseconds(50));
-      std::this_thread::sleep_for(idle);
-    }
-  }
+void Exporter::run(const std::atomic<bool>& stop) {
+  poll_until_stopped(
+      stop, std::chrono::microseconds(50), std::chrono::microseconds(2000), [this] { discover(); },
+      [this] {
+        bool any = false;
+        for (auto& e : exported_) any = pump(*e) || any;
+        return any;
+      },
+      [this] {
+        // One topic: sleep on its futex (timeouts are fine). Several: the loop backs off, as a
+        // futex per topic cannot be waited on at once.
+        if (exported_.size() != 1) return false;
+        (void)exported_[0]->sub->wait(std::chrono::milliseconds(20));
+        return true;
+      });
 }
 
 }  // namespace shmbus::bridge

@@ -20,6 +20,7 @@
 #include "counters.hpp"
 #include "engine.hpp"
 #include "log_limiter.hpp"
+#include "poll_loop.hpp"
 #include "own_publishers.hpp"
 #include "shmbus/client.hpp"
 
@@ -36,7 +37,7 @@ class Exporter {
 
  private:
   struct Exported;
-  void run();
+  void run(const std::atomic<bool>& stop);
   void discover();
   // Takes and forwards up to a batch of messages; false when there was none.
   bool pump(Exported& e);
@@ -56,8 +57,7 @@ class Exporter {
   std::set<std::string> unexportable_;               // names already reported as unable to cross
   std::mutex schemas_mutex_;
   std::map<std::string, std::string> schemas_;       // by schema id, for the responder
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  LoopThread loop_;
 };
 
 }  // namespace shmbus::bridge

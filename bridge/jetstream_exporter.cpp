@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "shmbus/durable.hpp"
+#include "poll_loop.hpp"
 #include "subjects.hpp"
 
 namespace shmbus::bridge {
@@ -50,12 +51,11 @@ void JetStreamExporter::start() {
   o.ack_timeout = std::chrono::milliseconds(ack_timeout);
   js_ = engine_.open_persistent_streams(o);
   if (!js_) throw std::runtime_error("[[jetstream_export]]: this engine has no persistent streams");
-  thread_ = std::thread([this] { run(); });
+  loop_.start([this](const std::atomic<bool>& stop) { run(stop); });
 }
 
 void JetStreamExporter::stop() {
-  stop_.store(true, std::memory_order_relaxed);  // a flag polled by the loop; nothing to publish with it
-  if (thread_.joinable()) thread_.join();
+  loop_.stop();
   js_.reset();  // waits for the acks in flight (each bounded by its timeout)
 }
 
@@ -241,25 +241,21 @@ bool JetStreamExporter::pump(Log& l) {
   return any;
 }
 
-void JetStreamExporter::run() {
-  auto next_discovery = std::chrono::steady_clock::now();
-  auto idle = std::chrono::microseconds(0);
-  while (!stop_.load(std::memory_order_relaxed)) {
-    if (std::chrono::steady_clock::now() >= next_discovery) {
-      discover();
-      next_discovery = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    }
-    std::vector<Log*> logs;
-    {
-      std::lock_guard lock(logs_mutex_);
-      for (auto& [subject, l] : logs_) logs.push_back(l.get());
-    }
-    bool any = false;
-    for (Log* l : logs) any = pump(*l) || any;
-    // Idle: poll with a backoff up to 2 ms (acks and appends of several logs at once).
-    idle = any ? std::chrono::microseconds(0) : std::min(std::chrono::microseconds(2000), idle + std::chrono::microseconds(100));
-    if (!any) std::this_thread::sleep_for(idle);
-  }
+void JetStreamExporter::run(const std::atomic<bool>& stop) {
+  // Idle: a backoff up to 2 ms (acks and appends of several logs at once).
+  poll_until_stopped(
+      stop, std::chrono::microseconds(100), std::chrono::microseconds(2000), [this] { discover(); },
+      [this] {
+        std::vector<Log*> logs;
+        {
+          std::lock_guard lock(logs_mutex_);
+          for (auto& [subject, l] : logs_) logs.push_back(l.get());
+        }
+        bool any = false;
+        for (Log* l : logs) any = pump(*l) || any;
+        return any;
+      },
+      [] { return false; });
 }
 
 nlohmann::json JetStreamExporter::status() const {

@@ -29,6 +29,7 @@
 #include "config.hpp"
 #include "jetstream_engine.hpp"
 #include "log_limiter.hpp"
+#include "poll_loop.hpp"
 
 namespace shmbus::bridge {
 
@@ -50,7 +51,7 @@ class JetStreamExporter {
 
  private:
   struct Log;
-  void run();
+  void run(const std::atomic<bool>& stop);
   void discover();
   bool pump(Log& l);
   void on_ack(const PersistentAck& ack);
@@ -62,8 +63,7 @@ class JetStreamExporter {
   std::vector<bool> stream_ready_;            // per rule: ensure_stream succeeded
   mutable std::mutex logs_mutex_;             // the map, against on_ack and status
   std::map<std::string, std::unique_ptr<Log>> logs_;  // by subject; never erased
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  LoopThread loop_;
 };
 
 }  // namespace shmbus::bridge

@@ -69,12 +69,11 @@ void ServiceExporter::start() {
     });
     spdlog::info("answering calls of service '{}' ({}) on {}", e->rule->service, e->rule->directory.string(), e->subject);
   }
-  thread_ = std::thread([this] { run(); });
+  loop_.start([this](const std::atomic<bool>& stop) { run(stop); });
 }
 
 void ServiceExporter::stop() {
-  stop_.store(true, std::memory_order_relaxed);  // a flag polled by the loop; nothing to publish with it
-  if (thread_.joinable()) thread_.join();
+  loop_.stop();
 }
 
 bool ServiceExporter::pump(Exported& e) {
@@ -169,15 +168,16 @@ bool ServiceExporter::pump(Exported& e) {
   return any;
 }
 
-void ServiceExporter::run() {
-  auto idle = std::chrono::microseconds(0);
-  while (!stop_.load(std::memory_order_relaxed)) {
-    bool any = false;
-    for (auto& e : exported_) any = pump(*e) || any;
-    // Idle: poll with a backoff up to 500 us (NATS requests and local responses both wake us).
-    idle = any ? std::chrono::microseconds(0) : std::min(std::chrono::microseconds(500), idle + std::chrono::microseconds(20));
-    if (!any) std::this_thread::sleep_for(idle);
-  }
+void ServiceExporter::run(const std::atomic<bool>& stop) {
+  // Idle: a backoff up to 500 us (NATS requests and local responses both wake us).
+  poll_until_stopped(
+      stop, std::chrono::microseconds(20), std::chrono::microseconds(500), [] {},
+      [this] {
+        bool any = false;
+        for (auto& e : exported_) any = pump(*e) || any;
+        return any;
+      },
+      [] { return false; });
 }
 
 nlohmann::json ServiceExporter::status() const {

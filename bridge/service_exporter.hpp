@@ -16,6 +16,7 @@
 #include "config.hpp"
 #include "engine.hpp"
 #include "log_limiter.hpp"
+#include "poll_loop.hpp"
 
 namespace shmbus::bridge {
 
@@ -32,15 +33,14 @@ class ServiceExporter {
 
  private:
   struct Exported;
-  void run();
+  void run(const std::atomic<bool>& stop);
   bool pump(Exported& e);
 
   Engine& engine_;
   const BridgeConfig& config_;
   LogLimiter& log_;
   std::vector<std::unique_ptr<Exported>> exported_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  LoopThread loop_;
 };
 
 }  // namespace shmbus::bridge

@@ -82,12 +82,11 @@ void ServiceImporter::start() {
   for (auto& s : imported_) {
     spdlog::info("serving service '{}' ({}) here by calling {} over NATS", s->rule->service, s->rule->directory.string(), s->subject);
   }
-  thread_ = std::thread([this] { run(); });
+  loop_.start([this](const std::atomic<bool>& stop) { run(stop); });
 }
 
 void ServiceImporter::stop() {
-  stop_.store(true, std::memory_order_relaxed);  // a flag polled by the loop; nothing to publish with it
-  if (thread_.joinable()) thread_.join();
+  loop_.stop();
 }
 
 void ServiceImporter::on_reply(const IncomingMessage& m) {
@@ -265,15 +264,16 @@ bool ServiceImporter::pump(Imported& s) {
   return any;
 }
 
-void ServiceImporter::run() {
-  auto idle = std::chrono::microseconds(0);
-  while (!stop_.load(std::memory_order_relaxed)) {
-    bool any = false;
-    for (auto& s : imported_) any = pump(*s) || any;
-    // Idle: poll with a backoff up to 500 us (local requests and NATS replies both wake us).
-    idle = any ? std::chrono::microseconds(0) : std::min(std::chrono::microseconds(500), idle + std::chrono::microseconds(20));
-    if (!any) std::this_thread::sleep_for(idle);
-  }
+void ServiceImporter::run(const std::atomic<bool>& stop) {
+  // Idle: a backoff up to 500 us (local requests and NATS replies both wake us).
+  poll_until_stopped(
+      stop, std::chrono::microseconds(20), std::chrono::microseconds(500), [] {},
+      [this] {
+        bool any = false;
+        for (auto& s : imported_) any = pump(*s) || any;
+        return any;
+      },
+      [] { return false; });
 }
 
 nlohmann::json ServiceImporter::status() const {

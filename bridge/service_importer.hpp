@@ -23,6 +23,7 @@
 #include "config.hpp"
 #include "engine.hpp"
 #include "log_limiter.hpp"
+#include "poll_loop.hpp"
 
 namespace shmbus::bridge {
 
@@ -37,7 +38,7 @@ class ServiceImporter {
 
  private:
   struct Imported;
-  void run();
+  void run(const std::atomic<bool>& stop);
   bool pump(Imported& s);
   void on_reply(const IncomingMessage& m);
 
@@ -46,8 +47,7 @@ class ServiceImporter {
   LogLimiter& log_;
   std::string inbox_;
   std::vector<std::unique_ptr<Imported>> imported_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  LoopThread loop_;
 };
 
 }  // namespace shmbus::bridge

@@ -215,6 +215,48 @@ TEST(BridgeJetStream, ABridgeOnAnotherBusReplaysTheStreamFromASequenceAndFromATi
   EXPECT_EQ(log_numbers(logs_b, "from_time"), iota(100, 160)) << bridge_b->log();
 }
 
+// cnats writes a start time's fraction without its leading zeros (.04 s goes out as .4 s): a
+// replay from a time in the first tenth of a second must still start there, not up to 0.9 s
+// later (jetstream_nats.cpp; this made the test above fail about 1 run in 10).
+TEST(BridgeJetStream, AReplayFromATimeInTheFirstTenthOfASecondStartsAtThatTimeNotLater) {
+  JetStreamServer js;
+  NatsSettings settings;
+  settings.servers = {js.nats.url()};
+  std::unique_ptr<Engine> engine = make_nats_engine(settings, "test publisher");
+  std::atomic<int> stored{0};
+  PersistentStreamsOptions o;
+  o.on_ack = [&](const PersistentAck& a) { stored.fetch_add(a.stored ? 1 : 0); };
+  std::unique_ptr<PersistentStreams> streams = engine->open_persistent_streams(o);
+  streams->ensure_stream({.name = "TENTH", .subjects = {"tenth.>"}});
+  auto publish = [&](std::uint64_t n) {
+    const std::vector<std::byte> p = payload_of(n);
+    ASSERT_EQ(streams->publish("tenth.x", {}, p, "m" + std::to_string(n)), PublishOutcome::sent);
+  };
+  for (std::uint64_t n = 0; n < 5; ++n) publish(n);
+  ASSERT_TRUE(eventually([&] { return stored.load() == 5; }));
+  // The start: 30..60 ms into a second, so its fraction has a leading zero.
+  while (realtime_ns() % 1'000'000'000ull < 30'000'000ull || realtime_ns() % 1'000'000'000ull >= 60'000'000ull) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const std::uint64_t start = realtime_ns();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (std::uint64_t n = 5; n < 10; ++n) publish(n);
+  ASSERT_TRUE(eventually([&] { return stored.load() == 10; }));
+  std::mutex mutex;
+  std::vector<std::uint64_t> got;
+  std::unique_ptr<Replay> replay = streams->replay("TENTH", "tenth.x", {0, start}, [&](const ReplayedMessage& m) {
+    std::lock_guard lock(mutex);
+    got.push_back(number_of(m.message.payload()));
+  });
+  eventually([&] {
+    std::lock_guard lock(mutex);
+    return got.size() >= 5;
+  }, std::chrono::seconds(3));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // nothing more comes
+  replay.reset();
+  EXPECT_EQ(got, iota(5, 10)) << "start " << toml_time(start);
+}
+
 TEST(BridgeJetStream, JetStreamRulesWithoutTheirRequiredKeysAreRefusedNamingTheKey) {
   const std::filesystem::path dir = shmbusd::test::make_temp_dir("bridge-js-config");
   auto refusal = [&](const std::string& text) {
