@@ -26,7 +26,10 @@ ClientState::ClientState(const Service& service, std::shared_ptr<ServiceRegion> 
 
 ClientState::~ClientState() { region->free_client_row(row); }
 
-Result<ServiceResponse> ClientState::pump(std::uint32_t wanted) noexcept {
+// Nothing is inlined into pump(): once LTO inlined RawSubscriber::take() here, take_chunk()
+// had two callers and was inlined into neither, and every subscriber's take() in the program
+// lost ~30 ns of busy-poll latency (shmbus_bench lat shmbus, docs/services.md "Cost").
+__attribute__((optimize("no-inline"))) Result<ServiceResponse> ClientState::pump(std::uint32_t wanted) noexcept {
   for (;;) {
     Result<RawSample> s = responses.take();
     if (!s) return s.code();
