@@ -31,6 +31,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import metrics_cost  # noqa: E402  (bench/metrics_cost.py: what the metrics counters cost)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 NOTES = os.path.join(HERE, "NOTES.md")
@@ -761,6 +764,7 @@ def write_report(path, plots_dir, results, facts, args, runner, plots, t_start, 
                              f"{c['ratio']:.2f}", "<= 1.2"])
         L.append(table(["case", "NATS client", "bus -> NATS -> bus", "ratio", "target"], rows))
         L.append("")
+    L.extend(metrics_cost.section(getattr(runner, "metrics_cost", {})))
     with open(path, "w") as f:
         f.write("\n".join(L))
 
@@ -873,6 +877,7 @@ def main():
         runner.iox_status = saved.get("iox_status")
         runner.durable = saved.get("durable", [])
         runner.bridge = saved.get("bridge", [])
+        runner.metrics_cost = saved.get("metrics_cost", {})
         facts = saved["facts"]
         t_start = datetime.datetime.fromisoformat(saved["t_start"])
         t_end = datetime.datetime.fromisoformat(saved["t_end"])
@@ -907,6 +912,7 @@ def main():
                         r["roudi"] = runner.roudi_memory()
         runner.durable = run_durable_bench(args.build, args.quick, log)
         runner.bridge = [] if args.quick else run_bridge_bench(args.build, log)
+        runner.metrics_cost = {} if args.quick else metrics_cost.run(args.build, log)
     finally:
         runner.stop_roudi()
     t_end = datetime.datetime.now().astimezone()
@@ -970,7 +976,8 @@ def finish(args, runner, facts, plots_dir, log, have_iox, t_start, t_end, save):
         with open(os.path.join(plots_dir, "results.json"), "w") as f:
             json.dump({"facts": facts, "quick": args.quick, "rounds": args.rounds, "iox_status": runner.iox_status,
                        "t_start": t_start.isoformat(), "t_end": t_end.isoformat(), "results": runner.results,
-                       "durable": getattr(runner, "durable", []), "bridge": getattr(runner, "bridge", [])}, f, indent=1)
+                       "durable": getattr(runner, "durable", []), "bridge": getattr(runner, "bridge", []),
+                       "metrics_cost": getattr(runner, "metrics_cost", {})}, f, indent=1)
     print(f"wrote {args.out} ({sum(1 for r in runner.results if r['kept'])}/{len(runner.results)} runs kept), "
           f"plots {', '.join(plots) or 'none'}; log {log.name}")
 

@@ -411,7 +411,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   std::uint64_t bytes = 0;  // for published_bytes: the headers are ours and in cache already
   for (std::uint32_t n = 0; n < map_.config().max_segments && map_.valid_chunk(idx); ++n) {
     forget_loan(idx);
-    bytes += map_.chunk(idx).used_bytes.load(std::memory_order_relaxed);
+    if constexpr (kHotPathCounters) bytes += map_.chunk(idx).used_bytes.load(std::memory_order_relaxed);
     idx = map_.chunk(idx).next_segment.load(std::memory_order_relaxed);
   }
   RingSlot& rs = map_.ring_slot(seq);
@@ -469,7 +469,7 @@ Status PublisherCore::commit(std::uint32_t head) noexcept {
   me.claimed_plus1.store(0, std::memory_order_release);
   // We are our publisher slot's only writer: a plain increment, no locked instruction.
   me.published.store(me.published.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  me.published_bytes.store(me.published_bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);  // as published
+  count_published_bytes(me, bytes);
   // Seq_cst fence: Dekker pairing with a sleeping subscriber (sleepers++; fence; check data),
   // so either it sees our commit or we see it sleeping. No syscall when nobody sleeps. The
   // fence comes after every path that wrote a commit word (or, for a tombstoned sequence,

@@ -278,7 +278,7 @@ Daemon::Daemon(Options options) : s_(std::make_unique<State>()) {
   s.lock = std::make_unique<InstanceLock>(s.opts.lock_path(), s.opts.bus);
   make_private_dir(s.opts.resolved_region_dir(), 0700, std::nullopt);  // clients get fds, not paths
   s.adopt_region_files();
-  s.adopt_service_files();  // after the topics: a service needs both of its own
+  s.scan_service_files();  // after the topics: a service needs both of its own
   s.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   s.reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s.stop_fd < 0 || s.reload_fd < 0) fail_errno("eventfd");

@@ -78,28 +78,36 @@ std::size_t Daemon::State::reclaim_services(const std::set<std::string>& names, 
   return n;
 }
 
-void Daemon::State::adopt_service_files() {
+void Daemon::State::scan_service_files() {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(opts.resolved_region_dir(), ec)) {
     const std::string f = entry.path().filename().string();
     if (f.starts_with(kRegionPrefix) && f.ends_with(kRegionSuffix)) pending_services.insert(entry.path());
   }
+  adopt_service_files();
+}
+
+void Daemon::State::adopt_service_files() {
+  // Only its two topics coming back (a lease waited for) make a waiting service adoptable:
+  // until both are in the registry a sweep costs two lookups here, no scan, no system call.
   for (auto it = pending_services.begin(); it != pending_services.end();) {
     const std::filesystem::path file = *it;
     try {
-      const int fd = open(file.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-      if (fd < 0) throw std::runtime_error(std::string("cannot open: ") + strerror(errno));
       const std::string stem = file.filename().string();
       std::string name = stem.substr(kRegionPrefix.size(), stem.size() - kRegionPrefix.size() - kRegionSuffix.size());
       std::replace(name.begin(), name.end(), '%', '/');
-      auto req = topics.find(shmbus::Service::request_topic_name(name));
-      auto resp = topics.find(shmbus::Service::response_topic_name(name));
-      if (services.count(name) || req == topics.end() || resp == topics.end()) {
-        close(fd);
-        if (services.count(name)) it = pending_services.erase(it);
-        else ++it;  // its topics are not back yet (a lease to wait for): next sweep
+      if (services.count(name)) {
+        it = pending_services.erase(it);
         continue;
       }
+      auto req = topics.find(shmbus::Service::request_topic_name(name));
+      auto resp = topics.find(shmbus::Service::response_topic_name(name));
+      if (req == topics.end() || resp == topics.end()) {
+        ++it;  // its topics are not back yet (a lease to wait for): when the registry changes
+        continue;
+      }
+      const int fd = open(file.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) throw std::runtime_error(std::string("cannot open: ") + strerror(errno));
       shmbus::Service svc = [&] {
         try {
           return shmbus::Service::open(fd, req->second.topic, resp->second.topic);  // dups fd

@@ -145,7 +145,11 @@ struct Daemon::State {
   // pending calls' clients then see server_gone; with `topics_too` also the dead processes'
   // slots of those services' topics (the sweep reclaims topics by itself). Returns how many.
   std::size_t reclaim_services(const std::set<std::string>& names, bool topics_too);
-  // Service region files of the region directory, once their topics are registered.
+  // At start: the service region files of the region directory (pending_services), then
+  // adopt_service_files(). The daemon makes service files only for services it holds, so the
+  // directory is read once.
+  void scan_service_files();
+  // The pending service files whose two topics are registered (no system call for the others).
   void adopt_service_files();
   void reload_rules();
   void adopt_region_files();
