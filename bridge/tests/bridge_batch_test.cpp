@@ -106,21 +106,10 @@ TEST(BridgeBatch, EveryLyingBatchStructureIsRefusedWholeWithAReasonNamingIt) {
 
 // A raw cnats client of the test sends batches to what a bridge imports.
 TEST(BridgeBatch, HostileBatchesAreRefusedWholeOrPerEntryAndLossAndDuplicatesAreCountedPerMessage) {
-  NatsServer nats;
-  Bus b("b");
-  BridgeProcess bridge(b, nats, "busB", "[[import]]\ntopics = \"in/*\"\n");
-  Client cb(b.client_options());
-  TopicConfig raw;
-  raw.name = "in/raw";
-  raw.size_classes = {{4096, 32}};
-  RawSubscriber sub = cb.subscriber(cb.open_topic(raw, Role::subscriber));
-  ASSERT_TRUE(eventually([&] { return !bridge.status().is_discarded(); })) << bridge.log();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its subscription is in place
-  natsConnection* nc = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats.url().c_str()), NATS_OK);
-  auto send = [&](const std::string& bytes) {
-    ASSERT_EQ(natsConnection_Publish(nc, "shmbus.in.raw", bytes.data(), static_cast<int>(bytes.size())), NATS_OK);
-  };
+  ImportTarget target;
+  BridgeProcess& bridge = target.bridge;
+  RawSubscriber& sub = target.sub;
+  auto send = [&](const std::string& bytes) { ASSERT_TRUE(target.send(bytes)); };
   FrameWriter f(0, 0, 9, "evil");
   BatchWriter w;
   // 1 and 3 pass; the middle entry is not a frame: refused alone (and 2 is lost in transit).
@@ -148,8 +137,7 @@ TEST(BridgeBatch, HostileBatchesAreRefusedWholeOrPerEntryAndLossAndDuplicatesAre
   add(w, mine, 1, "mine1");
   add(w, mine, 2, "mine2");
   send(as_string(w.finish()));
-  natsConnection_Flush(nc);
-  natsConnection_Destroy(nc);
+  target.flush();
 
   ASSERT_TRUE(eventually([&] { return bridge.counter("in/raw", "duplicates") == 2; })) << bridge.status().dump() << bridge.log();
   EXPECT_EQ(bridge.counter("in/raw", "imported"), 3u) << bridge.status().dump();

@@ -88,21 +88,10 @@ TEST(BridgeFrame, EveryLyingFieldIsRefusedWithAReasonNamingIt) {
 
 // A raw cnats client of the test sends hostile frames to what a bridge imports.
 TEST(BridgeFrame, HostileFramesFromNatsAreCountedAndOnlyTheValidOneReachesTheBus) {
-  NatsServer nats;
-  Bus b("b");
-  BridgeProcess bridge(b, nats, "busB", "[[import]]\ntopics = \"in/*\"\n");
-  Client cb(b.client_options());
-  TopicConfig raw;
-  raw.name = "in/raw";
-  raw.size_classes = {{4096, 32}};
-  RawSubscriber sub = cb.subscriber(cb.open_topic(raw, Role::subscriber));
-  ASSERT_TRUE(eventually([&] { return !bridge.status().is_discarded(); })) << bridge.log();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its subscription is in place
-  natsConnection* nc = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, nats.url().c_str()), NATS_OK);
-  auto send = [&](const std::string& bytes) {
-    ASSERT_EQ(natsConnection_Publish(nc, "shmbus.in.raw", bytes.data(), static_cast<int>(bytes.size())), NATS_OK);
-  };
+  ImportTarget target;
+  BridgeProcess& bridge = target.bridge;
+  RawSubscriber& sub = target.sub;
+  auto send = [&](const std::string& bytes) { ASSERT_TRUE(target.send(bytes)); };
   FrameWriter evil(0, 0, 9, "evil");
   const std::uint32_t lying[2] = {1, 1};
   send(framed(evil, 1, "ok"));                                                   // imported: the local topic is raw
@@ -114,8 +103,7 @@ TEST(BridgeFrame, HostileFramesFromNatsAreCountedAndOnlyTheValidOneReachesTheBus
   send(framed(evil, 5, std::string(10000, 'x')));                               // oversized
   FrameWriter mine(0, 0, 9, "busB");
   send(framed(mine, 6, "our own, back from the network"));                                 // skipped silently
-  natsConnection_Flush(nc);
-  natsConnection_Destroy(nc);
+  target.flush();
 
   ASSERT_TRUE(eventually([&] { return bridge.counter("in/raw", "imported") == 1; })) << bridge.status().dump() << bridge.log();
   EXPECT_EQ(bridge.counter("in/raw", "malformed/bad_headers"), 3u) << bridge.status().dump();

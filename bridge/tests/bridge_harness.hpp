@@ -4,6 +4,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <nats/nats.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -215,5 +216,38 @@ inline bool bus_has_topic(Client& c, const std::string& name) {
   }
   return false;
 }
+
+// What the hostile-input tests start from: bus "b" whose bridge (bus id "busB") imports
+// `in/*`, the raw topic `in/raw` (4 KiB chunks) subscribed there, and a plain NATS connection
+// of the test that sends whatever bytes it is given to that topic's subject.
+class ImportTarget {
+ public:
+  ImportTarget() : sub(client.subscriber(client.open_topic(in_raw(), Role::subscriber))) {
+    if (!eventually([&] { return !bridge.status().is_discarded(); })) throw std::runtime_error("bridge never wrote its status: " + bridge.log());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its subscription is in place
+    if (natsConnection_ConnectTo(&nc_, nats.url().c_str()) != NATS_OK) throw std::runtime_error("test cannot connect to " + nats.url());
+  }
+  ~ImportTarget() { natsConnection_Destroy(nc_); }
+  // Publishes `bytes` on shmbus.in.raw; flush() waits until the server has them.
+  bool send(const std::string& bytes) {
+    return natsConnection_Publish(nc_, "shmbus.in.raw", bytes.data(), static_cast<int>(bytes.size())) == NATS_OK;
+  }
+  void flush() { natsConnection_Flush(nc_); }
+
+  NatsServer nats;
+  Bus bus{"b"};
+  BridgeProcess bridge{bus, nats, "busB", "[[import]]\ntopics = \"in/*\"\n"};
+  Client client{bus.client_options()};
+  RawSubscriber sub;
+
+ private:
+  static TopicConfig in_raw() {
+    TopicConfig raw;
+    raw.name = "in/raw";
+    raw.size_classes = {{4096, 32}};
+    return raw;
+  }
+  natsConnection* nc_ = nullptr;
+};
 
 }  // namespace shmbus::bridge::test
