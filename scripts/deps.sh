@@ -4,7 +4,8 @@
 # the benchmarks (bench/ compares against Boost.Interprocess) and the daemon's metrics endpoint
 # (Boost.Beast). The NATS bridge needs the C client (libnats-dev) and its tests a real
 # nats-server; the Python package pybind11 and Debian's own /usr/bin/python3 with numpy and
-# pytest; the metrics tests promtool (package prometheus). Runs apt only when something is
+# pytest; the metrics tests promtool (package prometheus); the bridge's TLS test makes its
+# certificates with openssl. Runs apt only when something is
 # missing, so a machine that has everything is left alone.
 # Needs root, or sudo.
 
@@ -13,7 +14,7 @@ SHMBUS_DEB_PACKAGES=(
   capnproto libcapnp-dev libboost-dev libspdlog-dev
   libgtest-dev libgmock-dev
   libcli11-dev libtomlplusplus-dev libsystemd-dev nlohmann-json3-dev
-  libnats-dev nats-server
+  libnats-dev nats-server openssl
   pybind11-dev python3-dev python3-numpy python3-pytest
   prometheus
 )
