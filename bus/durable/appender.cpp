@@ -325,7 +325,8 @@ Status DurableAppender::roll() noexcept {
   std::shared_ptr<DurableSegment> next;
   try {
     next = DurableSegment::create(log_path_, config_.topic, config_.segment_size, config_.type_id, next_first,
-                                  std::max(detail::realtime_ns(), h.last_time_ns.load(std::memory_order_relaxed)));
+                                  std::max(detail::realtime_ns(), h.last_time_ns.load(std::memory_order_relaxed)),
+                                  std::move(spare_));
   } catch (const Error& e) {
     last_error_ = e.what();
     return e.code();
@@ -418,6 +419,9 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
     // prefetch never faults, past the end of the mapping neither.
     const std::uint64_t ahead_end = wo + stride + std::min(stride, kPrefetchMax) + kCacheLine;
     for (std::uint64_t at = wo + stride; at < ahead_end; at += kCacheLine) detail::prefetch_for_write(seg->base() + at);
+    // Outside the lock: reserving the next segment's file (posix_fallocate: 45 ms on tmpfs for
+    // 64 MiB, measured) must stall neither the roll nor the other appenders.
+    if (wo + stride > spare_next_at_ || seg != spare_for_) [[unlikely]] spare_step(*seg, wo + stride);
     // Outside the lock: a populate call must not stall the other appenders.
     if (config_.prefault_window != 0 &&
         (seg != prefaulted_segment_ || std::min(wo + stride + config_.prefault_window, seg->size()) > prefaulted_to_))
@@ -438,6 +442,30 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
     last_error_.clear();
     return loan;
   }
+}
+
+// One step of reserving the spare: none in the first half of a segment, then 1 MiB at a time,
+// spaced so that the whole is reserved by three quarters of it.
+void DurableAppender::spare_step(const DurableSegment& seg, std::uint64_t end) noexcept {
+  constexpr std::uint64_t kSpareStep = 1 << 20;
+  const std::uint64_t steps = (config_.segment_size + kSpareStep - 1) / kSpareStep;
+  const std::uint64_t spacing = std::max<std::uint64_t>(seg.size() / 4 / steps, kRecordAlign);
+  if (&seg != spare_for_) {  // a new segment: start at its half
+    spare_for_ = &seg;
+    spare_next_at_ = seg.size() / 2;
+    return;
+  }
+  spare_next_at_ = end + spacing;
+  try {
+    if (spare_ == nullptr || spare_->size != config_.segment_size) {
+      spare_ = DurableSegment::reserve_spare(log_path_, config_.segment_size, kSpareStep);
+    } else if (int err = spare_->grow(kSpareStep); err != 0) {
+      spare_ = nullptr;  // the roll reserves (and reports no_space) itself
+    }
+  } catch (const std::exception&) {
+    spare_ = nullptr;  // as above
+  }
+  if (spare_ == nullptr || spare_->complete()) spare_next_at_ = UINT64_MAX;
 }
 
 // One step of populating ahead of `from` in `seg` (one system call, at most kPrefaultStep), so

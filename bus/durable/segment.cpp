@@ -145,22 +145,59 @@ std::shared_ptr<DurableSegment> DurableSegment::open(const std::filesystem::path
   return seg;
 }
 
+SpareSegment::~SpareSegment() {
+  if (fd >= 0) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+  }
+}
+
+int SpareSegment::grow(std::uint64_t step) noexcept {
+  const std::uint64_t to = std::min(size, reserved + step);
+  if (to <= reserved) return 0;
+  if (int err = posix_fallocate(fd, static_cast<off_t>(reserved), static_cast<off_t>(to - reserved)); err != 0) return err;
+  reserved = to;
+  return 0;
+}
+
+std::unique_ptr<SpareSegment> DurableSegment::reserve_spare(const std::filesystem::path& log_path,
+                                                            std::uint64_t segment_size, std::uint64_t reserve_now) {
+  static std::atomic<std::uint32_t> counter{0};  // several appenders in one process
+  auto spare = std::make_unique<SpareSegment>();
+  spare->tmp = log_path / (".spare-" + std::to_string(counter.fetch_add(1, std::memory_order_relaxed)) + ".log.tmp." +
+                           std::to_string(getpid()));  // relaxed: only a unique number
+  spare->fd = ::open(spare->tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (spare->fd < 0) {
+    throw Error(Errc::system_error, "durable log " + log_path.string() + ": creating a segment: " + errno_text(errno));
+  }
+  spare->size = segment_size;
+  if (int err = spare->grow(reserve_now); err != 0) {
+    throw Error(err == ENOSPC ? Errc::no_space : Errc::system_error,  // the destructor unlinks it
+                "durable log " + log_path.string() + ": cannot reserve a segment of " + std::to_string(segment_size) +
+                    " bytes: " + errno_text(err));
+  }
+  return spare;
+}
+
 std::shared_ptr<DurableSegment> DurableSegment::create(const std::filesystem::path& log_path, const std::string& topic,
                                                        std::uint64_t segment_size, std::uint64_t type_id,
-                                                       std::uint64_t first_sequence, std::uint64_t first_time_ns) {
+                                                       std::uint64_t first_sequence, std::uint64_t first_time_ns,
+                                                       std::unique_ptr<SpareSegment> spare) {
   std::filesystem::path final_path = durable_segment_path(log_path, first_sequence);
-  std::filesystem::path tmp = log_path / ("." + final_path.filename().string() + ".tmp." + std::to_string(getpid()));
-  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(Errc::system_error, "durable log " + log_path.string() + ": creating a segment: " + errno_text(errno));
+  if (spare == nullptr || spare->size != segment_size) spare = reserve_spare(log_path, segment_size, segment_size);
+  if (int err = spare->grow(segment_size); err != 0) {  // the rest of a spare reserved in steps
+    throw Error(err == ENOSPC ? Errc::no_space : Errc::system_error,  // its destructor unlinks it
+                "durable log " + log_path.string() + ": cannot reserve a segment of " + std::to_string(segment_size) +
+                    " bytes: " + errno_text(err));
+  }
+  const int fd = spare->fd;
+  const std::filesystem::path tmp = spare->tmp;
+  spare->fd = -1;  // ours from here: closed and unlinked below
   auto fail = [&](Errc code, const std::string& what) {
     ::close(fd);
-    ::unlink(tmp.c_str());  // also gives back what a failed posix_fallocate kept (ext4 keeps some)
+    ::unlink(tmp.c_str());
     throw Error(code, "durable log " + log_path.string() + ": " + what);
   };
-  if (int err = posix_fallocate(fd, 0, static_cast<off_t>(segment_size)); err != 0) {
-    fail(err == ENOSPC ? Errc::no_space : Errc::system_error,
-         "cannot reserve a segment of " + std::to_string(segment_size) + " bytes: " + errno_text(err));
-  }
   Geometry g = geometry_for(segment_size);
   SegmentHeader h;
   std::memset(static_cast<void*>(&h), 0, sizeof h);

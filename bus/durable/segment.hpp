@@ -17,6 +17,22 @@
 
 namespace shmbus::detail {
 
+// A segment file reserved ahead of its roll, under a temporary name (leftovers.hpp removes it
+// if its creator dies): the roll then only writes its header and links it into place.
+struct SpareSegment {
+  SpareSegment() = default;
+  SpareSegment(const SpareSegment&) = delete;
+  SpareSegment& operator=(const SpareSegment&) = delete;
+  ~SpareSegment();  // closes and unlinks what was not used
+  // Reserves up to `step` more bytes (posix_fallocate); 0 on success, else the error number.
+  int grow(std::uint64_t step) noexcept;
+  bool complete() const noexcept { return reserved >= size; }
+  int fd = -1;
+  std::filesystem::path tmp;
+  std::uint64_t size = 0;
+  std::uint64_t reserved = 0;  // bytes reserved so far, from the start
+};
+
 class DurableSegment {
  public:
   // Opens and validates an existing segment; throws Error naming the file: not_a_region,
@@ -26,7 +42,12 @@ class DurableSegment {
   // it first. no_space (naming the directory) when it cannot be reserved.
   static std::shared_ptr<DurableSegment> create(const std::filesystem::path& log_path, const std::string& topic,
                                                 std::uint64_t segment_size, std::uint64_t type_id,
-                                                std::uint64_t first_sequence, std::uint64_t first_time_ns);
+                                                std::uint64_t first_sequence, std::uint64_t first_time_ns,
+                                                std::unique_ptr<SpareSegment> spare = nullptr);
+  // A spare of `segment_size` bytes in `log_path`, of which `reserve_now` are reserved at once
+  // (no_space, naming the directory); grow() reserves the rest.
+  static std::unique_ptr<SpareSegment> reserve_spare(const std::filesystem::path& log_path, std::uint64_t segment_size,
+                                                     std::uint64_t reserve_now);
   ~DurableSegment();
   DurableSegment(const DurableSegment&) = delete;
   DurableSegment& operator=(const DurableSegment&) = delete;

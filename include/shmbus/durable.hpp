@@ -45,6 +45,7 @@ namespace shmbus {
 namespace detail {
 class DurableSegment;  // bus/durable/segment.hpp
 class StampClock;      // bus/durable/stamp_clock.hpp
+struct SpareSegment;   // bus/durable/segment.hpp
 }
 
 // When an appender pushes its writes past the page cache to the disk. What each level
@@ -145,6 +146,7 @@ class DurableAppender {
   void flush_after(const detail::DurableSegment& seg, const DurableLoan& loan) noexcept;
   void prefault_step(const detail::DurableSegment& seg, std::uint64_t want) noexcept;
   void loan_returned(detail::DurableSegment* seg) noexcept;
+  void spare_step(const detail::DurableSegment& seg, std::uint64_t end) noexcept;
 
   DurableConfig config_;
   std::filesystem::path log_path_;
@@ -162,6 +164,12 @@ class DurableAppender {
   std::uint64_t last_time_seen_ = 0;      // our newest loan's time
   std::uint64_t segments_lost_ = 0;
   std::unique_ptr<detail::StampClock> clock_;  // record stamps (rule 5)
+  // The next segment's file, reserved in steps while the second half of the current one is
+  // written, so that neither a roll nor any one loan waits for a whole posix_fallocate
+  // (docs/durable.md, "Roll").
+  std::unique_ptr<detail::SpareSegment> spare_;
+  const detail::DurableSegment* spare_for_ = nullptr;  // the segment spare_next_at_ is about
+  std::uint64_t spare_next_at_ = 0;  // offset in it past which the next step is taken
   std::string last_error_;
 };
 
