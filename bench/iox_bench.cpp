@@ -11,6 +11,7 @@
 // iceoryx_service: untyped client/server (popo::UntypedClient/UntypedServer), one request and
 // one response per round trip; the client matches the response's sequence id to its request,
 // as iceoryx users must (compare with `shmbus_bench lat service`).
+#include <filesystem>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -343,12 +344,31 @@ int run(const Args& a) {
 
 }  // namespace
 
+// The children end with _exit, so iceoryx never removes their runtimes' socket and lock files
+// (/tmp/<runtime name>, /tmp/<runtime name>.lock): the parent does, once they are gone. Its own
+// runtime (name ending in its pid, the tag) iceoryx removes itself at exit.
+static void remove_children_runtime_files() noexcept {
+  const std::string prefix = "shmbus_bench_" + g_tag + "_";
+  const std::string own = "_" + g_tag;
+  auto ends_with = [](const std::string& s, const std::string& end) {  // this file is C++17
+    return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+  };
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/tmp", ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (ends_with(name, ".lock")) name.resize(name.size() - 5);
+    if (name.rfind(prefix, 0) == 0 && !ends_with(name, own)) std::filesystem::remove(it->path(), ec);
+  }
+}
+
 int main(int argc, char** argv) {
   Args a = parse_args(argc, argv);
+  int rc = 1;
   try {
-    return run(a);
+    rc = run(a);
   } catch (const std::exception& e) {
     head(a).str("error", e.what()).print();
-    return 1;
   }
+  if (!g_tag.empty()) remove_children_runtime_files();
+  return rc;
 }

@@ -1,7 +1,7 @@
 """What the metrics counters cost (docs/metrics.md; issue 20's target: <= 3 % of 64 B pub/sub
 throughput). Full runs of scripts/bench.sh only; run_bench.py calls run() and section().
 
-Two builds of one bench in the same build directory: shmbus_bench (the library as shipped) and
+Two builds of one bench, alike but for the library: shmbus_bench_counters (the library as shipped) and
 shmbus_bench_nocounters (the library with every counter update compiled out,
 SHMBUS_NO_HOTPATH_COUNTERS; bench/CMakeLists.txt). Throughput: `tput shmbus --size 64`, the two
 alternating within each round (the order swaps every round), medians over the rounds and the
@@ -49,7 +49,7 @@ def _instructions(binary, policy, log):
 
 def run(build, log, rounds=9, seconds=0.5):
     bench = os.path.join(build, "bench")
-    on, off = os.path.join(bench, "shmbus_bench"), os.path.join(bench, "shmbus_bench_nocounters")
+    on, off = os.path.join(bench, "shmbus_bench_counters"), os.path.join(bench, "shmbus_bench_nocounters")
     if not (os.path.exists(on) and os.path.exists(off)):
         print(f"metrics cost: {off} not built, skipped", flush=True)
         return {}
@@ -82,7 +82,7 @@ def section(result):
         return []
     cost = 1 - result["ratio_median"]
     L = ["## What the metrics counters cost (docs/metrics.md)\n",
-         "64 B pub/sub throughput (`shmbus_bench tput shmbus --size 64`) of the library as shipped against the same "
+         "64 B pub/sub throughput (`shmbus_bench_counters tput shmbus --size 64`) of the library as shipped against the same "
          "library with every counter update compiled out (`shmbus_bench_nocounters`, bench/CMakeLists.txt), "
          f"alternating in each of {result['rounds']} rounds ({result['seconds']} s each, order swapped every round); "
          "medians, and the median of the per-round ratios. Instructions per message: callgrind on the one-process "

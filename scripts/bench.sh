@@ -49,7 +49,7 @@ if grep -q '^shmbus_bench_iox:' <<<"$targets"; then peers=(shmbus_bench_iox); fi
 if [[ " $* " != *" --quick "* ]] && grep -q '^shmbus_bridge_bench:' <<<"$targets"; then peers+=(shmbus_bridge_bench); fi
 # What the metrics counters cost (bench/metrics_cost.py), full runs only: the bench and the
 # profile loop again, linked to the library built without its counter updates.
-[[ " $* " == *" --quick "* ]] || peers+=(shmbus_bench_nocounters shmbus_profile shmbus_profile_nocounters)
+[[ " $* " == *" --quick "* ]] || peers+=(shmbus_bench_counters shmbus_bench_nocounters shmbus_profile shmbus_profile_nocounters)
 ninja -C "$BUILD" shmbus_bench "${peers[@]}"
 
 # Debian's python3 (for nothing beyond the standard library; plots are made with gnuplot).
