@@ -145,39 +145,70 @@ PerMessage topic_append_ns(std::size_t size, std::uint64_t n) {
   return t.per(n);
 }
 
+// A preallocated file mapped shared, which the raw loops append into; removed when done.
+class ScratchFile {
+ public:
+  ScratchFile(const fs::path& path, std::uint64_t bytes, Pages pages, const char* what)
+      : path_(path), bytes_(bytes), pages_(pages), what_(what) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || posix_fallocate(fd, 0, static_cast<off_t>(bytes)) != 0) fail("cannot reserve " + path.string());
+    void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (m == MAP_FAILED) fail("mmap");
+    base_ = static_cast<std::byte*>(m);
+  }
+  ~ScratchFile() {
+    munmap(base_, bytes_);
+    fs::remove(path_);
+  }
+  ScratchFile(const ScratchFile&) = delete;
+  ScratchFile& operator=(const ScratchFile&) = delete;
+
+  std::byte* base() const { return base_; }
+  // Pages::ahead: the next step populated once the writer (at `end`) is within kWindow of the
+  // populated end, as the appender does.
+  void written_to(std::uint64_t end) {
+    if (pages_ != Pages::ahead || end + kWindow <= populated_) [[likely]] return;
+    populated_ = std::max(populated_, end / 4096 * 4096);
+    const std::uint64_t step = std::min(kStep, bytes_ - populated_);
+    if (step != 0 && madvise(base_ + populated_, step, MADV_POPULATE_WRITE) != 0) fail("populate");
+    populated_ += step;
+  }
+  // Pages::prefaulted: every page populated before the timed loop.
+  void before_timing() {
+    if (pages_ == Pages::prefaulted && madvise(base_, bytes_, MADV_POPULATE_WRITE) != 0) fail("populate");
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& why) const { throw std::runtime_error(std::string(what_) + ": " + why); }
+  fs::path path_;
+  std::uint64_t bytes_;
+  Pages pages_;
+  const char* what_;
+  std::byte* base_ = nullptr;
+  std::uint64_t populated_ = 0;
+};
+
 // The floor: a preallocated, mapped file; per message store the bytes and a length word, bump
 // the index (no header, no index, no commit protocol). Its pages met as `pages` says.
 PerMessage raw_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pages pages) {
   const std::size_t record = (size + 8 + 7) & ~std::size_t{7};
-  const std::uint64_t bytes = (n + n / 10) * record + kWindow + 4096;
-  fs::path path = a.dir / "raw-append.bin";
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0 || posix_fallocate(fd, 0, static_cast<off_t>(bytes)) != 0) throw std::runtime_error("raw append: cannot reserve " + path.string());
-  auto* base = static_cast<std::byte*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
-  ::close(fd);
-  if (base == MAP_FAILED) throw std::runtime_error("raw append: mmap");
-  std::uint64_t offset = 0, populated = 0;
+  ScratchFile file(a.dir / "raw-append.bin", (n + n / 10) * record + kWindow + 4096, pages, "raw append");
+  std::byte* base = file.base();
+  std::uint64_t offset = 0;
   auto once = [&](std::uint64_t i) {
     std::byte* p = base + offset;
     fill(p + 8, size, i);
     std::uint64_t len = size;
     std::memcpy(p, &len, sizeof len);
     offset += record;
-    if (pages == Pages::ahead && offset + kWindow > populated) [[unlikely]] {
-      populated = std::max(populated, offset / 4096 * 4096);
-      std::uint64_t step = std::min(kStep, bytes - populated);
-      if (step != 0 && madvise(base + populated, step, MADV_POPULATE_WRITE) != 0) throw std::runtime_error("raw append: populate");
-      populated += step;
-    }
+    file.written_to(offset);
   };
   for (std::uint64_t i = 0; i < n / 10; ++i) once(i);
-  if (pages == Pages::prefaulted && madvise(base, bytes, MADV_POPULATE_WRITE) != 0) throw std::runtime_error("raw append: populate");
+  file.before_timing();
   LoopTimer t;
   for (std::uint64_t i = 0; i < n; ++i) once(i);
-  PerMessage ns = t.per(n);
-  munmap(base, bytes);
-  fs::remove(path);
-  return ns;
+  return t.per(n);
 }
 
 // The floor of any multi-writer log with a time index, built up from the raw loop one step at a
@@ -190,15 +221,10 @@ PerMessage floor_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pag
   static_assert(kSteps >= 1 && kSteps <= 3);
   constexpr std::uint64_t kData = 4096;  // the tail word's page, then the records
   const std::size_t record = (size + 16 + 7) & ~std::size_t{7};
-  const std::uint64_t bytes = kData + (n + n / 10) * record + kWindow + 4096;
-  fs::path path = a.dir / "floor-append.bin";
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0 || posix_fallocate(fd, 0, static_cast<off_t>(bytes)) != 0) throw std::runtime_error("floor append: cannot reserve " + path.string());
-  auto* base = static_cast<std::byte*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
-  ::close(fd);
-  if (base == MAP_FAILED) throw std::runtime_error("floor append: mmap");
+  ScratchFile file(a.dir / "floor-append.bin", kData + (n + n / 10) * record + kWindow + 4096, pages, "floor append");
+  std::byte* base = file.base();
   auto* tail = reinterpret_cast<std::atomic<std::uint64_t>*>(base);
-  std::uint64_t offset = 0, populated = 0;
+  std::uint64_t offset = 0;
   auto once = [&](std::uint64_t i) {
     std::uint64_t at;
     if constexpr (kSteps >= 2) {
@@ -220,22 +246,13 @@ PerMessage floor_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pag
     } else {
       std::memcpy(p, &len, sizeof len);
     }
-    const std::uint64_t end = kData + at + record;
-    if (pages == Pages::ahead && end + kWindow > populated) [[unlikely]] {
-      populated = std::max(populated, end / 4096 * 4096);
-      std::uint64_t step = std::min(kStep, bytes - populated);
-      if (step != 0 && madvise(base + populated, step, MADV_POPULATE_WRITE) != 0) throw std::runtime_error("floor append: populate");
-      populated += step;
-    }
+    file.written_to(kData + at + record);
   };
   for (std::uint64_t i = 0; i < n / 10; ++i) once(i);
-  if (pages == Pages::prefaulted && madvise(base, bytes, MADV_POPULATE_WRITE) != 0) throw std::runtime_error("floor append: populate");
+  file.before_timing();
   LoopTimer t;
   for (std::uint64_t i = 0; i < n; ++i) once(i);
-  PerMessage ns = t.per(n);
-  munmap(base, bytes);
-  fs::remove(path);
-  return ns;
+  return t.per(n);
 }
 
 // Each case run twice, the second round in reverse order (1 2 3 .. 3 2 1), the lower CPU time
