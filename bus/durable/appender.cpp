@@ -110,6 +110,19 @@ bool repair_after_takeover(SegmentHeader& h, const DurableSegment& seg, std::uin
   return true;
 }
 
+// Called from a catch block: the exception in flight as the appender's last error and code.
+Status failure_in_flight(std::string& last_error, const std::filesystem::path& log) noexcept {
+  try {
+    throw;
+  } catch (const Error& e) {
+    last_error = e.what();
+    return e.code();
+  } catch (const std::exception& e) {
+    last_error = "durable log " + log.string() + ": " + e.what();
+    return Errc::system_error;
+  }
+}
+
 }  // namespace
 
 // Member by member: a loan is moved into its Result and out again at every loan() (through
@@ -220,12 +233,8 @@ Status DurableAppender::move_on() noexcept {
     }
     prefaulted_segment_ = nullptr;  // a new mapping: nothing populated in it yet
     return Errc::ok;
-  } catch (const Error& e) {
-    last_error_ = e.what();
-    return e.code();
-  } catch (const std::exception& e) {
-    last_error_ = "durable log " + log_path_.string() + ": " + e.what();
-    return Errc::system_error;
+  } catch (...) {
+    return failure_in_flight(last_error_, log_path_);
   }
 }
 
@@ -264,12 +273,8 @@ Status DurableAppender::leave_lost_segment() noexcept {
     segment_ = std::move(next);
     prefaulted_segment_ = nullptr;
     return Errc::ok;
-  } catch (const Error& e) {
-    last_error_ = e.what();
-    return e.code();
-  } catch (const std::exception& e) {
-    last_error_ = "durable log " + log_path_.string() + ": " + e.what();
-    return Errc::system_error;
+  } catch (...) {
+    return failure_in_flight(last_error_, log_path_);
   }
 }
 
@@ -327,12 +332,8 @@ Status DurableAppender::roll() noexcept {
     next = DurableSegment::create(log_path_, config_.topic, config_.segment_size, config_.type_id, next_first,
                                   std::max(detail::realtime_ns(), h.last_time_ns.load(std::memory_order_relaxed)),
                                   std::move(spare_));
-  } catch (const Error& e) {
-    last_error_ = e.what();
-    return e.code();
-  } catch (const std::exception& e) {
-    last_error_ = "durable log " + log_path_.string() + ": " + e.what();
-    return Errc::system_error;
+  } catch (...) {
+    return failure_in_flight(last_error_, log_path_);
   }
   if (config_.flush.mode != FlushPolicy::Mode::none) ::fdatasync(segment_->fd());
   seal(h, *segment_, next_first);

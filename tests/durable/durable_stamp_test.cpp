@@ -45,9 +45,11 @@ TEST(DurableStamps, RecordStampsAreNonDecreasingAndBracketedByClockGettime) {
   c.directory = dir.path();
   c.topic = "stamps";
   DurableAppender log(c);
-  std::uint64_t previous = 0;
+  std::uint64_t previous = 0, appended = 0;
+  // 10 ms of stamps, and at least 1000: the first appends (a fresh segment populated ahead)
+  // took most of the 10 ms in about 1 run of 4 here, which left too few records to look up.
   const std::uint64_t end = detail::realtime_ns() + 10'000'000;
-  for (std::uint64_t before = detail::realtime_ns(); before < end; before = detail::realtime_ns()) {
+  for (std::uint64_t before = detail::realtime_ns(); before < end || appended < 1000; before = detail::realtime_ns(), ++appended) {
     Result<DurableLoan> loan = log.loan(8);
     ASSERT_TRUE(loan) << log.last_error();
     const std::uint64_t after = detail::realtime_ns();
