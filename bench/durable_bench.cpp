@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "durable/stamp_clock.hpp"
 #include "shmbus/durable.hpp"
 #include "shmbus/shmbus.hpp"
 
@@ -44,12 +45,23 @@ namespace {
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
 
+// How a case meets the fresh pages of its file. A log writes pages it never wrote before, so its
+// fair floor pays for them too; the in-memory topic recycles a few hundred warm chunks, so the
+// comparison with it is fair only when the log's pages are populated before the timed loop.
+enum class Pages {
+  cold,        // every new page faults on first write (the appender: prefault_window = 0)
+  ahead,       // populated ahead of the writer, 256 KiB per madvise (the appender's default)
+  prefaulted,  // all populated before the timed loop
+};
 struct Args {
   bool quick = false;
   fs::path dir = fs::temp_directory_path() / ("shmbus-durable-bench-" + std::to_string(getpid()));
   std::uint64_t replay_bytes = 1ull << 30;
   std::uint64_t lookup_max = 10'000'000;
   bool drop_caches = false;
+  std::string only;  // one append row, once (--only ROW [--size N] [--pages P])
+  std::size_t only_size = 64;
+  Pages only_pages = Pages::prefaulted;
   std::string cases = "append,latency,replay,cold,lookup";
   bool wants(const char* name) const { return ("," + cases + ",").find("," + std::string(name) + ",") != std::string::npos; }
 };
@@ -85,14 +97,6 @@ inline void fill(std::byte* p, std::size_t size, std::uint64_t seq) {
   std::memcpy(p, &seq, sizeof seq);
 }
 
-// How a case meets the fresh pages of its file. A log writes pages it never wrote before, so its
-// fair floor pays for them too; the in-memory topic recycles a few hundred warm chunks, so the
-// comparison with it is fair only when the log's pages are populated before the timed loop.
-enum class Pages {
-  cold,        // every new page faults on first write (the appender: prefault_window = 0)
-  ahead,       // populated ahead of the writer, 256 KiB per madvise (the appender's default)
-  prefaulted,  // all populated before the timed loop
-};
 const char* pages_name(Pages p) { return p == Pages::cold ? "cold" : p == Pages::ahead ? "ahead" : "prefaulted"; }
 
 #ifndef MADV_POPULATE_WRITE
@@ -100,28 +104,39 @@ const char* pages_name(Pages p) { return p == Pages::cold ? "cold" : p == Pages:
 #endif
 constexpr std::uint64_t kStep = 256 * 1024, kWindow = 2 << 20;  // as the appender's default
 
-PerMessage durable_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pages pages) {
-  fs::remove_all(a.dir / "append");
+// Every case's log: `topic` in the bench directory, removed first (a previous run's leftovers).
+shmbus::DurableConfig durable_config(const Args& a, const char* topic, std::uint64_t segment_size) {
+  fs::remove_all(a.dir / topic);
   shmbus::DurableConfig c;
   c.directory = a.dir;
-  c.topic = "append";
-  c.segment_size = std::max<std::uint64_t>(n * (size + 64) + (4 << 20), 64 << 20);  // one segment: no roll in the loop
+  c.topic = topic;
+  c.segment_size = segment_size;
+  return c;
+}
+
+// Every case's timed loop: one function, not inlined, so that callgrind can count it alone
+// (`--toggle-collect='*timed_loop*'`, with --only: bench/NOTES.md).
+template <typename Once>
+[[gnu::noinline]] PerMessage timed_loop(std::uint64_t n, Once& once) {
+  LoopTimer t;
+  for (std::uint64_t i = 0; i < n; ++i) once(i);
+  return t.per(n);
+}
+
+PerMessage durable_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pages pages) {
+  // One segment: no roll in the loop.
+  shmbus::DurableConfig c = durable_config(a, "append", std::max<std::uint64_t>(n * (size + 64) + (4 << 20), 64 << 20));
   c.prefault_window = pages == Pages::cold ? 0 : kWindow;
   shmbus::DurableAppender app(c);
-  for (std::uint64_t i = 0; i < n / 10; ++i) {  // warm-up: the code and the first pages
+  auto once = [&](std::uint64_t i) {
     auto loan = app.loan(size);
+    if (!loan) [[unlikely]] throw std::runtime_error("durable loan: " + app.last_error());
     fill(loan->data().data(), size, i);
-    (void)app.publish(*loan);
-  }
+    if (!app.publish(*loan).ok()) [[unlikely]] throw std::runtime_error("durable publish");
+  };
+  for (std::uint64_t i = 0; i < n / 10; ++i) once(i);  // warm-up: the code and the first pages
   if (pages == Pages::prefaulted && !app.prefault(c.segment_size).ok()) throw std::runtime_error(app.last_error());
-  LoopTimer t;
-  for (std::uint64_t i = 0; i < n; ++i) {
-    auto loan = app.loan(size);
-    if (!loan) throw std::runtime_error("durable loan: " + app.last_error());
-    fill(loan->data().data(), size, i);
-    if (!app.publish(*loan).ok()) throw std::runtime_error("durable publish");
-  }
-  PerMessage ns = t.per(n);
+  PerMessage ns = timed_loop(n, once);
   fs::remove_all(a.dir / "append");
   return ns;
 }
@@ -140,9 +155,7 @@ PerMessage topic_append_ns(std::size_t size, std::uint64_t n) {
     if (!pub.publish(std::move(loan.value())).ok()) throw std::runtime_error("topic publish");
   };
   for (std::uint64_t i = 0; i < n / 10; ++i) once(i);
-  LoopTimer t;
-  for (std::uint64_t i = 0; i < n; ++i) once(i);
-  return t.per(n);
+  return timed_loop(n, once);
 }
 
 // A preallocated file mapped shared, which the raw loops append into; removed when done.
@@ -206,41 +219,52 @@ PerMessage raw_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pages
   };
   for (std::uint64_t i = 0; i < n / 10; ++i) once(i);
   file.before_timing();
-  LoopTimer t;
-  for (std::uint64_t i = 0; i < n; ++i) once(i);
-  return t.per(n);
+  return timed_loop(n, once);
 }
 
-// The floor of any multi-writer log with a time index, built up from the raw loop one step at a
-// time, so that a row shows what each costs: kSteps 1 = raw loop + a CLOCK_REALTIME stamp in
-// each record, 2 = + a claim by a locked fetch_add on a shared tail word (what lets several
-// writers append), 3 = + a release store of the record's length word after its bytes (the
-// commit that lets a reader trust them). Records: length word, time, payload; 8-aligned.
-template <int kSteps>
+// The floor of a log with a time index, built up from the raw loop one step at a time, so that a
+// row shows what each costs: a stamp in each record (CLOCK_REALTIME through the vDSO, or the TSC
+// read through the appender's own StampClock), a claim by a locked fetch_add on a shared tail word
+// (what lets several writers append), a release store of the record's length word after its
+// bytes (the commit that lets a reader trust them). Records: length word, time, payload.
+struct FloorSteps {
+  bool tsc = false;     // the stamp from StampClock (durable/stamp_clock.hpp), else clock_gettime
+  bool claim = false;   // a locked fetch_add claims the record
+  bool commit = false;  // a release store of the length word commits it
+};
+constexpr FloorSteps kRawStamp{}, kRawStampClaim{false, true, false}, kRawStampClaimCommit{false, true, true};
+constexpr FloorSteps kRawTsc{true, false, false}, kRawTscCommit{true, false, true}, kRawTscClaimCommit{true, true, true};
+
+template <FloorSteps kSteps>
 PerMessage floor_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pages pages) {
-  static_assert(kSteps >= 1 && kSteps <= 3);
   constexpr std::uint64_t kData = 4096;  // the tail word's page, then the records
   const std::size_t record = (size + 16 + 7) & ~std::size_t{7};
   ScratchFile file(a.dir / "floor-append.bin", kData + (n + n / 10) * record + kWindow + 4096, pages, "floor append");
   std::byte* base = file.base();
   auto* tail = reinterpret_cast<std::atomic<std::uint64_t>*>(base);
   std::uint64_t offset = 0;
+  shmbus::detail::StampClock clock;
   auto once = [&](std::uint64_t i) {
     std::uint64_t at;
-    if constexpr (kSteps >= 2) {
+    if constexpr (kSteps.claim) {
       at = tail->fetch_add(record, std::memory_order_relaxed);  // relaxed: only the claim's atomicity is measured
     } else {
       at = offset;
       offset += record;
     }
     std::byte* p = base + kData + at;
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+    std::uint64_t now;
+    if constexpr (kSteps.tsc) {
+      now = clock.now();
+    } else {
+      timespec ts{};
+      clock_gettime(CLOCK_REALTIME, &ts);
+      now = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+    }
     std::memcpy(p + 8, &now, sizeof now);
     fill(p + 16, size, i);
     const std::uint64_t len = size;
-    if constexpr (kSteps >= 3) {
+    if constexpr (kSteps.commit) {
       // Release: a reader's acquire load of the length sees the bytes before it.
       std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(p)).store(len, std::memory_order_release);
     } else {
@@ -250,9 +274,7 @@ PerMessage floor_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pag
   };
   for (std::uint64_t i = 0; i < n / 10; ++i) once(i);
   file.before_timing();
-  LoopTimer t;
-  for (std::uint64_t i = 0; i < n; ++i) once(i);
-  return t.per(n);
+  return timed_loop(n, once);
 }
 
 // Each case run twice, the second round in reverse order (1 2 3 .. 3 2 1), the lower CPU time
@@ -269,30 +291,72 @@ std::vector<PerMessage> best_of_two_interleaved(const std::vector<std::function<
   return best;
 }
 
+// The append cases of one size and page mode, by name: the row names of the JSON output and
+// of --only.
+std::vector<std::pair<const char*, std::function<PerMessage()>>> append_cases(const Args& a, std::size_t size,
+                                                                             std::uint64_t n, Pages pages) {
+  return {
+      {"durable", [&a, size, n, pages] { return durable_append_ns(a, size, n, pages); }},
+      {"raw", [&a, size, n, pages] { return raw_append_ns(a, size, n, pages); }},
+      {"raw+stamp", [&a, size, n, pages] { return floor_append_ns<kRawStamp>(a, size, n, pages); }},
+      {"raw+stamp+claim", [&a, size, n, pages] { return floor_append_ns<kRawStampClaim>(a, size, n, pages); }},
+      {"raw+stamp+claim+commit", [&a, size, n, pages] { return floor_append_ns<kRawStampClaimCommit>(a, size, n, pages); }},
+      {"raw+tsc", [&a, size, n, pages] { return floor_append_ns<kRawTsc>(a, size, n, pages); }},
+      {"raw+tsc+commit", [&a, size, n, pages] { return floor_append_ns<kRawTscCommit>(a, size, n, pages); }},
+      {"raw+tsc+claim+commit", [&a, size, n, pages] { return floor_append_ns<kRawTscClaimCommit>(a, size, n, pages); }},
+  };
+}
+
+std::uint64_t append_messages(const Args& a, std::size_t size) {
+  return size <= 64 ? (a.quick ? 200'000 : 2'000'000) : (a.quick ? 20'000 : 100'000);
+}
+
 void bench_append(const Args& a) {
   for (std::size_t size : {std::size_t{64}, std::size_t{4096}}) {
-    const std::uint64_t n = size == 64 ? (a.quick ? 200'000 : 2'000'000) : (a.quick ? 20'000 : 100'000);
+    const std::uint64_t n = append_messages(a, size);
     const PerMessage mem = topic_append_ns(size, n);
     for (Pages pages : {Pages::cold, Pages::ahead, Pages::prefaulted}) {
-      std::vector<PerMessage> r = best_of_two_interleaved({
-          [&] { return durable_append_ns(a, size, n, pages); },
-          [&] { return raw_append_ns(a, size, n, pages); },
-          [&] { return floor_append_ns<1>(a, size, n, pages); },
-          [&] { return floor_append_ns<2>(a, size, n, pages); },
-          [&] { return floor_append_ns<3>(a, size, n, pages); },
-      });
+      auto cases = append_cases(a, size, n, pages);
+      std::vector<std::function<PerMessage()>> runs;
+      for (auto& c : cases) runs.push_back(c.second);
+      std::vector<PerMessage> r = best_of_two_interleaved(runs);
       const PerMessage &durable = r[0], &raw = r[1];
-      char buf[768];
+      std::string floors;
+      for (std::size_t i = 2; i < cases.size(); ++i) {
+        char one[96];
+        std::snprintf(one, sizeof one, "%s\"%s\":%.1f", i == 2 ? "" : ",", cases[i].first, r[i].cpu_ns);
+        floors += one;
+      }
+      char buf[1024];
       std::snprintf(buf, sizeof buf,
                     R"({"case":"append","size":%zu,"pages":"%s","messages":%llu,"durable_cpu_ns":%.1f,"topic_cpu_ns":%.1f,"raw_mmap_cpu_ns":%.1f,)"
                     R"("durable_vs_topic":%.3f,"durable_vs_raw_mmap":%.3f,"wall_ns":[%.1f,%.1f,%.1f],)"
-                    R"("floor_cpu_ns":{"raw+stamp":%.1f,"raw+stamp+claim":%.1f,"raw+stamp+claim+commit":%.1f},"durable_vs_floor":%.3f})",
+                    R"("floor_cpu_ns":{%s},"durable_vs_floor":%.3f,"durable_vs_tsc_floor":%.3f})",
                     size, pages_name(pages), static_cast<unsigned long long>(n), durable.cpu_ns, mem.cpu_ns, raw.cpu_ns,
                     mem.cpu_ns / durable.cpu_ns, raw.cpu_ns / durable.cpu_ns, durable.wall_ns, mem.wall_ns, raw.wall_ns,
-                    r[2].cpu_ns, r[3].cpu_ns, r[4].cpu_ns, r[4].cpu_ns / durable.cpu_ns);
+                    floors.c_str(), r[4].cpu_ns / durable.cpu_ns, r[7].cpu_ns / durable.cpu_ns);
       emit(buf);
     }
   }
+}
+
+// --only ROW: that one append case, once (for callgrind: bench/NOTES.md).
+void bench_append_only(const Args& a) {
+  const std::uint64_t n = append_messages(a, a.only_size);
+  if (a.only == "topic") {
+    PerMessage t = topic_append_ns(a.only_size, n);
+    std::printf(R"({"case":"append_only","row":"topic","size":%zu,"messages":%llu,"cpu_ns":%.1f})" "\n", a.only_size,
+                static_cast<unsigned long long>(n), t.cpu_ns);
+    return;
+  }
+  for (auto& [name, run] : append_cases(a, a.only_size, n, a.only_pages)) {
+    if (a.only != name) continue;
+    PerMessage t = run();
+    std::printf(R"({"case":"append_only","row":"%s","size":%zu,"pages":"%s","messages":%llu,"cpu_ns":%.1f})" "\n", name,
+                a.only_size, pages_name(a.only_pages), static_cast<unsigned long long>(n), t.cpu_ns);
+    return;
+  }
+  throw std::runtime_error("--only " + a.only + ": no such append row (durable, raw, raw+stamp, ..., topic)");
 }
 
 // End-to-end latency of a live subscriber: a publisher thread stamps CLOCK_MONOTONIC into a
@@ -333,12 +397,7 @@ Latency one_way(std::uint64_t n, Publish publish, Receive receive) {
 void bench_latency(const Args& a) {
   const std::uint64_t n = a.quick ? 2'000 : 50'000;
   const std::size_t size = 64;
-  fs::remove_all(a.dir / "latency");
-  shmbus::DurableConfig c;
-  c.directory = a.dir;
-  c.topic = "latency";
-  c.segment_size = 64ull << 20;
-  shmbus::DurableAppender app(c);
+  shmbus::DurableAppender app(durable_config(a, "latency", 64ull << 20));
   shmbus::DurableReader reader = shmbus::DurableReader::oldest(a.dir, "latency");
   Latency durable = one_way(
       n,
@@ -484,13 +543,8 @@ void bench_cold_replay(const Args& a, std::uint64_t n, std::size_t size) {
 void bench_replay(const Args& a) {
   const std::size_t size = 4096;
   const std::uint64_t n = std::max<std::uint64_t>(a.replay_bytes / size, 1);
-  fs::remove_all(a.dir / "replay");
   {
-    shmbus::DurableConfig c;
-    c.directory = a.dir;
-    c.topic = "replay";
-    c.segment_size = 256ull << 20;
-    shmbus::DurableAppender app(c);
+    shmbus::DurableAppender app(durable_config(a, "replay", 256ull << 20));
     for (std::uint64_t i = 0; i < n; ++i) {
       auto loan = app.loan(size);
       if (!loan) throw std::runtime_error("replay fill: " + app.last_error());
@@ -538,12 +592,7 @@ void bench_replay(const Args& a) {
 
 // Lookups at random sequences and times of a log, measured at several lengths of one log.
 void bench_lookup(const Args& a) {
-  fs::remove_all(a.dir / "lookup");
-  shmbus::DurableConfig c;
-  c.directory = a.dir;
-  c.topic = "lookup";
-  c.segment_size = 256ull << 20;
-  shmbus::DurableAppender app(c);
+  shmbus::DurableAppender app(durable_config(a, "lookup", 256ull << 20));
   std::vector<std::uint64_t> checkpoints;
   for (std::uint64_t n = 10'000; n <= a.lookup_max; n *= 10) checkpoints.push_back(n);
   std::mt19937_64 rng(17);
@@ -591,7 +640,16 @@ Args parse(int argc, char** argv) {
     else if (s == "--lookup-max") a.lookup_max = std::stoull(value());
     else if (s == "--cases") a.cases = value();
     else if (s == "--drop-caches") a.drop_caches = true;
-    else throw std::runtime_error("unknown option " + s + " (--quick, --dir DIR, --replay-bytes N, --lookup-max N, --cases LIST, --drop-caches)");
+    else if (s == "--only") a.only = value();
+    else if (s == "--size") a.only_size = std::stoull(value());
+    else if (s == "--pages") {
+      std::string p = value();
+      if (p == "cold") a.only_pages = Pages::cold;
+      else if (p == "ahead") a.only_pages = Pages::ahead;
+      else if (p == "prefaulted") a.only_pages = Pages::prefaulted;
+      else throw std::runtime_error("--pages " + p + ": use cold, ahead or prefaulted");
+    }
+    else throw std::runtime_error("unknown option " + s + " (--quick, --dir DIR, --replay-bytes N, --lookup-max N, --cases LIST, --drop-caches, --only ROW, --size N, --pages P)");
   }
   if (a.quick) {
     a.replay_bytes = std::min<std::uint64_t>(a.replay_bytes, 32ull << 20);
@@ -606,6 +664,11 @@ int main(int argc, char** argv) {
   try {
     Args a = parse(argc, argv);
     fs::create_directories(a.dir);
+    if (!a.only.empty()) {
+      bench_append_only(a);
+      fs::remove_all(a.dir);
+      return 0;
+    }
     if (a.wants("append")) bench_append(a);
     if (a.wants("latency")) bench_latency(a);
     if (a.wants("replay")) bench_replay(a);
