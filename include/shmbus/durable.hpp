@@ -45,6 +45,7 @@ namespace shmbus {
 namespace detail {
 class DurableSegment;  // bus/durable/segment.hpp
 class StampClock;      // bus/durable/stamp_clock.hpp
+class AppendersLock;   // bus/durable/appenders_lock.hpp
 struct SpareSegment;   // bus/durable/segment.hpp
 }
 
@@ -74,6 +75,13 @@ struct DurableConfig {
   // much page cache per appender beyond what is written; 0 = off (each new page faults).
   // docs/durable.md, "Pre-faulting".
   std::uint64_t prefault_window = 2ull << 20;
+  // The log's only appender (docs/durable.md, "Exclusive appender"; Aeron's
+  // ExclusivePublication): it holds the log's appenders.lock exclusively (an flock, let go by
+  // the kernel when its process dies) and keeps the segment's append lock from its first claim
+  // there to its roll, so that each claim is plain loads and stores, no locked instruction.
+  // While it lives, opening another appender of the log (exclusive or not) throws
+  // Error(too_many_publishers) naming its pid; it is refused the same way while others are open.
+  bool exclusive_appender = false;
 };
 
 class DurableAppender;
@@ -148,8 +156,13 @@ class DurableAppender {
   void loan_returned(detail::DurableSegment* seg) noexcept;
   void spare_step(const detail::DurableSegment& seg, std::uint64_t end) noexcept;
 
+  void end_claim(bool leave_segment) noexcept;
+
   DurableConfig config_;
   std::filesystem::path log_path_;
+  std::unique_ptr<detail::AppendersLock> appenders_lock_;  // shared, or exclusive (exclusive_appender)
+  // The segment whose append lock an exclusive appender keeps between claims (null otherwise).
+  const detail::DurableSegment* held_ = nullptr;
   std::shared_ptr<detail::DurableSegment> segment_;
   // Segments left behind with loans still out (plain counts, no atomic reference count per
   // message: an appender and its loans belong to one thread at a time).
