@@ -5,7 +5,9 @@
 //            three times, as the log and the raw loop meet their fresh pages: cold (a page
 //            fault each), ahead (populated ahead of the writer) and prefaulted (before the
 //            timed loop; the only fair comparison with the topic, whose chunks are warm).
-//            Thread CPU time per message, wall time beside it (see LoopTimer).
+//            Thread CPU time per message, wall time beside it (see LoopTimer). Beside them the
+//            floor rows (raw loop + stamp, + claim, + commit; see floor_append_ns) and the
+//            exclusive appender (DurableConfig::exclusive_appender).
 //   latency  one-way latency of a busy-polling live subscriber, durable log vs in-memory topic.
 //   replay   DurableReader::oldest reading every byte of a log from the page cache, vs a raw
 //            sequential scan of the same mapped segment files.
@@ -16,6 +18,8 @@
 //
 //   shmbus_durable_bench [--quick] [--dir DIR] [--replay-bytes N] [--lookup-max N]
 //                        [--cases append,latency,replay,cold,lookup] [--drop-caches]
+//   shmbus_durable_bench --only ROW [--size N] [--pages cold|ahead|prefaulted] [--quick]
+//                        (one append row once, e.g. under callgrind: bench/NOTES.md)
 // DIR defaults to the temporary directory (a disk filesystem here; on tmpfs cold replay
 // cannot drop anything).
 #include <fcntl.h>
@@ -123,10 +127,12 @@ template <typename Once>
   return t.per(n);
 }
 
-PerMessage durable_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pages pages) {
+// `exclusive`: DurableConfig::exclusive_appender, the claim without the append lock's CAS.
+PerMessage durable_append_ns(const Args& a, std::size_t size, std::uint64_t n, Pages pages, bool exclusive = false) {
   // One segment: no roll in the loop.
   shmbus::DurableConfig c = durable_config(a, "append", std::max<std::uint64_t>(n * (size + 64) + (4 << 20), 64 << 20));
   c.prefault_window = pages == Pages::cold ? 0 : kWindow;
+  c.exclusive_appender = exclusive;
   shmbus::DurableAppender app(c);
   auto once = [&](std::uint64_t i) {
     auto loan = app.loan(size);
@@ -304,6 +310,7 @@ std::vector<std::pair<const char*, std::function<PerMessage()>>> append_cases(co
       {"raw+tsc", [&a, size, n, pages] { return floor_append_ns<kRawTsc>(a, size, n, pages); }},
       {"raw+tsc+commit", [&a, size, n, pages] { return floor_append_ns<kRawTscCommit>(a, size, n, pages); }},
       {"raw+tsc+claim+commit", [&a, size, n, pages] { return floor_append_ns<kRawTscClaimCommit>(a, size, n, pages); }},
+      {"durable_exclusive", [&a, size, n, pages] { return durable_append_ns(a, size, n, pages, true); }},
   };
 }
 
@@ -320,9 +327,9 @@ void bench_append(const Args& a) {
       std::vector<std::function<PerMessage()>> runs;
       for (auto& c : cases) runs.push_back(c.second);
       std::vector<PerMessage> r = best_of_two_interleaved(runs);
-      const PerMessage &durable = r[0], &raw = r[1];
+      const PerMessage &durable = r[0], &raw = r[1];  // r[2..7] the floors, r[8] the exclusive appender
       std::string floors;
-      for (std::size_t i = 2; i < cases.size(); ++i) {
+      for (std::size_t i = 2; i + 1 < cases.size(); ++i) {
         char one[96];
         std::snprintf(one, sizeof one, "%s\"%s\":%.1f", i == 2 ? "" : ",", cases[i].first, r[i].cpu_ns);
         floors += one;
@@ -331,10 +338,12 @@ void bench_append(const Args& a) {
       std::snprintf(buf, sizeof buf,
                     R"({"case":"append","size":%zu,"pages":"%s","messages":%llu,"durable_cpu_ns":%.1f,"topic_cpu_ns":%.1f,"raw_mmap_cpu_ns":%.1f,)"
                     R"("durable_vs_topic":%.3f,"durable_vs_raw_mmap":%.3f,"wall_ns":[%.1f,%.1f,%.1f],)"
-                    R"("floor_cpu_ns":{%s},"durable_vs_floor":%.3f,"durable_vs_tsc_floor":%.3f})",
+                    R"("floor_cpu_ns":{%s},"durable_vs_floor":%.3f,"durable_vs_tsc_floor":%.3f,)"
+                    R"("durable_exclusive_cpu_ns":%.1f,"exclusive_vs_raw_mmap":%.3f,"exclusive_vs_topic":%.3f,"exclusive_vs_single_writer_floor":%.3f})",
                     size, pages_name(pages), static_cast<unsigned long long>(n), durable.cpu_ns, mem.cpu_ns, raw.cpu_ns,
                     mem.cpu_ns / durable.cpu_ns, raw.cpu_ns / durable.cpu_ns, durable.wall_ns, mem.wall_ns, raw.wall_ns,
-                    floors.c_str(), r[4].cpu_ns / durable.cpu_ns, r[7].cpu_ns / durable.cpu_ns);
+                    floors.c_str(), r[4].cpu_ns / durable.cpu_ns, r[7].cpu_ns / durable.cpu_ns, r[8].cpu_ns,
+                    raw.cpu_ns / r[8].cpu_ns, mem.cpu_ns / r[8].cpu_ns, r[6].cpu_ns / r[8].cpu_ns);
       emit(buf);
     }
   }

@@ -188,6 +188,8 @@ DurableAppender::DurableAppender(const DurableConfig& config)
   detail::ProcessIdentity me = detail::current_process();
   lock_word_ = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(me.pid)) << 32) |
                static_cast<std::uint32_t>(me.start_time);
+  claimant_word_ = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(me.start_time)) << 32) |
+                   static_cast<std::uint32_t>(me.pid);  // RecordHeader's claimant_pid, claimant_start
   std::vector<std::uint64_t> firsts = detail::durable_segment_firsts(log_path_);
   if (firsts.empty()) {
     segment_ = DurableSegment::create(log_path_, config.topic, config.segment_size, config.type_id, 0,
@@ -423,8 +425,7 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
     rec->length = static_cast<std::uint32_t>(size);
     rec->sequence = seq;
     rec->time_ns = now;
-    rec->claimant_pid = static_cast<std::int32_t>(lock_word_ >> 32);
-    rec->claimant_start = static_cast<std::uint32_t>(lock_word_);
+    std::memcpy(&rec->claimant_pid, &claimant_word_, sizeof claimant_word_);  // pid and start: one store
     std::uint64_t ic = h.index_count.load(std::memory_order_relaxed);
     IndexEntry* index = seg->index();
     if (ic < h.index_capacity && (ic == 0 || index[ic - 1].offset / kIndexStride < wo / kIndexStride)) {
@@ -451,19 +452,12 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
         [[unlikely]] {
       prefault_step(*seg, wo + stride);
     }
-    DurableLoan loan;
-    loan.owner_ = this;
     ++seg->loans_out;
-    loan.segment_ = seg;
-    loan.data_ = reinterpret_cast<std::byte*>(rec) + sizeof(RecordHeader);
-    loan.size_ = size;
-    loan.record_offset_ = wo;
-    loan.sequence_ = seq;
-    loan.time_ns_ = now;
     next_sequence_seen_ = seq + 1;
     last_time_seen_ = now;
     last_error_.clear();
-    return loan;
+    // A prvalue: built in Result's argument, moved once into it (a named loan was moved twice).
+    return DurableLoan(this, seg, reinterpret_cast<std::byte*>(rec) + sizeof(RecordHeader), size, wo, seq, now);
   }
 }
 
@@ -530,11 +524,14 @@ Status DurableAppender::prefault(std::uint64_t bytes) noexcept {
   return Errc::ok;
 }
 
-// The last loan out in a segment the appender has left unmaps it.
-void DurableAppender::loan_returned(DurableSegment* seg) noexcept {
-  if (--seg->loans_out == 0 && seg != segment_.get()) [[unlikely]] {
-    std::erase_if(loaned_segments_, [seg](const std::shared_ptr<DurableSegment>& s) { return s.get() == seg; });
-  }
+// The last loan out in a segment the appender has left unmaps it (out of line: publish()'s
+// common path is the test alone).
+void DurableAppender::drop_left_segment(DurableSegment* seg) noexcept {
+  std::erase_if(loaned_segments_, [seg](const std::shared_ptr<DurableSegment>& s) { return s.get() == seg; });
+}
+
+inline void DurableAppender::loan_returned(DurableSegment* seg) noexcept {
+  if (--seg->loans_out == 0 && seg != segment_.get()) [[unlikely]] drop_left_segment(seg);
 }
 
 Status DurableAppender::publish(DurableLoan& loan) noexcept {

@@ -73,6 +73,7 @@ static_assert(offsetof(RecordHeader, length) == 4);
 static_assert(offsetof(RecordHeader, sequence) == 8);
 static_assert(offsetof(RecordHeader, time_ns) == 16);
 static_assert(offsetof(RecordHeader, claimant_pid) == 24);
+static_assert(offsetof(RecordHeader, claimant_start) == 28);  // the appender stores both as one word
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 

@@ -102,6 +102,10 @@ class DurableLoan {
 
  private:
   friend class DurableAppender;
+  DurableLoan(DurableAppender* owner, detail::DurableSegment* segment, std::byte* data, std::size_t size,
+              std::uint64_t record_offset, std::uint64_t sequence, std::uint64_t time_ns) noexcept
+      : owner_(owner), segment_(segment), data_(data), size_(size), record_offset_(record_offset),
+        sequence_(sequence), time_ns_(time_ns) {}
   DurableAppender* owner_ = nullptr;
   detail::DurableSegment* segment_ = nullptr;  // the appender keeps it mapped while loaned
   std::byte* data_ = nullptr;
@@ -154,6 +158,7 @@ class DurableAppender {
   void flush_after(const detail::DurableSegment& seg, const DurableLoan& loan) noexcept;
   void prefault_step(const detail::DurableSegment& seg, std::uint64_t want) noexcept;
   void loan_returned(detail::DurableSegment* seg) noexcept;
+  void drop_left_segment(detail::DurableSegment* seg) noexcept;
   void spare_step(const detail::DurableSegment& seg, std::uint64_t end) noexcept;
 
   void end_claim(bool leave_segment) noexcept;
@@ -168,6 +173,7 @@ class DurableAppender {
   // message: an appender and its loans belong to one thread at a time).
   std::vector<std::shared_ptr<detail::DurableSegment>> loaned_segments_;
   std::uint64_t lock_word_ = 0;  // our pid and start time, as the append lock stores them
+  std::uint64_t claimant_word_ = 0;  // the same as a record's claimant_pid and claimant_start
   std::uint32_t unflushed_ = 0;
   std::uint64_t last_flush_ns_ = 0;
   const detail::DurableSegment* prefaulted_segment_ = nullptr;  // what prefaulted_to_ is about
