@@ -14,10 +14,11 @@
 //   cold     the same replay after the log's pages were dropped, vs read() of the same bytes.
 //   lookup   DurableReader::at_sequence / at_time on logs of growing length (full run: up to
 //            10 million messages): the cost must not grow linearly with the log.
+//   roll     every append timed alone across segment rolls: the largest are the rolls' stalls.
 // Prints one JSON object per case on stdout (bench/run_bench.py collects them).
 //
 //   shmbus_durable_bench [--quick] [--dir DIR] [--replay-bytes N] [--lookup-max N]
-//                        [--cases append,latency,replay,cold,lookup] [--drop-caches]
+//                        [--cases append,latency,replay,cold,lookup,roll] [--drop-caches]
 //   shmbus_durable_bench --only ROW [--size N] [--pages cold|ahead|prefaulted] [--quick]
 //                        (one append row once, e.g. under callgrind: bench/NOTES.md)
 // DIR defaults to the temporary directory (a disk filesystem here; on tmpfs cold replay
@@ -66,7 +67,7 @@ struct Args {
   std::string only;  // one append row, once (--only ROW [--size N] [--pages P])
   std::size_t only_size = 64;
   Pages only_pages = Pages::prefaulted;
-  std::string cases = "append,latency,replay,cold,lookup";
+  std::string cases = "append,latency,replay,cold,lookup,roll";
   bool wants(const char* name) const { return ("," + cases + ",").find("," + std::string(name) + ",") != std::string::npos; }
 };
 
@@ -599,6 +600,55 @@ void bench_replay(const Args& a) {
   fs::remove_all(a.dir / "replay");
 }
 
+// The stall at a segment roll: every append (loan, fill, publish) timed alone, 4 KiB messages
+// into 64 MiB segments (the default size) across several rolls; the largest times are the
+// rolls'. Both the wall time (what a caller waits for, preemptions included: on a loaded
+// machine they dominate the largest) and this thread's CPU time (what the append itself cost,
+// a system call's included) of each; the largest few of each are printed, with percentiles.
+void bench_roll(const Args& a) {
+  const std::size_t size = 4096;
+  const std::uint64_t segment = 64ull << 20;
+  const int rolls = a.quick ? 2 : 6;
+  const std::uint64_t n = (segment / (size + 64) + 1) * static_cast<std::uint64_t>(rolls) + 1000;
+  std::vector<std::uint64_t> wall(n), cpu(n);
+  auto cpu_ns = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  };
+  {
+    shmbus::DurableAppender app(durable_config(a, "roll", segment));
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const std::uint64_t w0 = mono_ns(), c0 = cpu_ns();
+      auto loan = app.loan(size);
+      if (!loan) throw std::runtime_error("roll: " + app.last_error());
+      fill(loan->data().data(), size, i);
+      if (!app.publish(*loan).ok()) throw std::runtime_error("roll publish");
+      cpu[i] = cpu_ns() - c0;
+      wall[i] = mono_ns() - w0;
+    }
+  }
+  const std::size_t segments = shmbus::list_durable_segments(a.dir, "roll").size();
+  fs::remove_all(a.dir / "roll");
+  auto summary = [n](std::vector<std::uint64_t>& v) {
+    std::sort(v.begin(), v.end());
+    char out[256];
+    std::snprintf(out, sizeof out, R"({"p50":%llu,"p99":%llu,"p999":%llu,"largest":[%llu,%llu,%llu,%llu,%llu,%llu]})",
+                  static_cast<unsigned long long>(v[n / 2]), static_cast<unsigned long long>(v[n * 99 / 100]),
+                  static_cast<unsigned long long>(v[n * 999 / 1000]), static_cast<unsigned long long>(v[n - 1]),
+                  static_cast<unsigned long long>(v[n - 2]), static_cast<unsigned long long>(v[n - 3]),
+                  static_cast<unsigned long long>(v[n - 4]), static_cast<unsigned long long>(v[n - 5]),
+                  static_cast<unsigned long long>(v[n - 6]));
+    return std::string(out);
+  };
+  char buf[768];
+  std::snprintf(buf, sizeof buf,
+                R"({"case":"roll","size":%zu,"segment_bytes":%llu,"appends":%llu,"segments":%zu,"cpu_ns":%s,"wall_ns":%s,"dir":"%s"})",
+                size, static_cast<unsigned long long>(segment), static_cast<unsigned long long>(n), segments,
+                summary(cpu).c_str(), summary(wall).c_str(), a.dir.string().c_str());
+  emit(buf);
+}
+
 // Lookups at random sequences and times of a log, measured at several lengths of one log.
 void bench_lookup(const Args& a) {
   shmbus::DurableAppender app(durable_config(a, "lookup", 256ull << 20));
@@ -682,6 +732,7 @@ int main(int argc, char** argv) {
     if (a.wants("latency")) bench_latency(a);
     if (a.wants("replay")) bench_replay(a);
     if (a.wants("lookup")) bench_lookup(a);
+    if (a.wants("roll")) bench_roll(a);
     fs::remove_all(a.dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "shmbus_durable_bench: %s\n", e.what());

@@ -241,12 +241,19 @@ Status DurableAppender::move_on() noexcept {
     }
     std::filesystem::path file = detail::durable_segment_path(log_path_, next);
     std::error_code ec;
-    if (segment_->loans_out != 0) loaned_segments_.push_back(segment_);  // keep it mapped for them
+    std::shared_ptr<DurableSegment> left = segment_;
+    if (left->loans_out != 0) loaned_segments_.push_back(left);  // keep it mapped for them
     held_ = nullptr;  // sealed: its lock was let go (end_claim); a new mapping may reuse the address
     if (std::filesystem::exists(file, ec)) {
       segment_ = DurableSegment::open(file);
     } else {  // removed by retention since: we were far behind
       segment_ = open_tail();
+    }
+    if (left->loans_out == 0) {
+      // Acquire: pairs with the claimants' release; only a bound on the pages touched.
+      std::uint64_t touched = left->header().write_offset.load(std::memory_order_acquire) + sizeof(RecordHeader);
+      if (prefaulted_segment_ == left.get()) touched = std::max(touched, prefaulted_to_);
+      retire(std::move(left), touched);
     }
     prefaulted_segment_ = nullptr;  // a new mapping: nothing populated in it yet
     return Errc::ok;
@@ -445,7 +452,8 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
     for (std::uint64_t at = wo + stride; at < ahead_end; at += kCacheLine) detail::prefetch_for_write(seg->base() + at);
     // Outside the lock: reserving the next segment's file (posix_fallocate: 45 ms on tmpfs for
     // 64 MiB, measured) must stall neither the roll nor the other appenders.
-    if (wo + stride > spare_next_at_ || seg != spare_for_) [[unlikely]] spare_step(*seg, wo + stride);
+    // And unmapping the segment left at the last roll, in steps (retire_step()).
+    if (wo + stride > upkeep_at_ || seg != spare_for_) [[unlikely]] upkeep(*seg, wo + stride);
     // Outside the lock: a populate call must not stall the other appenders.
     if (config_.prefault_window != 0 &&
         (seg != prefaulted_segment_ || std::min(wo + stride + config_.prefault_window, seg->size()) > prefaulted_to_))
@@ -459,6 +467,48 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
     // A prvalue: built in Result's argument, moved once into it (a named loan was moved twice).
     return DurableLoan(this, seg, reinterpret_cast<std::byte*>(rec) + sizeof(RecordHeader), size, wo, seq, now);
   }
+}
+
+// The work loan() spreads over the appends of a segment: the next step of reserving the spare,
+// of unmapping the segment left behind, whichever is due.
+void DurableAppender::upkeep(const DurableSegment& seg, std::uint64_t end) noexcept {
+  if (&seg != spare_for_ || end > spare_next_at_) spare_step(seg, end);
+  if (end > retire_next_at_) retire_step(end);
+  upkeep_at_ = std::min(spare_next_at_, retire_next_at_);
+}
+
+// Unmapping a 64 MiB segment whose pages this process touched took 12-14 ms in one munmap
+// (strace), the one long stall of a roll. So the segment left at a roll drops its page-table
+// entries 1 MiB at a time (0.1-0.4 ms each, measured), the steps spread over the first half of
+// the next segment (so that few appends pay one: 256 KiB steps put one in 1.6 % of 4 KiB
+// appends and moved their p99), and is unmapped when nothing is left (then cheap).
+void DurableAppender::retire_step(std::uint64_t end) noexcept {
+  constexpr std::uint64_t kRetireStep = 1 << 20;
+  if (retiring_ == nullptr) {
+    retire_next_at_ = UINT64_MAX;
+    return;
+  }
+  const std::uint64_t to = std::min(retired_to_ + kRetireStep, retire_end_);
+  retiring_->release_pages(retired_to_, to);
+  retired_to_ = to;
+  if (to >= retire_end_) {
+    retiring_ = nullptr;  // munmap: nothing mapped is left
+    retire_next_at_ = UINT64_MAX;
+  } else {
+    const std::uint64_t steps = (retire_end_ + kRetireStep - 1) / kRetireStep;
+    retire_next_at_ = end + std::max<std::uint64_t>(segment_->size() / 2 / steps, kRecordAlign);
+  }
+}
+
+// A segment left at a roll with no loan out in it, and the end of what this process may have
+// mapped in it (its records, the end record, what prefault_step() populated ahead of them):
+// unmapped in steps from now on. A segment still retiring is unmapped at once (tiny segments).
+void DurableAppender::retire(std::shared_ptr<DurableSegment> left, std::uint64_t touched_end) noexcept {
+  retiring_ = std::move(left);
+  retired_to_ = 0;
+  retire_end_ = std::min(touched_end, retiring_->size());
+  retire_next_at_ = 0;
+  upkeep_at_ = 0;
 }
 
 // One step of reserving the spare: none in the first half of a segment, then 1 MiB at a time,

@@ -237,6 +237,13 @@ DurableSegment::~DurableSegment() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void DurableSegment::release_pages(std::uint64_t from, std::uint64_t to) const noexcept {
+  constexpr std::uint64_t kPage = 4096;  // as in populate_write
+  from = from / kPage * kPage;
+  to = std::min((to + kPage - 1) / kPage * kPage, size_);
+  if (to > from) ::madvise(base_ + from, to - from, MADV_DONTNEED);  // a failure leaves it to munmap
+}
+
 int DurableSegment::populate_write(std::uint64_t from, std::uint64_t to) const noexcept {
 #ifndef MADV_POPULATE_WRITE
   constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older headers lack the name

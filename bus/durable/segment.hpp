@@ -86,6 +86,9 @@ class DurableSegment {
   // that writes there take no page fault. 0 on success, else the errno (EINVAL: the kernel is
   // older than 5.14; EFAULT: the file is shorter than the mapping).
   int populate_write(std::uint64_t from, std::uint64_t to) const noexcept;
+  // Drops this process's page-table entries for [from, to) (MADV_DONTNEED: the bytes stay in
+  // the file and the page cache), so that unmapping the segment later has little left to do.
+  void release_pages(std::uint64_t from, std::uint64_t to) const noexcept;
 
  private:
   DurableSegment() = default;

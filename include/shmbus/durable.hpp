@@ -160,6 +160,9 @@ class DurableAppender {
   void loan_returned(detail::DurableSegment* seg) noexcept;
   void drop_left_segment(detail::DurableSegment* seg) noexcept;
   void spare_step(const detail::DurableSegment& seg, std::uint64_t end) noexcept;
+  void upkeep(const detail::DurableSegment& seg, std::uint64_t end) noexcept;
+  void retire_step(std::uint64_t end) noexcept;
+  void retire(std::shared_ptr<detail::DurableSegment> left, std::uint64_t touched_end) noexcept;
 
   void end_claim(bool leave_segment) noexcept;
 
@@ -189,6 +192,14 @@ class DurableAppender {
   std::unique_ptr<detail::SpareSegment> spare_;
   const detail::DurableSegment* spare_for_ = nullptr;  // the segment spare_next_at_ is about
   std::uint64_t spare_next_at_ = 0;  // offset in it past which the next step is taken
+  // The segment left at the last roll, unmapped in steps (docs/durable.md, "Roll"): its pages
+  // below retired_to_ are released; retire_next_at_ is the offset in the current segment past
+  // which the next step is taken. upkeep_at_ is the nearer of it and spare_next_at_.
+  std::shared_ptr<detail::DurableSegment> retiring_;
+  std::uint64_t retired_to_ = 0;
+  std::uint64_t retire_end_ = 0;
+  std::uint64_t retire_next_at_ = UINT64_MAX;
+  std::uint64_t upkeep_at_ = 0;
   std::string last_error_;
 };
 

@@ -238,6 +238,13 @@ void truncate_tail_under_appenders_and_reader(off_t keep) {
   EXPECT_GE(read_after, 1000u);
   EXPECT_GT(reader.lost(), 0u);
 
+  // Both appenders must have met the truncation before they stop: under load one of them can
+  // sleep through the reader's 1000 messages (seen once in ~20 runs at load 8).
+  deadline = std::chrono::steady_clock::now() + 20s;
+  while ((rep.published_after_loss[0].load() == 0 || rep.published_after_loss[1].load() == 0) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
   rep.stop.store(1, std::memory_order_release);  // pairs with the children's acquire
   for (Child& c : appenders) EXPECT_EQ(c.wait(20s), 0);
   for (std::uint32_t id = 0; id < 2; ++id) {
