@@ -17,6 +17,9 @@
 //      starts a new stride (entry first, index_count after, release), stores write_offset past
 //      the record and next_sequence with release, and releases the lock (store 0, release).
 //      So every record below write_offset has a valid length: the log is always walkable.
+//      An exclusive appender (durable/appenders_lock.hpp: alone on the log) keeps the lock from
+//      its first claim in a segment to its roll or its end, so its claims skip the CAS and the
+//      release; its lock word stays in the file meanwhile, and a kill leaves it for takeover.
 //   2. Commit. The claimant builds the payload, then CASes commit 0 -> kCommitted (seq_cst:
 //      it pairs with the reader's sleepers increment, and with a tombstoning reader's CAS).
 //   3. Tombstones. A record below write_offset whose commit is 0 and whose claimant is dead
