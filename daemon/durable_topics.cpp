@@ -13,7 +13,7 @@ namespace {
 
 const std::set<std::string> kDurableKeys = {"name",      "directory", "segment_size", "max_age_s",
                                             "max_bytes", "max_segments", "flush",       "flush_every_n",
-                                            "flush_interval_ms"};
+                                            "flush_interval_ms", "exclusive_appender"};
 
 std::uint64_t non_negative(const std::string& where, const toml::table& t, const char* key, std::uint64_t fallback) {
   const toml::node* n = t.get(key);
@@ -78,7 +78,7 @@ shmbus::FlushPolicy parse_flush(const std::string& where, const std::string& at,
 }  // namespace
 
 shmbus::DurableLogInfo describe(const DurableTopicSettings& s) {
-  return {s.name, s.directory, s.segment_size, s.flush, s.retention};
+  return {s.name, s.directory, s.segment_size, s.flush, s.retention, s.exclusive_appender};
 }
 
 const DurableTopicSettings* find_durable_topic(const std::vector<DurableTopicSettings>& topics, const std::string& name) {
@@ -126,6 +126,11 @@ std::vector<DurableTopicSettings> parse_durable_topics(const std::filesystem::pa
     s.retention.max_bytes = non_negative(where, *t, "max_bytes", 0);
     s.retention.max_segments = non_negative(where, *t, "max_segments", 0);
     s.flush = parse_flush(where, at, *t);
+    if (const toml::node* x = t->get("exclusive_appender"); x != nullptr) {
+      auto v = x->value_exact<bool>();
+      if (!v) throw std::runtime_error(line_of(where, *x) + ": 'exclusive_appender' must be true or false");
+      s.exclusive_appender = *v;
+    }
     s.origin = at;
     try {
       shmbus::detail::validate_durable_name("durable topic", s.name);
@@ -152,6 +157,10 @@ void prepare_durable_topics(const std::vector<DurableTopicSettings>& topics) {
       c.flush = s.flush;
       shmbus::DurableAppender create(c);  // creates the directory and the first segment if missing
       spdlog::info("durable topic '{}': log {}", s.name, create.log_path().string());
+    } catch (const shmbus::Error& e) {
+      // An exclusive appender at work (the daemon restarted under it): the log exists.
+      if (e.code() == shmbus::Errc::too_many_publishers) spdlog::info("durable topic '{}': {}", s.name, e.what());
+      else spdlog::error("durable topic '{}' ({}): {}", s.name, s.origin, e.what());
     } catch (const std::exception& e) {
       spdlog::error("durable topic '{}' ({}): {}", s.name, s.origin, e.what());
     }

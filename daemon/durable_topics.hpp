@@ -18,6 +18,7 @@ struct DurableTopicSettings {
   std::uint64_t segment_size = 64ull << 20;
   shmbus::RetentionPolicy retention;
   shmbus::FlushPolicy flush;               // handed to every appender the daemon serves
+  bool exclusive_appender = false;         // likewise: one appender at a time (DurableConfig's)
   std::string origin;                      // file:line, for log messages
 };
 

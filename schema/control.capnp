@@ -246,6 +246,7 @@ struct DurableLog {
   maxAgeS @6 :UInt64;       # retention, applied by the daemon; 0 = no limit by it
   maxBytes @7 :UInt64;
   maxSegments @8 :UInt64;
+  exclusiveAppender @9 :Bool;  # the [[durable]] table's exclusive_appender (DurableConfig's)
 }
 
 # ---- Request/response services (docs/services.md) ----

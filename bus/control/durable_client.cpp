@@ -22,6 +22,7 @@ std::unique_ptr<DurableAppender> Client::open_durable_appender(const std::string
   c.topic = log.name;
   c.segment_size = log.segment_size;
   c.flush = log.flush;
+  c.exclusive_appender = log.exclusive_appender;
   return std::make_unique<DurableAppender>(c);
 }
 

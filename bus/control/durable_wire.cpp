@@ -19,6 +19,7 @@ void to_wire(const DurableLogInfo& log, control::DurableLog::Builder out) {
   out.setMaxAgeS(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(log.retention.max_age).count()));
   out.setMaxBytes(log.retention.max_bytes);
   out.setMaxSegments(log.retention.max_segments);
+  out.setExclusiveAppender(log.exclusive_appender);
 }
 
 DurableLogInfo from_wire(control::DurableLog::Reader in) {
@@ -38,6 +39,7 @@ DurableLogInfo from_wire(control::DurableLog::Reader in) {
   log.retention.max_age = std::chrono::seconds(in.getMaxAgeS());
   log.retention.max_bytes = in.getMaxBytes();
   log.retention.max_segments = in.getMaxSegments();
+  log.exclusive_appender = in.getExclusiveAppender();
   return log;
 }
 

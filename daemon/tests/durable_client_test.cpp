@@ -148,4 +148,55 @@ TEST(DurableThroughDaemon, FlushPolicyIsParsedStrictlyNamingFileLineAndKey) {
   fs::remove_all(dir);
 }
 
+TEST(DurableThroughDaemon, ExclusiveAppenderKeyIsParsedStrictlyAndReachesTheClientsAppenders) {
+  fs::path dir = make_temp_dir("durable-exclusive");
+  fs::path conf = dir / "shmbusd.toml";
+  for (const char* bad : {"\"yes\"", "1"}) {
+    std::ofstream(conf, std::ios::trunc) << "[[durable]]\nname = \"ticks\"\ndirectory = \"/tmp/l\"\nexclusive_appender = " << bad << "\n";
+    shmbusd::Options o;
+    try {
+      shmbusd::load_config_file(conf, o);
+      ADD_FAILURE() << "accepted exclusive_appender = " << bad;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(conf.string() + ":4: 'exclusive_appender' must be true or false"), std::string::npos)
+          << e.what();
+    }
+  }
+  fs::remove_all(dir);
+
+  LogUnderDaemon env("exclusive_appender = true\n");
+  DaemonProcess daemon(env.dir, {"--config", env.conf.string()});
+  daemon.start();
+  shmbus::Client client(client_at(daemon));
+  EXPECT_TRUE(client.durable_log("ticks", shmbus::Role::subscriber).exclusive_appender);
+  std::unique_ptr<shmbus::DurableAppender> mine = client.open_durable_appender("ticks");
+  ASSERT_TRUE(mine->append(message(0)));
+  // Another process asking the daemon for an appender is refused, naming us.
+  pid_t child = fork();
+  if (child == 0) {
+    try {
+      shmbus::Client other(client_at(daemon));
+      other.open_durable_appender("ticks");
+      _exit(2);
+    } catch (const shmbus::Error& e) {
+      const bool named = std::string(e.what()).find("(pid " + std::to_string(getppid()) + ")") != std::string::npos;
+      _exit(e.code() == shmbus::Errc::too_many_publishers && named ? 0 : 3);
+    } catch (...) {
+      _exit(4);
+    }
+  }
+  EXPECT_EQ(wait_exit(child), 0);
+  ASSERT_TRUE(mine->append(message(1)));
+  mine.reset();
+  std::unique_ptr<shmbus::DurableAppender> next = client.open_durable_appender("ticks");  // free again
+  ASSERT_TRUE(next->append(message(2)));
+  shmbus::DurableReader r = client.open_durable_reader("ticks");
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    auto s = r.next();
+    ASSERT_TRUE(s) << r.last_error();
+    EXPECT_EQ(s->sequence, i);
+  }
+  daemon.kill_now(SIGTERM);
+}
+
 }  // namespace

@@ -164,7 +164,7 @@ class DurableAppender {
   void retire_step(std::uint64_t end) noexcept;
   void retire(std::shared_ptr<detail::DurableSegment> left, std::uint64_t touched_end) noexcept;
 
-  void end_claim(bool leave_segment) noexcept;
+  void let_go_append_lock() noexcept;
 
   DurableConfig config_;
   std::filesystem::path log_path_;

@@ -29,6 +29,7 @@ struct DurableLogInfo {
   std::uint64_t segment_size = 0;
   FlushPolicy flush;                // every appender the client opens uses it
   RetentionPolicy retention;        // applied by the daemon, every 500 ms
+  bool exclusive_appender = false;  // DurableConfig::exclusive_appender for the appenders it opens
 };
 
 // Where a reader starts (DurableReader's four ways to position).
