@@ -37,6 +37,9 @@ std::string holder_pid(int fd) {
 AppendersLock::AppendersLock(const std::filesystem::path& log_path, bool exclusive) {
   const std::filesystem::path file = log_path / "appenders.lock";
   fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // An flock needs no write access: another user's file (e.g. the daemon's) is locked read-only;
+  // only naming an exclusive holder's pid in it is lost then.
+  if (fd_ < 0 && errno == EACCES) fd_ = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw Error(Errc::system_error, "durable log " + log_path.string() + ": cannot open " + file.string() + ": " + std::strerror(errno));
   try {
     if (try_flock(fd_, exclusive ? LOCK_EX : LOCK_SH)) {
