@@ -39,37 +39,13 @@ bool can_resume(const detail::Resumption& r) noexcept { return r.reopener && r.r
 
 // ---------------------------------------------------------------- RawLoan
 
-RawLoan::RawLoan(RawLoan&& o) noexcept
-    : core_(std::exchange(o.core_, nullptr)), data_(o.data_), size_(o.size_), chunk_(o.chunk_) {}
-
-RawLoan& RawLoan::operator=(RawLoan&& o) noexcept {
-  if (this != &o) {
-    this->~RawLoan();
-    new (this) RawLoan(std::move(o));
-  }
-  return *this;
-}
-
-RawLoan::~RawLoan() {
-  if (core_ != nullptr) core_->return_chunk(chunk_);
-}
+void RawLoan::give_back() noexcept { std::exchange(core_, nullptr)->return_chunk(chunk_); }
 
 // ---------------------------------------------------------------- RawSample
 
-RawSample::RawSample(RawSample&& o) noexcept
-    : core_(std::move(o.core_)), data_(o.data_), pool_base_(o.pool_base_), size_(o.size_), sequence_(o.sequence_),
-      lost_before_(o.lost_before_), chunk_(o.chunk_), hold_index_(o.hold_index_) {}
-
-RawSample& RawSample::operator=(RawSample&& o) noexcept {
-  if (this != &o) {
-    this->~RawSample();
-    new (this) RawSample(std::move(o));
-  }
-  return *this;
-}
-
-RawSample::~RawSample() {
-  if (core_) core_->release_hold(hold_index_);
+void RawSample::release() noexcept {
+  core_->release_hold(hold_index_);
+  core_.reset();
 }
 
 std::uint64_t RawSample::publish_time_ns() const noexcept {

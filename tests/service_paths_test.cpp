@@ -5,7 +5,10 @@
 // addressed request only when it names this very server and a live client.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "service/service_region.hpp"
@@ -160,6 +163,46 @@ TEST(ServicePaths, AnAddressedRequestIsServedOnlyForThisServersOwnerAndALiveClie
   ASSERT_TRUE(req.ok()) << req.name();
   EXPECT_EQ(req->client(), client.id());
   EXPECT_EQ(read_as<TestRequest>(req->data()).value, 4u);
+}
+
+// A send reads the rows again only after the header says a server row changed (rule 4):
+// each change, in this process or another, must reach the next send. Asserted through
+// PendingCall::server(), which names the server of an addressed call before anyone took it
+// and nobody for a shared call still pending.
+TEST(ServicePaths, EachSendFollowsServersComingAndGoingInThisProcessAndAnother) {
+  Service svc = Service::create(small_service("svc-rows-changed"));
+  ServiceClient client(svc);
+  EXPECT_EQ(call(client, Op::twice, 1).code(), Errc::server_gone) << "no server yet";
+
+  std::optional<ServiceServer> first(std::in_place, svc, no_history());
+  Result<PendingCall> c = call(client, Op::twice, 2);
+  ASSERT_TRUE(c.ok()) << c.name() << ": a server joined since the last send";
+  EXPECT_EQ(c->server(), first->id()) << "the only server: addressed";
+  c = Errc::no_data;  // dropped
+
+  Pipe ready;
+  Child other = Child::spawn([&] {
+    Service mine = reopen(svc);
+    ServiceServer second(mine);
+    if (!ready.send(second.id())) return kChildPipeFailed;
+    pause();  // until SIGKILLed
+    return kChildOk;
+  });
+  ASSERT_TRUE(ready.receive<std::uint32_t>().has_value());
+  c = call(client, Op::twice, 3);
+  ASSERT_TRUE(c.ok()) << c.name();
+  EXPECT_EQ(c->server(), std::nullopt) << "two servers: shared, pending until one claims it";
+  c = Errc::no_data;
+
+  first.reset();
+  c = call(client, Op::twice, 4);
+  ASSERT_TRUE(c.ok()) << c.name();
+  EXPECT_NE(c->server(), std::nullopt) << "the other process's server is the only one left: addressed";
+  c = Errc::no_data;
+
+  other.kill_and_reap();
+  EXPECT_GE(svc.reclaim_dead_owners(), 1u);
+  EXPECT_EQ(call(client, Op::twice, 5).code(), Errc::server_gone) << "its row was reclaimed: no server left";
 }
 
 }  // namespace

@@ -55,15 +55,31 @@ struct ClientState {
     std::uint32_t target = kAnyServerTarget;
     std::uint32_t generation = 0;
   };
-  std::optional<Target> choose_target(std::uint32_t server) const noexcept;
+  std::optional<Target> choose_target(std::uint32_t server) noexcept;
+  // choose_target(kAnyServer)'s answer, valid while the header's server_rows_changed still
+  // reads `at` (service_layout.hpp rule 4): a send then reads one word, not every row.
+  struct AnyTarget {
+    std::optional<Target> target;
+    std::uint32_t at = 0;
+    bool known = false;
+  };
 
   std::shared_ptr<ServiceRegion> region;
   RawPublisher requests;
   RawSubscriber responses;
   std::uint32_t row = 0;
+  AnyTarget any_target;
   std::vector<Call> calls;
   std::vector<std::uint32_t> free_calls;
   std::uint64_t malformed = 0;  // responses without a valid header
+  // The ServiceClient and each PendingCall hold one; the last to go deletes the state (and
+  // so frees the row). Not atomic: a client and its calls belong to one thread at a time.
+  std::uint32_t holders = 1;
 };
+
+// Drops one holder's count of `state`; deletes it when that was the last.
+inline void drop_holder(ClientState* state) noexcept {
+  if (--state->holders == 0) delete state;
+}
 
 }  // namespace shmbus::detail

@@ -26,10 +26,7 @@ ClientState::ClientState(const Service& service, std::shared_ptr<ServiceRegion> 
 
 ClientState::~ClientState() { region->free_client_row(row); }
 
-// Nothing is inlined into pump(): once LTO inlined RawSubscriber::take() here, take_chunk()
-// had two callers and was inlined into neither, and every subscriber's take() in the program
-// lost ~30 ns of busy-poll latency (shmbus_bench lat shmbus, docs/services.md "Cost").
-__attribute__((optimize("no-inline"))) Result<ServiceResponse> ClientState::pump(std::uint32_t wanted) noexcept {
+Result<ServiceResponse> ClientState::pump(std::uint32_t wanted) noexcept {
   for (;;) {
     Result<RawSample> s = responses.take();
     if (!s) return s.code();
@@ -54,10 +51,11 @@ __attribute__((optimize("no-inline"))) Result<ServiceResponse> ClientState::pump
   }
 }
 
-std::optional<ClientState::Target> ClientState::choose_target(std::uint32_t server) const noexcept {
+std::optional<ClientState::Target> ClientState::choose_target(std::uint32_t server) noexcept {
   // Rows only, no /proc read: the send path makes no system call. A row of a dead server
   // passes here; the waiting client's liveness check then says server_gone. The rows' first
-  // lines change only when servers come and go, so these loads hit the cache.
+  // lines change only when servers come and go, so these loads hit the cache; and for an
+  // unaddressed call they are read again only after one did (rule 4).
   auto active = [&](std::uint32_t i, std::uint32_t& generation16) {
     const ServerRow& r = region->server(i);
     // Acquire: pairs with the row's release store of kRowActive (rule 1), for generation.
@@ -70,6 +68,10 @@ std::optional<ClientState::Target> ClientState::choose_target(std::uint32_t serv
     if (!active(server, generation16)) return std::nullopt;
     return Target{server + 1, generation16};
   }
+  // Acquire: pairs with the release bump after a server row's change (rule 4), so that the
+  // rows read below are at least as new as the count.
+  const std::uint32_t rows_changed = region->server_rows_changed().load(std::memory_order_acquire);
+  if (any_target.known && any_target.at == rows_changed) return any_target.target;
   // One active server: address it (rule 2a), no claim. Several: the first to claim (2b).
   std::uint32_t found = 0, only = 0, only_generation16 = 0;
   for (std::uint32_t i = 0; i < region->max_servers() && found < 2; ++i) {
@@ -78,9 +80,12 @@ std::optional<ClientState::Target> ClientState::choose_target(std::uint32_t serv
     only = i;
     only_generation16 = generation16;
   }
-  if (found == 0) return std::nullopt;
-  if (found == 1) return Target{only + 1, only_generation16};
-  return Target{};
+  any_target.known = true;
+  any_target.at = rows_changed;
+  if (found == 0) any_target.target = std::nullopt;
+  else if (found == 1) any_target.target = Target{only + 1, only_generation16};
+  else any_target.target = Target{};
+  return any_target.target;
 }
 
 bool ClientState::server_gone(std::uint32_t index) const noexcept {
@@ -103,7 +108,7 @@ void ClientState::end_call(std::uint32_t index) noexcept {
 void ClientState::release_call(std::uint32_t index) noexcept {
   Call& c = calls[index];
   if (!c.done) end_call(index);
-  c.responses.clear();
+  if (!c.responses.empty()) c.responses.clear();
   c.generation = 0;
   free_calls.push_back(index);
   note_calls_in_flight();
@@ -121,10 +126,18 @@ std::span<std::byte> RequestLoan::data() const noexcept { return loan_.data().su
 std::span<const std::byte> ServiceResponse::data() const noexcept { return sample_.data().subspan(sizeof(ResponseHeader)); }
 
 ServiceClient::ServiceClient(const Service& service, SubscriberOptions options)
-    : state_(std::make_shared<ClientState>(service, service.region_, options)) {}
-ServiceClient::~ServiceClient() = default;
-ServiceClient::ServiceClient(ServiceClient&&) noexcept = default;
-ServiceClient& ServiceClient::operator=(ServiceClient&&) noexcept = default;
+    : state_(new ClientState(service, service.region_, options)) {}
+ServiceClient::~ServiceClient() {
+  if (state_ != nullptr) drop_holder(state_);
+}
+ServiceClient::ServiceClient(ServiceClient&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+ServiceClient& ServiceClient::operator=(ServiceClient&& other) noexcept {
+  if (this != &other) {
+    if (state_ != nullptr) drop_holder(state_);
+    state_ = std::exchange(other.state_, nullptr);
+  }
+  return *this;
+}
 
 std::uint32_t ServiceClient::id() const noexcept { return state_->row; }
 
@@ -192,6 +205,7 @@ Result<PendingCall> ServiceClient::send(RequestLoan&& request, std::size_t used,
   st.free_calls.pop_back();
   st.note_calls_in_flight();
   PendingCall call;
+  ++st.holders;
   call.state_ = state_;
   call.call_ = index;
   call.generation_ = gen;
@@ -200,7 +214,7 @@ Result<PendingCall> ServiceClient::send(RequestLoan&& request, std::size_t used,
 
 void PendingCall::release() noexcept {
   state_->release_call(call_);
-  state_.reset();
+  drop_holder(std::exchange(state_, nullptr));
 }
 
 bool PendingCall::done() const noexcept { return state_ && state_->calls[call_].done; }

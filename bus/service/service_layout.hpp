@@ -34,6 +34,10 @@
 //   3. Liveness. A client waiting on a call checks its server's row (the addressed one, or
 //      the claimant): freed, another generation, or its owner dead means server_gone. A
 //      pending shared call with no live server that could take it is server_gone too.
+//   4. Server rows changed. Whoever changes a server row's state (taken, freed, reclaimed)
+//      then bumps the header's server_rows_changed (release). A client caches which server
+//      its unaddressed calls go to (rule 2: the only active one, or shared) with the count it
+//      read (acquire) before looking at the rows, and looks again only when the count moved.
 #pragma once
 
 #include <atomic>
@@ -46,7 +50,7 @@
 namespace shmbus::detail {
 
 inline constexpr std::uint64_t kServiceMagic = 0x3156524D42534853ULL;  // "SHSBMRV1"
-inline constexpr std::uint32_t kServiceLayoutVersion = 2;  // 2: rows of two lines, addressed calls
+inline constexpr std::uint32_t kServiceLayoutVersion = 3;  // 2: rows of two lines, addressed calls; 3: server_rows_changed
 inline constexpr std::size_t kServiceNameMax = 191;  // leaves room for the topic suffixes
 inline constexpr std::uint32_t kMaxServers = 1000;   // claimant field: row + 1 < kClaimEnded
 inline constexpr std::uint32_t kMaxServiceClients = 4096;
@@ -66,11 +70,13 @@ struct ServiceHeader {
   std::uint64_t request_type_id;    // Cap'n Proto struct ids; 0 = raw bytes
   std::uint64_t response_type_id;
   char name[kServiceNameMax + 1];   // NUL-terminated
-  std::uint8_t pad[256 - 56 - (kServiceNameMax + 1)];
+  std::atomic<std::uint32_t> server_rows_changed;  // rule 4; read by every send, written rarely
+  std::uint32_t reserved;
 };
 static_assert(std::is_standard_layout_v<ServiceHeader>);
 static_assert(sizeof(ServiceHeader) == 256);
 static_assert(offsetof(ServiceHeader, name) == 56);
+static_assert(offsetof(ServiceHeader, server_rows_changed) == 248);
 
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free && std::atomic<std::int32_t>::is_always_lock_free &&
               std::atomic<std::uint64_t>::is_always_lock_free);

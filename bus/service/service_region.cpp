@@ -174,8 +174,15 @@ std::uint32_t ServiceRegion::take_row(Row* rows, std::uint32_t count, const char
   throw Error(full, "service '" + name_ + "': all " + std::to_string(count) + " " + what + " rows are taken by live processes");
 }
 
+void ServiceRegion::note_server_rows_changed() noexcept {
+  // Release, after the row's state store: a client whose acquire load sees the new count
+  // then reads the rows as they are now (rule 4). A locked add, only when servers come and go.
+  header_->server_rows_changed.fetch_add(1, std::memory_order_release);
+}
+
 std::uint32_t ServiceRegion::take_server_row() {
   std::uint32_t row = take_row(servers_, max_servers_, "server", Errc::too_many_subscribers);
+  note_server_rows_changed();
   if (after_row_taken_) {
     try {
       after_row_taken_();
@@ -203,6 +210,7 @@ std::uint32_t ServiceRegion::take_client_row() {
 void ServiceRegion::free_server_row(std::uint32_t row) noexcept {
   // Release: pairs with the acquire CAS of the row's next taker.
   servers_[row].state.store(kRowFree, std::memory_order_release);
+  note_server_rows_changed();
 }
 
 void ServiceRegion::free_client_row(std::uint32_t row) noexcept {
@@ -222,7 +230,10 @@ std::size_t ServiceRegion::reclaim_dead_rows() noexcept {
     // Acquire: pairs with the release store of kRowActive, for pid and owner.
     if (r.state.load(std::memory_order_acquire) != kRowActive || !owner_dead(r)) continue;
     std::uint32_t expected = kRowActive;
-    if (r.state.compare_exchange_strong(expected, kRowFree, std::memory_order_acq_rel)) ++freed;
+    if (r.state.compare_exchange_strong(expected, kRowFree, std::memory_order_acq_rel)) {
+      note_server_rows_changed();
+      ++freed;
+    }
   }
   for (std::uint32_t i = 0; i < max_clients_; ++i) {
     ClientRow& r = clients_[i];

@@ -44,6 +44,8 @@ class ServiceRegion {
   std::uint32_t max_clients() const noexcept { return max_clients_; }
   std::uint32_t calls_per_client() const noexcept { return calls_per_client_; }
   ServerRow& server(std::uint32_t row) const noexcept { return servers_[row]; }
+  // Bumped after every change of a server row's state (service_layout.hpp rule 4).
+  const std::atomic<std::uint32_t>& server_rows_changed() const noexcept { return header_->server_rows_changed; }
   ClientRow& client(std::uint32_t row) const noexcept { return clients_[row]; }
   CallWord& call(std::uint32_t client, std::uint32_t call) const noexcept {
     return calls_[static_cast<std::size_t>(client) * calls_per_client_ + call];
@@ -86,6 +88,7 @@ class ServiceRegion {
   std::uint64_t size_ = 0;
   std::string name_;
   std::filesystem::path path_;
+  void note_server_rows_changed() noexcept;  // rule 4
   ServiceHeader* header_ = nullptr;
   ServerRow* servers_ = nullptr;
   ClientRow* clients_ = nullptr;

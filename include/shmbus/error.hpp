@@ -5,9 +5,11 @@
 // Status carrying an Errc; formatting a message allocates only on the failure path.
 #pragma once
 
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -96,22 +98,70 @@ class [[nodiscard]] Status {
 };
 
 // A value or an Errc; the hot-path replacement for exceptions (std::expected is C++23).
+// A tagged union rather than std::variant: ok() is one flag and a move or destruction is the
+// value's own inline one, so a Result passed up through the library's layers (take() ->
+// ServiceServer::take() -> the user) costs no dispatch and no out-of-line call per layer.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
-  Result(Errc code) noexcept : v_(code) {}       // NOLINT: implicit by design
-  bool ok() const noexcept { return v_.index() == 0; }
+  Result(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) : has_value_(true) {  // NOLINT: implicit by design
+    ::new (static_cast<void*>(&value_)) T(std::move(value));
+  }
+  Result(const T& value) : has_value_(true) { ::new (static_cast<void*>(&value_)) T(value); }  // NOLINT
+  // Result(Errc::ok) holds no value: ok() is false, code() says ok (as it always has).
+  Result(Errc code) noexcept : code_(code) {}  // NOLINT: implicit by design
+  Result(const Result& o) requires std::is_copy_constructible_v<T> : code_(o.code_), has_value_(o.has_value_) {
+    if (has_value_) ::new (static_cast<void*>(&value_)) T(o.value_);
+  }
+  Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) : code_(o.code_), has_value_(o.has_value_) {
+    if (has_value_) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
+  }
+  Result& operator=(const Result& o) requires std::is_copy_constructible_v<T> {
+    if (this != &o) {
+      reset();
+      code_ = o.code_;
+      if (o.has_value_) ::new (static_cast<void*>(&value_)) T(o.value_);
+      has_value_ = o.has_value_;
+    }
+    return *this;
+  }
+  Result& operator=(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this != &o) {
+      reset();
+      code_ = o.code_;
+      if (o.has_value_) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
+      has_value_ = o.has_value_;
+    }
+    return *this;
+  }
+  ~Result() { reset(); }
+
+  bool ok() const noexcept { return has_value_; }
   explicit operator bool() const noexcept { return ok(); }
-  Errc code() const noexcept { return ok() ? Errc::ok : std::get<1>(v_); }
+  Errc code() const noexcept { return has_value_ ? Errc::ok : code_; }
   const char* name() const noexcept { return errc_name(code()); }
-  T& value() & { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T* operator->() { return &std::get<0>(v_); }
-  T& operator*() & { return std::get<0>(v_); }
+  T& value() & { return checked(); }
+  T&& value() && { return std::move(checked()); }
+  T* operator->() { return &checked(); }
+  T& operator*() & { return checked(); }
 
  private:
-  std::variant<T, Errc> v_;
+  // As std::get did: reaching for a value that is not there throws.
+  T& checked() {
+    if (!has_value_) [[unlikely]] throw std::bad_variant_access();
+    return value_;
+  }
+  void reset() noexcept {
+    if (has_value_) {
+      value_.~T();
+      has_value_ = false;
+    }
+  }
+  union {
+    T value_;
+  };
+  Errc code_ = Errc::ok;
+  bool has_value_ = false;
 };
 
 }  // namespace shmbus

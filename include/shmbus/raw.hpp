@@ -20,6 +20,7 @@
 #include <memory>
 #include <span>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "shmbus/error.hpp"
@@ -52,9 +53,23 @@ struct Resumption {
 class RawLoan {
  public:
   RawLoan() noexcept = default;
-  RawLoan(RawLoan&& other) noexcept;
-  RawLoan& operator=(RawLoan&& other) noexcept;
-  ~RawLoan();
+  // Moves, and destroying a moved-from or published loan, are inline and cost nothing more
+  // than the copy and a test: a loan changes hands several times on its way to publish().
+  RawLoan(RawLoan&& other) noexcept
+      : core_(std::exchange(other.core_, nullptr)), data_(other.data_), size_(other.size_), chunk_(other.chunk_) {}
+  RawLoan& operator=(RawLoan&& other) noexcept {
+    if (this != &other) {
+      if (core_ != nullptr) give_back();
+      core_ = std::exchange(other.core_, nullptr);
+      data_ = other.data_;
+      size_ = other.size_;
+      chunk_ = other.chunk_;
+    }
+    return *this;
+  }
+  ~RawLoan() {
+    if (core_ != nullptr) give_back();
+  }
 
   std::span<std::byte> data() const noexcept { return {data_, size_}; }
   std::uint32_t chunk() const noexcept { return chunk_; }
@@ -63,6 +78,7 @@ class RawLoan {
  private:
   friend class detail::PublisherCore;
   friend class RawPublisher;
+  void give_back() noexcept;  // returns the chunk of an unpublished loan to the pool; empties it
   detail::PublisherCore* core_ = nullptr;
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
@@ -74,9 +90,29 @@ class RawLoan {
 class RawSample {
  public:
   RawSample() noexcept = default;
-  RawSample(RawSample&& other) noexcept;
-  RawSample& operator=(RawSample&& other) noexcept;
-  ~RawSample();
+  // Moves, and destroying a moved-from sample, are inline (as RawLoan's): a sample passes
+  // through several wrappers (Result, ServiceRequest, ServiceResponse) on its way to the user.
+  RawSample(RawSample&& other) noexcept
+      : core_(std::move(other.core_)), data_(other.data_), pool_base_(other.pool_base_), size_(other.size_),
+        sequence_(other.sequence_), lost_before_(other.lost_before_), chunk_(other.chunk_),
+        hold_index_(other.hold_index_) {}
+  RawSample& operator=(RawSample&& other) noexcept {
+    if (this != &other) {
+      if (core_) release();
+      core_ = std::move(other.core_);
+      data_ = other.data_;
+      pool_base_ = other.pool_base_;
+      size_ = other.size_;
+      sequence_ = other.sequence_;
+      lost_before_ = other.lost_before_;
+      chunk_ = other.chunk_;
+      hold_index_ = other.hold_index_;
+    }
+    return *this;
+  }
+  ~RawSample() {
+    if (core_) release();
+  }
 
   std::span<const std::byte> data() const noexcept { return {data_, size_}; }
   std::uint64_t sequence() const noexcept { return sequence_; }
@@ -93,6 +129,7 @@ class RawSample {
  private:
   friend class detail::SubscriberCore;
   friend class RawSubscriber;  // adds what a region change lost to the first sample after it
+  void release() noexcept;  // releases the held chunk and drops core_ (empties the sample)
   std::shared_ptr<detail::SubscriberCore> core_;
   const std::byte* data_ = nullptr;
   const std::byte* pool_base_ = nullptr;

@@ -41,6 +41,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "shmbus/config.hpp"
@@ -294,11 +295,11 @@ class PendingCall {
   PendingCall() noexcept = default;
   // Moves and the destruction of an empty call are inline (a call changes hands in send()).
   PendingCall(PendingCall&& other) noexcept
-      : state_(std::move(other.state_)), call_(other.call_), generation_(other.generation_) {}
+      : state_(std::exchange(other.state_, nullptr)), call_(other.call_), generation_(other.generation_) {}
   PendingCall& operator=(PendingCall&& other) noexcept {
     if (this != &other) {
       if (state_) release();
-      state_ = std::move(other.state_);
+      state_ = std::exchange(other.state_, nullptr);
       call_ = other.call_;
       generation_ = other.generation_;
     }
@@ -321,8 +322,10 @@ class PendingCall {
 
  private:
   friend class ServiceClient;
-  void release() noexcept;  // gives the call index back (cancelling an unfinished call)
-  std::shared_ptr<detail::ClientState> state_;
+  void release() noexcept;  // gives the call index back (cancelling an unfinished call); empties
+  // The client's state, which each call and the ServiceClient keep alive by a count that is
+  // not atomic (they share one thread): no locked instruction per call.
+  detail::ClientState* state_ = nullptr;
   std::uint32_t call_ = 0;
   std::uint32_t generation_ = 0;
 };
@@ -352,7 +355,7 @@ class ServiceClient {
   std::uint32_t calls_in_flight() const noexcept;
 
  private:
-  std::shared_ptr<detail::ClientState> state_;
+  detail::ClientState* state_ = nullptr;  // counted, as PendingCall::state_
 };
 
 }  // namespace shmbus
