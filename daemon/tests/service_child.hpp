@@ -62,8 +62,26 @@ class ServiceChild {
     close(ready[0]);
     return up;
   }
+  // start() with a server of `config`, connected through daemon `d`, as the child's body: it
+  // takes requests (take_wait, 20 ms) until stopped and hands each result, a request or why
+  // there is none (timeout when none came), to `on_take(server, result)`. `first` runs first in
+  // the child (e.g. to switch uid before connecting).
+  template <typename OnTake, typename First = void (*)()>
+  bool serve(const DaemonProcess& d, const shmbus::ServiceConfig& config, OnTake on_take, First first = [] {}) {
+    return start([&](int ready, int stop) {
+      first();
+      shmbus::Client client(client_at(d));
+      shmbus::Service svc = client.open_service(config, shmbus::ServiceRole::serve);
+      shmbus::ServiceServer server(svc);
+      say_ready(ready);
+      while (!stopping(stop)) {
+        shmbus::Result<shmbus::ServiceRequest> request = server.take_wait(std::chrono::milliseconds(20));
+        on_take(server, request);
+      }
+    });
+  }
   static void say_ready(int ready_fd) { (void)!write(ready_fd, "r", 1); }
-  // True once the parent asked the child to stop.
+  // True once the parent asked the child to stop (closed its end of the stop pipe).
   static bool stopping(int stop_fd) {
     pollfd p{stop_fd, POLLIN, 0};
     return poll(&p, 1, 0) == 1;

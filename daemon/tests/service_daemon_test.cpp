@@ -25,26 +25,19 @@ shmbus::ServiceConfig small_config() { return small_service_config(kName); }
 // A forked server connected through the daemon. It answers each request with every byte
 // doubled, or, as a `hanging` server, claims requests and never answers.
 void start_server(ServiceChild& s, const DaemonProcess& d, bool hanging) {
-  ASSERT_TRUE(s.start([&](int ready, int stop) {
-    shmbus::Client client(client_at(d));
-    shmbus::Service svc = client.open_service(small_config(), shmbus::ServiceRole::serve);
-    shmbus::ServiceServer server(svc);
-    ServiceChild::say_ready(ready);
-    std::vector<shmbus::ServiceRequest> held;  // a hanging server keeps what it claimed
-    while (!ServiceChild::stopping(stop)) {
-      auto req = server.take_wait(20ms);
-      if (!req) continue;
-      if (hanging) {
-        held.push_back(std::move(*req));
-        continue;
-      }
-      auto out = server.loan(req->data().size());
-      if (!out) _exit(3);
-      for (std::size_t i = 0; i < req->data().size(); ++i) {
-        out->data()[i] = std::byte(std::to_integer<unsigned>(req->data()[i]) * 2);
-      }
-      if (!server.respond(*req, std::move(*out)).ok()) _exit(4);
+  std::vector<shmbus::ServiceRequest> held;  // a hanging server keeps what it claimed
+  ASSERT_TRUE(s.serve(d, small_config(), [&](shmbus::ServiceServer& server, shmbus::Result<shmbus::ServiceRequest>& req) {
+    if (!req) return;
+    if (hanging) {
+      held.push_back(std::move(*req));
+      return;
     }
+    auto out = server.loan(req->data().size());
+    if (!out) _exit(3);
+    for (std::size_t i = 0; i < req->data().size(); ++i) {
+      out->data()[i] = std::byte(std::to_integer<unsigned>(req->data()[i]) * 2);
+    }
+    if (!server.respond(*req, std::move(*out)).ok()) _exit(4);
   })) << "the server child failed to come up";
 }
 

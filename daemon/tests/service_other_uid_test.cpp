@@ -22,43 +22,33 @@ constexpr std::size_t kRequestBytes = 100;
 
 shmbus::ServiceConfig double_config() { return small_service_config(kName); }
 
-// Exit codes of the server child.
-enum ServerExit { kStopped = 0, kCannotSwitchUid = 5, kThrew = 6, kTakeFailed = 7, kBadRequest = 8, kRespondFailed = 9 };
+// Exit codes of the server child (kThrew: ServiceChild's for an exception).
+enum ServerExit { kStopped = 0, kThrew = 2, kCannotSwitchUid = 5, kTakeFailed = 7, kBadRequest = 8, kRespondFailed = 9 };
 
 // A server as uid 65534: answers every request (kRequestBytes, byte i = (seed + i) mod 251)
 // with its bytes doubled, until the parent closes `stop`. Any request it cannot read is its
 // exit status: the parent then knows which side failed.
 bool start_other_uid_server(ServiceChild& child, const DaemonProcess& d) {
-  return child.start([&](int ready, int stop) {
+  auto become_other_uid = [] {
     if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(kCannotSwitchUid);
-    try {
-      shmbus::Client client(client_at(d));
-      shmbus::Service svc = client.open_service(double_config(), shmbus::ServiceRole::serve);
-      shmbus::ServiceServer server(svc);
-      ServiceChild::say_ready(ready);
-      while (!ServiceChild::stopping(stop)) {
-        auto req = server.take_wait(20ms);
-        if (req.code() == shmbus::Errc::timeout) continue;
-        if (!req) {
-          fprintf(stderr, "other-uid server: take: %s\n", req.name());
-          _exit(kTakeFailed);
-        }
-        std::span<const std::byte> in = req->data();  // in place: the root client's pool
-        if (in.size() != kRequestBytes) _exit(kBadRequest);
-        const unsigned seed = std::to_integer<unsigned>(in[0]);
-        for (std::size_t i = 0; i < in.size(); ++i) {
-          if (std::to_integer<unsigned>(in[i]) != (seed + i) % 251) _exit(kBadRequest);
-        }
-        auto out = server.loan(in.size());
-        if (!out) _exit(kRespondFailed);
-        for (std::size_t i = 0; i < in.size(); ++i) out->data()[i] = std::byte(2 * std::to_integer<unsigned>(in[i]) & 0xff);
-        if (!server.respond(*req, std::move(*out)).ok()) _exit(kRespondFailed);
-      }
-    } catch (const std::exception& e) {
-      fprintf(stderr, "other-uid server: %s\n", e.what());
-      _exit(kThrew);
+  };
+  return child.serve(d, double_config(), [](shmbus::ServiceServer& server, shmbus::Result<shmbus::ServiceRequest>& req) {
+    if (req.code() == shmbus::Errc::timeout) return;
+    if (!req) {
+      fprintf(stderr, "other-uid server: take: %s\n", req.name());
+      _exit(kTakeFailed);
     }
-  });
+    std::span<const std::byte> in = req->data();  // in place: the root client's pool
+    if (in.size() != kRequestBytes) _exit(kBadRequest);
+    const unsigned seed = std::to_integer<unsigned>(in[0]);
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      if (std::to_integer<unsigned>(in[i]) != (seed + i) % 251) _exit(kBadRequest);
+    }
+    auto out = server.loan(in.size());
+    if (!out) _exit(kRespondFailed);
+    for (std::size_t i = 0; i < in.size(); ++i) out->data()[i] = std::byte(2 * std::to_integer<unsigned>(in[i]) & 0xff);
+    if (!server.respond(*req, std::move(*out)).ok()) _exit(kRespondFailed);
+  }, become_other_uid);
 }
 
 TEST(ServiceOtherUid, AServerOfUid65534AndARootClientReadEachOthersPayloadsThroughTheDaemon) {

@@ -33,19 +33,12 @@ TEST(ServiceRestart, AnAnonymousServiceKeepsItsParticipantsButIsNotHandedOutAgai
   DaemonProcess d(dir / "run");
   d.start();
   ServiceChild server;  // answers 255 - byte, until stopped; reconnects by itself
-  ASSERT_TRUE(server.start([&](int ready, int stop) {
-    shmbus::Client client(client_at(d));
-    shmbus::Service svc = client.open_service(negate_config(), shmbus::ServiceRole::serve);
-    shmbus::ServiceServer s(svc);
-    ServiceChild::say_ready(ready);
-    while (!ServiceChild::stopping(stop)) {
-      auto req = s.take_wait(20ms);
-      if (!req) continue;
-      auto out = s.loan(1);
-      if (!out) _exit(3);
-      out->data()[0] = std::byte(255 - std::to_integer<unsigned>(req->data()[0]));
-      (void)s.respond(*req, std::move(*out));
-    }
+  ASSERT_TRUE(server.serve(d, negate_config(), [](shmbus::ServiceServer& s, shmbus::Result<shmbus::ServiceRequest>& req) {
+    if (!req) return;
+    auto out = s.loan(1);
+    if (!out) _exit(3);
+    out->data()[0] = std::byte(255 - std::to_integer<unsigned>(req->data()[0]));
+    (void)s.respond(*req, std::move(*out));
   })) << "the server failed to come up";
 
   shmbus::Client client(client_at(d));
