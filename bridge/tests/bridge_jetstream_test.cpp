@@ -1,7 +1,8 @@
 // Durable topics over JetStream with a real nats-server (-js, a store directory of its own):
 // a bridge killed with SIGKILL mid-stream and restarted leaves each message in the stream
 // exactly once and in order; a bridge on another bus replays the stream from a sequence and
-// from a time into local durable logs, and resumes after its own kill -9 without gap or double.
+// from a time into local durable logs, and resumes after its own kill -9 without gap or double;
+// a segment truncated under the exporter is skipped and named, the rest stored.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
