@@ -221,11 +221,13 @@ inline bool bus_has_topic(Client& c, const std::string& name) {
 // Two buses joined through one nats-server (`nats_config` as NatsServer's): bus "a" whose bridge
 // (bus id "busA") exports `topics`, bus "b" whose bridge ("busB") imports them (`import_keys`:
 // more keys of that [[import]] table, e.g. "queue_depth = 1024\n"), and a client on each.
+// `bridge_keys`: top-level keys of both bridges' configs (e.g. TLS).
 struct BridgedBuses {
-  explicit BridgedBuses(const std::string& topics, const std::string& import_keys = {}, const std::string& nats_config = {})
+  explicit BridgedBuses(const std::string& topics, const std::string& import_keys = {}, const std::string& nats_config = {},
+                        const std::string& bridge_keys = {})
       : nats(nats_config),
-        bridge_a(a, nats, "busA", "[[export]]\ntopics = \"" + topics + "\"\n"),
-        bridge_b(b, nats, "busB", "[[import]]\ntopics = \"" + topics + "\"\n" + import_keys) {}
+        bridge_a(a, nats, "busA", bridge_keys + "[[export]]\ntopics = \"" + topics + "\"\n"),
+        bridge_b(b, nats, "busB", bridge_keys + "[[import]]\ntopics = \"" + topics + "\"\n" + import_keys) {}
   std::string logs() const { return bridge_a.log() + bridge_b.log(); }
 
   NatsServer nats;

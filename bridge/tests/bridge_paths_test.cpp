@@ -88,30 +88,24 @@ TEST(BridgePaths, MessagesCrossOverTlsAndABridgeThatDoesNotTrustTheServerStaysOf
     ~Cleanup() { std::error_code ec; std::filesystem::remove_all(d, ec); }
   } cleanup{dir};
   if (std::string why = make_certificates(dir); !why.empty()) GTEST_SKIP() << why;
-  NatsServer nats("tls {\n  cert_file: \"" + (dir / "server.pem").string() + "\"\n  key_file: \"" + (dir / "server.key").string() + "\"\n}");
-  Bus a("a"), b("b");
+  const std::string tls = "tls {\n  cert_file: \"" + (dir / "server.pem").string() + "\"\n  key_file: \"" + (dir / "server.key").string() + "\"\n}";
   const std::string trust = "tls = true\ntls_ca = \"" + (dir / "ca.pem").string() + "\"\n";
-  BridgeProcess bridge_a(a, nats, "busA", trust + "[[export]]\ntopics = \"secure/*\"\n");
-  BridgeProcess bridge_b(b, nats, "busB", trust + "[[import]]\ntopics = \"secure/*\"\n");
-  Client ca(a.client_options()), cb(b.client_options());
+  BridgedBuses ab("secure/*", "", tls, trust);
   TopicConfig cfg;
   cfg.name = "secure/x";
   cfg.size_classes = {{256, 64}};
-  RawPublisher pub = ca.publisher(ca.open_topic(cfg, Role::publisher));
-  RawSubscriber sub = cb.subscriber(cb.open_topic(cfg, Role::subscriber));
+  RawPublisher pub = ab.ca.publisher(ab.ca.open_topic(cfg, Role::publisher));
+  RawSubscriber sub = ab.cb.subscriber(ab.cb.open_topic(cfg, Role::subscriber));
   const std::string text = "over tls";
-  ASSERT_TRUE(eventually([&] {
-    (void)pub.publish_copy(std::as_bytes(std::span(text)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return bridge_b.counter("secure/x", "imported") > 0;
-  })) << bridge_a.log() << bridge_b.log();
+  ASSERT_TRUE(resend_until([&] { (void)pub.publish_copy(std::as_bytes(std::span(text))); },
+                           [&] { return ab.bridge_b.counter("secure/x", "imported") > 0; })) << ab.logs();
   auto s = sub.take_wait(std::chrono::seconds(2));
   ASSERT_TRUE(s) << s.name();
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(s->data().data()), s->data().size()), text);
-  EXPECT_TRUE(bridge_a.status()["nats"]["connected"].get<bool>());
+  EXPECT_TRUE(ab.bridge_a.status()["nats"]["connected"].get<bool>());
   // Without the CA the server's certificate is not trusted: the bridge runs, disconnected.
   Bus c("c");
-  BridgeProcess untrusting(c, nats, "busC", "tls = true\n[[import]]\ntopics = \"secure/*\"\n");
+  BridgeProcess untrusting(c, ab.nats, "busC", "tls = true\n[[import]]\ntopics = \"secure/*\"\n");
   ASSERT_TRUE(eventually([&] { return !untrusting.status().is_discarded(); })) << untrusting.log();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_FALSE(untrusting.status()["nats"]["connected"].get<bool>()) << untrusting.log();
