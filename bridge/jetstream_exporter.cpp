@@ -18,6 +18,7 @@ struct JetStreamExporter::Log {
   Headers headers;
   std::chrono::steady_clock::time_point retry_at{};
   std::uint64_t lost_seen = 0;  // sender.lost() already counted
+  std::uint64_t skips_counted_to = 0;  // a skip below this was counted (a resent window skips again)
 
   enum class State : std::uint8_t { pending, stored, failed };
   struct InFlight {
@@ -28,13 +29,30 @@ struct JetStreamExporter::Log {
   std::deque<InFlight> in_flight; // in log order
 
   using Counter = std::atomic<std::uint64_t>;  // relaxed tallies for the status file
-  Counter sent{0}, stored{0}, duplicates{0}, resent{0}, refused{0}, lost_history{0}, acked_through{0};
+  Counter sent{0}, stored{0}, duplicates{0}, resent{0}, refused{0}, lost_history{0}, lost_damaged{0}, acked_through{0};
   static void add(Counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 };
 
 namespace {
 enum HeaderIndex { kType, kOrigin, kLogName, kSeq, kTime };
 constexpr auto kRetryAfterFailure = std::chrono::milliseconds(200);
+
+// Reads `r` on past sequence `seq`, also over what it skips (a damaged segment, retention);
+// stops early at the end of the log or at an error that does not move it on.
+void read_past(DurableReader& r, std::uint64_t seq) {
+  while (r.position() <= seq) {
+    const std::uint64_t at = r.position();
+    if (!r.next() && r.position() == at) return;
+  }
+}
+
+// The newest readable segment's type id (a damaged one's header is not to be trusted).
+std::uint64_t type_id_of(const std::vector<DurableSegmentInfo>& segments) {
+  for (auto it = segments.rbegin(); it != segments.rend(); ++it) {
+    if (it->damage.empty()) return it->type_id;
+  }
+  return 0;
+}
 }  // namespace
 
 JetStreamExporter::JetStreamExporter(Engine& engine, const BridgeConfig& config, LogLimiter& log)
@@ -124,13 +142,10 @@ void JetStreamExporter::discover() {
         std::optional<std::string> last = js_->last_header(rule.stream, subject, kHeaderLogSeq);
         std::optional<std::uint64_t> last_stored;
         if (last) last_stored = parse_u64(*last);
-        while (last_stored && l->cursor->position() <= *last_stored) {
-          Result<DurableSample> s = l->cursor->next();
-          if (!s && s.code() != Errc::lost_history) break;
-        }
+        if (last_stored) read_past(*l->cursor, *last_stored);
         l->sender.emplace(DurableReader::at_sequence(rule.directory, name, l->cursor->position()));
         l->acked_through.store(l->cursor->position(), std::memory_order_relaxed);
-        l->headers = {{kHeaderType, std::to_string(segments.back().type_id)}, {kHeaderOrigin, config_.bus_id},
+        l->headers = {{kHeaderType, std::to_string(type_id_of(segments))}, {kHeaderOrigin, config_.bus_id},
                       {kHeaderLog, name}, {kHeaderLogSeq, ""}, {kHeaderLogTime, ""}};
         spdlog::info("exporting durable log '{}' to JetStream stream '{}' subject {} from sequence {}", name, rule.stream,
                      subject, l->cursor->position());
@@ -166,14 +181,9 @@ bool JetStreamExporter::pump(Log& l) {
       l.in_flight.clear();
     }
   }
-  for (std::uint64_t seq : stored) {
-    while (l.cursor->position() <= seq) {
-      Result<DurableSample> s = l.cursor->next();
-      if (!s && s.code() != Errc::lost_history) break;
-    }
-    any = true;
-  }
   if (!stored.empty()) {
+    read_past(*l.cursor, stored.back());
+    any = true;
     Log::add(l.stored, stored.size());
     l.acked_through.store(stored.back() + 1, std::memory_order_relaxed);
   }
@@ -191,15 +201,14 @@ bool JetStreamExporter::pump(Log& l) {
       std::lock_guard lock(l.mutex);
       if (l.in_flight.size() >= l.rule->window) break;
     }
+    const std::uint64_t at = l.sender->position();
     Result<DurableSample> s = l.sender->next();
     if (l.sender->lost() != l.lost_seen) {
-      Log::add(l.lost_history, l.sender->lost() - l.lost_seen);
-      log_.warn(l.subject + "/lost", "JetStream export of '" + l.name + "': retention removed " +
-                                         std::to_string(l.sender->lost() - l.lost_seen) + " messages before they were sent");
+      count_skipped(l, l.sender->lost() - l.lost_seen, s ? s->sequence : l.sender->position());
       l.lost_seen = l.sender->lost();
     }
     if (!s) {
-      if (s.code() == Errc::lost_history) continue;
+      if (l.sender->position() != at) continue;  // went on past a damaged segment or removed messages
       if (s.code() != Errc::no_data) {
         log_.warn(l.subject + "/read", "JetStream export of '" + l.name + "': cannot read the log: " + l.sender->last_error());
         l.retry_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -241,6 +250,33 @@ bool JetStreamExporter::pump(Log& l) {
   return any;
 }
 
+void JetStreamExporter::count_skipped(Log& l, std::uint64_t skipped, std::uint64_t resumed_at) {
+  const std::uint64_t from = std::max(resumed_at - std::min(skipped, resumed_at), l.skips_counted_to);
+  if (from >= resumed_at) return;
+  l.skips_counted_to = resumed_at;
+  std::vector<DurableSegmentInfo> segments;
+  try {
+    segments = list_durable_segments(l.rule->directory, l.name);
+  } catch (const std::exception& e) {
+    log_.warn(l.subject + "/list", "JetStream export of '" + l.name + "': cannot list its segments: " + e.what());
+  }
+  std::uint64_t damaged = 0;
+  for (const DurableSegmentInfo& seg : segments) {
+    const std::uint64_t lo = std::max(from, seg.first_sequence), hi = std::min(resumed_at, seg.next_sequence);
+    if (seg.damage.empty() || lo >= hi) continue;
+    damaged += hi - lo;
+    log_.warn(l.subject + "/damaged/" + seg.path.filename().string(),
+              "JetStream export of '" + l.name + "': skipping a damaged segment, " + std::to_string(hi - lo) +
+                  " messages not sent (sequences " + std::to_string(lo) + ".." + std::to_string(hi - 1) + "): " + seg.damage);
+  }
+  Log::add(l.lost_damaged, damaged);
+  if (const std::uint64_t removed = resumed_at - from - damaged; removed != 0) {
+    Log::add(l.lost_history, removed);
+    log_.warn(l.subject + "/lost", "JetStream export of '" + l.name + "': retention removed " + std::to_string(removed) +
+                                       " messages before they were sent");
+  }
+}
+
 void JetStreamExporter::run(const std::atomic<bool>& stop) {
   // Idle: a backoff up to 2 ms (acks and appends of several logs at once).
   poll_until_stopped(
@@ -265,7 +301,7 @@ nlohmann::json JetStreamExporter::status() const {
     auto v = [](const Log::Counter& c) { return c.load(std::memory_order_relaxed); };
     out[l->name] = {{"stream", l->rule->stream}, {"subject", subject}, {"sent", v(l->sent)}, {"stored", v(l->stored)},
                     {"duplicates", v(l->duplicates)}, {"resent", v(l->resent)}, {"refused", v(l->refused)},
-                    {"lost_history", v(l->lost_history)}, {"acked_through", v(l->acked_through)}};
+                    {"lost_history", v(l->lost_history)}, {"lost_damaged", v(l->lost_damaged)}, {"acked_through", v(l->acked_through)}};
   }
   return out;
 }

@@ -15,6 +15,10 @@
 //
 // A refused or unacknowledged publish (ack timeout, disconnected) makes the log wait until its
 // whole window is resolved, then send again from the first message not stored.
+//
+// A damaged segment (truncated, foreign: listed with its `damage` by list_durable_segments, as
+// `shmbus log info` shows it) is skipped: its messages are counted in lost_damaged and the file
+// is named once in the log; messages retention removed before they were sent, in lost_history.
 #pragma once
 
 #include <atomic>
@@ -46,7 +50,7 @@ class JetStreamExporter {
   void start();
   // Stops the thread and waits (bounded by the ack timeout) for the acks in flight.
   void stop();
-  // Per log: sent, stored, duplicates, resent, refused, lost_history, acked_through.
+  // Per log: sent, stored, duplicates, resent, refused, lost_history, lost_damaged, acked_through.
   nlohmann::json status() const;
 
  private:
@@ -54,6 +58,7 @@ class JetStreamExporter {
   void run(const std::atomic<bool>& stop);
   void discover();
   bool pump(Log& l);
+  void count_skipped(Log& l, std::uint64_t skipped, std::uint64_t resumed_at);
   void on_ack(const PersistentAck& ack);
 
   Engine& engine_;

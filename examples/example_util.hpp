@@ -1,5 +1,6 @@
 // Small helpers shared by the examples: clock, command-line flags, opening a file-backed topic
-// that another process is creating, waiting for a subscriber, latency statistics, a checksum.
+// or service that another process is creating, waiting for a subscriber or a server, latency
+// statistics, a checksum.
 // Nothing here is part of the shmbus API.
 #pragma once
 
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -81,6 +83,37 @@ inline bool wait_for_subscribers(const shmbus::Topic& topic, std::size_t n, std:
     if (static_cast<std::size_t>(subscribers) >= n) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(10ms);
+  }
+}
+
+// The file-backed service `config.name` in `dir`: opened when another server created it
+// already, else created with `config` (the first server to start creates it).
+inline shmbus::Service open_or_create_service_files(const std::filesystem::path& dir, const shmbus::ServiceConfig& config) {
+  try {
+    return shmbus::Service::open_files(dir, config.name);
+  } catch (const shmbus::Error&) {
+    shmbus::RegionOptions where;
+    where.backing = shmbus::RegionOptions::Backing::file;
+    where.directory = dir;
+    return shmbus::Service::create(config, where);
+  }
+}
+
+// Opens the file-backed service `name` in `dir` that a server process creates, retrying until
+// it exists and a server registered, or `timeout` passes (then nullopt).
+inline std::optional<shmbus::Service> wait_for_server(const std::filesystem::path& dir, const std::string& name,
+                                                      std::chrono::nanoseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::optional<shmbus::Service> svc;
+  for (;;) {
+    try {
+      if (!svc) svc = shmbus::Service::open_files(dir, name);
+    } catch (const shmbus::Error&) {
+      // Not created yet, or still being created.
+    }
+    if (svc && !svc->servers().empty()) return svc;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(50ms);
   }
 }
 

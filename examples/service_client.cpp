@@ -17,15 +17,8 @@ int main(int argc, char** argv) {
   const std::uint64_t count = examples::flag_u64(argc, argv, "--count", 100);
   try {
     // The server creates the service: wait for it (and for a server to register).
-    std::optional<shmbus::Service> svc;
-    for (int i = 0; i < 200 && (!svc || svc->servers().empty()); ++i) {
-      try {
-        if (!svc) svc = shmbus::Service::open_files(dir, examples::kServiceName);
-      } catch (const shmbus::Error&) {
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (!svc || svc->servers().empty()) {
+    std::optional<shmbus::Service> svc = examples::wait_for_server(dir, examples::kServiceName, std::chrono::seconds(10));
+    if (!svc) {
       std::fprintf(stderr, "service_client: no server of '%s' in %s\n", examples::kServiceName, dir.c_str());
       return 1;
     }

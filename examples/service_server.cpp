@@ -17,20 +17,11 @@ int main(int argc, char** argv) {
   const std::uint64_t count = examples::flag_u64(argc, argv, "--count", 0);
   const std::uint64_t idle_s = examples::flag_u64(argc, argv, "--idle", 3);
   try {
-    shmbus::Service svc = [&] {
-      try {
-        return shmbus::Service::open_files(dir, examples::kServiceName);
-      } catch (const shmbus::Error&) {
-        shmbus::ServiceConfig config;
-        config.name = examples::kServiceName;
-        config.request_classes = {{sizeof(examples::MultiplyRequest), 96}};
-        config.response_classes = {{sizeof(examples::MultiplyResponse), 96}};
-        shmbus::RegionOptions where;
-        where.backing = shmbus::RegionOptions::Backing::file;
-        where.directory = dir;
-        return shmbus::Service::create(config, where);
-      }
-    }();
+    shmbus::ServiceConfig config;
+    config.name = examples::kServiceName;
+    config.request_classes = {{sizeof(examples::MultiplyRequest), 96}};
+    config.response_classes = {{sizeof(examples::MultiplyResponse), 96}};
+    shmbus::Service svc = examples::open_or_create_service_files(dir, config);
     shmbus::ServiceServer server(svc);
     std::printf("service_server: serving '%s' as server %u\n", svc.name().c_str(), server.id());
     std::uint64_t served = 0;

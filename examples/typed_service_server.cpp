@@ -22,19 +22,10 @@ int main(int argc, char** argv) {
   const std::uint64_t count = examples::flag_u64(argc, argv, "--count", 0);
   const std::uint64_t idle_s = examples::flag_u64(argc, argv, "--idle", 3);
   try {
-    shmbus::Service svc = [&] {
-      try {
-        return shmbus::Service::open_files(dir, "typed-multiply");
-      } catch (const shmbus::Error&) {
-        shmbus::ServiceConfig config = shmbus::typed_service<Multiply, Product>("typed-multiply");
-        config.request_classes = {{64, 96}};    // a Multiply is 40 bytes in flat-array form
-        config.response_classes = {{128, 96}};  // a Product with its short text, under 100
-        shmbus::RegionOptions where;
-        where.backing = shmbus::RegionOptions::Backing::file;
-        where.directory = dir;
-        return shmbus::Service::create(config, where);
-      }
-    }();
+    shmbus::ServiceConfig config = shmbus::typed_service<Multiply, Product>("typed-multiply");
+    config.request_classes = {{64, 96}};    // a Multiply is 40 bytes in flat-array form
+    config.response_classes = {{128, 96}};  // a Product with its short text, under 100
+    shmbus::Service svc = examples::open_or_create_service_files(dir, config);
     shmbus::TypedServiceServer<Multiply, Product> server(svc);
     const std::string me = "server " + std::to_string(server.id());
     std::printf("typed_service_server: serving '%s' as %s\n", svc.name().c_str(), me.c_str());

@@ -75,13 +75,9 @@ int live_subscriber(const Topic& shared, Pipe& ready, Pipe& report, std::uint32_
 }
 
 TEST(CrashReclaim, KilledPublisherAndSubscriberGiveEveryChunkBack) {
-  TopicConfig c;
-  c.name = unique_name("crash");
-  c.size_classes = {{256, 32}};
-  c.queue_depth = 8;
-  c.policy = SlowSubscriberPolicy::block;
-  c.block_timeout = 200ms;
-  Topic topic = Topic::create(c);
+  Topic topic = Topic::create(TopicConfig{.name = unique_name("crash"), .size_classes = {{256, 32}},
+                                          .queue_depth = 8, .policy = SlowSubscriberPolicy::block,
+                                          .block_timeout = 200ms});
   RawPublisher pub(topic);
   constexpr std::uint32_t kFinal = 1;  // publisher id of the last message
   Pipe live_ready, live_report, doomed_ready, doomed_holding, never;
@@ -277,14 +273,11 @@ int die_after_the_commit_store(const Topic& shared, std::uint32_t body, Pipe& co
 void expect_pinned_sample_survives_killed_publisher(
     const std::string& tag, const std::function<int(const Topic&, std::uint32_t, Pipe&, Pipe&)>& victim) {
   constexpr std::uint32_t kQueue = 4, kBody = 24;
-  TopicConfig c;
-  c.name = unique_name(tag);
-  c.size_classes = {{128, 16}};
-  c.queue_depth = kQueue;
-  c.policy = SlowSubscriberPolicy::drop_oldest;
   RegionOptions shared_pool;  // the victim's message outlives its process
   shared_pool.payload_in_region = true;
-  Topic topic = Topic::create(c, shared_pool);
+  Topic topic = Topic::create(TopicConfig{.name = unique_name(tag), .size_classes = {{128, 16}},
+                                          .queue_depth = kQueue,
+                                          .policy = SlowSubscriberPolicy::drop_oldest}, shared_pool);
   SubscriberOptions no_history;
   no_history.with_history = false;
   RawSubscriber sub(topic, no_history);
@@ -343,12 +336,8 @@ TEST(CrashReclaim, PinsOfAChunkATombstoneDisplacesAreCounted) {
 // over the earlier claim, and the earlier one's message chunk would be left for the reference
 // audit to find.
 TEST(CrashReclaim, ClaimsOneLapApartAreReclaimedInOrderAndFreeEveryChunk) {
-  TopicConfig c;
-  c.name = unique_name("laps-apart");
-  c.size_classes = {{64, 16}};
-  c.queue_depth = 2;
-  c.policy = SlowSubscriberPolicy::drop_oldest;
-  Topic topic = Topic::create(c);
+  Topic topic = Topic::create(TopicConfig{.name = unique_name("laps-apart"), .size_classes = {{64, 16}},
+                                          .queue_depth = 2, .policy = SlowSubscriberPolicy::drop_oldest});
   SubscriberOptions no_history;
   no_history.with_history = false;
   RawSubscriber sub(topic, no_history);
@@ -391,12 +380,8 @@ TEST(CrashReclaim, ClaimsOneLapApartAreReclaimedInOrderAndFreeEveryChunk) {
 // hole comes first) and will not again. The reclaim's tombstone must wake it, or it sleeps
 // until its own timeout.
 TEST(CrashReclaim, ReclaimWakesTheSubscriberAsleepOnTheHole) {
-  TopicConfig c;
-  c.name = unique_name("hole-sleeper");
-  c.size_classes = {{64, 16}};
-  c.queue_depth = 4;
-  c.policy = SlowSubscriberPolicy::block;
-  Topic topic = Topic::create(c);
+  Topic topic = Topic::create(TopicConfig{.name = unique_name("hole-sleeper"), .size_classes = {{64, 16}},
+                                          .queue_depth = 4, .policy = SlowSubscriberPolicy::block});
   struct Took {
     std::uint64_t sequence, lost_before;
   };

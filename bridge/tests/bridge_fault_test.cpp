@@ -49,31 +49,23 @@ TEST(BridgeFaults, BridgesStartedBeforeTheirNatsServerRunDisconnectedThenConnect
 }
 
 TEST(BridgeFaults, NatsServerKilledMidStreamAndRestartedTheBridgesResumeAndCountTheLoss) {
-  NatsServer nats;
-  Bus a("a"), b("b");
-  BridgeProcess bridge_a(a, nats, "busA", "[[export]]\ntopics = \"stream/*\"\n");
-  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"stream/*\"\n");
-  Client ca(a.client_options()), cb(b.client_options());
+  BridgedBuses ab("stream/*");
   TopicConfig cfg;
   cfg.name = "stream/n";
   cfg.size_classes = {{64, 512}};
   cfg.queue_depth = 256;
-  RawPublisher pub = ca.publisher(ca.open_topic(cfg, Role::publisher));
+  RawPublisher pub = ab.ca.publisher(ab.ca.open_topic(cfg, Role::publisher));
   // On bus b the topic holds 2048 messages: the burst of what bridge a buffered while
   // disconnected must not overflow this test's own subscriber.
   TopicConfig deep = cfg;
   deep.size_classes = {{64, 2304}};
   deep.queue_depth = 2048;
-  RawSubscriber sub = cb.subscriber(cb.open_topic(deep, Role::subscriber));
+  RawSubscriber sub = ab.cb.subscriber(ab.cb.open_topic(deep, Role::subscriber));
   auto send = [&](std::uint64_t n) { ASSERT_TRUE(pub.publish_copy(std::as_bytes(std::span(&n, 1))).ok()); };
-  ASSERT_TRUE(eventually([&] {
-    send(0);  // warm-up
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return bridge_b.counter("stream/n", "imported") > 0;
-  })) << bridge_a.log() << bridge_b.log();
+  ASSERT_TRUE(resend_until([&] { send(0); }, [&] { return ab.bridge_b.counter("stream/n", "imported") > 0; })) << ab.logs();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  const std::uint64_t dropped_before = bridge_a.counter("stream/n", "dropped_local");
-  const std::uint64_t exported_before = bridge_a.counter("stream/n", "exported");
+  const std::uint64_t dropped_before = ab.bridge_a.counter("stream/n", "dropped_local");
+  const std::uint64_t exported_before = ab.bridge_a.counter("stream/n", "exported");
 
   // 2000 messages at about 1000 per second; the server dies at 0.6 s and is back at 1.4 s.
   constexpr std::uint64_t kCount = 2000;
@@ -89,11 +81,11 @@ TEST(BridgeFaults, NatsServerKilledMidStreamAndRestartedTheBridgesResumeAndCount
     send(i);
     auto t = std::chrono::steady_clock::now() - start;
     if (!killed && t > std::chrono::milliseconds(600)) {
-      nats.kill9();
+      ab.nats.kill9();
       killed = true;
     }
     if (killed && !restarted && t > std::chrono::milliseconds(1400)) {
-      nats.start();
+      ab.nats.start();
       restarted = true;
     }
     drain();
@@ -104,7 +96,7 @@ TEST(BridgeFaults, NatsServerKilledMidStreamAndRestartedTheBridgesResumeAndCount
   ASSERT_TRUE(eventually([&] {
     drain();
     return !got.empty() && got.back() == kCount;
-  }, std::chrono::seconds(20))) << "last received " << (got.empty() ? 0 : got.back()) << "\n" << bridge_a.log() << bridge_b.log();
+  }, std::chrono::seconds(20))) << "last received " << (got.empty() ? 0 : got.back()) << "\n" << ab.logs();
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // one more status round
   drain();
   for (std::size_t k = 1; k < got.size(); ++k) ASSERT_LT(got[k - 1], got[k]) << "duplicate or reordered at " << k;
@@ -112,18 +104,18 @@ TEST(BridgeFaults, NatsServerKilledMidStreamAndRestartedTheBridgesResumeAndCount
   // Every message is accounted for: received, lost between the buses (counted by the importing
   // bridge from the exporter's sequence), dropped before bridge A took it, or lost or refused
   // by bridge A's connection (counted there).
-  const std::uint64_t lost_net = bridge_b.counter("stream/n", "lost_in_transit");
-  const std::uint64_t dropped = bridge_a.counter("stream/n", "dropped_local") - dropped_before;
-  const std::uint64_t lost_here = bridge_a.counter("stream/n", "lost_disconnected") + bridge_a.counter("stream/n", "refused_nats");
-  EXPECT_EQ(got.size() + lost_net + dropped + lost_here, kCount) << bridge_a.status().dump() << bridge_b.status().dump();
+  const std::uint64_t lost_net = ab.bridge_b.counter("stream/n", "lost_in_transit");
+  const std::uint64_t dropped = ab.bridge_a.counter("stream/n", "dropped_local") - dropped_before;
+  const std::uint64_t lost_here = ab.bridge_a.counter("stream/n", "lost_disconnected") + ab.bridge_a.counter("stream/n", "refused_nats");
+  EXPECT_EQ(got.size() + lost_net + dropped + lost_here, kCount) << ab.bridge_a.status().dump() << ab.bridge_b.status().dump();
   // (>=: a warm-up message may have been exported after exported_before was read)
-  EXPECT_GE(bridge_a.counter("stream/n", "exported") - exported_before + bridge_a.counter("stream/n", "lost_disconnected"), kCount - dropped);
-  EXPECT_GE(bridge_a.status()["nats"].value("reconnects", 0), 1);
-  EXPECT_GE(bridge_b.status()["nats"].value("reconnects", 0), 1);
-  EXPECT_TRUE(bridge_a.status()["nats"].value("connected", false));
+  EXPECT_GE(ab.bridge_a.counter("stream/n", "exported") - exported_before + ab.bridge_a.counter("stream/n", "lost_disconnected"), kCount - dropped);
+  EXPECT_GE(ab.bridge_a.status()["nats"].value("reconnects", 0), 1);
+  EXPECT_GE(ab.bridge_b.status()["nats"].value("reconnects", 0), 1);
+  EXPECT_TRUE(ab.bridge_a.status()["nats"].value("connected", false));
   std::printf("[ info ] received %zu, lost on the network %llu, dropped locally %llu, buffered while disconnected %llu\n", got.size(),
               static_cast<unsigned long long>(lost_net), static_cast<unsigned long long>(dropped),
-              static_cast<unsigned long long>(bridge_a.counter("stream/n", "buffered_disconnected")));
+              static_cast<unsigned long long>(ab.bridge_a.counter("stream/n", "buffered_disconnected")));
 }
 
 TEST(BridgeFaults, ABridgeKilledMidStreamLeavesItsBusAndItsOtherClientsUnaffected) {
@@ -174,23 +166,15 @@ TEST(BridgeFaults, ABridgeKilledMidStreamLeavesItsBusAndItsOtherClientsUnaffecte
 // shmbusd of the exporting bus killed and restarted mid-stream: the data plane never stopped,
 // the bridge's client reconnects and its subscriber goes on; every message still arrives.
 TEST(BridgeFaults, TheExportingBusDaemonKilledAndRestartedTheStreamGoesOn) {
-  NatsServer nats;
-  Bus a("a"), b("b");
-  BridgeProcess bridge_a(a, nats, "busA", "[[export]]\ntopics = \"stream/*\"\n");
-  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"stream/*\"\n");
-  Client ca(a.client_options()), cb(b.client_options());
+  BridgedBuses ab("stream/*");
   TopicConfig cfg;
   cfg.name = "stream/d";
   cfg.size_classes = {{64, 2304}};
   cfg.queue_depth = 2048;
-  RawPublisher pub = ca.publisher(ca.open_topic(cfg, Role::publisher));
-  RawSubscriber sub = cb.subscriber(cb.open_topic(cfg, Role::subscriber));
+  RawPublisher pub = ab.ca.publisher(ab.ca.open_topic(cfg, Role::publisher));
+  RawSubscriber sub = ab.cb.subscriber(ab.cb.open_topic(cfg, Role::subscriber));
   auto send = [&](std::uint64_t n) { ASSERT_TRUE(pub.publish_copy(std::as_bytes(std::span(&n, 1))).ok()); };
-  ASSERT_TRUE(eventually([&] {
-    send(0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return bridge_b.counter("stream/d", "imported") > 0;
-  })) << bridge_a.log() << bridge_b.log();
+  ASSERT_TRUE(resend_until([&] { send(0); }, [&] { return ab.bridge_b.counter("stream/d", "imported") > 0; })) << ab.logs();
   constexpr std::uint64_t kCount = 1500;
   std::vector<std::uint64_t> got;
   auto drain = [&] {
@@ -199,20 +183,20 @@ TEST(BridgeFaults, TheExportingBusDaemonKilledAndRestartedTheStreamGoesOn) {
     }
   };
   for (std::uint64_t i = 1; i <= kCount; ++i) {
-    if (i == 500) a.kill9();
-    if (i == 1000) a.start();
+    if (i == 500) ab.a.kill9();
+    if (i == 1000) ab.a.start();
     send(i);
     drain();
     std::this_thread::sleep_for(std::chrono::microseconds(1000));
   }
   ASSERT_TRUE(eventually([&] {
     drain();
-    return got.size() + bridge_a.counter("stream/d", "dropped_local") >= kCount;
-  }, std::chrono::seconds(15))) << got.size() << "\n" << bridge_a.log() << bridge_b.log();
+    return got.size() + ab.bridge_a.counter("stream/d", "dropped_local") >= kCount;
+  }, std::chrono::seconds(15))) << got.size() << "\n" << ab.logs();
   for (std::size_t k = 1; k < got.size(); ++k) ASSERT_LT(got[k - 1], got[k]);
   EXPECT_EQ(got.back(), kCount);
-  EXPECT_EQ(bridge_b.counter("stream/d", "lost_in_transit"), 0u);
-  EXPECT_TRUE(eventually([&] { return ca.connected(); }));
+  EXPECT_EQ(ab.bridge_b.counter("stream/d", "lost_in_transit"), 0u);
+  EXPECT_TRUE(eventually([&] { return ab.ca.connected(); }));
 }
 
 }  // namespace

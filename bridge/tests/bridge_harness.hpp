@@ -19,6 +19,7 @@
 
 namespace shmbus::bridge::test {
 
+using shmbusd::test::signal_and_reap;
 using shmbusd::test::wait_exit;
 
 inline int free_loopback_port() {
@@ -86,12 +87,7 @@ class NatsServer {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
-  void kill9() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    wait_exit(pid_);
-    pid_ = -1;
-  }
+  void kill9() { signal_and_reap(pid_, SIGKILL); }
   int port() const { return port_; }
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
 
@@ -161,13 +157,7 @@ class BridgeProcess {
     pid_ = spawn(argv, log_);
   }
   ~BridgeProcess() { kill_now(SIGKILL); }
-  int kill_now(int sig) {
-    if (pid_ <= 0) return 0;
-    ::kill(pid_, sig);
-    int rc = wait_exit(pid_);
-    pid_ = -1;
-    return rc;
-  }
+  int kill_now(int sig) { return signal_and_reap(pid_, sig); }
   pid_t pid() const { return pid_; }
   // The status file as JSON (null until the bridge wrote one).
   nlohmann::json status() const {
@@ -210,12 +200,41 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seco
   return pred();
 }
 
+// Calls `send()` every 50 ms until `arrived()`, for up to 15 s: how the tests wait for the path
+// across the buses (subscriptions, topics made on the far side) before what they measure.
+template <typename Send, typename Arrived>
+bool resend_until(Send send, Arrived arrived) {
+  return eventually([&] {
+    send();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return arrived();
+  });
+}
+
 inline bool bus_has_topic(Client& c, const std::string& name) {
   for (const TopicListing& t : c.list_topics()) {
     if (t.config.name == name) return true;
   }
   return false;
 }
+
+// Two buses joined through one nats-server (`nats_config` as NatsServer's): bus "a" whose bridge
+// (bus id "busA") exports `topics`, bus "b" whose bridge ("busB") imports them (`import_keys`:
+// more keys of that [[import]] table, e.g. "queue_depth = 1024\n"), and a client on each.
+// `bridge_keys`: top-level keys of both bridges' configs (e.g. TLS).
+struct BridgedBuses {
+  explicit BridgedBuses(const std::string& topics, const std::string& import_keys = {}, const std::string& nats_config = {},
+                        const std::string& bridge_keys = {})
+      : nats(nats_config),
+        bridge_a(a, nats, "busA", bridge_keys + "[[export]]\ntopics = \"" + topics + "\"\n"),
+        bridge_b(b, nats, "busB", bridge_keys + "[[import]]\ntopics = \"" + topics + "\"\n" + import_keys) {}
+  std::string logs() const { return bridge_a.log() + bridge_b.log(); }
+
+  NatsServer nats;
+  Bus a{"a"}, b{"b"};
+  BridgeProcess bridge_a, bridge_b;
+  Client ca{a.client_options()}, cb{b.client_options()};
+};
 
 // What the hostile-input tests start from: bus "b" whose bridge (bus id "busB") imports
 // `in/*`, the raw topic `in/raw` (4 KiB chunks) subscribed there, and a plain NATS connection

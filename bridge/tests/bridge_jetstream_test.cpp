@@ -1,8 +1,10 @@
 // Durable topics over JetStream with a real nats-server (-js, a store directory of its own):
 // a bridge killed with SIGKILL mid-stream and restarted leaves each message in the stream
 // exactly once and in order; a bridge on another bus replays the stream from a sequence and
-// from a time into local durable logs, and resumes after its own kill -9 without gap or double.
+// from a time into local durable logs, and resumes after its own kill -9 without gap or double;
+// a segment truncated under the exporter is skipped and named, the rest stored.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <ctime>
@@ -173,6 +175,45 @@ TEST(BridgeJetStream, ABridgeKilledMidStreamAndRestartedLeavesEachMessageInTheSt
     return !s.is_discarded() && s.contains("jetstream_exports") && s["jetstream_exports"].contains("orders") &&
            s["jetstream_exports"]["orders"].value("acked_through", 0ull) == kCount;
   })) << bridge->status().dump();
+}
+
+// A segment truncated by someone else (truncate(2), as a full disk or an operator might) is
+// skipped and reported by name, like `shmbus log info` shows it: the messages of the readable
+// segments before and after it are all stored, in order, and the status counts what was lost.
+TEST(BridgeJetStream, ATruncatedSegmentOfAnExportedLogIsSkippedAndReportedByNameAndTheRestIsStored) {
+  JetStreamServer js;
+  Bus a("a");
+  const std::filesystem::path logs = a.dir() / "durable";
+  std::uint64_t appended = 0;
+  {
+    DurableAppender app(DurableConfig{.directory = logs, .topic = "orders", .segment_size = 64 << 10});
+    while (list_durable_segments(logs, "orders").size() < 4) ASSERT_TRUE(app.append(payload_of(appended++)).ok());
+  }
+  const std::vector<DurableSegmentInfo> before = list_durable_segments(logs, "orders");
+  const DurableSegmentInfo& victim = before[1];
+  ASSERT_EQ(::truncate(victim.path.c_str(), 100), 0);
+  ASSERT_FALSE(list_durable_segments(logs, "orders")[1].damage.empty());
+
+  BridgeProcess bridge(a, js.nats, "busA", export_rule(logs, "orders", "ORDERS", "dur.a", 64));
+  StreamWatcher watch(js.nats, "ORDERS", "dur.a.orders");
+  const std::uint64_t lost = victim.next_sequence - victim.first_sequence;
+  ASSERT_TRUE(eventually([&] { return watch.count() >= appended - lost; })) << watch.count() << "\n" << bridge.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // nothing more comes
+  std::vector<std::uint64_t> expected = iota(0, victim.first_sequence);
+  for (std::uint64_t i = victim.next_sequence; i < appended; ++i) expected.push_back(i);
+  EXPECT_EQ(watch.seqs(), expected) << bridge.log();
+  EXPECT_EQ(watch.numbers(), expected);
+  EXPECT_NE(bridge.log().find(victim.path.filename().string()), std::string::npos) << bridge.log();
+  EXPECT_EQ(bridge.log().find("retention removed"), std::string::npos) << bridge.log();
+  nlohmann::json s;  // the status file is rewritten once a second
+  EXPECT_TRUE(eventually([&] {
+    nlohmann::json all = bridge.status();
+    if (all.is_discarded() || !all.contains("jetstream_exports") || !all["jetstream_exports"].contains("orders")) return false;
+    s = all["jetstream_exports"]["orders"];
+    return s.value("acked_through", 0ull) == appended;
+  })) << s.dump();
+  EXPECT_EQ(s.value("lost_damaged", 0ull), lost) << s.dump();
+  EXPECT_EQ(s.value("lost_history", 0ull), 0u) << s.dump();
 }
 
 TEST(BridgeJetStream, ABridgeOnAnotherBusReplaysTheStreamFromASequenceAndFromATimeAndResumesAfterItsKill) {

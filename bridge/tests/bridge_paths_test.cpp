@@ -15,20 +15,16 @@ namespace shmbus::bridge::test {
 namespace {
 
 TEST(BridgePaths, ATypedMessageOfSeveralSegmentsCrossesIntact) {
-  NatsServer nats;
-  Bus a("a"), b("b");
-  BridgeProcess bridge_a(a, nats, "busA", "[[export]]\ntopics = \"blobs/*\"\n");
-  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"blobs/*\"\nsize_classes = [[65536, 64]]\n");
-  Client ca(a.client_options()), cb(b.client_options());
+  BridgedBuses ab("blobs/*", "size_classes = [[65536, 64]]\n");
   // 4 KiB chunks: four 3000-byte parts cannot share one, so the message grows into several.
   TopicConfig cfg = typed_topic<shmbus::test::Blob>("blobs/x");
   cfg.size_classes = {{4096, 1024}};
   cfg.max_message_size = 64 * 1024;
-  Topic ta = ca.open_topic(cfg, Role::publisher);
+  Topic ta = ab.ca.open_topic(cfg, Role::publisher);
   Publisher<shmbus::test::Blob> pub(ta);
-  ca.register_publisher(pub.raw());
-  Subscriber<shmbus::test::Blob> local(ca.open_existing_topic("blobs/x", Role::subscriber));
-  ca.register_subscriber(local.raw());
+  ab.ca.register_publisher(pub.raw());
+  Subscriber<shmbus::test::Blob> local(ab.ca.open_existing_topic("blobs/x", Role::subscriber));
+  ab.ca.register_subscriber(local.raw());
   auto publish = [&](char tag) {
     auto loan = pub.loan();
     ASSERT_TRUE(loan.ok()) << loan.status().name();
@@ -51,28 +47,24 @@ TEST(BridgePaths, ATypedMessageOfSeveralSegmentsCrossesIntact) {
     return true;
   };
   // Until bus b has the topic (bridge a found it, bridge b created it with the schema).
-  ASSERT_TRUE(eventually([&] {
-    publish('w');
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return bus_has_topic(cb, "blobs/x");
-  })) << bridge_a.log() << bridge_b.log();
+  ASSERT_TRUE(resend_until([&] { publish('w'); }, [&] { return bus_has_topic(ab.cb, "blobs/x"); })) << ab.logs();
   // The message is several segments where it is published.
   auto mine = local.take_wait(std::chrono::seconds(2));
   ASSERT_TRUE(mine) << mine.name();
   EXPECT_GT(mine->segment_count(), 1u);
-  Subscriber<shmbus::test::Blob> far(cb.open_existing_topic("blobs/x", Role::subscriber));
-  cb.register_subscriber(far.raw());
+  Subscriber<shmbus::test::Blob> far(ab.cb.open_existing_topic("blobs/x", Role::subscriber));
+  ab.cb.register_subscriber(far.raw());
   for (char tag : {'a', 'b', 'c'}) publish(tag);
   for (char tag : {'a', 'b', 'c'}) {
     Result<Sample<shmbus::test::Blob>> s = far.take_wait(std::chrono::seconds(10));
     while (s && s->root().getParts().size() == 4 && s->root().getParts()[0].size() == 3000 && s->root().getParts()[0][0] == 'w') {
       s = far.take_wait(std::chrono::seconds(10));  // a late warm-up message
     }
-    ASSERT_TRUE(s) << s.name() << bridge_b.status().dump() << bridge_b.log();
+    ASSERT_TRUE(s) << s.name() << ab.bridge_b.status().dump() << ab.bridge_b.log();
     EXPECT_TRUE(intact(s->root().getParts(), tag)) << "message '" << tag << "' changed on the way";
   }
-  EXPECT_EQ(bridge_b.counter("blobs/x", "malformed/garbage"), 0u);
-  EXPECT_EQ(bridge_b.counter("blobs/x", "malformed/bad_headers"), 0u);
+  EXPECT_EQ(ab.bridge_b.counter("blobs/x", "malformed/garbage"), 0u);
+  EXPECT_EQ(ab.bridge_b.counter("blobs/x", "malformed/bad_headers"), 0u);
 }
 
 // A CA, and a server certificate for 127.0.0.1 it signed, in `dir`; "" or why not.
@@ -96,30 +88,24 @@ TEST(BridgePaths, MessagesCrossOverTlsAndABridgeThatDoesNotTrustTheServerStaysOf
     ~Cleanup() { std::error_code ec; std::filesystem::remove_all(d, ec); }
   } cleanup{dir};
   if (std::string why = make_certificates(dir); !why.empty()) GTEST_SKIP() << why;
-  NatsServer nats("tls {\n  cert_file: \"" + (dir / "server.pem").string() + "\"\n  key_file: \"" + (dir / "server.key").string() + "\"\n}");
-  Bus a("a"), b("b");
+  const std::string tls = "tls {\n  cert_file: \"" + (dir / "server.pem").string() + "\"\n  key_file: \"" + (dir / "server.key").string() + "\"\n}";
   const std::string trust = "tls = true\ntls_ca = \"" + (dir / "ca.pem").string() + "\"\n";
-  BridgeProcess bridge_a(a, nats, "busA", trust + "[[export]]\ntopics = \"secure/*\"\n");
-  BridgeProcess bridge_b(b, nats, "busB", trust + "[[import]]\ntopics = \"secure/*\"\n");
-  Client ca(a.client_options()), cb(b.client_options());
+  BridgedBuses ab("secure/*", "", tls, trust);
   TopicConfig cfg;
   cfg.name = "secure/x";
   cfg.size_classes = {{256, 64}};
-  RawPublisher pub = ca.publisher(ca.open_topic(cfg, Role::publisher));
-  RawSubscriber sub = cb.subscriber(cb.open_topic(cfg, Role::subscriber));
+  RawPublisher pub = ab.ca.publisher(ab.ca.open_topic(cfg, Role::publisher));
+  RawSubscriber sub = ab.cb.subscriber(ab.cb.open_topic(cfg, Role::subscriber));
   const std::string text = "over tls";
-  ASSERT_TRUE(eventually([&] {
-    (void)pub.publish_copy(std::as_bytes(std::span(text)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return bridge_b.counter("secure/x", "imported") > 0;
-  })) << bridge_a.log() << bridge_b.log();
+  ASSERT_TRUE(resend_until([&] { (void)pub.publish_copy(std::as_bytes(std::span(text))); },
+                           [&] { return ab.bridge_b.counter("secure/x", "imported") > 0; })) << ab.logs();
   auto s = sub.take_wait(std::chrono::seconds(2));
   ASSERT_TRUE(s) << s.name();
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(s->data().data()), s->data().size()), text);
-  EXPECT_TRUE(bridge_a.status()["nats"]["connected"].get<bool>());
+  EXPECT_TRUE(ab.bridge_a.status()["nats"]["connected"].get<bool>());
   // Without the CA the server's certificate is not trusted: the bridge runs, disconnected.
   Bus c("c");
-  BridgeProcess untrusting(c, nats, "busC", "tls = true\n[[import]]\ntopics = \"secure/*\"\n");
+  BridgeProcess untrusting(c, ab.nats, "busC", "tls = true\n[[import]]\ntopics = \"secure/*\"\n");
   ASSERT_TRUE(eventually([&] { return !untrusting.status().is_discarded(); })) << untrusting.log();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_FALSE(untrusting.status()["nats"]["connected"].get<bool>()) << untrusting.log();

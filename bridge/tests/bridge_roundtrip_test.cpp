@@ -36,30 +36,23 @@ void publish_reading(Publisher<shmbus::test::Reading>& pub, std::uint64_t seq, s
 }
 
 TEST(BridgeRoundTrip, ATypedTopicPublishedOnBusAArrivesIntactAndInOrderOnBusBAndEchoDecodesIt) {
-  NatsServer nats;
-  Bus a("a"), b("b");
-  BridgeProcess bridge_a(a, nats, "busA", "[[export]]\ntopics = \"sensors/*\"\n");
   // Deep queues and a blocking publisher: a loaded machine must not turn this test into a loss test.
-  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"sensors/*\"\nsize_classes = [[4096, 1100]]\nqueue_depth = 1024\n");
-  Client ca(a.client_options()), cb(b.client_options());
+  BridgedBuses ab("sensors/*", "size_classes = [[4096, 1100]]\nqueue_depth = 1024\n");
   TopicConfig cfg = typed_topic<shmbus::test::Reading>("sensors/temp");
   cfg.size_classes = {{4096, 300}};
   cfg.queue_depth = 256;
   cfg.policy = SlowSubscriberPolicy::block;
   cfg.block_timeout = std::chrono::seconds(5);
-  Topic ta = ca.open_topic(cfg, Role::publisher);
+  Topic ta = ab.ca.open_topic(cfg, Role::publisher);
   Publisher<shmbus::test::Reading> pub(ta);
-  ca.register_publisher(pub.raw());
+  ab.ca.register_publisher(pub.raw());
   // Warm up until bus B has the topic (bridge A found it, bridge B created it with its schema).
-  ASSERT_TRUE(eventually([&] {
-    publish_reading(pub, 0, 8);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return bus_has_topic(cb, "sensors/temp");
-  })) << bridge_a.log() << bridge_b.log();
-  Topic tb = cb.open_existing_topic("sensors/temp", Role::subscriber);
+  ASSERT_TRUE(resend_until([&] { publish_reading(pub, 0, 8); },
+                           [&] { return bus_has_topic(ab.cb, "sensors/temp"); })) << ab.logs();
+  Topic tb = ab.cb.open_existing_topic("sensors/temp", Role::subscriber);
   EXPECT_EQ(tb.config().type_id, capnp::typeId<shmbus::test::Reading>());
   Subscriber<shmbus::test::Reading> sub(tb);
-  cb.register_subscriber(sub.raw());
+  ab.cb.register_subscriber(sub.raw());
 
   constexpr std::uint64_t kCount = 300;
   std::uint64_t next = 1;
@@ -83,12 +76,12 @@ TEST(BridgeRoundTrip, ATypedTopicPublishedOnBusAArrivesIntactAndInOrderOnBusBAnd
   }
   reader.join();
   EXPECT_EQ(failure, "");
-  EXPECT_EQ(next, kCount + 1) << bridge_a.log() << bridge_b.log();
+  EXPECT_EQ(next, kCount + 1) << ab.logs();
 
   // `shmbus echo` on bus B decodes the imported topic through the schema that came along.
   std::string echo_out;
   std::thread echo([&] {
-    echo_out = shmbus::test::shmbus_cli("--socket " + b.socket().string() + " echo sensors/temp -n 1 --timeout 10").out;
+    echo_out = shmbus::test::shmbus_cli("--socket " + ab.b.socket().string() + " echo sensors/temp -n 1 --timeout 10").out;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   for (int i = 0; i < 20 && echo_out.empty(); ++i) {
@@ -98,16 +91,16 @@ TEST(BridgeRoundTrip, ATypedTopicPublishedOnBusAArrivesIntactAndInOrderOnBusBAnd
   echo.join();
   EXPECT_NE(echo_out.find("seq = 4242"), std::string::npos) << echo_out;
   EXPECT_NE(echo_out.find("publisher = 7"), std::string::npos) << echo_out;
-  EXPECT_GE(bridge_a.counter("sensors/temp", "exported"), kCount);
-  EXPECT_GE(bridge_b.counter("sensors/temp", "imported"), kCount);
-  EXPECT_EQ(bridge_b.counter("sensors/temp", "lost_in_transit"), 0u);
+  EXPECT_GE(ab.bridge_a.counter("sensors/temp", "exported"), kCount);
+  EXPECT_GE(ab.bridge_b.counter("sensors/temp", "imported"), kCount);
+  EXPECT_EQ(ab.bridge_b.counter("sensors/temp", "lost_in_transit"), 0u);
   // `shmbus-bridge status` shows the counters of the running bridge.
-  auto status = shmbus::test::run_program(SHMBUS_BRIDGE_BINARY, "status -c " + bridge_b.config_file().string());
+  auto status = shmbus::test::run_program(SHMBUS_BRIDGE_BINARY, "status -c " + ab.bridge_b.config_file().string());
   EXPECT_EQ(status.exit_code(), 0) << status.err;
   EXPECT_NE(status.out.find("bus id busB, NATS connected"), std::string::npos) << status.out;
   EXPECT_NE(status.out.find("sensors/temp"), std::string::npos) << status.out;
-  bridge_b.kill_now(SIGKILL);
-  auto stale = shmbus::test::run_program(SHMBUS_BRIDGE_BINARY, "status -c " + bridge_b.config_file().string());
+  ab.bridge_b.kill_now(SIGKILL);
+  auto stale = shmbus::test::run_program(SHMBUS_BRIDGE_BINARY, "status -c " + ab.bridge_b.config_file().string());
   EXPECT_EQ(stale.exit_code(), 1);
   EXPECT_NE(stale.err.find("is not running"), std::string::npos) << stale.err;
 }
@@ -173,22 +166,15 @@ TEST(BridgeRoundTrip, BothDirectionsAtOnceOnTheSameNamesNeitherLoopNorDuplicate)
 // A message over the server's max_payload is not sent: counted as refused, one clear line,
 // and the messages after it still cross.
 TEST(BridgeRoundTrip, AMessageOverTheServersMaxPayloadIsRefusedCountedAndLogged) {
-  NatsServer nats("max_payload: 1024");
-  Bus a("a"), b("b");
-  BridgeProcess bridge_a(a, nats, "busA", "[[export]]\ntopics = \"big/*\"\n");
-  BridgeProcess bridge_b(b, nats, "busB", "[[import]]\ntopics = \"big/*\"\n");
-  Client ca(a.client_options()), cb(b.client_options());
+  BridgedBuses ab("big/*", "", "max_payload: 1024");
   TopicConfig cfg;
   cfg.name = "big/x";
   cfg.size_classes = {{4096, 64}};
-  RawPublisher pub = ca.publisher(ca.open_topic(cfg, Role::publisher));
-  RawSubscriber sub = cb.subscriber(cb.open_topic(cfg, Role::subscriber));
+  RawPublisher pub = ab.ca.publisher(ab.ca.open_topic(cfg, Role::publisher));
+  RawSubscriber sub = ab.cb.subscriber(ab.cb.open_topic(cfg, Role::subscriber));
   const std::string small = "small", large(2000, 'L');
-  ASSERT_TRUE(eventually([&] {
-    (void)pub.publish_copy(std::as_bytes(std::span(small)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return bridge_b.counter("big/x", "imported") > 0;
-  })) << bridge_a.log() << bridge_b.log();
+  ASSERT_TRUE(resend_until([&] { (void)pub.publish_copy(std::as_bytes(std::span(small))); },
+                           [&] { return ab.bridge_b.counter("big/x", "imported") > 0; })) << ab.logs();
   while (sub.take()) {
   }
   ASSERT_TRUE(pub.publish_copy(std::as_bytes(std::span(large))).ok());
@@ -197,9 +183,9 @@ TEST(BridgeRoundTrip, AMessageOverTheServersMaxPayloadIsRefusedCountedAndLogged)
   auto s = sub.take_wait(std::chrono::seconds(5));
   ASSERT_TRUE(s) << s.name();
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(s->data().data()), s->data().size()), "after");
-  EXPECT_TRUE(eventually([&] { return bridge_a.counter("big/x", "refused_nats") == 1; })) << bridge_a.status().dump();
-  EXPECT_NE(bridge_a.log().find("exceeds the NATS server's max_payload 1024: not sent"), std::string::npos) << bridge_a.log();
-  EXPECT_EQ(bridge_b.counter("big/x", "lost_in_transit"), 0u);  // counted once, as refused, not also as lost
+  EXPECT_TRUE(eventually([&] { return ab.bridge_a.counter("big/x", "refused_nats") == 1; })) << ab.bridge_a.status().dump();
+  EXPECT_NE(ab.bridge_a.log().find("exceeds the NATS server's max_payload 1024: not sent"), std::string::npos) << ab.bridge_a.log();
+  EXPECT_EQ(ab.bridge_b.counter("big/x", "lost_in_transit"), 0u);  // counted once, as refused, not also as lost
 }
 
 }  // namespace

@@ -51,13 +51,7 @@ struct ServerProcess {
     pid = ::fork();
     if (pid == 0) serve(dir);
   }
-  void kill9() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      wait_exit(pid);
-      pid = -1;
-    }
-  }
+  void kill9() { signal_and_reap(pid, SIGKILL); }
   ~ServerProcess() { kill9(); }
 };
 
@@ -122,23 +116,35 @@ std::string import_rule(const std::filesystem::path& dir) {
   return "[[service_import]]\ndirectory = \"" + dir.string() + "\"\nservice = \"" + kName + "\"\nprefix = \"svc.a\"\ncall_timeout_ms = 3000\n";
 }
 
-TEST(BridgeServices, AServerOnBusAAnswersManyCallsInFlightFromBusBAndItsKillGivesServerGoneNotAHang) {
+// kName on bus a (file-backed, in a/svc) with a forked server, exported by bus a's bridge and
+// imported by bus b's (into b/svc); svc_b once bridge b serves it there (else nullopt).
+struct ServiceAcross {
   NatsServer nats;
-  Bus a("a"), b("b");
+  Bus a{"a"}, b{"b"};
   const std::filesystem::path dir_a = a.dir() / "svc", dir_b = b.dir() / "svc";
   Service svc_a = create_service(dir_a);
-  ServerProcess server(dir_a);
-  ASSERT_TRUE(eventually([&] { return !svc_a.servers().empty(); }));
-  BridgeProcess bridge_a(a, nats, "busA", export_rule(dir_a));
-  BridgeProcess bridge_b(b, nats, "busB", import_rule(dir_b));
+  ServerProcess server{dir_a};
+  const bool server_up = eventually([&] { return !svc_a.servers().empty(); });  // before bridge a looks
+  std::optional<BridgeProcess> bridge_a{std::in_place, a, nats, "busA", export_rule(dir_a)};
+  BridgeProcess bridge_b{b, nats, "busB", import_rule(dir_b)};
   std::optional<Service> svc_b = open_when_served(dir_b, bridge_b);
-  ASSERT_TRUE(svc_b);
-  ServiceClient client(*svc_b);
-  // The bridges subscribe as they start: the first call may find no responder yet.
-  ASSERT_TRUE(eventually([&] {
-    Result<PendingCall> call = send(client, "1,1");
-    return call && finish(*call, 3s).texts == expected(1, 1);
-  })) << bridge_a.log() << bridge_b.log();
+};
+
+// The bridges subscribe as they start: the first calls may find no responder yet. True once a
+// call of `text` was answered with `want`.
+bool answered_once_ready(ServiceClient& client, const std::string& text, const std::vector<std::string>& want) {
+  return eventually([&] {
+    Result<PendingCall> call = send(client, text);
+    return call && finish(*call, 3s).texts == want;
+  });
+}
+
+TEST(BridgeServices, AServerOnBusAAnswersManyCallsInFlightFromBusBAndItsKillGivesServerGoneNotAHang) {
+  ServiceAcross across;
+  ASSERT_TRUE(across.server_up);
+  ASSERT_TRUE(across.svc_b);
+  ServiceClient client(*across.svc_b);
+  ASSERT_TRUE(answered_once_ready(client, "1,1", expected(1, 1))) << across.bridge_a->log() << across.bridge_b.log();
 
   // 4 rounds of 24 calls in flight at once, streams of 1 to 4 responses.
   for (long round = 0; round < 4; ++round) {
@@ -153,7 +159,7 @@ TEST(BridgeServices, AServerOnBusAAnswersManyCallsInFlightFromBusBAndItsKillGive
     }
     for (std::size_t k = 0; k < calls.size(); ++k) {
       Outcome o = finish(calls[k], 5s);
-      ASSERT_FALSE(o.error) << "call " << k << " of round " << round << ": " << errc_name(*o.error) << "\n" << bridge_b.log();
+      ASSERT_FALSE(o.error) << "call " << k << " of round " << round << ": " << errc_name(*o.error) << "\n" << across.bridge_b.log();
       EXPECT_EQ(o.texts, expected(asked[k].first, asked[k].second));
       EXPECT_TRUE(o.last_seen);
     }
@@ -170,15 +176,15 @@ TEST(BridgeServices, AServerOnBusAAnswersManyCallsInFlightFromBusBAndItsKillGive
   Result<PendingCall> doomed = send(client, "0,1");
   ASSERT_TRUE(doomed);
   // Reaped as its parent would: a zombie still looks alive to the liveness check.
-  const int rc = wait_exit(server.pid, 5s);
-  if (rc < 0) server.kill9();
-  server.pid = -1;
+  const int rc = wait_exit(across.server.pid, 5s);
+  if (rc < 0) across.server.kill9();
+  across.server.pid = -1;
   ASSERT_EQ(rc, 128 + SIGKILL) << "the server did not die on its call";
   const auto t0 = std::chrono::steady_clock::now();
   Outcome o = finish(*doomed, 4s);
   const auto took = std::chrono::steady_clock::now() - t0;
   ASSERT_TRUE(o.error) << "the call of a killed server got answers";
-  EXPECT_EQ(*o.error, Errc::server_gone) << errc_name(*o.error) << "\n" << bridge_b.log();
+  EXPECT_EQ(*o.error, Errc::server_gone) << errc_name(*o.error) << "\n" << across.bridge_b.log();
   EXPECT_LT(took, 2s);
   for (PendingCall& c : others) {
     Outcome other = finish(c, 4s);
@@ -194,26 +200,16 @@ TEST(BridgeServices, AServerOnBusAAnswersManyCallsInFlightFromBusBAndItsKillGive
   EXPECT_EQ(*gone.error, Errc::server_gone) << errc_name(*gone.error);
   // The status file (rewritten every second) counts them.
   EXPECT_TRUE(eventually([&] {
-    nlohmann::json s = bridge_b.status()["service_imports"][kName];
+    nlohmann::json s = across.bridge_b.status()["service_imports"][kName];
     return s.value("server_gone", 0ull) >= 2 && s.value("answered", 0ull) >= 4u * 24u;
-  })) << bridge_b.status().dump();
+  })) << across.bridge_b.status().dump();
 }
 
 TEST(BridgeServices, WithNoBridgeAnsweringACallGivesServerGoneAndASilentServerGivesTheClientsTimeout) {
-  NatsServer nats;
-  Bus a("a"), b("b");
-  const std::filesystem::path dir_a = a.dir() / "svc", dir_b = b.dir() / "svc";
-  Service svc_a = create_service(dir_a);
-  ServerProcess server(dir_a);
-  std::optional<BridgeProcess> bridge_a(std::in_place, a, nats, "busA", export_rule(dir_a));
-  BridgeProcess bridge_b(b, nats, "busB", import_rule(dir_b));
-  std::optional<Service> svc_b = open_when_served(dir_b, bridge_b);
-  ASSERT_TRUE(svc_b);
-  ServiceClient client(*svc_b);
-  ASSERT_TRUE(eventually([&] {
-    Result<PendingCall> call = send(client, "2,1");
-    return call && finish(*call, 3s).texts == expected(2, 1);
-  })) << bridge_a->log() << bridge_b.log();
+  ServiceAcross across;
+  ASSERT_TRUE(across.svc_b);
+  ServiceClient client(*across.svc_b);
+  ASSERT_TRUE(answered_once_ready(client, "2,1", expected(2, 1))) << across.bridge_a->log() << across.bridge_b.log();
 
   // A's server takes the call and never answers: A's bridge gives up after its 1 s and B's
   // client gets its own timeout (2 s here), not server_gone.
@@ -222,19 +218,19 @@ TEST(BridgeServices, WithNoBridgeAnsweringACallGivesServerGoneAndASilentServerGi
   Outcome o = finish(*silent, 2s);
   ASSERT_TRUE(o.error);
   EXPECT_EQ(*o.error, Errc::timeout) << errc_name(*o.error);
-  EXPECT_TRUE(eventually([&] { return bridge_a->status()["service_exports"][kName].value("timeouts", 0ull) >= 1; }));
+  EXPECT_TRUE(eventually([&] { return across.bridge_a->status()["service_exports"][kName].value("timeouts", 0ull) >= 1; }));
 
   // Bridge A killed: NATS has no responder for the subject.
-  bridge_a->kill_now(SIGKILL);
+  across.bridge_a->kill_now(SIGKILL);
   Result<PendingCall> call = send(client, "5,1");
   ASSERT_TRUE(call);
   const auto t0 = std::chrono::steady_clock::now();
   Outcome gone = finish(*call, 4s);
   ASSERT_TRUE(gone.error);
-  EXPECT_EQ(*gone.error, Errc::server_gone) << errc_name(*gone.error) << "\n" << bridge_b.log();
+  EXPECT_EQ(*gone.error, Errc::server_gone) << errc_name(*gone.error) << "\n" << across.bridge_b.log();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
-  EXPECT_TRUE(eventually([&] { return bridge_b.status()["service_imports"][kName].value("no_responders", 0ull) >= 1; }))
-      << bridge_b.status().dump();
+  EXPECT_TRUE(eventually([&] { return across.bridge_b.status()["service_imports"][kName].value("no_responders", 0ull) >= 1; }))
+      << across.bridge_b.status().dump();
 }
 
 TEST(BridgeServices, HostileRepliesAreCountedErrorsTheCallEndsWithServerGoneAndTheBridgeKeepsServing) {
@@ -260,10 +256,7 @@ TEST(BridgeServices, HostileRepliesAreCountedErrorsTheCallEndsWithServerGoneAndT
   std::optional<Service> svc_b = open_when_served(dir_b, bridge_b);
   ASSERT_TRUE(svc_b);
   ServiceClient client(*svc_b);
-  ASSERT_TRUE(eventually([&] {
-    Result<PendingCall> call = send(client, "good");
-    return call && finish(*call, 3s).texts == std::vector<std::string>{"xyz"};
-  })) << bridge_b.log();
+  ASSERT_TRUE(answered_once_ready(client, "good", {"xyz"})) << bridge_b.log();
   for (const char* kind : {"no headers", "bad last", "skips", "odd error"}) {
     Result<PendingCall> call = send(client, kind);
     ASSERT_TRUE(call);

@@ -4,32 +4,10 @@
 
 namespace shmbus::wire {
 
-namespace {
-
-void classes_to_wire(const std::vector<SizeClass>& classes, capnp::List<control::SizeClass>::Builder out) {
-  for (unsigned i = 0; i < classes.size(); ++i) {
-    out[i].setChunkSize(classes[i].chunk_size);
-    out[i].setCount(classes[i].count);
-  }
-}
-
-void classes_from_wire(capnp::List<control::SizeClass>::Reader in, std::vector<SizeClass>& out) {
-  if (in.size() == 0) return;  // unset: keep the default
-  out.clear();
-  for (auto c : in) out.push_back({c.getChunkSize(), c.getCount()});
-}
-
-std::string bytes_of(capnp::Data::Reader d) { return std::string(reinterpret_cast<const char*>(d.begin()), d.size()); }
-kj::ArrayPtr<const capnp::byte> data_of(const std::string& s) {
-  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
-}
-
-}  // namespace
-
 void to_wire(const ServiceConfig& c, control::ServiceConfig::Builder out) {
   out.setName(c.name);
-  classes_to_wire(c.request_classes, out.initRequestClasses(static_cast<unsigned>(c.request_classes.size())));
-  classes_to_wire(c.response_classes, out.initResponseClasses(static_cast<unsigned>(c.response_classes.size())));
+  to_wire(c.request_classes, out.initRequestClasses(static_cast<unsigned>(c.request_classes.size())));
+  to_wire(c.response_classes, out.initResponseClasses(static_cast<unsigned>(c.response_classes.size())));
   out.setRequestQueueDepth(c.request_queue_depth);
   out.setResponseQueueDepth(c.response_queue_depth);
   out.setRequestPolicy(to_wire(c.request_policy));
@@ -45,8 +23,8 @@ void to_wire(const ServiceConfig& c, control::ServiceConfig::Builder out) {
 ServiceConfig from_wire(control::ServiceConfig::Reader r) {
   ServiceConfig c;
   c.name = r.getName();
-  classes_from_wire(r.getRequestClasses(), c.request_classes);
-  classes_from_wire(r.getResponseClasses(), c.response_classes);
+  merge_classes(r.getRequestClasses(), c.request_classes);
+  merge_classes(r.getResponseClasses(), c.response_classes);
   if (r.getRequestQueueDepth()) c.request_queue_depth = r.getRequestQueueDepth();
   if (r.getResponseQueueDepth()) c.response_queue_depth = r.getResponseQueueDepth();
   c.request_policy = from_wire(r.getRequestPolicy(), c.request_policy);

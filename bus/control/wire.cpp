@@ -4,6 +4,24 @@
 
 namespace shmbus::wire {
 
+void to_wire(const std::vector<SizeClass>& classes, capnp::List<control::SizeClass>::Builder out) {
+  for (unsigned i = 0; i < classes.size(); ++i) {
+    out[i].setChunkSize(classes[i].chunk_size);
+    out[i].setCount(classes[i].count);
+  }
+}
+
+void merge_classes(capnp::List<control::SizeClass>::Reader in, std::vector<SizeClass>& out) {
+  if (in.size() == 0) return;  // unset: keep the default
+  out.clear();
+  for (auto c : in) out.push_back({c.getChunkSize(), c.getCount()});
+}
+
+kj::ArrayPtr<const capnp::byte> data_of(const std::string& bytes) {
+  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(bytes.data()), bytes.size());
+}
+std::string bytes_of(capnp::Data::Reader data) { return std::string(reinterpret_cast<const char*>(data.begin()), data.size()); }
+
 control::Policy to_wire(SlowSubscriberPolicy p) {
   switch (p) {
     case SlowSubscriberPolicy::block: return control::Policy::BLOCK;
@@ -24,11 +42,7 @@ SlowSubscriberPolicy from_wire(control::Policy p, SlowSubscriberPolicy fallback)
 
 void to_wire(const TopicConfig& c, control::TopicConfig::Builder out) {
   out.setName(c.name);
-  auto classes = out.initSizeClasses(static_cast<unsigned>(c.size_classes.size()));
-  for (unsigned i = 0; i < c.size_classes.size(); ++i) {
-    classes[i].setChunkSize(c.size_classes[i].chunk_size);
-    classes[i].setCount(c.size_classes[i].count);
-  }
+  to_wire(c.size_classes, out.initSizeClasses(static_cast<unsigned>(c.size_classes.size())));
   out.setQueueDepth(c.queue_depth);
   out.setHistoryDepth(c.history_depth);
   out.setPolicy(to_wire(c.policy));
@@ -45,10 +59,7 @@ void to_wire(const TopicConfig& c, control::TopicConfig::Builder out) {
 
 TopicConfig merge_request(TopicConfig c, control::TopicConfig::Reader r) {
   c.name = r.getName();
-  if (r.getSizeClasses().size() != 0) {
-    c.size_classes.clear();
-    for (auto sc : r.getSizeClasses()) c.size_classes.push_back({sc.getChunkSize(), sc.getCount()});
-  }
+  merge_classes(r.getSizeClasses(), c.size_classes);
   if (r.getQueueDepth()) c.queue_depth = r.getQueueDepth();
   if (r.getHistoryDepth()) c.history_depth = r.getHistoryDepth();
   c.policy = from_wire(r.getPolicy(), c.policy);
@@ -88,7 +99,7 @@ void to_wire(const TopicListing& l, control::TopicInfo::Builder o) {
   const auto backing = l.anonymous ? control::Backing::ANONYMOUS : control::Backing::FILE;
   to_wire(l.config, o.initConfig());
   o.getConfig().setBacking(backing);
-  o.setTypeSchema(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(l.config.schema.data()), l.config.schema.size()));
+  o.setTypeSchema(data_of(l.config.schema));
   o.setBacking(backing);
   o.setPath(l.path.string());
   o.setRegionSize(l.region_size);
@@ -124,7 +135,7 @@ void to_wire(const TopicListing& l, control::TopicInfo::Builder o) {
 TopicListing from_wire(control::TopicInfo::Reader t) {
   TopicListing l;
   l.config = from_wire(t.getConfig());
-  l.config.schema.assign(reinterpret_cast<const char*>(t.getTypeSchema().begin()), t.getTypeSchema().size());
+  l.config.schema = bytes_of(t.getTypeSchema());
   l.anonymous = t.getBacking() != control::Backing::FILE;
   l.path = std::string(t.getPath());
   l.region_size = t.getRegionSize();

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <kj/exception.h>
 
@@ -17,6 +18,15 @@
 #include "shmbus/error.hpp"
 
 namespace shmbus::wire {
+
+// --- Pieces of several structs ---
+// Size classes, written in full (`out` sized by the caller), or read over `out`'s defaults:
+// an empty list keeps them.
+void to_wire(const std::vector<SizeClass>& classes, capnp::List<control::SizeClass>::Builder out);
+void merge_classes(capnp::List<control::SizeClass>::Reader in, std::vector<SizeClass>& out);
+// Bytes kept in a std::string (a schema) as capnp Data, and back.
+kj::ArrayPtr<const capnp::byte> data_of(const std::string& bytes);
+std::string bytes_of(capnp::Data::Reader data);
 
 // --- Topic configuration ---
 // Writes every field of `config` (a complete configuration, e.g. what a region was created

@@ -2,6 +2,7 @@
 // the rule matcher itself.
 #include "access.hpp"
 #include "daemon_harness.hpp"
+#include "other_uid.hpp"
 #include "shmbus/client.hpp"
 
 namespace shmbusd::test {
@@ -34,31 +35,7 @@ TEST(AccessRules, UidNotAllowedIsRefusedNamingTheRule) {
   }
   DaemonProcess d(dir / "run", {"--config", config});
   d.start();
-  int out[2];
-  ASSERT_EQ(pipe(out), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(5);
-    std::string what = "no error";
-    try {
-      shmbus::ClientOptions o;
-      o.socket = d.socket();
-      shmbus::Client client(o);
-      client.open_topic("secret/plans", shmbus::Role::subscriber);
-    } catch (const shmbus::Error& e) {
-      what = e.code() == shmbus::Errc::access_denied ? e.what() : std::string("wrong code: ") + e.what();
-    } catch (const std::exception& e) {
-      what = e.what();
-    }
-    (void)!write(out[1], what.data(), what.size());
-    _exit(0);
-  }
-  close(out[1]);
-  EXPECT_EQ(wait_exit(pid), 0);
-  char buf[2048] = {};
-  (void)!read(out[0], buf, sizeof(buf) - 1);
-  close(out[0]);
-  std::string what = buf;
+  const std::string what = as_nobody([&] { shmbus::Client(client_at(d)).open_topic("secret/plans", shmbus::Role::subscriber); });
   EXPECT_NE(what.find("uid 65534"), std::string::npos) << what;
   EXPECT_NE(what.find("refused by rule #1"), std::string::npos) << what;
   // Root, allowed by the rule, still gets in.

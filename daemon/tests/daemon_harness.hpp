@@ -52,6 +52,16 @@ inline int wait_exit(pid_t pid, std::chrono::milliseconds timeout = std::chrono:
   return -1;
 }
 
+// Sends `sig` to child `pid` and reaps it; `pid` becomes -1. Its exit status as wait_exit()
+// gives it, 0 when there was no child.
+inline int signal_and_reap(pid_t& pid, int sig) {
+  if (pid <= 0) return 0;
+  ::kill(pid, sig);
+  const int rc = wait_exit(pid);
+  pid = -1;
+  return rc;
+}
+
 // shmbusd run as a child process (fork/exec of the built binary).
 class DaemonProcess {
  public:
@@ -82,13 +92,7 @@ class DaemonProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
-  int kill_now(int sig) {
-    if (pid_ <= 0) return 0;
-    ::kill(pid_, sig);
-    int rc = wait_exit(pid_);
-    pid_ = -1;
-    return rc;
-  }
+  int kill_now(int sig) { return signal_and_reap(pid_, sig); }
   pid_t pid() const { return pid_; }
   std::filesystem::path socket() const { return dir_ / "default.sock"; }
   const std::filesystem::path& dir() const { return dir_; }

@@ -1,18 +1,24 @@
-// Test helper: runs a built program as another uid (65534, "nobody") through setpriv, with an
-// environment of the test's choosing, and collects its exit status and output.
+// Test helpers: run a built program as another uid (65534, "nobody") through setpriv, with an
+// environment of the test's choosing, and collect its exit status and output; or run a piece of
+// the test itself as that uid in a forked child and collect the refusal it met.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <grp.h>
+#include <sys/prctl.h>
+
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <unistd.h>
 #include <vector>
 
 #include "daemon_harness.hpp"
+#include "shmbus/error.hpp"
 
 namespace shmbusd::test {
 
@@ -73,6 +79,36 @@ inline Ran run_as_other_uid(const std::filesystem::path& scratch, std::vector<st
   r.out = slurp(scratch / "other-uid.out");
   r.err = slurp(scratch / "other-uid.err");
   return r;
+}
+
+// Runs `body` as uid/gid 65534 without supplementary groups in a forked child and returns the
+// access_denied error it threw ("" when it threw nothing; "wrong code: ..." or "wrong type: ..."
+// for another error). Fork it before this process starts a Client: no thread to fork then.
+inline std::string as_nobody(const std::function<void()>& body) {
+  int out[2];
+  EXPECT_EQ(pipe(out), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
+    if (setgroups(0, nullptr) != 0 || setgid(kOtherUid) != 0 || setuid(kOtherUid) != 0) _exit(5);
+    std::string what;
+    try {
+      body();
+    } catch (const shmbus::Error& e) {
+      what = e.code() == shmbus::Errc::access_denied ? e.what() : std::string("wrong code: ") + e.what();
+    } catch (const std::exception& e) {
+      what = std::string("wrong type: ") + e.what();
+    }
+    (void)!write(out[1], what.data(), what.size());
+    _exit(0);
+  }
+  close(out[1]);
+  std::string got;
+  char buf[1024];
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+  close(out[0]);
+  EXPECT_EQ(wait_exit(pid), 0);
+  return got;
 }
 
 }  // namespace shmbusd::test

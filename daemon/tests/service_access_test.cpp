@@ -3,6 +3,7 @@
 // topic rules never grant services.
 #include "access.hpp"
 #include "daemon_harness.hpp"
+#include "other_uid.hpp"
 #include "options.hpp"
 #include "shmbus/client.hpp"
 #include "shmbus/service.hpp"
@@ -60,31 +61,7 @@ TEST(ServiceAccess, TheDaemonRefusesAServiceTopicToAUidWithoutTheRightNamingTheR
                            "serve = [\"uid:0\"]\n";
   DaemonProcess d(dir / "run", {"--config", config});
   d.start();
-  int out[2];
-  ASSERT_EQ(pipe(out), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(5);
-    std::string what = "no error";
-    try {
-      shmbus::ClientOptions o;
-      o.socket = d.socket();
-      shmbus::Client client(o);
-      client.open_topic(kRequests, shmbus::Role::publisher);
-    } catch (const shmbus::Error& e) {
-      what = e.code() == shmbus::Errc::access_denied ? e.what() : std::string("wrong code: ") + e.what();
-    } catch (const std::exception& e) {
-      what = e.what();
-    }
-    (void)!write(out[1], what.data(), what.size());
-    _exit(0);
-  }
-  close(out[1]);
-  EXPECT_EQ(wait_exit(pid), 0);
-  char buf[2048] = {};
-  (void)!read(out[0], buf, sizeof(buf) - 1);
-  close(out[0]);
-  std::string what = buf;
+  const std::string what = as_nobody([&] { shmbus::Client(client_at(d)).open_topic(kRequests, shmbus::Role::publisher); });
   EXPECT_NE(what.find("may not call service 'resize'"), std::string::npos) << what;
   EXPECT_NE(what.find("rule #1"), std::string::npos) << what;
   std::filesystem::remove_all(dir);

@@ -2,14 +2,14 @@
 // the daemon creates or hands out a service's region and topics by the access rules, and
 // frees the rows of dead servers and clients. Servers and clients are forked processes with
 // connections of their own; kills are real SIGKILLs.
-#include <poll.h>
 #include <sys/prctl.h>
 
 #include <cstring>
-#include <functional>
 #include <thread>
 
 #include "daemon_harness.hpp"
+#include "other_uid.hpp"
+#include "service_child.hpp"
 #include "shmbus/client.hpp"
 #include "shmbus/service.hpp"
 
@@ -20,76 +20,25 @@ using namespace std::chrono_literals;
 
 constexpr char kName[] = "math/double";
 
-shmbus::ServiceConfig small_config() {
-  shmbus::ServiceConfig c;
-  c.name = kName;
-  c.request_classes = {{256, 32}};
-  c.response_classes = {{256, 32}};
-  c.request_queue_depth = 8;
-  c.response_queue_depth = 8;
-  return c;
-}
+shmbus::ServiceConfig small_config() { return small_service_config(kName); }
 
 // A forked server connected through the daemon. It answers each request with every byte
-// doubled, or, as a `hanging` server, claims requests and never answers. It tells the parent
-// (`ready`) once its row is active and exits when the parent closes `stop`.
-struct ServerChild {
-  pid_t pid = -1;
-  int stop = -1;
-  ~ServerChild() { end(); }
-  void end() {
-    if (stop >= 0) close(stop);
-    stop = -1;
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      wait_exit(pid);
+// doubled, or, as a `hanging` server, claims requests and never answers.
+void start_server(ServiceChild& s, const DaemonProcess& d, bool hanging) {
+  std::vector<shmbus::ServiceRequest> held;  // a hanging server keeps what it claimed
+  ASSERT_TRUE(s.serve(d, small_config(), [&](shmbus::ServiceServer& server, shmbus::Result<shmbus::ServiceRequest>& req) {
+    if (!req) return;
+    if (hanging) {
+      held.push_back(std::move(*req));
+      return;
     }
-    pid = -1;
-  }
-};
-
-void start_server(ServerChild& s, const DaemonProcess& d, bool hanging) {
-  int ready[2], stop[2];
-  ASSERT_EQ(pipe(ready), 0);
-  ASSERT_EQ(pipe(stop), 0);
-  s.pid = fork();
-  if (s.pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
-    close(ready[0]);
-    close(stop[1]);
-    try {
-      shmbus::Client client(client_at(d));
-      shmbus::Service svc = client.open_service(small_config(), shmbus::ServiceRole::serve);
-      shmbus::ServiceServer server(svc);
-      (void)!write(ready[1], "r", 1);
-      std::vector<shmbus::ServiceRequest> held;  // a hanging server keeps what it claimed
-      for (;;) {
-        pollfd p{stop[0], POLLIN, 0};
-        if (poll(&p, 1, 0) == 1) _exit(0);
-        auto req = server.take_wait(20ms);
-        if (!req) continue;
-        if (hanging) {
-          held.push_back(std::move(*req));
-          continue;
-        }
-        auto out = server.loan(req->data().size());
-        if (!out) _exit(3);
-        for (std::size_t i = 0; i < req->data().size(); ++i) {
-          out->data()[i] = std::byte(std::to_integer<unsigned>(req->data()[i]) * 2);
-        }
-        if (!server.respond(*req, std::move(*out)).ok()) _exit(4);
-      }
-    } catch (const std::exception& e) {
-      fprintf(stderr, "server child: %s\n", e.what());
-      _exit(2);
+    auto out = server.loan(req->data().size());
+    if (!out) _exit(3);
+    for (std::size_t i = 0; i < req->data().size(); ++i) {
+      out->data()[i] = std::byte(std::to_integer<unsigned>(req->data()[i]) * 2);
     }
-  }
-  close(ready[1]);
-  close(stop[0]);
-  s.stop = stop[1];
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1) << "the server child failed to come up";
-  close(ready[0]);
+    if (!server.respond(*req, std::move(*out)).ok()) _exit(4);
+  })) << "the server child failed to come up";
 }
 
 class ServiceDaemon : public ::testing::Test {
@@ -108,7 +57,7 @@ class ServiceDaemon : public ::testing::Test {
 };
 
 TEST_F(ServiceDaemon, AServerProcessAndAClientProcessCallThroughTheDaemonWithNoDirectory) {
-  ServerChild server;
+  ServiceChild server;
   start_server(server, *daemon_, false);
   shmbus::Client client(client_at(*daemon_));
   // Only the name: the service exists, with the configuration its creator (the server) gave.
@@ -204,7 +153,7 @@ shmbus::PendingCall claimed_call(shmbus::ServiceClient& caller) {
 }
 
 TEST_F(ServiceDaemon, AKilledServerWithACallPendingGivesItsClientServerGoneWithin50msAndTheDaemonFreesItsRow) {
-  ServerChild server;
+  ServiceChild server;
   start_server(server, *daemon_, true);  // claims, never answers
   shmbus::Client client(client_at(*daemon_));
   shmbus::Service svc = client.open_existing_service(kName, shmbus::ServiceRole::call);
@@ -256,7 +205,7 @@ TEST_F(ServiceDaemon, AKilledClientsRowCallsAndChunksAreReclaimedByTheDaemon) {
   }
   close(ready[1]);
   close(go[0]);
-  ServerChild reap_on_failure{pid, -1};  // SIGKILLs and reaps it if an assertion ends the test early
+  ServiceChild reap_on_failure(pid);  // SIGKILLs and reaps it if an assertion ends the test early
   shmbus::Client client(client_at(*daemon_));
   shmbus::Service svc = client.open_service(small_config(), shmbus::ServiceRole::serve);
   shmbus::ServiceServer server(svc);
@@ -288,34 +237,6 @@ TEST_F(ServiceDaemon, AKilledClientsRowCallsAndChunksAreReclaimedByTheDaemon) {
   auto out = server.loan(1);
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(server.respond(*req, std::move(*out)).code(), shmbus::Errc::call_cancelled);
-}
-
-// Runs `body` as uid/gid 65534 in a child and returns what it wrote ("" when it threw nothing).
-std::string as_nobody(const std::function<void()>& body) {
-  int out[2];
-  EXPECT_EQ(pipe(out), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(5);
-    std::string what;
-    try {
-      body();
-    } catch (const shmbus::Error& e) {
-      what = e.code() == shmbus::Errc::access_denied ? e.what() : std::string("wrong code: ") + e.what();
-    } catch (const std::exception& e) {
-      what = std::string("wrong type: ") + e.what();
-    }
-    (void)!write(out[1], what.data(), what.size());
-    _exit(0);
-  }
-  close(out[1]);
-  std::string got;
-  char buf[1024];
-  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
-  close(out[0]);
-  EXPECT_EQ(wait_exit(pid), 0);
-  return got;
 }
 
 TEST(ServiceDaemonAccess, ServeAndCallAreCheckedByTheirRulesAndARefusalNamesTheRuleAndTheList) {

@@ -4,12 +4,11 @@
 // (registerPool), and the peer fetches it from the daemon (getPool), as topic subscribers do.
 // The access rules still decide who may call and serve.
 #include <grp.h>
-#include <poll.h>
-#include <sys/prctl.h>
 
 #include <fstream>
 
 #include "daemon_harness.hpp"
+#include "service_child.hpp"
 #include "shmbus/client.hpp"
 #include "shmbus/service.hpp"
 
@@ -21,59 +20,35 @@ using namespace std::chrono_literals;
 constexpr char kName[] = "math/double";
 constexpr std::size_t kRequestBytes = 100;
 
-shmbus::ServiceConfig double_config() {
-  shmbus::ServiceConfig c;
-  c.name = kName;
-  c.request_classes = {{256, 32}};
-  c.response_classes = {{256, 32}};
-  c.request_queue_depth = 8;
-  c.response_queue_depth = 8;
-  return c;
-}
+shmbus::ServiceConfig double_config() { return small_service_config(kName); }
 
-// Exit codes of the server child.
-enum ServerExit { kStopped = 0, kCannotSwitchUid = 5, kThrew = 6, kTakeFailed = 7, kBadRequest = 8, kRespondFailed = 9 };
+// Exit codes of the server child (kThrew: ServiceChild's for an exception).
+enum ServerExit { kStopped = 0, kThrew = 2, kCannotSwitchUid = 5, kTakeFailed = 7, kBadRequest = 8, kRespondFailed = 9 };
 
 // A server as uid 65534: answers every request (kRequestBytes, byte i = (seed + i) mod 251)
 // with its bytes doubled, until the parent closes `stop`. Any request it cannot read is its
 // exit status: the parent then knows which side failed.
-pid_t start_other_uid_server(const DaemonProcess& d, const int ready[2], const int stop[2]) {
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
-  close(ready[0]);
-  close(stop[1]);  // the parent's end: its close is our signal to stop
-  const int ready_fd = ready[1], stop_fd = stop[0];
-  if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(kCannotSwitchUid);
-  try {
-    shmbus::Client client(client_at(d));
-    shmbus::Service svc = client.open_service(double_config(), shmbus::ServiceRole::serve);
-    shmbus::ServiceServer server(svc);
-    (void)!write(ready_fd, "r", 1);
-    for (;;) {
-      pollfd p{stop_fd, POLLIN, 0};
-      if (poll(&p, 1, 0) == 1) _exit(kStopped);
-      auto req = server.take_wait(20ms);
-      if (req.code() == shmbus::Errc::timeout) continue;
-      if (!req) {
-        fprintf(stderr, "other-uid server: take: %s\n", req.name());
-        _exit(kTakeFailed);
-      }
-      std::span<const std::byte> in = req->data();  // in place: the root client's pool
-      if (in.size() != kRequestBytes) _exit(kBadRequest);
-      const unsigned seed = std::to_integer<unsigned>(in[0]);
-      for (std::size_t i = 0; i < in.size(); ++i) {
-        if (std::to_integer<unsigned>(in[i]) != (seed + i) % 251) _exit(kBadRequest);
-      }
-      auto out = server.loan(in.size());
-      if (!out) _exit(kRespondFailed);
-      for (std::size_t i = 0; i < in.size(); ++i) out->data()[i] = std::byte(2 * std::to_integer<unsigned>(in[i]) & 0xff);
-      if (!server.respond(*req, std::move(*out)).ok()) _exit(kRespondFailed);
+bool start_other_uid_server(ServiceChild& child, const DaemonProcess& d) {
+  auto become_other_uid = [] {
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(kCannotSwitchUid);
+  };
+  return child.serve(d, double_config(), [](shmbus::ServiceServer& server, shmbus::Result<shmbus::ServiceRequest>& req) {
+    if (req.code() == shmbus::Errc::timeout) return;
+    if (!req) {
+      fprintf(stderr, "other-uid server: take: %s\n", req.name());
+      _exit(kTakeFailed);
     }
-  } catch (const std::exception& e) {
-    fprintf(stderr, "other-uid server: %s\n", e.what());
-    _exit(kThrew);
-  }
+    std::span<const std::byte> in = req->data();  // in place: the root client's pool
+    if (in.size() != kRequestBytes) _exit(kBadRequest);
+    const unsigned seed = std::to_integer<unsigned>(in[0]);
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      if (std::to_integer<unsigned>(in[i]) != (seed + i) % 251) _exit(kBadRequest);
+    }
+    auto out = server.loan(in.size());
+    if (!out) _exit(kRespondFailed);
+    for (std::size_t i = 0; i < in.size(); ++i) out->data()[i] = std::byte(2 * std::to_integer<unsigned>(in[i]) & 0xff);
+    if (!server.respond(*req, std::move(*out)).ok()) _exit(kRespondFailed);
+  }, become_other_uid);
 }
 
 TEST(ServiceOtherUid, AServerOfUid65534AndARootClientReadEachOthersPayloadsThroughTheDaemon) {
@@ -86,34 +61,8 @@ TEST(ServiceOtherUid, AServerOfUid65534AndARootClientReadEachOthersPayloadsThrou
                            "[[access]]\ntopic = \"service/math/double\"\ncall = [\"uid:0\"]\nserve = [\"uid:65534\"]\n";
   DaemonProcess d(dir / "run", {"--config", config});
   d.start();
-  int ready[2], stop[2];
-  ASSERT_EQ(pipe(ready), 0);
-  ASSERT_EQ(pipe(stop), 0);
-  pid_t server = start_other_uid_server(d, ready, stop);  // before our Client: no thread to fork
-  close(ready[1]);
-  close(stop[0]);
-  struct Reap {
-    pid_t pid;
-    int stop;
-    int status = -1;
-    int end() {
-      if (stop >= 0) close(stop);  // asks it to exit
-      stop = -1;
-      if (pid > 0) {
-        status = wait_exit(pid, 5s);
-        if (status == -1) {
-          ::kill(pid, SIGKILL);
-          wait_exit(pid);
-        }
-      }
-      pid = -1;
-      return status;
-    }
-    ~Reap() { end(); }
-  } reap{server, stop[1]};
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1) << "the uid 65534 server failed to come up";
-  close(ready[0]);
+  ServiceChild server;  // started before our Client: no thread to fork
+  ASSERT_TRUE(start_other_uid_server(server, d)) << "the uid 65534 server failed to come up";
 
   shmbus::Client client(client_at(d));
   shmbus::Service svc = client.open_existing_service(kName, shmbus::ServiceRole::call);
@@ -136,7 +85,7 @@ TEST(ServiceOtherUid, AServerOfUid65534AndARootClientReadEachOthersPayloadsThrou
     }
   }
   calls.clear();
-  EXPECT_EQ(reap.end(), kStopped) << "the server's exit status says what it could not read";
+  EXPECT_EQ(server.stop(), kStopped) << "the server's exit status says what it could not read";
   d.kill_now(SIGTERM);
   std::filesystem::remove_all(dir);
 }

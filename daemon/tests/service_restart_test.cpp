@@ -2,10 +2,8 @@
 // its participants keep calling (they map the service and its topics already, and hand the
 // topics back to the new daemon), but the new daemon does not hand the service out again,
 // since nothing hands it the service region: a new opener is told so in one line naming it.
-#include <poll.h>
-#include <sys/prctl.h>
-
 #include "daemon_harness.hpp"
+#include "service_child.hpp"
 #include "shmbus/client.hpp"
 #include "shmbus/service.hpp"
 
@@ -16,15 +14,7 @@ using namespace std::chrono_literals;
 
 constexpr char kName[] = "math/negate";
 
-shmbus::ServiceConfig negate_config() {
-  shmbus::ServiceConfig c;
-  c.name = kName;
-  c.request_classes = {{64, 32}};
-  c.response_classes = {{64, 32}};
-  c.request_queue_depth = 8;
-  c.response_queue_depth = 8;
-  return c;
-}
+shmbus::ServiceConfig negate_config() { return small_service_config(kName, 64); }
 
 // One call of a byte; its answer, or -1.
 int call_once(shmbus::ServiceClient& caller, std::uint8_t value) {
@@ -42,50 +32,14 @@ TEST(ServiceRestart, AnAnonymousServiceKeepsItsParticipantsButIsNotHandedOutAgai
   auto dir = make_temp_dir("svc-restart");
   DaemonProcess d(dir / "run");
   d.start();
-  int ready[2], stop[2];
-  ASSERT_EQ(pipe(ready), 0);
-  ASSERT_EQ(pipe(stop), 0);
-  pid_t server = fork();  // answers 255 - byte, until `stop` closes; reconnects by itself
-  if (server == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    close(ready[0]);
-    close(stop[1]);
-    try {
-      shmbus::Client client(client_at(d));
-      shmbus::Service svc = client.open_service(negate_config(), shmbus::ServiceRole::serve);
-      shmbus::ServiceServer s(svc);
-      (void)!write(ready[1], "r", 1);
-      for (;;) {
-        pollfd p{stop[0], POLLIN, 0};
-        if (poll(&p, 1, 0) == 1) _exit(0);
-        auto req = s.take_wait(20ms);
-        if (!req) continue;
-        auto out = s.loan(1);
-        if (!out) _exit(3);
-        out->data()[0] = std::byte(255 - std::to_integer<unsigned>(req->data()[0]));
-        (void)s.respond(*req, std::move(*out));
-      }
-    } catch (const std::exception& e) {
-      fprintf(stderr, "server: %s\n", e.what());
-      _exit(2);
-    }
-  }
-  close(ready[1]);
-  close(stop[0]);
-  struct Reap {
-    pid_t pid;
-    int stop;
-    ~Reap() {
-      close(stop);
-      if (wait_exit(pid, 5s) == -1) {
-        ::kill(pid, SIGKILL);
-        wait_exit(pid);
-      }
-    }
-  } reap{server, stop[1]};
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1) << "the server failed to come up";
-  close(ready[0]);
+  ServiceChild server;  // answers 255 - byte, until stopped; reconnects by itself
+  ASSERT_TRUE(server.serve(d, negate_config(), [](shmbus::ServiceServer& s, shmbus::Result<shmbus::ServiceRequest>& req) {
+    if (!req) return;
+    auto out = s.loan(1);
+    if (!out) _exit(3);
+    out->data()[0] = std::byte(255 - std::to_integer<unsigned>(req->data()[0]));
+    (void)s.respond(*req, std::move(*out));
+  })) << "the server failed to come up";
 
   shmbus::Client client(client_at(d));
   shmbus::Service svc = client.open_existing_service(kName, shmbus::ServiceRole::call);
