@@ -282,11 +282,13 @@ Daemon::Daemon(Options options) : s_(std::make_unique<State>()) {
   s.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   s.reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s.stop_fd < 0 || s.reload_fd < 0) fail_errno("eventfd");
-  s.listen_fd = listen_unix(s.opts.socket_path());
+  // The metrics endpoint listens before the control socket does: a client that can connect
+  // (tests, scripts waiting for the daemon) can scrape too.
   if (s.opts.metrics_port != 0) {
     s.metrics = std::make_unique<MetricsEndpoint>(s.opts.metrics_port, MetricsEndpoint::Limits{});
     s.feed_metrics();
   }
+  s.listen_fd = listen_unix(s.opts.socket_path());
   spdlog::info("bus '{}' listening on {} (regions in {}, access rules: {})", s.opts.bus, s.opts.socket_path().string(),
                s.opts.resolved_region_dir().string(), s.opts.rules.source);
 }
