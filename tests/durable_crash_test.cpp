@@ -3,7 +3,6 @@
 // taken over at once.
 #include <gtest/gtest.h>
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +12,7 @@
 #include "durable/layout.hpp"
 #include "durable/segment.hpp"
 #include "shmbus/durable.hpp"
+#include "durable_crash_support.hpp"
 #include "test_support.hpp"
 
 namespace shmbus {
@@ -30,44 +30,6 @@ DurableConfig crash_log(const fs::path& dir) {
   return c;
 }
 
-// A word in memory shared with forked children.
-struct SharedWords {
-  SharedWords() {
-    void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    words = static_cast<std::atomic<std::uint64_t>*>(p);
-  }
-  ~SharedWords() { munmap(words, 4096); }
-  std::atomic<std::uint64_t>* words;
-};
-
-constexpr std::uint64_t kNone = ~0ull;
-
-// Reads all there is now, checking every message; returns the last sequence read (or kNone).
-struct CheckedReader {
-  DurableReader reader;
-  std::uint64_t next_expected = 0;
-  std::uint64_t messages = 0;
-  std::uint64_t last = kNone;
-  void drain() {
-    for (;;) {
-      Result<DurableSample> s = reader.next();
-      if (!s) {
-        ASSERT_EQ(s.code(), Errc::no_data) << reader.last_error();
-        return;
-      }
-      // Strictly increasing log sequences (tombstones may leave gaps); intact payloads whose
-      // stamp carries the log sequence the writer was given.
-      ASSERT_GE(s->sequence, next_expected);
-      std::optional<Stamp> stamp = check_stamped(s->data);
-      ASSERT_TRUE(stamp.has_value()) << "half or corrupt message at sequence " << s->sequence;
-      ASSERT_EQ(stamp->sequence, s->sequence);
-      next_expected = s->sequence + 1;
-      last = s->sequence;
-      ++messages;
-    }
-  }
-};
-
 TEST(DurableCrash, PublisherKilledAtRandomMomentsLosesNoReturnedMessage) {
   TempDir dir("durable-crash");
   DurableAppender parent(crash_log(dir.path()));
@@ -82,25 +44,16 @@ TEST(DurableCrash, PublisherKilledAtRandomMomentsLosesNoReturnedMessage) {
   constexpr std::uint32_t kBeforeReady = 8;
   Pipe streaming;
   for (int it = 0; it < iterations; ++it) {
-    last_returned.store(kNone, std::memory_order_relaxed);
+    last_returned.store(kNoSequence, std::memory_order_relaxed);
     Child child = Child::spawn([&]() -> int {
       DurableAppender log(crash_log(dir.path()));
-      for (std::uint32_t i = 0;; ++i) {
-        std::uint32_t body = 16 + (i * 37) % 900;
-        Result<DurableLoan> loan = log.loan(stamped_size(body));
-        if (!loan) return kChildFirstFree + static_cast<int>(loan.code());
-        write_stamped(loan->data(), 2, loan->sequence(), body);
-        if (!log.publish(*loan)) return kChildFirstFree;
-        // Release: the parent reads it (acquire) after the kill and expects this message.
-        last_returned.store(loan->sequence(), std::memory_order_release);
-        if (i + 1 == kBeforeReady && !streaming.notify()) return kChildPipeFailed;
-      }
+      return append_until_killed(log, last_returned, streaming, kBeforeReady);
     });
     ASSERT_TRUE(streaming.await()) << "iteration " << it << ": the child did not start appending";
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
     child.kill_and_reap();
     std::uint64_t returned = last_returned.load(std::memory_order_acquire);
-    if (returned != kNone) ++killed_mid_stream;
+    if (returned != kNoSequence) ++killed_mid_stream;
     // Appending works at once, with the dead child's lock or half record in the way.
     auto t0 = std::chrono::steady_clock::now();
     Result<DurableLoan> loan = parent.loan(stamped_size(8));
@@ -110,7 +63,7 @@ TEST(DurableCrash, PublisherKilledAtRandomMomentsLosesNoReturnedMessage) {
     ASSERT_TRUE(parent.publish(*loan));
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
     ASSERT_NO_FATAL_FAILURE(r.drain());
-    if (returned != kNone) {
+    if (returned != kNoSequence) {
       EXPECT_GE(r.last, returned) << "iteration " << it;
     }
     EXPECT_EQ(r.last, mine) << "iteration " << it;

@@ -1,10 +1,9 @@
 // The exclusive appender (DurableConfig::exclusive_appender): alone on its log while it lives,
 // named to whoever is refused, and under real SIGKILLs, torn claims and truncation it keeps
 // every crash property of the ordinary appender (tests/durable_crash_test.cpp, whose kill loop
-// this repeats), although it claims without the append lock's CAS.
+// this follows, with the same child: durable_crash_support.hpp), although it claims without the append lock's CAS.
 #include <gtest/gtest.h>
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +13,7 @@
 #include "durable/layout.hpp"
 #include "durable/segment.hpp"
 #include "shmbus/durable.hpp"
+#include "durable_crash_support.hpp"
 #include "test_support.hpp"
 
 namespace shmbus {
@@ -33,32 +33,6 @@ DurableConfig exclusive_log(const fs::path& dir, bool exclusive = true) {
 }
 
 fs::path first_segment(const fs::path& dir) { return dir / "alone" / "00000000000000000000.log"; }
-
-constexpr std::uint64_t kNone = ~0ull;
-
-// Reads all there is now, checking every message (as tests/durable_crash_test.cpp does).
-struct CheckedReader {
-  DurableReader reader;
-  std::uint64_t next_expected = 0;
-  std::uint64_t messages = 0;
-  std::uint64_t last = kNone;
-  void drain() {
-    for (;;) {
-      Result<DurableSample> s = reader.next();
-      if (!s) {
-        ASSERT_EQ(s.code(), Errc::no_data) << reader.last_error();
-        return;
-      }
-      ASSERT_GE(s->sequence, next_expected);
-      std::optional<Stamp> stamp = check_stamped(s->data);
-      ASSERT_TRUE(stamp.has_value()) << "half or corrupt message at sequence " << s->sequence;
-      ASSERT_EQ(stamp->sequence, s->sequence);
-      next_expected = s->sequence + 1;
-      last = s->sequence;
-      ++messages;
-    }
-  }
-};
 
 Status append_one(DurableAppender& log, std::uint32_t publisher, std::uint32_t body = 8) {
   Result<DurableLoan> loan = log.loan(stamped_size(body));
@@ -142,13 +116,8 @@ TEST(DurableExclusive, RollsKeepEveryMessageInOrderAndLetGoOfTheSealedSegmentsLo
 TEST(DurableExclusive, AppenderKilledAtRandomMomentsLosesNoReturnedMessageAndTheNextOpensAtOnce) {
   TempDir dir("durable-excl-crash");
   { DurableAppender create(exclusive_log(dir.path())); }
-  void* words = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(words, MAP_FAILED);
-  struct Unmap {
-    void* p;
-    ~Unmap() { munmap(p, 4096); }
-  } unmap{words};
-  auto& last_returned = *static_cast<std::atomic<std::uint64_t>*>(words);
+  SharedWords shared;
+  std::atomic<std::uint64_t>& last_returned = shared.words[0];
   CheckedReader r{DurableReader::oldest(dir.path(), "alone")};
   std::mt19937 rng(4242);
   const int iterations = static_cast<int>(scaled(220));
@@ -156,25 +125,16 @@ TEST(DurableExclusive, AppenderKilledAtRandomMomentsLosesNoReturnedMessageAndThe
   constexpr std::uint32_t kBeforeReady = 8;
   Pipe streaming;
   for (int it = 0; it < iterations; ++it) {
-    last_returned.store(kNone, std::memory_order_relaxed);
+    last_returned.store(kNoSequence, std::memory_order_relaxed);
     Child child = Child::spawn([&]() -> int {
       DurableAppender log(exclusive_log(dir.path()));
-      for (std::uint32_t i = 0;; ++i) {
-        std::uint32_t body = 16 + (i * 37) % 900;
-        Result<DurableLoan> loan = log.loan(stamped_size(body));
-        if (!loan) return kChildFirstFree + static_cast<int>(loan.code());
-        write_stamped(loan->data(), 2, loan->sequence(), body);
-        if (!log.publish(*loan)) return kChildFirstFree;
-        // Release: the parent reads it (acquire) after the kill and expects this message.
-        last_returned.store(loan->sequence(), std::memory_order_release);
-        if (i + 1 == kBeforeReady && !streaming.notify()) return kChildPipeFailed;
-      }
+      return append_until_killed(log, last_returned, streaming, kBeforeReady);
     });
     ASSERT_TRUE(streaming.await()) << "iteration " << it << ": the child did not start appending";
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
     child.kill_and_reap();
     std::uint64_t returned = last_returned.load(std::memory_order_acquire);
-    if (returned != kNone) ++killed_mid_stream;
+    if (returned != kNoSequence) ++killed_mid_stream;
     const std::vector<DurableSegmentInfo> segs = list_durable_segments(dir.path(), "alone");
     if (detail::DurableSegment::open(segs.back().path)->header().append_lock.load() != 0) ++held_at_kill;
     auto t0 = std::chrono::steady_clock::now();
@@ -186,7 +146,7 @@ TEST(DurableExclusive, AppenderKilledAtRandomMomentsLosesNoReturnedMessageAndThe
     ASSERT_TRUE(next.publish(*loan));
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
     ASSERT_NO_FATAL_FAILURE(r.drain());
-    if (returned != kNone) {
+    if (returned != kNoSequence) {
       EXPECT_GE(r.last, returned) << "iteration " << it;
     }
     EXPECT_EQ(r.last, mine) << "iteration " << it;
@@ -234,7 +194,7 @@ TEST(DurableExclusive, TruncatedUnderItItGoesOnInANewSegmentNumberedPastTheLostO
   ASSERT_EQ(::truncate(first_segment(dir.path()).c_str(), 4096), 0);
   // The first claim after it may land in the lost mapping (region_lost from publish), then
   // the appender goes on in a new segment.
-  std::uint64_t lost_returns = 0, published = 0, first_new = kNone;
+  std::uint64_t lost_returns = 0, published = 0, first_new = kNoSequence;
   for (int i = 0; i < 100; ++i) {
     Result<DurableLoan> loan = alone.loan(stamped_size(64));
     ASSERT_TRUE(loan) << loan.name() << " " << alone.last_error();
@@ -245,7 +205,7 @@ TEST(DurableExclusive, TruncatedUnderItItGoesOnInANewSegmentNumberedPastTheLostO
       continue;
     }
     ASSERT_TRUE(st) << st.name() << " " << alone.last_error();
-    if (first_new == kNone) first_new = loan->sequence();
+    if (first_new == kNoSequence) first_new = loan->sequence();
     ++published;
   }
   EXPECT_LE(lost_returns, 1u);
