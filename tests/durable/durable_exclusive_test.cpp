@@ -1,7 +1,8 @@
 // The exclusive appender (DurableConfig::exclusive_appender): alone on its log while it lives,
 // named to whoever is refused, and under real SIGKILLs, torn claims and truncation it keeps
 // every crash property of the ordinary appender (tests/durable_crash_test.cpp, whose kill loop
-// this follows, with the same child: durable_crash_support.hpp), although it claims without the append lock's CAS.
+// this follows with the same child, durable_crash_support.hpp), although it claims without the
+// append lock's CAS.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
