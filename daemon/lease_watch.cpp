@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "lease_breaker.hpp"
@@ -20,6 +22,10 @@
 namespace shmbusd {
 
 namespace {
+
+// How many more times (1 ms apart) a lease break looks in /proc for its breaker: the longest
+// the daemon's loop waits on one break, 20 ms, against the breaker's 45 s lease-break time.
+constexpr int kBreakerLookups = 20;
 
 const char* lease_name(int type) {
   return type == F_WRLCK ? "F_WRLCK" : type == F_RDLCK ? "F_RDLCK" : type == F_UNLCK ? "F_UNLCK" : "?";
@@ -124,6 +130,19 @@ void LeaseWatch::on_break(const std::string& name, int target) {
   struct stat st {};
   fstat(e.topic.fd(), &st);
   std::vector<LeaseBreaker> breakers = find_lease_breakers(st.st_dev, st.st_ino);
+  // The signal can reach us before the breaker has gone to sleep in its open(2), when /proc
+  // still shows it running (seen under ASan: a truncating reader taken for a reader). It waits
+  // for us until we let go, so look again for a few milliseconds before calling it a reader.
+  const auto any_confirmed = [](const std::vector<LeaseBreaker>& found) {
+    for (const LeaseBreaker& b : found) {
+      if (b.confirmed) return true;
+    }
+    return false;
+  };
+  for (int i = 0; target != F_UNLCK && i < kBreakerLookups && !any_confirmed(breakers); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    breakers = find_lease_breakers(st.st_dev, st.st_ino);
+  }
   std::string who = describe_lease_breakers(breakers);
   bool truncating_reader = false;
   for (const LeaseBreaker& b : breakers) truncating_reader |= b.confirmed && b.truncates;
