@@ -377,10 +377,10 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
       if (Status st = move_on(); !st) return st.code();
       continue;
     }
-    // An exclusive appender takes the lock once per segment and keeps it (held_); the checks
-    // below on what the header says are then its own stores, made once per segment too.
+    // An exclusive appender takes the lock once per segment and keeps it (held_).
+    Locked locked = Locked::yes;
     if (seg != held_) {  // every claim of an ordinary appender
-      Locked locked = lock_append(*seg, lock_word_);
+      locked = lock_append(*seg, lock_word_);
       if (locked == Locked::lost) {
         if (Status st = leave_lost_segment(); !st) return st.code();
         continue;
@@ -394,29 +394,29 @@ Result<DurableLoan> DurableAppender::loan(std::size_t size) noexcept {
         let_go_append_lock();
         continue;
       }
-      const std::uint64_t wo = h.write_offset.load(std::memory_order_relaxed);
-      if (wo < h.data_offset || wo > seg->size() - sizeof(RecordHeader) || wo % kRecordAlign != 0) {
+    }
+    // Checked on every claim, also a kept lock's: the header is in a file others may write.
+    std::uint64_t wo = h.write_offset.load(std::memory_order_relaxed);  // ours under the lock
+    if (wo < h.data_offset || wo > seg->size() - sizeof(RecordHeader) || wo % kRecordAlign != 0) [[unlikely]] {
+      let_go_append_lock();
+      last_error_ = "durable segment " + seg->path().string() + ": write offset " + std::to_string(wo) + " out of bounds";
+      return Errc::region_corrupt;
+    }
+    if (locked == Locked::taken_over) {
+      if (!repair_after_takeover(h, *seg, wo)) {
         let_go_append_lock();
-        last_error_ = "durable segment " + seg->path().string() + ": write offset " + std::to_string(wo) + " out of bounds";
+        last_error_ = "durable segment " + seg->path().string() + ": records below the write offset are inconsistent";
         return Errc::region_corrupt;
       }
-      if (locked == Locked::taken_over) {
-        if (!repair_after_takeover(h, *seg, wo)) {
-          let_go_append_lock();
-          last_error_ = "durable segment " + seg->path().string() + ": records below the write offset are inconsistent";
-          return Errc::region_corrupt;
-        }
-        const std::uint64_t seq = h.next_sequence.load(std::memory_order_relaxed);
-        std::error_code ec;
-        // An empty segment never rolls (any record fits in it), and its own file is not a next one.
-        if (seq != h.first_sequence && std::filesystem::exists(detail::durable_segment_path(log_path_, seq), ec)) {
-          seal(h, *seg, seq);  // the dead holder had made the next segment: finish its roll
-          let_go_append_lock();
-          continue;
-        }
+      const std::uint64_t next_seq = h.next_sequence.load(std::memory_order_relaxed);
+      std::error_code ec;
+      // An empty segment never rolls (any record fits in it), and its own file is not a next one.
+      if (next_seq != h.first_sequence && std::filesystem::exists(detail::durable_segment_path(log_path_, next_seq), ec)) {
+        seal(h, *seg, next_seq);  // the dead holder had made the next segment: finish its roll
+        let_go_append_lock();
+        continue;
       }
     }
-    std::uint64_t wo = h.write_offset.load(std::memory_order_relaxed);  // ours under the lock
     std::uint64_t seq = h.next_sequence.load(std::memory_order_relaxed);
     std::uint64_t stride = record_stride(size);
     if (wo + stride + sizeof(RecordHeader) > seg->size()) [[unlikely]] {
