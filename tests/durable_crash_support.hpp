@@ -8,9 +8,15 @@
 
 #include <sys/mman.h>
 
-#include <atomic>
-#include <cstdint>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "durable/segment.hpp"
 #include "shmbus/durable.hpp"
 #include "test_support.hpp"
 
@@ -73,6 +79,33 @@ inline int append_until_killed(DurableAppender& log, std::atomic<std::uint64_t>&
     last_returned.store(loan->sequence(), std::memory_order_release);
     if (i + 1 == before_ready && !streaming.notify()) return kChildPipeFailed;
   }
+}
+
+// Hand-builds in `segment_file` what a holder killed between its next_sequence and
+// write_offset stores leaves: the append lock held by a process that is gone (our pid with
+// another start time: a reused pid), next_sequence already advanced.
+inline void tear_a_claim_as_a_dead_holder(const std::filesystem::path& segment_file) {
+  auto seg = detail::DurableSegment::open(segment_file);
+  seg->header().append_lock.store((static_cast<std::uint64_t>(getpid()) << 32) | 0xdeadu);
+  seg->header().next_sequence.fetch_add(1);
+}
+
+// After tear_a_claim_as_a_dead_holder() on a log of ten messages: `log`'s next loan takes the
+// lock over at once, repairs the torn claim (sequence 10 again), and a reader of `topic` finds
+// all eleven messages intact.
+inline void expect_the_torn_claim_repaired(DurableAppender& log, const std::filesystem::path& dir,
+                                           const std::string& topic) {
+  using namespace std::chrono_literals;
+  auto t0 = std::chrono::steady_clock::now();
+  Result<DurableLoan> loan = log.loan(stamped_size(8));
+  ASSERT_TRUE(loan) << loan.name() << " " << log.last_error();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
+  EXPECT_EQ(loan->sequence(), 10u);
+  write_stamped(loan->data(), 1, loan->sequence(), 8);
+  ASSERT_TRUE(log.publish(*loan));
+  CheckedReader r{DurableReader::oldest(dir, topic)};
+  ASSERT_NO_FATAL_FAILURE(r.drain());
+  EXPECT_EQ(r.messages, 11u);
 }
 
 }  // namespace shmbus::testing

@@ -142,23 +142,8 @@ TEST(DurableCrash, LockOfADeadHolderIsTakenOverAndItsTornClaimRepaired) {
     write_stamped(loan->data(), 1, loan->sequence(), 8);
     ASSERT_TRUE(log.publish(*loan));
   }
-  // Hand-build what a holder killed between its next_sequence and write_offset stores leaves:
-  // the lock held by a process that is gone (our pid with another start time: a reused pid),
-  // next_sequence already advanced.
-  auto seg = detail::DurableSegment::open(dir.path() / "stream" / "00000000000000000000.log");
-  auto& h = seg->header();
-  h.append_lock.store((static_cast<std::uint64_t>(getpid()) << 32) | 0xdeadu);
-  h.next_sequence.fetch_add(1);
-  auto t0 = std::chrono::steady_clock::now();
-  Result<DurableLoan> loan = log.loan(stamped_size(8));
-  ASSERT_TRUE(loan) << loan.name() << " " << log.last_error();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
-  EXPECT_EQ(loan->sequence(), 10u);
-  write_stamped(loan->data(), 1, loan->sequence(), 8);
-  ASSERT_TRUE(log.publish(*loan));
-  CheckedReader r{DurableReader::oldest(dir.path(), "stream")};
-  ASSERT_NO_FATAL_FAILURE(r.drain());
-  EXPECT_EQ(r.messages, 11u);
+  tear_a_claim_as_a_dead_holder(dir.path() / "stream" / "00000000000000000000.log");
+  ASSERT_NO_FATAL_FAILURE(expect_the_torn_claim_repaired(log, dir.path(), "stream"));
 }
 
 TEST(DurableCrash, LockOfADeadHolderOnAnEmptySegmentIsTakenOverWithoutSealingIt) {

@@ -161,29 +161,14 @@ TEST(DurableExclusive, AppenderKilledAtRandomMomentsLosesNoReturnedMessageAndThe
 }
 
 TEST(DurableExclusive, ATornClaimOfADeadHolderIsRepairedByTheNextExclusiveAppender) {
-  // What a holder killed between its next_sequence and write_offset stores leaves: its lock
-  // word (a pid that is gone: ours with another start time), next_sequence already advanced.
   TempDir dir("durable-excl-torn");
   {
     DurableAppender first(exclusive_log(dir.path()));
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(append_one(first, 1));
   }
-  {
-    auto seg = detail::DurableSegment::open(first_segment(dir.path()));
-    seg->header().append_lock.store((static_cast<std::uint64_t>(getpid()) << 32) | 0xdeadu);
-    seg->header().next_sequence.fetch_add(1);
-  }
+  tear_a_claim_as_a_dead_holder(first_segment(dir.path()));
   DurableAppender next(exclusive_log(dir.path()));
-  auto t0 = std::chrono::steady_clock::now();
-  Result<DurableLoan> loan = next.loan(stamped_size(8));
-  ASSERT_TRUE(loan) << loan.name() << " " << next.last_error();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
-  EXPECT_EQ(loan->sequence(), 10u);
-  write_stamped(loan->data(), 1, loan->sequence(), 8);
-  ASSERT_TRUE(next.publish(*loan));
-  CheckedReader r{DurableReader::oldest(dir.path(), "alone")};
-  ASSERT_NO_FATAL_FAILURE(r.drain());
-  EXPECT_EQ(r.messages, 11u);
+  ASSERT_NO_FATAL_FAILURE(expect_the_torn_claim_repaired(next, dir.path(), "alone"));
 }
 
 TEST(DurableExclusive, TruncatedUnderItItGoesOnInANewSegmentNumberedPastTheLostOne) {
